@@ -1,0 +1,14 @@
+//! Changelogs: the sink a logged store writes to and the reader restore reads from.
+
+mod guarantee;
+pub mod in_memory;
+mod reader;
+mod record;
+mod sink;
+mod topic;
+
+pub use guarantee::{IsolationLevel, ProcessingGuarantee};
+pub use reader::{ChangelogReader, LogOffsets, RestoreCursor};
+pub use record::{ChangelogRecord, ConsumedRecord};
+pub use sink::ChangelogSink;
+pub use topic::{Changelog, SinkOptions, TopicSpec, changelog_topic_name};

@@ -1,0 +1,50 @@
+//! The read side of a changelog, used by restore.
+
+use async_trait::async_trait;
+
+use super::{ConsumedRecord, IsolationLevel};
+use crate::{Offset, Partition, Result};
+
+/// The readable extent of one changelog partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    /// The first offset still in the log (Kafka's log start offset; above 0 after
+    /// retention or delete-records).
+    pub start: Offset,
+    /// One past the last readable offset (Kafka's high watermark, or the last stable
+    /// offset under read-committed). `start == end` means nothing to read.
+    pub end: Offset,
+}
+
+/// Reads changelog partitions back, for restore.
+#[async_trait]
+pub trait ChangelogReader: Send + Sync {
+    /// The changelog topic.
+    fn topic(&self) -> &str;
+
+    /// Which records this reader returns.
+    fn isolation(&self) -> IsolationLevel;
+
+    /// The current start and end offsets of `partition`.
+    async fn offsets(&self, partition: Partition) -> Result<LogOffsets>;
+
+    /// A cursor over `partition` starting at `from`. `from` below the log start or past the
+    /// end yields an [`ErrorKind::OutOfRange`](crate::ErrorKind::OutOfRange) error, either
+    /// here or from the cursor's first read.
+    async fn open(&self, partition: Partition, from: Offset) -> Result<Box<dyn RestoreCursor>>;
+}
+
+/// A position in one changelog partition that reads forward in batches.
+#[async_trait]
+pub trait RestoreCursor: Send {
+    /// Reads up to `max` records at or after [`position`](Self::position), waiting at
+    /// most the reader's poll timeout. May return no record while still advancing the
+    /// position (over transaction markers, aborted or compacted-away offsets), or without
+    /// advancing when nothing arrived in time.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>>;
+
+    /// The next offset this cursor will read. Restore is complete when it reaches the end
+    /// offset captured at restore start — not when a record at `end - 1` is seen, since
+    /// markers and compaction leave gaps.
+    fn position(&self) -> Offset;
+}

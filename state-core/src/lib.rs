@@ -1,0 +1,32 @@
+//! # state-core
+//!
+//! The engine-free heart of statestore: the [`KeyValueStore`] trait every backend
+//! implements, the [`ChangelogSink`] / [`ChangelogReader`] traits every changelog
+//! implements, the logging layer that ties them together, the restore driver, serdes and
+//! the store builder.
+//!
+//! This crate must never depend, even transitively, on a storage engine (dashmap,
+//! RocksDB, redb) or a Kafka client (rdkafka); CI checks it with `cargo tree`. Backends
+//! and changelogs live in their own crates and plug in through the traits here.
+//!
+//! ## Design notes
+//! - Stores are synchronous (every engine blocks); changelogs are async (they wait on a
+//!   network). [`ChangelogSink::append`] only enqueues, so a synchronous `put` can log.
+//! - A durable store writes its changelog [`Position`] atomically with its data, so data
+//!   and position never disagree after a crash, and restore replays only the tail.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod changelog;
+mod error;
+pub mod store;
+
+pub use changelog::{
+    Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, ConsumedRecord, IsolationLevel,
+    LogOffsets, ProcessingGuarantee, RestoreCursor, SinkOptions, TopicSpec,
+    changelog_topic_name,
+};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use store::{
+    Capability, KeyRange, KeyValue, KeyValueBytesStoreSupplier, KeyValueStore, KvIter, Offset,
+    Partition, Position, WriteBatch, WriteOp,
+};

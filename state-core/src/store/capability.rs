@@ -1,0 +1,41 @@
+//! What a backend can do, reported as data.
+
+/// The abilities of a [`KeyValueStore`](crate::KeyValueStore) backend. The conformance
+/// suite and the restore driver read these instead of probing for optional traits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capability {
+    /// A short backend name for logs and test names (`"memory"`, `"rocksdb"`, `"redb"`).
+    pub backend: &'static str,
+    /// Data and position survive a process restart: reopening the same location returns
+    /// them, so restore only replays the changelog tail. A non-durable store always
+    /// starts empty and restores from the beginning of the changelog.
+    pub durable: bool,
+    /// Scans are served by an ordered index and cost O(log n + k). When `false`, scans are
+    /// still returned in key order but cost a pass over every entry plus a sort of the
+    /// matches.
+    pub ordered_index: bool,
+}
+
+impl Capability {
+    /// A capability with every flag off, for `backend`.
+    pub const fn new(backend: &'static str) -> Self {
+        Self {
+            backend,
+            durable: false,
+            ordered_index: false,
+        }
+    }
+
+    /// Sets [`Capability::durable`].
+    pub const fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// Sets [`Capability::ordered_index`].
+    pub const fn ordered_index(mut self, ordered_index: bool) -> Self {
+        self.ordered_index = ordered_index;
+        self
+    }
+}
