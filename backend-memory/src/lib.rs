@@ -1,1 +1,43 @@
-//! stub
+//! # backend-memory
+//!
+//! The in-memory [`KeyValueStore`](state_core::KeyValueStore) of statestore, on a
+//! [`dashmap::DashMap`]: Kafka Streams' `Stores.inMemoryKeyValueStore(name)`.
+//!
+//! - **Not durable.** Data and changelog position live only in the process; every
+//!   [`open`](state_core::KeyValueBytesStoreSupplier::open) of a [`MemorySupplier`]
+//!   returns an empty store, so a logged memory store always restores from the
+//!   beginning of its changelog.
+//! - **Point operations** (`get`, `put`, `put_if_absent`, `delete`) cost one hash lookup
+//!   and run in parallel on different keys.
+//! - **Batches** (`write`, `write_with_position`) are atomic for every reader: they take
+//!   a store-wide lock exclusively, so for their duration every other operation waits.
+//! - **Scans** (`range`, `reverse_range`, `prefix_scan`, `all`) have no ordered index to
+//!   use (capability `ordered_index: false`): each is a pass over every entry, O(n), plus
+//!   a sort of the m matches, O(m log m), and returns a collected snapshot. Use RocksDB or
+//!   redb for scan-heavy stores.
+//!
+//! ```
+//! use backend_memory::MemoryStore;
+//! use state_core::{KeyValueStore, KeyRange};
+//!
+//! let store = MemoryStore::new("rewards");
+//! store.put(b"alice", b"1")?;
+//! store.put(b"bob", b"2")?;
+//! let keys: Vec<_> = store
+//!     .range(&KeyRange::inclusive(b"a".to_vec(), b"b".to_vec()))?
+//!     .map(|entry| entry.map(|(key, _)| key))
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(keys, vec![b"alice".to_vec()]);
+//! # Ok::<(), state_core::Error>(())
+//! ```
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod scan;
+mod store;
+mod supplier;
+
+pub use store::MemoryStore;
+pub use supplier::MemorySupplier;
+
+/// The backend name in [`Capability::backend`](state_core::Capability::backend).
+pub const BACKEND: &str = "memory";

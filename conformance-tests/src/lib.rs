@@ -1,1 +1,143 @@
-//! stub
+//! # conformance-tests
+//!
+//! One behaviour + property + fault suite, run against every backend x changelog pair.
+//! Each group is a plain `pub fn` taking a [`BackendFactory`]; the
+//! [`conformance_suite!`] macro stamps them into one module per pair, so each pair and
+//! each test shows up by name (`memory_x_in_process::model_exactly_once`). A new backend
+//! runs the whole suite with one `BackendFactory` and one macro call; see `README.md`.
+#![allow(missing_docs)] // the macro-generated test functions
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod behavior;
+pub mod crash_points;
+pub mod durable;
+pub mod faults;
+mod harness;
+pub mod model;
+pub mod relocation;
+pub mod support;
+
+pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents};
+
+/// The backends compiled into this build, for relocation matrices.
+pub fn backends() -> Vec<Box<dyn BackendFactory>> {
+    #[allow(unused_mut)]
+    let mut backends: Vec<Box<dyn BackendFactory>> = vec![Box::new(memory())];
+    #[cfg(feature = "rocksdb")]
+    backends.push(Box::new(rocksdb()));
+    #[cfg(feature = "redb")]
+    backends.push(Box::new(redb()));
+    backends
+}
+
+/// The in-memory backend.
+pub fn memory() -> impl BackendFactory {
+    SupplierFactory::new("memory", |name| std::sync::Arc::new(backend_memory::MemorySupplier::new(name)) as _)
+}
+
+/// The RocksDB backend with default options.
+#[cfg(feature = "rocksdb")]
+pub fn rocksdb() -> impl BackendFactory {
+    SupplierFactory::new("rocksdb", |name| std::sync::Arc::new(backend_rocksdb::RocksDbSupplier::new(name)) as _)
+}
+
+/// The redb backend with default options.
+#[cfg(feature = "redb")]
+pub fn redb() -> impl BackendFactory {
+    SupplierFactory::new("redb", |name| std::sync::Arc::new(backend_redb::RedbSupplier::new(name)) as _)
+}
+
+/// Stamps the whole suite for one backend x the in-process changelog into module
+/// `$module`: `conformance_suite!(memory_x_in_process, conformance_tests::memory());`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($module:ident, $factory:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::BackendFactory as _;
+            use state_core::ProcessingGuarantee::{AtLeastOnce, ExactlyOnce};
+
+            fn factory() -> impl $crate::BackendFactory {
+                $factory
+            }
+
+            $crate::conformance_suite!(@behavior
+                get_missing_returns_none, get_returns_last_put, put_overwrites,
+                empty_key_and_value_are_valid, put_if_absent_keeps_existing,
+                put_if_absent_inserts_missing, put_if_absent_is_atomic, delete_returns_old_value,
+                delete_missing_is_noop, write_batch_applies_in_order, write_batch_is_atomic,
+                position_starts_empty, write_with_position_sets_both, range_is_ordered_and_bounded,
+                inverted_range_is_empty, range_excludes_position_metadata, reverse_range_is_descending,
+                prefix_scan_returns_only_prefixed_keys, all_returns_every_entry_in_order,
+                approximate_num_entries_counts, wipe_clears_data_and_position,
+                flush_then_reopen_keeps_data, position_survives_reopen
+            );
+
+            #[test]
+            fn model_at_least_once() {
+                $crate::model::model_test(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn model_exactly_once() {
+                $crate::model::model_test(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn fault_sink_failing_mid_flush_at_least_once() {
+                $crate::faults::sink_failing_mid_flush(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn fault_sink_failing_mid_flush_exactly_once() {
+                $crate::faults::sink_failing_mid_flush(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn fault_log_start_truncated_above_position() {
+                $crate::faults::log_start_truncated_above_position(&factory());
+            }
+            #[test]
+            fn fault_topic_recreated_below_position() {
+                $crate::faults::topic_recreated_below_position(&factory());
+            }
+            #[test]
+            fn fault_crash_during_restore_resumes_at_least_once() {
+                $crate::faults::crash_during_restore_resumes(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn fault_crash_during_restore_resumes_exactly_once() {
+                $crate::faults::crash_during_restore_resumes(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn fault_failing_appends_surface_as_errors() {
+                $crate::faults::failing_appends_surface_as_errors(&factory());
+            }
+            #[test]
+            fn fault_undecodable_record_is_reported() {
+                $crate::faults::undecodable_record_is_reported(&factory());
+            }
+            #[test]
+            fn reopen_after_close_replays_only_the_tail() {
+                $crate::durable::reopen_replays_only_the_tail(&factory(), true);
+            }
+            #[test]
+            fn reopen_after_drop_replays_only_the_tail() {
+                $crate::durable::reopen_replays_only_the_tail(&factory(), false);
+            }
+            #[test]
+            fn relocate_to_every_backend() {
+                for target in $crate::backends() {
+                    $crate::relocation::relocate(&factory(), target.as_ref(), AtLeastOnce);
+                    $crate::relocation::relocate(&factory(), target.as_ref(), ExactlyOnce);
+                }
+            }
+        }
+    };
+    (@behavior $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let fixture = $crate::Fixture::new(&factory(), "behavior");
+                $crate::behavior::$name(&fixture);
+            }
+        )*
+    };
+}

@@ -16,8 +16,12 @@
 //!   and position never disagree after a crash, and restore replays only the tail.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod builder;
 pub mod changelog;
 mod error;
+pub mod logging;
+pub mod restore;
+pub mod serde;
 pub mod store;
 
 pub use changelog::{
@@ -26,6 +30,13 @@ pub use changelog::{
     changelog_topic_name,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
+pub use builder::{ByteStore, StoreBuilder, StoreContext, TypedKeyValueStore};
+pub use logging::{CommitSummary, LoggedStore};
+pub use restore::{
+    NoopRestoreListener, RecordValidator, RestoreListener, RestoreOptions, RestoreSummary,
+    RestoreTarget, WipeReason, open_or_rebuild, restore,
+};
+pub use serde::{Serde, Serdes};
 pub use store::{
     Capability, KeyRange, KeyValue, KeyValueBytesStoreSupplier, KeyValueStore, KvIter, Offset,
     Partition, Position, WriteBatch, WriteOp,

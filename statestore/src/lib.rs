@@ -1,1 +1,63 @@
-//! stub
+//! # statestore
+//!
+//! Fault-tolerant, relocatable local state stores for stream processors, in the spirit of
+//! Kafka Streams' state stores. A store lives in memory, in RocksDB or in redb behind one
+//! [`KeyValueStore`] trait; every change is also written to a compacted changelog; and any
+//! store can be rebuilt anywhere from that changelog.
+//!
+//! Pick backends with cargo features: `memory` (default), `rocksdb`, `redb`, and `kafka`
+//! for the Kafka changelog.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Arc;
+//! use statestore::prelude::*;
+//!
+//! # futures::executor::block_on(async {
+//! let changelog = InMemoryChangelog::new();
+//! let dir = tempfile::tempdir()?;
+//! let context = StoreContext::new("shop", 0, 1, dir.path()).with_changelog(Arc::new(changelog));
+//! let mut rewards = Stores::key_value_store_builder(
+//!     Stores::in_memory_key_value_store("rewards"), Serdes::string(), Serdes::f64(),
+//! )
+//! .with_logging_enabled(HashMap::from([("min.insync.replicas".into(), "2".into())]))
+//! .build(&context)
+//! .await?;
+//! rewards.put(&"alice".to_owned(), &12.5)?;
+//! rewards.commit().await?;
+//! assert_eq!(rewards.get(&"alice".to_owned())?, Some(12.5));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod stores;
+
+pub use state_core::*;
+pub use stores::Stores;
+
+/// The in-process changelog (tests, embedded use, the demo).
+pub use state_core::changelog::in_memory::InMemoryChangelog;
+
+/// The in-memory backend.
+#[cfg(feature = "memory")]
+pub use backend_memory as memory;
+/// The RocksDB backend.
+#[cfg(feature = "rocksdb")]
+pub use backend_rocksdb as rocksdb;
+/// The redb backend.
+#[cfg(feature = "redb")]
+pub use backend_redb as redb;
+/// The Kafka changelog.
+#[cfg(feature = "kafka")]
+pub use changelog_kafka as kafka;
+
+/// Everything the builder example needs: `use statestore::prelude::*;`.
+pub mod prelude {
+    pub use crate::Stores;
+    pub use state_core::changelog::in_memory::InMemoryChangelog;
+    pub use state_core::{
+        Changelog, Error, ErrorKind, KeyValueStore, ProcessingGuarantee, RestoreListener,
+        Result, Serdes, StoreBuilder, StoreContext, TypedKeyValueStore,
+    };
+}

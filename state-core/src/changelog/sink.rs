@@ -32,6 +32,12 @@ pub trait ChangelogSink: Send + Sync {
     /// append again what it needs durable (at-least-once replays tolerate duplicates).
     async fn flush(&self) -> Result<Position>;
 
+    /// For each partition this sink has written, the highest offset acknowledged so far —
+    /// including acknowledgements that arrived during a flush that then failed. The
+    /// logging layer uses it after a failed flush to append again only what the changelog
+    /// lacks, so replay stays a prefix of the operations.
+    fn acknowledged(&self) -> Position;
+
     /// Starts a transaction (exactly-once only): appends until
     /// [`commit_transaction`](Self::commit_transaction) or
     /// [`abort_transaction`](Self::abort_transaction) become visible to committed-only

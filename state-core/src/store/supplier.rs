@@ -32,3 +32,21 @@ pub trait KeyValueBytesStoreSupplier: Send + Sync {
     /// Deletes everything this backend keeps under `dir` (a no-op when nothing is there).
     fn destroy(&self, dir: &Path) -> Result<()>;
 }
+
+impl<S: KeyValueBytesStoreSupplier + ?Sized> KeyValueBytesStoreSupplier for Arc<S> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn backend(&self) -> &'static str {
+        (**self).backend()
+    }
+    fn durable(&self) -> bool {
+        (**self).durable()
+    }
+    fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        (**self).open(dir)
+    }
+    fn destroy(&self, dir: &Path) -> Result<()> {
+        (**self).destroy(dir)
+    }
+}

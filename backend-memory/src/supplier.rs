@@ -1,0 +1,48 @@
+//! Hands out fresh in-memory stores, the shape of Kafka Streams' supplier.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use state_core::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
+
+use crate::{BACKEND, MemoryStore};
+
+/// A [`KeyValueBytesStoreSupplier`] of [`MemoryStore`]s, like Kafka Streams'
+/// `Stores.inMemoryKeyValueStore(name)`.
+///
+/// Not durable: [`open`](KeyValueBytesStoreSupplier::open) ignores the directory and
+/// returns a new empty store each time, and [`destroy`](KeyValueBytesStoreSupplier::destroy)
+/// has nothing to delete.
+#[derive(Debug, Clone)]
+pub struct MemorySupplier {
+    name: String,
+}
+
+impl MemorySupplier {
+    /// A supplier of stores named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+}
+
+impl KeyValueBytesStoreSupplier for MemorySupplier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
+    fn open(&self, _dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        Ok(Arc::new(MemoryStore::new(self.name.clone())))
+    }
+
+    fn destroy(&self, _dir: &Path) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! How a redb store commits and where it keeps its file.
+
+use state_core::{Error, Result};
+
+/// The durability of ordinary commits (`put`, `delete`, `write`, `write_with_position`).
+///
+/// redb 3 and later know two levels only: `Immediate` (fsync before `commit` returns) and
+/// `None` (the commit is visible at once but reaches disk with the next `Immediate`
+/// commit). There is no `Eventual` level any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitDurability {
+    /// Every commit is fsynced before it returns. Slowest, and a crash loses nothing.
+    #[default]
+    Immediate,
+    /// Commits use redb's `None` durability, except every `immediate_every`-th commit and
+    /// every [`flush`](state_core::KeyValueStore::flush), which are `Immediate`.
+    ///
+    /// A page of the last durable state that a `None` commit replaces cannot be reused
+    /// until the next `Immediate` commit (a crash may still need it), so a long run of
+    /// `None` commits bloats the file by up to the size of the data it rewrites (redb
+    /// 4.6 reuses at once pages both written and replaced inside the run). The periodic
+    /// `Immediate` commit bounds that growth and the loss window: a crash loses at most
+    /// the commits since the last `Immediate` one, data and changelog position together,
+    /// and restore replays them from the changelog. `immediate_every` must be at least 1
+    /// (`1` behaves like [`CommitDurability::Immediate`]).
+    Deferred {
+        /// Every how many commits one is made `Immediate`.
+        immediate_every: u32,
+    },
+}
+
+/// Configuration of [`RedbStore`](crate::RedbStore) and [`RedbSupplier`](crate::RedbSupplier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedbConfig {
+    durability: CommitDurability,
+    bulk_immediate_every: u32,
+    cache_size: usize,
+    file_name: String,
+    check_integrity_on_open: bool,
+}
+
+/// 64 MiB instead of redb's 1 GiB: a process holds one database per (store, partition),
+/// often dozens, and each has its own cache.
+const DEFAULT_CACHE_SIZE: usize = 64 * 1024 * 1024;
+
+/// During a bulk restore every commit is `None` except one in this many.
+const DEFAULT_BULK_IMMEDIATE_EVERY: u32 = 256;
+
+/// The file inside the store directory unless configured otherwise.
+pub const DEFAULT_FILE_NAME: &str = "store.redb";
+
+impl Default for RedbConfig {
+    fn default() -> Self {
+        Self {
+            durability: CommitDurability::default(),
+            bulk_immediate_every: DEFAULT_BULK_IMMEDIATE_EVERY,
+            cache_size: DEFAULT_CACHE_SIZE,
+            file_name: DEFAULT_FILE_NAME.to_owned(),
+            check_integrity_on_open: true,
+        }
+    }
+}
+
+impl RedbConfig {
+    /// The defaults: `Immediate` commits, a 64 MiB cache, file `store.redb`, integrity
+    /// check on open.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the durability of ordinary commits.
+    pub fn with_durability(mut self, durability: CommitDurability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// While bulk loading, makes one commit in `every` `Immediate` (default 256), to bound
+    /// file growth from runs of `None` commits. Must be at least 1.
+    pub fn with_bulk_immediate_every(mut self, every: u32) -> Self {
+        self.bulk_immediate_every = every;
+        self
+    }
+
+    /// Sets redb's page cache size in bytes (default 64 MiB).
+    pub fn with_cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = bytes;
+        self
+    }
+
+    /// Sets the database file name inside the store directory (default `store.redb`). It
+    /// must be a plain file name, without directory separators.
+    pub fn with_file_name(mut self, file_name: impl Into<String>) -> Self {
+        self.file_name = file_name.into();
+        self
+    }
+
+    /// Whether to verify every page checksum when opening (default `true`).
+    ///
+    /// redb trusts a cleanly closed file and may panic on one damaged outside redb; the
+    /// check turns such damage into a [`Corruption`](state_core::ErrorKind::Corruption)
+    /// error instead, at the cost of reading the whole file on open. Turn it off only
+    /// where files cannot be damaged behind the process's back.
+    pub fn with_check_integrity_on_open(mut self, enabled: bool) -> Self {
+        self.check_integrity_on_open = enabled;
+        self
+    }
+
+    /// The durability of ordinary commits.
+    pub fn durability(&self) -> CommitDurability {
+        self.durability
+    }
+
+    /// One commit in this many is `Immediate` while bulk loading.
+    pub fn bulk_immediate_every(&self) -> u32 {
+        self.bulk_immediate_every
+    }
+
+    /// redb's page cache size in bytes.
+    pub fn cache_size(&self) -> usize {
+        self.cache_size
+    }
+
+    /// The database file name inside the store directory.
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    /// Whether opening verifies every page checksum.
+    pub fn check_integrity_on_open(&self) -> bool {
+        self.check_integrity_on_open
+    }
+
+    /// Rejects settings that cannot work, naming the setting.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let CommitDurability::Deferred { immediate_every: 0 } = self.durability {
+            return Err(Error::invalid_input(
+                "redb config: CommitDurability::Deferred immediate_every must be at least 1",
+            ));
+        }
+        if self.bulk_immediate_every == 0 {
+            return Err(Error::invalid_input(
+                "redb config: bulk_immediate_every must be at least 1",
+            ));
+        }
+        let name = self.file_name.as_str();
+        let plain =
+            !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+        if !plain {
+            return Err(Error::invalid_input(format!(
+                "redb config: file name {name:?} must be a plain file name"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = RedbConfig::default();
+        assert!(config.validate().is_ok());
+        assert_eq!(config.file_name(), "store.redb");
+        assert_eq!(config.durability(), CommitDurability::Immediate);
+    }
+
+    #[test]
+    fn bad_settings_are_rejected() {
+        let zero = CommitDurability::Deferred { immediate_every: 0 };
+        assert!(RedbConfig::new().with_durability(zero).validate().is_err());
+        assert!(
+            RedbConfig::new()
+                .with_bulk_immediate_every(0)
+                .validate()
+                .is_err()
+        );
+        for name in ["", ".", "..", "a/b", "a\\b"] {
+            let err = RedbConfig::new()
+                .with_file_name(name)
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.kind(), state_core::ErrorKind::InvalidInput, "{name}");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! [`RedbSupplier`]: opens one [`RedbStore`] per (store, partition) directory.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use state_core::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
+
+use crate::config::RedbConfig;
+use crate::error::map_io_error;
+use crate::store::RedbStore;
+
+/// Supplies redb stores named `name`, each in its own directory, all with one
+/// [`RedbConfig`].
+#[derive(Debug, Clone)]
+pub struct RedbSupplier {
+    name: String,
+    config: RedbConfig,
+}
+
+impl RedbSupplier {
+    /// A supplier of stores called `name` with the default [`RedbConfig`].
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            config: RedbConfig::default(),
+        }
+    }
+
+    /// Replaces the configuration of the stores it opens.
+    pub fn with_config(mut self, config: RedbConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The configuration of the stores it opens.
+    pub fn config(&self) -> &RedbConfig {
+        &self.config
+    }
+}
+
+impl KeyValueBytesStoreSupplier for RedbSupplier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn backend(&self) -> &'static str {
+        "redb"
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    /// Creates `dir` if needed, then opens or creates the redb file in it.
+    fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| map_io_error(dir, "create store directory", err))?;
+        let store = RedbStore::open(self.name.clone(), dir, &self.config)?;
+        Ok(Arc::new(store))
+    }
+
+    /// Removes the redb file from `dir` (the directory itself stays). The store must not
+    /// be open: on Unix an open handle would keep writing to the unlinked file.
+    fn destroy(&self, dir: &Path) -> Result<()> {
+        self.config.validate()?;
+        let path = dir.join(self.config.file_name());
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                log::info!("destroyed redb store {:?} at {}", self.name, path.display());
+                Ok(())
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(map_io_error(&path, "remove redb file", err)),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Damaged and foreign files: an error naming the path, then destroy + open recovers.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use common::{all, file, open, supplier};
+use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch};
+use tempfile::TempDir;
+
+/// A closed store whose file is mostly data pages, so damage lands on live data.
+fn written_store(dir: &Path) {
+    let store = open(dir);
+    let mut batch = WriteBatch::new();
+    for i in 0..4000u32 {
+        batch.put(
+            format!("key-{i:06}"),
+            vec![u8::try_from(i % 251).unwrap(); 200],
+        );
+    }
+    store
+        .write_with_position(&batch, &Position::of(0, 3999))
+        .unwrap();
+    store.close().unwrap();
+}
+
+/// Opening fails with Corruption or InvalidInput naming the file; destroy + open then
+/// gives an empty, usable store.
+fn assert_rejected_then_recoverable(dir: &Path) {
+    for attempt in 0..2 {
+        let err = supplier().open(dir).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::Corruption | ErrorKind::InvalidInput),
+            "attempt {attempt}: unexpected kind: {err}"
+        );
+        assert!(
+            err.to_string().contains(&file(dir).display().to_string()),
+            "{err}"
+        );
+        // A failed open must not have replaced the file with a fresh store: the second
+        // attempt fails the same way.
+    }
+
+    supplier().destroy(dir).unwrap();
+    let store = open(dir);
+    assert!(all(&*store).is_empty());
+    assert_eq!(store.position().unwrap(), Position::empty());
+    store.put(b"fresh", b"start").unwrap();
+    assert_eq!(store.get(b"fresh").unwrap(), Some(b"start".to_vec()));
+}
+
+#[test]
+fn truncated_file_is_rejected() {
+    let dir = TempDir::new().unwrap();
+    written_store(dir.path());
+    let len = std::fs::metadata(file(dir.path())).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(file(dir.path()))
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert_rejected_then_recoverable(dir.path());
+}
+
+#[test]
+fn file_truncated_inside_header_is_rejected() {
+    let dir = TempDir::new().unwrap();
+    written_store(dir.path());
+    OpenOptions::new()
+        .write(true)
+        .open(file(dir.path()))
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    assert_rejected_then_recoverable(dir.path());
+}
+
+#[test]
+fn bytes_overwritten_in_the_middle_are_rejected() {
+    let dir = TempDir::new().unwrap();
+    written_store(dir.path());
+    let len = std::fs::metadata(file(dir.path())).unwrap().len();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(file(dir.path()))
+        .unwrap();
+    f.seek(SeekFrom::Start(len / 4)).unwrap();
+    f.write_all(&vec![0xA5; usize::try_from(len / 2).unwrap()])
+        .unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    assert_rejected_then_recoverable(dir.path());
+}
+
+#[test]
+fn garbled_header_is_rejected() {
+    let dir = TempDir::new().unwrap();
+    written_store(dir.path());
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(file(dir.path()))
+        .unwrap();
+    f.write_all(&[0x5A; 512]).unwrap();
+    drop(f);
+    assert_rejected_then_recoverable(dir.path());
+}
+
+#[test]
+fn foreign_file_is_rejected() {
+    let dir = TempDir::new().unwrap();
+    let text = "this is not a database\n".repeat(1000);
+    std::fs::write(file(dir.path()), text).unwrap();
+    assert_rejected_then_recoverable(dir.path());
+}
+
+#[test]
+fn redb_file_without_meta_table_is_rejected() {
+    let dir = TempDir::new().unwrap();
+    {
+        let db = redb::Database::create(file(dir.path())).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let table: redb::TableDefinition<'_, u64, u64> = redb::TableDefinition::new("other");
+            txn.open_table(table).unwrap().insert(1, 2).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = supplier().open(dir.path()).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_rejected_then_recoverable(dir.path());
+}
+
+#[test]
+fn wrong_format_marker_is_rejected() {
+    let dir = TempDir::new().unwrap();
+    written_store(dir.path());
+    {
+        let db = redb::Database::create(file(dir.path())).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<'_, &str, &[u8]> =
+                redb::TableDefinition::new("statestore_meta");
+            txn.open_table(meta)
+                .unwrap()
+                .insert("format", b"statestore-redb/99".as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = supplier().open(dir.path()).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("statestore-redb/99"), "{err}");
+    assert_rejected_then_recoverable(dir.path());
+}
+
+#[test]
+fn damaged_position_is_corruption() {
+    let dir = TempDir::new().unwrap();
+    written_store(dir.path());
+    {
+        let db = redb::Database::create(file(dir.path())).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<'_, &str, &[u8]> =
+                redb::TableDefinition::new("statestore_meta");
+            txn.open_table(meta)
+                .unwrap()
+                .insert("position", [1u8, 0, 0].as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = supplier().open(dir.path()).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+    assert_rejected_then_recoverable(dir.path());
+}
+
+#[test]
+fn empty_file_becomes_a_new_store() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(file(dir.path()), b"").unwrap();
+    let store = open(dir.path());
+    assert!(all(&*store).is_empty());
+    store.put(b"k", b"v").unwrap();
+}

@@ -1,0 +1,138 @@
+//! Wrappers that fail on purpose at chosen steps, to put a crash point anywhere in the
+//! commit and restore protocols.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use state_core::{
+    Capability, ChangelogReader, ConsumedRecord, Error, IsolationLevel, KeyRange, KeyValueStore,
+    KvIter, LogOffsets, Offset, Partition, Position, RestoreCursor, Result, WriteBatch,
+};
+
+/// A store that fails its next [`KeyValueStore::write_with_position`] when armed: the
+/// crash point "changelog durable, store not yet written".
+pub struct FailingPositionWrite {
+    inner: Arc<dyn KeyValueStore>,
+    armed: AtomicBool,
+}
+
+impl FailingPositionWrite {
+    /// Wraps `inner`, disarmed.
+    pub fn new(inner: Arc<dyn KeyValueStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            armed: AtomicBool::new(false),
+        })
+    }
+
+    /// Makes the next `write_with_position` fail without writing.
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl KeyValueStore for FailingPositionWrite {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capability(&self) -> Capability {
+        self.inner.capability()
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.inner.put(key, value)
+    }
+    fn put_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.put_if_absent(key, value)
+    }
+    fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.delete(key)
+    }
+    fn write(&self, batch: &WriteBatch) -> Result<()> {
+        self.inner.write(batch)
+    }
+    fn write_with_position(&self, batch: &WriteBatch, position: &Position) -> Result<()> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            return Err(Error::internal("injected crash before the store write"));
+        }
+        self.inner.write_with_position(batch, position)
+    }
+    fn position(&self) -> Result<Position> {
+        self.inner.position()
+    }
+    fn range(&self, range: &KeyRange) -> Result<KvIter<'_>> {
+        self.inner.range(range)
+    }
+    fn reverse_range(&self, range: &KeyRange) -> Result<KvIter<'_>> {
+        self.inner.reverse_range(range)
+    }
+    fn approximate_num_entries(&self) -> Result<u64> {
+        self.inner.approximate_num_entries()
+    }
+    fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+    fn wipe(&self) -> Result<()> {
+        self.inner.wipe()
+    }
+    fn set_bulk_loading(&self, on: bool) -> Result<()> {
+        self.inner.set_bulk_loading(on)
+    }
+}
+
+/// A reader whose cursors fail after a number of batches: the crash point "mid-restore".
+pub struct FailingReader {
+    inner: Arc<dyn ChangelogReader>,
+    batches_before_failure: usize,
+}
+
+impl FailingReader {
+    /// Wraps `inner`; each cursor returns `batches_before_failure` batches, then errors.
+    pub fn new(inner: Arc<dyn ChangelogReader>, batches_before_failure: usize) -> Self {
+        Self {
+            inner,
+            batches_before_failure,
+        }
+    }
+}
+
+#[async_trait]
+impl ChangelogReader for FailingReader {
+    fn topic(&self) -> &str {
+        self.inner.topic()
+    }
+    fn isolation(&self) -> IsolationLevel {
+        self.inner.isolation()
+    }
+    async fn offsets(&self, partition: Partition) -> Result<LogOffsets> {
+        self.inner.offsets(partition).await
+    }
+    async fn open(&self, partition: Partition, from: Offset) -> Result<Box<dyn RestoreCursor>> {
+        Ok(Box::new(FailingCursor {
+            inner: self.inner.open(partition, from).await?,
+            remaining: AtomicUsize::new(self.batches_before_failure),
+        }))
+    }
+}
+
+struct FailingCursor {
+    inner: Box<dyn RestoreCursor>,
+    remaining: AtomicUsize,
+}
+
+#[async_trait]
+impl RestoreCursor for FailingCursor {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
+        if self.remaining.load(Ordering::SeqCst) == 0 {
+            return Err(Error::unavailable("injected crash during restore"));
+        }
+        self.remaining.fetch_sub(1, Ordering::SeqCst);
+        self.inner.next_batch(max).await
+    }
+    fn position(&self) -> Offset {
+        self.inner.position()
+    }
+}

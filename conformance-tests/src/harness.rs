@@ -1,0 +1,101 @@
+//! How the suite opens stores: one factory per backend, one temp directory per test.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use state_core::{KeyValueBytesStoreSupplier, KeyValueStore};
+use tempfile::TempDir;
+
+/// A backend under test. Implement this (a few lines) to run the whole suite against a
+/// new backend; see the crate README.
+pub trait BackendFactory: Send + Sync {
+    /// A short name used in test names and messages.
+    fn name(&self) -> &'static str;
+
+    /// A supplier for a store called `store_name`.
+    fn supplier(&self, store_name: &str) -> Arc<dyn KeyValueBytesStoreSupplier>;
+}
+
+/// A supplier-based factory from a name and a constructor, for one-line backends.
+pub struct SupplierFactory<F> {
+    name: &'static str,
+    make: F,
+}
+
+impl<F> SupplierFactory<F>
+where
+    F: Fn(&str) -> Arc<dyn KeyValueBytesStoreSupplier> + Send + Sync,
+{
+    /// A factory called `name` whose suppliers come from `make`.
+    pub fn new(name: &'static str, make: F) -> Self {
+        Self { name, make }
+    }
+}
+
+impl<F> BackendFactory for SupplierFactory<F>
+where
+    F: Fn(&str) -> Arc<dyn KeyValueBytesStoreSupplier> + Send + Sync,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn supplier(&self, store_name: &str) -> Arc<dyn KeyValueBytesStoreSupplier> {
+        (self.make)(store_name)
+    }
+}
+
+/// A store location owned by one test: a fresh temp directory dropped after the store.
+pub struct Fixture {
+    supplier: Arc<dyn KeyValueBytesStoreSupplier>,
+    // Declared after anything holding files in it would be; kept alive for the test.
+    dir: TempDir,
+}
+
+impl Fixture {
+    /// A fresh directory for a store of `backend` called `store_name`.
+    pub fn new(backend: &dyn BackendFactory, store_name: &str) -> Self {
+        Self {
+            supplier: backend.supplier(store_name),
+            dir: tempfile::Builder::new()
+                .prefix(&format!("statestore-{}-", backend.name()))
+                .tempdir()
+                .unwrap_or_else(|err| panic!("cannot create a temp dir: {err}")),
+        }
+    }
+
+    /// The store directory (inside the temp directory, so it starts absent).
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// The temp directory root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The supplier.
+    pub fn supplier(&self) -> &Arc<dyn KeyValueBytesStoreSupplier> {
+        &self.supplier
+    }
+
+    /// Opens (or reopens) the store.
+    pub fn open(&self) -> Arc<dyn KeyValueStore> {
+        self.supplier
+            .open(&self.store_dir())
+            .unwrap_or_else(|err| panic!("opening {} failed: {err}", self.store_dir().display()))
+    }
+}
+
+/// Every entry of `store`, collected.
+pub fn contents(store: &dyn KeyValueStore) -> Vec<(Vec<u8>, Vec<u8>)> {
+    store
+        .all()
+        .and_then(|iter| iter.collect())
+        .unwrap_or_else(|err| panic!("scanning store {} failed: {err}", store.name()))
+}
+
+/// Runs an async test body to completion on the current thread.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    futures::executor::block_on(future)
+}

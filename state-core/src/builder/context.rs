@@ -1,0 +1,98 @@
+//! Where and how a store is built: application, partition, state directory, changelog.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::changelog::{Changelog, ProcessingGuarantee};
+use crate::restore::{NoopRestoreListener, RestoreListener, RestoreOptions};
+use crate::Partition;
+
+/// The runtime facts a [`StoreBuilder`](super::StoreBuilder) needs, like Kafka Streams'
+/// `StateStoreContext`: which application and partition the store serves, where local
+/// state lives, and which changelog logs it.
+#[derive(Clone)]
+pub struct StoreContext {
+    pub(crate) application_id: String,
+    pub(crate) partition: Partition,
+    pub(crate) num_partitions: i32,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) guarantee: ProcessingGuarantee,
+    pub(crate) changelog: Option<Arc<dyn Changelog>>,
+    pub(crate) listener: Arc<dyn RestoreListener>,
+    pub(crate) restore_options: RestoreOptions,
+}
+
+impl StoreContext {
+    /// A context for `partition` (of `num_partitions`) of application `application_id`,
+    /// keeping local state under `state_dir`, at-least-once, with no changelog yet.
+    pub fn new(
+        application_id: impl Into<String>,
+        partition: Partition,
+        num_partitions: i32,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            application_id: application_id.into(),
+            partition,
+            num_partitions,
+            state_dir: state_dir.into(),
+            guarantee: ProcessingGuarantee::AtLeastOnce,
+            changelog: None,
+            listener: Arc::new(NoopRestoreListener),
+            restore_options: RestoreOptions::default(),
+        }
+    }
+
+    /// The changelog service logged stores write to and restore from.
+    pub fn with_changelog(mut self, changelog: Arc<dyn Changelog>) -> Self {
+        self.changelog = Some(changelog);
+        self
+    }
+
+    /// At-least-once or exactly-once.
+    pub fn with_guarantee(mut self, guarantee: ProcessingGuarantee) -> Self {
+        self.guarantee = guarantee;
+        self
+    }
+
+    /// Receives restore progress.
+    pub fn with_restore_listener(mut self, listener: Arc<dyn RestoreListener>) -> Self {
+        self.listener = listener;
+        self
+    }
+
+    /// Restore batch size and stall timeout.
+    pub fn with_restore_options(mut self, options: RestoreOptions) -> Self {
+        self.restore_options = options;
+        self
+    }
+
+    /// The application id (prefix of changelog topic names).
+    pub fn application_id(&self) -> &str {
+        &self.application_id
+    }
+
+    /// The partition this store serves.
+    pub fn partition(&self) -> Partition {
+        self.partition
+    }
+
+    /// The processing guarantee.
+    pub fn guarantee(&self) -> ProcessingGuarantee {
+        self.guarantee
+    }
+
+    /// The local directory of `store_name` for this partition:
+    /// `<state_dir>/<application_id>/<partition>/<store_name>`.
+    pub fn store_dir(&self, store_name: &str) -> PathBuf {
+        self.state_dir
+            .join(&self.application_id)
+            .join(self.partition.to_string())
+            .join(store_name)
+    }
+
+    /// The root state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+}

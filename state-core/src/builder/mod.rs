@@ -1,0 +1,146 @@
+//! The store builder, reading like Kafka Streams' `Stores.keyValueStoreBuilder(...)`.
+
+mod context;
+mod typed;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub use context::StoreContext;
+pub use typed::{ByteStore, TypedEntry, TypedKeyValueStore};
+
+use crate::changelog::{SinkOptions, TopicSpec, changelog_topic_name};
+use crate::logging::LoggedStore;
+use crate::restore::{RecordValidator, RestoreOptions, open_or_rebuild, restore};
+use crate::serde::Serde;
+use crate::{Error, KeyValueBytesStoreSupplier, Result};
+
+/// Builds a typed key-value store from a backend supplier and two serdes.
+///
+/// Logging is enabled by default with no extra topic config, as in Kafka Streams.
+pub struct StoreBuilder<K, V> {
+    supplier: Arc<dyn KeyValueBytesStoreSupplier>,
+    keys: Arc<dyn Serde<K>>,
+    values: Arc<dyn Serde<V>>,
+    logging: Option<BTreeMap<String, String>>,
+}
+
+impl<K: 'static, V: 'static> StoreBuilder<K, V> {
+    /// A builder for `supplier`'s store with `keys` and `values` serdes.
+    pub fn new(
+        supplier: impl KeyValueBytesStoreSupplier + 'static,
+        keys: impl Serde<K> + 'static,
+        values: impl Serde<V> + 'static,
+    ) -> Self {
+        Self {
+            supplier: Arc::new(supplier),
+            keys: Arc::new(keys),
+            values: Arc::new(values),
+            logging: Some(BTreeMap::new()),
+        }
+    }
+
+    /// Logs every change to the changelog topic `<application.id>-<store>-changelog`,
+    /// created with `cleanup.policy=compact` and `config` (which wins, e.g.
+    /// `min.insync.replicas=2`).
+    pub fn with_logging_enabled(mut self, config: HashMap<String, String>) -> Self {
+        self.logging = Some(config.into_iter().collect());
+        self
+    }
+
+    /// Keeps changes local only: no changelog, no restore.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = None;
+        self
+    }
+
+    /// Whether logging is enabled.
+    pub fn logging_enabled(&self) -> bool {
+        self.logging.is_some()
+    }
+
+    /// The topic config logging will use, if enabled.
+    pub fn logging_config(&self) -> Option<&BTreeMap<String, String>> {
+        self.logging.as_ref()
+    }
+
+    /// The store name.
+    pub fn name(&self) -> &str {
+        self.supplier.name()
+    }
+
+    /// The backend supplier.
+    pub fn supplier(&self) -> &Arc<dyn KeyValueBytesStoreSupplier> {
+        &self.supplier
+    }
+
+    /// Opens the store for `context`'s partition (rebuilding damaged local files), and
+    /// with logging enabled: ensures the changelog topic, restores the store to the end
+    /// of its changelog partition, and wraps it so changes are logged.
+    pub async fn build(&self, context: &StoreContext) -> Result<TypedKeyValueStore<K, V>> {
+        let name = self.supplier.name();
+        let dir = context.store_dir(name);
+        let (store, rebuilt) = open_or_rebuild(self.supplier.as_ref(), &dir)?;
+        let Some(topic_config) = &self.logging else {
+            return Ok(TypedKeyValueStore::new(
+                ByteStore::Unlogged(store),
+                self.keys.clone(),
+                self.values.clone(),
+                None,
+            ));
+        };
+        let changelog = context.changelog.as_ref().ok_or_else(|| {
+            Error::invalid_input(format!(
+                "store {name} has logging enabled but the StoreContext has no changelog; \
+                 call StoreContext::with_changelog or with_logging_disabled()"
+            ))
+        })?;
+        let topic = changelog_topic_name(&context.application_id, name);
+        changelog
+            .ensure_topic(&TopicSpec::changelog(&topic, context.num_partitions, topic_config))
+            .await?;
+        let reader = changelog.reader(&topic, context.guarantee.isolation()).await?;
+        let options = RestoreOptions {
+            validator: Some(Arc::new(SerdeValidator {
+                keys: self.keys.clone(),
+                values: self.values.clone(),
+            })),
+            ..context.restore_options.clone()
+        };
+        let mut summary = restore(store.as_ref(), reader.as_ref(), context.partition, &options, context.listener.as_ref()).await?;
+        if summary.wiped.is_none() {
+            summary.wiped = rebuilt;
+        }
+        let sink = changelog
+            .sink(
+                &topic,
+                &SinkOptions {
+                    guarantee: context.guarantee,
+                    transactional_id: Some(format!("{}-{name}-{}", context.application_id, context.partition)),
+                },
+            )
+            .await?;
+        Ok(TypedKeyValueStore::new(
+            ByteStore::Logged(LoggedStore::new(store, sink, context.partition)),
+            self.keys.clone(),
+            self.values.clone(),
+            Some(summary),
+        ))
+    }
+}
+
+/// Rejects changelog records the store's serdes cannot decode.
+struct SerdeValidator<K, V> {
+    keys: Arc<dyn Serde<K>>,
+    values: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> RecordValidator for SerdeValidator<K, V> {
+    fn validate(&self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        self.keys.deserialize(key)?;
+        if let Some(value) = value {
+            self.values.deserialize(value)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,178 @@
+//! A typed view over a byte store, with or without changelog logging.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::logging::{CommitSummary, LoggedStore};
+use crate::restore::RestoreSummary;
+use crate::serde::Serde;
+use crate::{KeyRange, KeyValueStore, KvIter, Result};
+
+/// The byte-level store behind a typed store.
+pub enum ByteStore {
+    /// Changes go to the changelog; commit makes them durable.
+    Logged(LoggedStore),
+    /// Changes go straight to the store (logging disabled).
+    Unlogged(Arc<dyn KeyValueStore>),
+}
+
+/// A key-value store of `K` -> `V`, encoding with serdes, like Kafka Streams'
+/// `KeyValueStore<K, V>`.
+///
+/// Scans order keys by their serialized bytes (as in Kafka Streams): for `String` that is
+/// code-point order; for signed numbers, negative values sort after positive ones.
+pub struct TypedKeyValueStore<K, V> {
+    store: ByteStore,
+    keys: Arc<dyn Serde<K>>,
+    values: Arc<dyn Serde<V>>,
+    restore: Option<RestoreSummary>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+/// A decoded entry.
+pub type TypedEntry<K, V> = (K, V);
+
+impl<K, V> TypedKeyValueStore<K, V> {
+    /// Wraps `store` with serdes; `restore` is what building it restored, if anything.
+    pub fn new(
+        store: ByteStore,
+        keys: Arc<dyn Serde<K>>,
+        values: Arc<dyn Serde<V>>,
+        restore: Option<RestoreSummary>,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            values,
+            restore,
+            _types: PhantomData,
+        }
+    }
+
+    /// The store name.
+    pub fn name(&self) -> &str {
+        self.committed().name()
+    }
+
+    /// The byte store underneath.
+    pub fn byte_store(&self) -> &ByteStore {
+        &self.store
+    }
+
+    /// The committed store (no uncommitted writes visible).
+    pub fn committed(&self) -> &Arc<dyn KeyValueStore> {
+        match &self.store {
+            ByteStore::Logged(logged) => logged.inner(),
+            ByteStore::Unlogged(store) => store,
+        }
+    }
+
+    /// What building this store restored from the changelog (`None` when logging is
+    /// disabled).
+    pub fn restore_summary(&self) -> Option<&RestoreSummary> {
+        self.restore.as_ref()
+    }
+
+    /// Reads `key`.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        let key = self.keys.serialize(key)?;
+        let value = match &self.store {
+            ByteStore::Logged(logged) => logged.get(&key)?,
+            ByteStore::Unlogged(store) => store.get(&key)?,
+        };
+        value.map(|bytes| self.values.deserialize(&bytes)).transpose()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: &K, value: &V) -> Result<()> {
+        let (key, value) = (self.keys.serialize(key)?, self.values.serialize(value)?);
+        match &self.store {
+            ByteStore::Logged(logged) => logged.put(&key, &value),
+            ByteStore::Unlogged(store) => store.put(&key, &value),
+        }
+    }
+
+    /// Sets `key` if absent; returns the existing value otherwise.
+    pub fn put_if_absent(&self, key: &K, value: &V) -> Result<Option<V>> {
+        let (key, value) = (self.keys.serialize(key)?, self.values.serialize(value)?);
+        let existing = match &self.store {
+            ByteStore::Logged(logged) => logged.put_if_absent(&key, &value)?,
+            ByteStore::Unlogged(store) => store.put_if_absent(&key, &value)?,
+        };
+        existing.map(|bytes| self.values.deserialize(&bytes)).transpose()
+    }
+
+    /// Deletes `key`, returning its value.
+    pub fn delete(&self, key: &K) -> Result<Option<V>> {
+        let key = self.keys.serialize(key)?;
+        let old = match &self.store {
+            ByteStore::Logged(logged) => logged.delete(&key)?,
+            ByteStore::Unlogged(store) => store.delete(&key)?,
+        };
+        old.map(|bytes| self.values.deserialize(&bytes)).transpose()
+    }
+
+    /// Entries with `from <= key <= to` in serialized-key order.
+    pub fn range(&self, from: &K, to: &K) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
+        let range = KeyRange::inclusive(self.keys.serialize(from)?, self.keys.serialize(to)?);
+        self.decode(self.scan(&range, false)?)
+    }
+
+    /// Entries with `from <= key <= to` in descending serialized-key order.
+    pub fn reverse_range(&self, from: &K, to: &K) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
+        let range = KeyRange::inclusive(self.keys.serialize(from)?, self.keys.serialize(to)?);
+        self.decode(self.scan(&range, true)?)
+    }
+
+    /// Entries whose serialized key starts with the serialized `prefix`.
+    pub fn prefix_scan(&self, prefix: &K) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
+        let range = KeyRange::prefix(&self.keys.serialize(prefix)?);
+        self.decode(self.scan(&range, false)?)
+    }
+
+    /// Every entry.
+    pub fn all(&self) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
+        self.decode(self.scan(&KeyRange::all(), false)?)
+    }
+
+    /// The backend's entry estimate (committed entries).
+    pub fn approximate_num_entries(&self) -> Result<u64> {
+        self.committed().approximate_num_entries()
+    }
+
+    /// Commits: with logging, makes changes durable in the changelog and applies them to
+    /// the store (see [`LoggedStore::commit`]); without, flushes the store.
+    pub async fn commit(&mut self) -> Result<CommitSummary> {
+        match &mut self.store {
+            ByteStore::Logged(logged) => logged.commit().await,
+            ByteStore::Unlogged(store) => {
+                store.flush()?;
+                Ok(CommitSummary {
+                    records: 0,
+                    position: store.position()?,
+                })
+            }
+        }
+    }
+
+    /// Flushes and closes the store; uncommitted changes are dropped.
+    pub fn close(self) -> Result<()> {
+        self.committed().close()
+    }
+
+    fn scan(&self, range: &KeyRange, descending: bool) -> Result<KvIter<'_>> {
+        match (&self.store, descending) {
+            (ByteStore::Logged(logged), false) => logged.range(range),
+            (ByteStore::Logged(logged), true) => logged.reverse_range(range),
+            (ByteStore::Unlogged(store), false) => store.range(range),
+            (ByteStore::Unlogged(store), true) => store.reverse_range(range),
+        }
+    }
+
+    fn decode<'a>(&'a self, iter: KvIter<'a>) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + 'a> {
+        Ok(iter.map(move |entry| {
+            let (key, value) = entry?;
+            Ok((self.keys.deserialize(&key)?, self.values.deserialize(&value)?))
+        }))
+    }
+}

@@ -1,0 +1,245 @@
+//! The restore driver: brings a store up to the end of its changelog.
+
+mod listener;
+mod open;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use listener::{NoopRestoreListener, RestoreListener, RestoreTarget, WipeReason};
+pub use open::open_or_rebuild;
+
+use crate::{
+    ChangelogReader, ConsumedRecord, Error, ErrorKind, KeyValueStore, Offset, Partition,
+    Position, Result, WriteBatch,
+};
+
+/// Checks each changelog record before restore applies it, so bytes no serde can read are
+/// reported (with topic, partition and offset) instead of landing in the store.
+pub trait RecordValidator: Send + Sync {
+    /// `Err` rejects the record; the message should say what is wrong with it.
+    fn validate(&self, key: &[u8], value: Option<&[u8]>) -> Result<()>;
+}
+
+/// How restore runs.
+#[derive(Clone)]
+pub struct RestoreOptions {
+    /// Records applied per store write (Kafka Streams' `max.poll.records`, 1000).
+    pub batch_size: usize,
+    /// How long restore may go without reading anything while short of the end offset
+    /// before it fails with [`ErrorKind::Timeout`] (Kafka Streams' `task.timeout.ms`,
+    /// 5 minutes).
+    pub stall_timeout: Duration,
+    /// Optional per-record check (the typed store plugs its serdes in here).
+    pub validator: Option<Arc<dyn RecordValidator>>,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            stall_timeout: Duration::from_secs(300),
+            validator: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RestoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreOptions")
+            .field("batch_size", &self.batch_size)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("validator", &self.validator.is_some())
+            .finish()
+    }
+}
+
+/// What one restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// Changelog records applied.
+    pub restored: u64,
+    /// The first offset read.
+    pub from: Offset,
+    /// The end offset captured at start (exclusive).
+    pub end: Offset,
+    /// Set when local state was wiped first.
+    pub wiped: Option<WipeReason>,
+    /// Wall time spent.
+    pub elapsed: Duration,
+}
+
+/// Brings `store` up to the end of `partition` of `reader`'s changelog, as captured when
+/// restore starts, starting after the store's own position.
+///
+/// A position below the log start or at/after the log end, or data without a position,
+/// wipes the store and restores from the log start — reported to `listener` and logged,
+/// never silent. Each batch is applied together with its position, so a restore that is
+/// interrupted (crash, error) resumes where it stopped and never applies a record twice.
+pub async fn restore(
+    store: &dyn KeyValueStore,
+    reader: &dyn ChangelogReader,
+    partition: Partition,
+    options: &RestoreOptions,
+    listener: &dyn RestoreListener,
+) -> Result<RestoreSummary> {
+    let started = Instant::now();
+    let target = RestoreTarget {
+        topic: reader.topic(),
+        store: store.name(),
+        partition,
+    };
+    let offsets = reader.offsets(partition).await?;
+    let mut wiped = check_position(store, partition, offsets.start, offsets.end)?;
+    if let Some(reason) = &wiped {
+        wipe(store, target, reason, listener)?;
+    }
+    let mut from = store.position()?.next_offset(partition).max(offsets.start);
+    let end = offsets.end;
+    if from >= end {
+        return Ok(RestoreSummary {
+            restored: 0,
+            from,
+            end,
+            wiped,
+            elapsed: started.elapsed(),
+        });
+    }
+    listener.on_restore_start(target, from, end);
+    store.set_bulk_loading(true)?;
+    let mut restored = 0;
+    let outcome = async {
+        let mut cursor = match reader.open(partition, from).await {
+            Err(err) if err.kind() == ErrorKind::OutOfRange && wiped.is_none() => {
+                let reason = WipeReason::OutOfRangeOnRead(err.to_string());
+                wipe(store, target, &reason, listener)?;
+                wiped = Some(reason);
+                from = reader.offsets(partition).await?.start;
+                reader.open(partition, from).await?
+            }
+            other => other?,
+        };
+        let mut last_progress = Instant::now();
+        while cursor.position() < end {
+            let before = cursor.position();
+            let records = cursor.next_batch(options.batch_size.max(1)).await?;
+            let reached = cursor.position().min(end);
+            if reached <= before && records.is_empty() {
+                if last_progress.elapsed() > options.stall_timeout {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "restore of store {} from {} partition {partition} made no progress for {:?} at offset {before} (end {end})",
+                            target.store, target.topic, options.stall_timeout
+                        ),
+                    ));
+                }
+                continue;
+            }
+            last_progress = Instant::now();
+            let batch = to_batch(&records, end, target, options)?;
+            let applied = batch.len() as u64;
+            store.write_with_position(&batch, &Position::of(partition, reached - 1))?;
+            restored += applied;
+            listener.on_batch_restored(target, reached - 1, applied);
+        }
+        Ok(())
+    }
+    .await;
+    match outcome.and_then(|()| store.set_bulk_loading(false)) {
+        Ok(()) => {
+            listener.on_restore_end(target, restored);
+            log::info!(
+                "restored {restored} records into store {} from {} partition {partition} (offsets {from}..{end}) in {:?}",
+                target.store,
+                target.topic,
+                started.elapsed()
+            );
+            Ok(RestoreSummary {
+                restored,
+                from,
+                end,
+                wiped,
+                elapsed: started.elapsed(),
+            })
+        }
+        Err(err) => {
+            // Leave bulk-loading mode so what was applied is durable; the position
+            // matches it, so the next restore resumes here.
+            if let Err(flush_err) = store.set_bulk_loading(false) {
+                log::warn!("ending bulk loading of store {} failed: {flush_err}", target.store);
+            }
+            listener.on_restore_suspended(target, restored);
+            Err(err.context(format!(
+                "restoring store {} from {} partition {partition}",
+                target.store, target.topic
+            )))
+        }
+    }
+}
+
+/// Whether the store's position fits the changelog's current extent.
+fn check_position(
+    store: &dyn KeyValueStore,
+    partition: Partition,
+    log_start: Offset,
+    log_end: Offset,
+) -> Result<Option<WipeReason>> {
+    Ok(match store.position()?.applied(partition) {
+        Some(applied) if applied + 1 < log_start => {
+            Some(WipeReason::PositionBelowLogStart { applied, log_start })
+        }
+        Some(applied) if applied >= log_end => Some(WipeReason::PositionAboveLogEnd { applied, log_end }),
+        Some(_) => None,
+        None if store.all()?.next().is_some() => Some(WipeReason::DataWithoutPosition),
+        None => None,
+    })
+}
+
+fn wipe(
+    store: &dyn KeyValueStore,
+    target: RestoreTarget<'_>,
+    reason: &WipeReason,
+    listener: &dyn RestoreListener,
+) -> Result<()> {
+    log::warn!(
+        "wiping store {} (changelog {} partition {}) and restoring from the log start: {reason}",
+        target.store,
+        target.topic,
+        target.partition
+    );
+    store.wipe()?;
+    listener.on_store_wiped(target, reason);
+    Ok(())
+}
+
+fn to_batch(
+    records: &[ConsumedRecord],
+    end: Offset,
+    target: RestoreTarget<'_>,
+    options: &RestoreOptions,
+) -> Result<WriteBatch> {
+    let mut batch = WriteBatch::with_capacity(records.len());
+    for consumed in records.iter().filter(|r| r.offset < end) {
+        let record = &consumed.record;
+        if let Some(validator) = &options.validator {
+            validator
+                .validate(&record.key, record.value.as_deref())
+                .map_err(|err| {
+                    Error::corruption(format!(
+                        "undecodable changelog record at topic {} partition {} offset {}: {}",
+                        target.topic,
+                        consumed.partition,
+                        consumed.offset,
+                        err.message()
+                    ))
+                    .with_source(err)
+                })?;
+        }
+        match &record.value {
+            Some(value) => batch.put(record.key.clone(), value.clone()),
+            None => batch.delete(record.key.clone()),
+        };
+    }
+    Ok(batch)
+}

@@ -1,0 +1,32 @@
+//! Opening a store, rebuilding it when its local files are damaged.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::WipeReason;
+use crate::{ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Result};
+
+/// Opens the store under `dir`. When the local files are damaged
+/// ([`ErrorKind::Corruption`]) they are destroyed and an empty store is opened, to be
+/// restored from the changelog; the reason is returned and logged. Any other error — a
+/// foreign directory ([`ErrorKind::InvalidInput`]) among them, which may hold someone
+/// else's data — is returned untouched.
+pub fn open_or_rebuild(
+    supplier: &dyn KeyValueBytesStoreSupplier,
+    dir: &Path,
+) -> Result<(Arc<dyn KeyValueStore>, Option<WipeReason>)> {
+    match supplier.open(dir) {
+        Ok(store) => Ok((store, None)),
+        Err(err) if err.kind() == ErrorKind::Corruption => {
+            log::warn!(
+                "store {} at {} is damaged, rebuilding it from the changelog: {err}",
+                supplier.name(),
+                dir.display()
+            );
+            supplier.destroy(dir)?;
+            let store = supplier.open(dir)?;
+            Ok((store, Some(WipeReason::CorruptLocalState(err.to_string()))))
+        }
+        Err(err) => Err(err),
+    }
+}

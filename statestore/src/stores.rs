@@ -1,0 +1,37 @@
+//! `Stores`: the factory a Kafka Streams user knows.
+
+use state_core::serde::Serde;
+use state_core::{KeyValueBytesStoreSupplier, StoreBuilder};
+
+/// Store suppliers and builders, named after Kafka Streams' `Stores` class.
+#[derive(Debug, Clone, Copy)]
+pub struct Stores;
+
+impl Stores {
+    /// A builder for a typed key-value store over `supplier`, logging enabled by default.
+    pub fn key_value_store_builder<K: 'static, V: 'static>(
+        supplier: impl KeyValueBytesStoreSupplier + 'static,
+        keys: impl Serde<K> + 'static,
+        values: impl Serde<V> + 'static,
+    ) -> StoreBuilder<K, V> {
+        StoreBuilder::new(supplier, keys, values)
+    }
+
+    /// An in-memory store (dashmap); not durable, restores from the changelog start.
+    #[cfg(feature = "memory")]
+    pub fn in_memory_key_value_store(name: impl Into<String>) -> backend_memory::MemorySupplier {
+        backend_memory::MemorySupplier::new(name)
+    }
+
+    /// A persistent RocksDB store, like Kafka Streams' default persistent store.
+    #[cfg(feature = "rocksdb")]
+    pub fn persistent_key_value_store(name: impl Into<String>) -> backend_rocksdb::RocksDbSupplier {
+        backend_rocksdb::RocksDbSupplier::new(name)
+    }
+
+    /// A persistent redb store (pure Rust, one file per store).
+    #[cfg(feature = "redb")]
+    pub fn redb_key_value_store(name: impl Into<String>) -> backend_redb::RedbSupplier {
+        backend_redb::RedbSupplier::new(name)
+    }
+}
