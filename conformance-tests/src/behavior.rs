@@ -14,7 +14,8 @@ fn kv(k: &[u8], v: &[u8]) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn collect(iter: state_core::Result<state_core::KvIter<'_>>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    iter.and_then(|i| i.collect()).unwrap_or_else(|err| panic!("scan failed: {err}"))
+    iter.and_then(|i| i.collect())
+        .unwrap_or_else(|err| panic!("scan failed: {err}"))
 }
 
 /// An absent key yields `Ok(None)`.
@@ -50,14 +51,20 @@ pub fn empty_key_and_value_are_valid(f: &Fixture) {
     store.put(b"empty value", b"").unwrap();
     assert_eq!(store.get(b"").unwrap(), Some(b"empty key".to_vec()));
     assert_eq!(store.get(b"empty value").unwrap(), Some(Vec::new()));
-    assert_eq!(contents(store.as_ref()), vec![kv(b"", b"empty key"), kv(b"empty value", b"")]);
+    assert_eq!(
+        contents(store.as_ref()),
+        vec![kv(b"", b"empty key"), kv(b"empty value", b"")]
+    );
 }
 
 /// A present key keeps its value, which is returned.
 pub fn put_if_absent_keeps_existing(f: &Fixture) {
     let store = f.open();
     store.put(b"k", b"old").unwrap();
-    assert_eq!(store.put_if_absent(b"k", b"new").unwrap(), Some(b"old".to_vec()));
+    assert_eq!(
+        store.put_if_absent(b"k", b"new").unwrap(),
+        Some(b"old".to_vec())
+    );
     assert_eq!(store.get(b"k").unwrap(), Some(b"old".to_vec()));
 }
 
@@ -78,7 +85,10 @@ pub fn put_if_absent_is_atomic(f: &Fixture) {
                 scope.spawn(move || store.put_if_absent(b"race", &[i]).unwrap().is_none())
             })
             .collect();
-        handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        handles
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap()))
+            .sum()
     });
     assert_eq!(winners, 1, "exactly one put_if_absent must insert");
 }
@@ -113,7 +123,10 @@ pub fn write_batch_applies_in_order(f: &Fixture) {
         .delete(b"gone".to_vec())
         .put(b"c".to_vec(), b"3".to_vec());
     store.write(&batch).unwrap();
-    assert_eq!(contents(store.as_ref()), vec![kv(b"b", b"2"), kv(b"c", b"3")]);
+    assert_eq!(
+        contents(store.as_ref()),
+        vec![kv(b"b", b"2"), kv(b"c", b"3")]
+    );
 }
 
 /// Readers never see part of a batch: a concurrent reader sees all or none of it.
@@ -141,7 +154,10 @@ pub fn write_batch_is_atomic(f: &Fixture) {
             }
             assert_eq!(seen.len(), keys.len(), "a scan saw part of a batch");
             let first = &seen[0].1;
-            assert!(seen.iter().all(|(_, v)| v == first), "a scan mixed two batches: {seen:?}");
+            assert!(
+                seen.iter().all(|(_, v)| v == first),
+                "a scan mixed two batches: {seen:?}"
+            );
         }
     });
 }
@@ -157,8 +173,12 @@ pub fn write_with_position_sets_both(f: &Fixture) {
     let store = f.open();
     let mut batch = WriteBatch::new();
     batch.put(b"a".to_vec(), b"1".to_vec());
-    store.write_with_position(&batch, &Position::of(0, 41)).unwrap();
-    store.write_with_position(&WriteBatch::new(), &Position::of(3, 7)).unwrap();
+    store
+        .write_with_position(&batch, &Position::of(0, 41))
+        .unwrap();
+    store
+        .write_with_position(&WriteBatch::new(), &Position::of(3, 7))
+        .unwrap();
     assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
     let position = store.position().unwrap();
     assert_eq!(position.applied(0), Some(41));
@@ -170,11 +190,27 @@ pub fn write_with_position_sets_both(f: &Fixture) {
 pub fn range_is_ordered_and_bounded(f: &Fixture) {
     let store = f.open();
     let mut model = BTreeMap::new();
-    for key in [&b"\x00"[..], b"\x00\x00", b"a", b"ab", b"b", b"\x7f", b"\x80", b"\xff", b"\xff\xff"] {
+    for key in [
+        &b"\x00"[..],
+        b"\x00\x00",
+        b"a",
+        b"ab",
+        b"b",
+        b"\x7f",
+        b"\x80",
+        b"\xff",
+        b"\xff\xff",
+    ] {
         store.put(key, key).unwrap();
         model.insert(key.to_vec(), key.to_vec());
     }
-    let bounds = |b: &[u8]| [Bound::Included(b.to_vec()), Bound::Excluded(b.to_vec()), Bound::Unbounded];
+    let bounds = |b: &[u8]| {
+        [
+            Bound::Included(b.to_vec()),
+            Bound::Excluded(b.to_vec()),
+            Bound::Unbounded,
+        ]
+    };
     for start in bounds(b"a") {
         for end in bounds(b"\x80") {
             let range = KeyRange::new(start.clone(), end.clone());
@@ -193,14 +229,18 @@ pub fn inverted_range_is_empty(f: &Fixture) {
     store.put(b"a", b"1").unwrap();
     store.put(b"z", b"2").unwrap();
     assert!(collect(store.range(&KeyRange::inclusive(b"z".to_vec(), b"a".to_vec()))).is_empty());
-    assert!(collect(store.reverse_range(&KeyRange::inclusive(b"z".to_vec(), b"a".to_vec()))).is_empty());
+    assert!(
+        collect(store.reverse_range(&KeyRange::inclusive(b"z".to_vec(), b"a".to_vec()))).is_empty()
+    );
     assert!(collect(store.range(&KeyRange::half_open(b"a".to_vec(), b"a".to_vec()))).is_empty());
 }
 
 /// The position is never returned as data.
 pub fn range_excludes_position_metadata(f: &Fixture) {
     let store = f.open();
-    store.write_with_position(&WriteBatch::new(), &Position::of(0, 5)).unwrap();
+    store
+        .write_with_position(&WriteBatch::new(), &Position::of(0, 5))
+        .unwrap();
     store.put(b"k", b"v").unwrap();
     assert_eq!(contents(store.as_ref()), vec![kv(b"k", b"v")]);
     let reversed = collect(store.reverse_range(&KeyRange::all()));
@@ -221,20 +261,43 @@ pub fn reverse_range_is_descending(f: &Fixture) {
     ] {
         let mut forward = collect(store.range(&range));
         forward.reverse();
-        assert_eq!(collect(store.reverse_range(&range)), forward, "range {range:?}");
+        assert_eq!(
+            collect(store.reverse_range(&range)),
+            forward,
+            "range {range:?}"
+        );
     }
 }
 
 /// Only keys with the prefix, including prefixes ending in `0xFF`.
 pub fn prefix_scan_returns_only_prefixed_keys(f: &Fixture) {
     let store = f.open();
-    for key in [&b"a"[..], b"a\xff", b"a\xff\x00", b"a\xff\xff", b"b", b"a\xfe\xff", b"\xff", b"\xff\x01"] {
+    for key in [
+        &b"a"[..],
+        b"a\xff",
+        b"a\xff\x00",
+        b"a\xff\xff",
+        b"b",
+        b"a\xfe\xff",
+        b"\xff",
+        b"\xff\x01",
+    ] {
         store.put(key, b"v").unwrap();
     }
     let keys = |prefix: &[u8]| -> Vec<Vec<u8>> {
-        collect(store.prefix_scan(prefix)).into_iter().map(|(k, _)| k).collect()
+        collect(store.prefix_scan(prefix))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
     };
-    assert_eq!(keys(b"a\xff"), vec![b"a\xff".to_vec(), b"a\xff\x00".to_vec(), b"a\xff\xff".to_vec()]);
+    assert_eq!(
+        keys(b"a\xff"),
+        vec![
+            b"a\xff".to_vec(),
+            b"a\xff\x00".to_vec(),
+            b"a\xff\xff".to_vec()
+        ]
+    );
     assert_eq!(keys(b"\xff"), vec![b"\xff".to_vec(), b"\xff\x01".to_vec()]);
     assert_eq!(keys(b"c"), Vec::<Vec<u8>>::new());
     assert_eq!(keys(b"").len(), 8);
@@ -271,8 +334,12 @@ pub fn approximate_num_entries_counts(f: &Fixture) {
 pub fn wipe_clears_data_and_position(f: &Fixture) {
     let store = f.open();
     let mut batch = WriteBatch::new();
-    batch.put(b"a".to_vec(), b"1".to_vec()).put(b"b".to_vec(), b"2".to_vec());
-    store.write_with_position(&batch, &Position::of(0, 9)).unwrap();
+    batch
+        .put(b"a".to_vec(), b"1".to_vec())
+        .put(b"b".to_vec(), b"2".to_vec());
+    store
+        .write_with_position(&batch, &Position::of(0, 9))
+        .unwrap();
     store.wipe().unwrap();
     assert!(contents(store.as_ref()).is_empty());
     assert_eq!(store.position().unwrap(), Position::empty());
@@ -301,7 +368,9 @@ pub fn position_survives_reopen(f: &Fixture) {
     }
     let mut batch = WriteBatch::new();
     batch.put(b"k".to_vec(), b"v".to_vec());
-    store.write_with_position(&batch, &Position::of(2, 17)).unwrap();
+    store
+        .write_with_position(&batch, &Position::of(2, 17))
+        .unwrap();
     store.close().unwrap();
     drop(store);
     let reopened = f.open();

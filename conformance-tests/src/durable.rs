@@ -37,22 +37,50 @@ pub fn reopen_replays_only_the_tail(backend: &dyn BackendFactory, close_cleanly:
     let data = contents(store.as_ref());
     // Data and position must match: the data is exactly the replay up to the position.
     let expected_at_position: Vec<_> = match position {
-        Some(9) => (0..10u32).map(|i| (format!("key-{i:03}").into_bytes(), i.to_be_bytes().to_vec())).collect(),
+        Some(9) => (0..10u32)
+            .map(|i| (format!("key-{i:03}").into_bytes(), i.to_be_bytes().to_vec()))
+            .collect(),
         None => Vec::new(),
         Some(other) => panic!("position {other} matches no commit"),
     };
-    assert_eq!(data, expected_at_position, "data and position disagree after reopen");
+    assert_eq!(
+        data, expected_at_position,
+        "data and position disagree after reopen"
+    );
     if close_cleanly {
-        assert_eq!(position, Some(9), "a clean close must keep the committed position");
+        assert_eq!(
+            position,
+            Some(9),
+            "a clean close must keep the committed position"
+        );
     }
     let end = changelog.end_offset(TOPIC, PARTITION).unwrap();
     let listener = RecordingListener::default();
-    let summary = support::restore_with(store.as_ref(), support::reader(&changelog, guarantee).as_ref(), &listener).unwrap();
+    let summary = support::restore_with(
+        store.as_ref(),
+        support::reader(&changelog, guarantee).as_ref(),
+        &listener,
+    )
+    .unwrap();
     let expected_tail = end - position.map_or(0, |p| p + 1);
-    assert_eq!(summary.restored as i64, expected_tail, "restore must replay only the tail");
-    assert_eq!(contents(store.as_ref()), support::replay(&changelog, guarantee));
-    assert_eq!(store.range(&KeyRange::prefix(b"key-000")).unwrap().count(), 0);
+    assert_eq!(
+        summary.restored as i64, expected_tail,
+        "restore must replay only the tail"
+    );
+    assert_eq!(
+        contents(store.as_ref()),
+        support::replay(&changelog, guarantee)
+    );
+    assert_eq!(
+        store.range(&KeyRange::prefix(b"key-000")).unwrap().count(),
+        0
+    );
     // Restoring again replays nothing.
-    let again = support::restore_with(store.as_ref(), support::reader(&changelog, guarantee).as_ref(), &listener).unwrap();
+    let again = support::restore_with(
+        store.as_ref(),
+        support::reader(&changelog, guarantee).as_ref(),
+        &listener,
+    )
+    .unwrap();
     assert_eq!(again.restored, 0);
 }

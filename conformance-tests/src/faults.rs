@@ -24,20 +24,39 @@ pub fn sink_failing_mid_flush(backend: &dyn BackendFactory, guarantee: Processin
     support::write_and_commit(&mut logged, 0..3);
     let before = contents(logged.inner().as_ref());
     for i in 3..8u32 {
-        logged.put(format!("key-{i:03}").as_bytes(), &i.to_be_bytes()).unwrap();
+        logged
+            .put(format!("key-{i:03}").as_bytes(), &i.to_be_bytes())
+            .unwrap();
     }
     changelog.fail_flush_after(TOPIC, 2).unwrap();
     let err = block_on(logged.commit()).unwrap_err();
-    assert!(err.to_string().contains(TOPIC), "error should name the changelog: {err}");
-    assert_eq!(contents(logged.inner().as_ref()), before, "a failed commit changed the store");
-    assert_eq!(logged.get(b"key-007").unwrap(), Some(7u32.to_be_bytes().to_vec()), "uncommitted writes stay readable");
+    assert!(
+        err.to_string().contains(TOPIC),
+        "error should name the changelog: {err}"
+    );
+    assert_eq!(
+        contents(logged.inner().as_ref()),
+        before,
+        "a failed commit changed the store"
+    );
+    assert_eq!(
+        logged.get(b"key-007").unwrap(),
+        Some(7u32.to_be_bytes().to_vec()),
+        "uncommitted writes stay readable"
+    );
     block_on(logged.commit()).unwrap();
-    let expected: Vec<_> = (0..8u32).map(|i| (format!("key-{i:03}").into_bytes(), i.to_be_bytes().to_vec())).collect();
+    let expected: Vec<_> = (0..8u32)
+        .map(|i| (format!("key-{i:03}").into_bytes(), i.to_be_bytes().to_vec()))
+        .collect();
     assert_eq!(contents(logged.inner().as_ref()), expected);
     assert_eq!(support::replay(&changelog, guarantee), expected);
     if guarantee == ProcessingGuarantee::AtLeastOnce {
         let logged_records = changelog.records(TOPIC, PARTITION).unwrap();
-        assert_eq!(logged_records.len(), 8, "the retry must append only what the changelog lacked");
+        assert_eq!(
+            logged_records.len(),
+            8,
+            "the retry must append only what the changelog lacked"
+        );
     }
 }
 
@@ -54,7 +73,12 @@ pub fn log_start_truncated_above_position(backend: &dyn BackendFactory) {
     // Another instance takes over and writes on.
     let other = Fixture::new(backend, "store");
     let other_store = other.open();
-    support::restore_with(other_store.as_ref(), support::reader(&changelog, guarantee).as_ref(), &RecordingListener::default()).unwrap();
+    support::restore_with(
+        other_store.as_ref(),
+        support::reader(&changelog, guarantee).as_ref(),
+        &RecordingListener::default(),
+    )
+    .unwrap();
     let mut second = support::logged(&changelog, other_store, guarantee);
     support::write_and_commit(&mut second, 10..20);
     drop(second);
@@ -62,14 +86,32 @@ pub fn log_start_truncated_above_position(backend: &dyn BackendFactory) {
 
     let store = f.open();
     let listener = RecordingListener::default();
-    let summary = support::restore_with(store.as_ref(), support::reader(&changelog, guarantee).as_ref(), &listener).unwrap();
+    let summary = support::restore_with(
+        store.as_ref(),
+        support::reader(&changelog, guarantee).as_ref(),
+        &listener,
+    )
+    .unwrap();
     if store.capability().durable {
-        assert_eq!(summary.wiped, Some(WipeReason::PositionBelowLogStart { applied: 9, log_start: 15 }));
-        assert_eq!(listener.heard().wiped.len(), 1, "the wipe must be reported to the listener");
+        assert_eq!(
+            summary.wiped,
+            Some(WipeReason::PositionBelowLogStart {
+                applied: 9,
+                log_start: 15
+            })
+        );
+        assert_eq!(
+            listener.heard().wiped.len(),
+            1,
+            "the wipe must be reported to the listener"
+        );
     }
     assert_eq!(summary.from, 15);
     assert_eq!(summary.restored, 5);
-    assert_eq!(contents(store.as_ref()), support::replay(&changelog, guarantee));
+    assert_eq!(
+        contents(store.as_ref()),
+        support::replay(&changelog, guarantee)
+    );
 }
 
 /// The topic was deleted and recreated with fewer records than the store's position:
@@ -89,13 +131,27 @@ pub fn topic_recreated_below_position(backend: &dyn BackendFactory) {
 
     let store = f.open();
     let listener = RecordingListener::default();
-    let summary = support::restore_with(store.as_ref(), support::reader(&changelog, guarantee).as_ref(), &listener).unwrap();
+    let summary = support::restore_with(
+        store.as_ref(),
+        support::reader(&changelog, guarantee).as_ref(),
+        &listener,
+    )
+    .unwrap();
     if store.capability().durable {
-        assert_eq!(summary.wiped, Some(WipeReason::PositionAboveLogEnd { applied: 9, log_end: 3 }));
+        assert_eq!(
+            summary.wiped,
+            Some(WipeReason::PositionAboveLogEnd {
+                applied: 9,
+                log_end: 3
+            })
+        );
         assert_eq!(listener.heard().wiped.len(), 1);
     }
     assert_eq!(summary.restored, 3);
-    assert_eq!(contents(store.as_ref()), support::replay(&changelog, guarantee));
+    assert_eq!(
+        contents(store.as_ref()),
+        support::replay(&changelog, guarantee)
+    );
 }
 
 /// Restore fails half-way: the listener hears a suspension, the store keeps what it
@@ -118,14 +174,37 @@ pub fn crash_during_restore_resumes(backend: &dyn BackendFactory, guarantee: Pro
     let heard = listener.heard();
     assert_eq!(heard.suspended.len(), 1, "suspension must be reported");
     let applied_first = heard.suspended[0];
-    assert!(applied_first > 0 && applied_first < 50, "restored {applied_first} before the crash");
+    assert!(
+        applied_first > 0 && applied_first < 50,
+        "restored {applied_first} before the crash"
+    );
     let position = store.position().unwrap().applied(PARTITION).unwrap();
-    assert_eq!(contents(store.as_ref()).len() as u64, applied_first, "data and position must match");
-    assert_eq!(position + 1, applied_first as i64, "position must cover exactly what was applied");
+    assert_eq!(
+        contents(store.as_ref()).len() as u64,
+        applied_first,
+        "data and position must match"
+    );
+    assert_eq!(
+        position + 1,
+        applied_first as i64,
+        "position must cover exactly what was applied"
+    );
 
-    let summary = support::restore_with(store.as_ref(), support::reader(&changelog, guarantee).as_ref(), &listener).unwrap();
-    assert_eq!(summary.restored + applied_first, 50, "resumed restore must apply each record once");
-    assert_eq!(contents(store.as_ref()), support::replay(&changelog, guarantee));
+    let summary = support::restore_with(
+        store.as_ref(),
+        support::reader(&changelog, guarantee).as_ref(),
+        &listener,
+    )
+    .unwrap();
+    assert_eq!(
+        summary.restored + applied_first,
+        50,
+        "resumed restore must apply each record once"
+    );
+    assert_eq!(
+        contents(store.as_ref()),
+        support::replay(&changelog, guarantee)
+    );
 }
 
 /// Appends failing (a full or broken producer) surface as errors from the write itself.
@@ -139,7 +218,11 @@ pub fn failing_appends_surface_as_errors(backend: &dyn BackendFactory) {
     logged.put(b"b", b"2").unwrap();
     let err = logged.put(b"c", b"3").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert_eq!(logged.get(b"c").unwrap(), None, "a write whose append failed must not be visible");
+    assert_eq!(
+        logged.get(b"c").unwrap(),
+        None,
+        "a write whose append failed must not be visible"
+    );
     changelog.clear_faults(TOPIC).unwrap();
     block_on(logged.commit()).unwrap();
     assert_eq!(support::replay(&changelog, guarantee).len(), 2);
@@ -155,26 +238,39 @@ pub fn undecodable_record_is_reported(backend: &dyn BackendFactory) {
         .err();
     // The topic does not exist yet: the builder creates it, so write after a first build.
     assert!(sink.is_some(), "sink for a missing topic must fail");
-    let context = StoreContext::new("shop", PARTITION, 4, f.root()).with_changelog(Arc::new(changelog.clone()));
+    let context = StoreContext::new("shop", PARTITION, 4, f.root())
+        .with_changelog(Arc::new(changelog.clone()));
     let builder = StoreBuilder::new(backend.supplier("rewards"), Serdes::string(), Serdes::f64())
         .with_logging_enabled(HashMap::new());
     let mut store = block_on(builder.build(&context)).unwrap();
     store.put(&"alice".to_owned(), &1.0).unwrap();
     block_on(store.commit()).unwrap();
     drop(store);
-    let raw = changelog.sink_now("shop-rewards-changelog", &SinkOptions::default()).unwrap();
-    raw.append(PARTITION, ChangelogRecord::put(b"bob".to_vec(), vec![1, 2, 3], 0)).unwrap();
+    let raw = changelog
+        .sink_now("shop-rewards-changelog", &SinkOptions::default())
+        .unwrap();
+    raw.append(
+        PARTITION,
+        ChangelogRecord::put(b"bob".to_vec(), vec![1, 2, 3], 0),
+    )
+    .unwrap();
     block_on(raw.flush()).unwrap();
 
     let elsewhere = Fixture::new(backend, "rewards");
-    let context = StoreContext::new("shop", PARTITION, 4, elsewhere.root()).with_changelog(Arc::new(changelog));
+    let context = StoreContext::new("shop", PARTITION, 4, elsewhere.root())
+        .with_changelog(Arc::new(changelog));
     let err = match block_on(builder.build(&context)) {
         Ok(_) => panic!("restoring an undecodable record must fail"),
         Err(err) => err,
     };
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
     let message = err.to_string();
-    for part in ["shop-rewards-changelog", "partition 1", "offset 1", "Double"] {
+    for part in [
+        "shop-rewards-changelog",
+        "partition 1",
+        "offset 1",
+        "Double",
+    ] {
         assert!(message.contains(part), "error must name {part}: {message}");
     }
 }

@@ -12,7 +12,9 @@ pub mod behavior;
 pub mod crash_points;
 pub mod durable;
 pub mod faults;
+pub mod file_log;
 mod harness;
+pub mod kill;
 pub mod model;
 pub mod relocation;
 pub mod support;
@@ -32,19 +34,25 @@ pub fn backends() -> Vec<Box<dyn BackendFactory>> {
 
 /// The in-memory backend.
 pub fn memory() -> impl BackendFactory {
-    SupplierFactory::new("memory", |name| std::sync::Arc::new(backend_memory::MemorySupplier::new(name)) as _)
+    SupplierFactory::new("memory", |name| {
+        std::sync::Arc::new(backend_memory::MemorySupplier::new(name)) as _
+    })
 }
 
 /// The RocksDB backend with default options.
 #[cfg(feature = "rocksdb")]
 pub fn rocksdb() -> impl BackendFactory {
-    SupplierFactory::new("rocksdb", |name| std::sync::Arc::new(backend_rocksdb::RocksDbSupplier::new(name)) as _)
+    SupplierFactory::new("rocksdb", |name| {
+        std::sync::Arc::new(backend_rocksdb::RocksDbSupplier::new(name)) as _
+    })
 }
 
 /// The redb backend with default options.
 #[cfg(feature = "redb")]
 pub fn redb() -> impl BackendFactory {
-    SupplierFactory::new("redb", |name| std::sync::Arc::new(backend_redb::RedbSupplier::new(name)) as _)
+    SupplierFactory::new("redb", |name| {
+        std::sync::Arc::new(backend_redb::RedbSupplier::new(name)) as _
+    })
 }
 
 /// Stamps the whole suite for one backend x the in-process changelog into module

@@ -132,14 +132,24 @@ impl<'a> World<'a> {
     }
 
     fn reader(&self) -> Result<Arc<dyn ChangelogReader>, TestCaseError> {
-        Ok(Arc::new(self.changelog.reader_now(TOPIC, self.guarantee.isolation()).map_err(fail)?))
+        Ok(Arc::new(
+            self.changelog
+                .reader_now(TOPIC, self.guarantee.isolation())
+                .map_err(fail)?,
+        ))
     }
 
     /// Opens the store, restores it, checks the guarantee, and starts logging.
     fn start(&mut self) -> Result<(), TestCaseError> {
         let store = self.fixture.open();
-        block_on(restore(store.as_ref(), self.reader()?.as_ref(), PARTITION, &options(), &NoopRestoreListener))
-            .map_err(fail)?;
+        block_on(restore(
+            store.as_ref(),
+            self.reader()?.as_ref(),
+            PARTITION,
+            &options(),
+            &NoopRestoreListener,
+        ))
+        .map_err(fail)?;
         self.check_recovered(store.as_ref())?;
         let sink = self
             .changelog
@@ -164,17 +174,27 @@ impl<'a> World<'a> {
     }
 
     fn logged(&self) -> &LoggedStore {
-        self.logged.as_ref().unwrap_or_else(|| unreachable!("store is running between steps"))
+        self.logged
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("store is running between steps"))
     }
 
     /// The guarantee: recovered == replay(changelog) == model(ops[..k]).
     fn check_recovered(&mut self, store: &dyn KeyValueStore) -> Result<(), TestCaseError> {
         let recovered: Model = contents(store).into_iter().collect();
         let replayed = replay(self.reader()?.as_ref())?;
-        prop_assert_eq!(&recovered, &replayed, "recovered state differs from a replay of the changelog");
+        prop_assert_eq!(
+            &recovered,
+            &replayed,
+            "recovered state differs from a replay of the changelog"
+        );
         match self.guarantee {
             ProcessingGuarantee::ExactlyOnce => {
-                prop_assert_eq!(&recovered, &self.committed, "exactly-once: recovered != state at last commit");
+                prop_assert_eq!(
+                    &recovered,
+                    &self.committed,
+                    "exactly-once: recovered != state at last commit"
+                );
             }
             ProcessingGuarantee::AtLeastOnce => {
                 let prefix = std::iter::once(&self.committed)
@@ -239,20 +259,33 @@ impl<'a> World<'a> {
                 }
             }
             Op::Get(k) => {
-                prop_assert_eq!(self.logged().get(&key(*k)).map_err(fail)?, self.live.get(&key(*k)).cloned());
+                prop_assert_eq!(
+                    self.logged().get(&key(*k)).map_err(fail)?,
+                    self.live.get(&key(*k)).cloned()
+                );
             }
             Op::Range(a, b) => {
                 let (a, b) = (key(*a), key(*b));
                 let range = KeyRange::inclusive(a.clone(), b.clone());
                 let expected: Vec<_> = if a <= b {
-                    self.live.range(a..=b).map(|(k, v)| (k.clone(), v.clone())).collect()
+                    self.live
+                        .range(a..=b)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
                 } else {
                     Vec::new()
                 };
-                let forward: Vec<_> = self.logged().range(&range).and_then(|i| i.collect()).map_err(fail)?;
+                let forward: Vec<_> = self
+                    .logged()
+                    .range(&range)
+                    .and_then(|i| i.collect())
+                    .map_err(fail)?;
                 prop_assert_eq!(&forward, &expected);
-                let mut backward: Vec<_> =
-                    self.logged().reverse_range(&range).and_then(|i| i.collect()).map_err(fail)?;
+                let mut backward: Vec<_> = self
+                    .logged()
+                    .reverse_range(&range)
+                    .and_then(|i| i.collect())
+                    .map_err(fail)?;
                 backward.reverse();
                 prop_assert_eq!(&backward, &expected);
             }
@@ -262,15 +295,26 @@ impl<'a> World<'a> {
                     return self.commit_ok();
                 }
                 match op {
-                    Op::CommitFailingMidFlush(n) => self.changelog.fail_flush_after(TOPIC, usize::from(*n)),
+                    Op::CommitFailingMidFlush(n) => {
+                        self.changelog.fail_flush_after(TOPIC, usize::from(*n))
+                    }
                     _ => self.changelog.fail_next_flush(TOPIC),
                 }
                 .map_err(fail)?;
                 let logged = self.logged.as_mut().unwrap_or_else(|| unreachable!());
-                prop_assert!(block_on(logged.commit()).is_err(), "commit must fail when the flush fails");
+                prop_assert!(
+                    block_on(logged.commit()).is_err(),
+                    "commit must fail when the flush fails"
+                );
                 self.retry_pending = true;
-                let position_after: Model = contents(self.logged().inner().as_ref()).into_iter().collect();
-                prop_assert_eq!(&position_after, &self.committed, "a failed commit changed the store");
+                let position_after: Model = contents(self.logged().inner().as_ref())
+                    .into_iter()
+                    .collect();
+                prop_assert_eq!(
+                    &position_after,
+                    &self.committed,
+                    "a failed commit changed the store"
+                );
             }
             Op::CommitCrashBeforeStoreWrite => {
                 if self.logged().uncommitted() == 0 {
@@ -280,7 +324,10 @@ impl<'a> World<'a> {
                     switch.arm();
                 }
                 let logged = self.logged.as_mut().unwrap_or_else(|| unreachable!());
-                prop_assert!(block_on(logged.commit()).is_err(), "the injected store crash must fail commit");
+                prop_assert!(
+                    block_on(logged.commit()).is_err(),
+                    "the injected store crash must fail commit"
+                );
                 // The changelog side committed, so recovery must hold every operation.
                 self.committed = self.live.clone();
                 self.uncommitted.clear();
@@ -295,7 +342,13 @@ impl<'a> World<'a> {
                 self.crash();
                 let store = self.fixture.open();
                 let failing = FailingReader::new(self.reader()?, usize::from(*n));
-                let _ = block_on(restore(store.as_ref(), &failing, PARTITION, &options(), &NoopRestoreListener));
+                let _ = block_on(restore(
+                    store.as_ref(),
+                    &failing,
+                    PARTITION,
+                    &options(),
+                    &NoopRestoreListener,
+                ));
                 drop(store);
                 self.start()?;
             }
@@ -307,9 +360,19 @@ impl<'a> World<'a> {
                     return Ok(());
                 }
                 let inner = self.logged().inner().clone();
-                let summary = block_on(restore(inner.as_ref(), self.reader()?.as_ref(), PARTITION, &options(), &NoopRestoreListener))
-                    .map_err(fail)?;
-                prop_assert_eq!(summary.restored, 0, "restoring an up-to-date store replayed records");
+                let summary = block_on(restore(
+                    inner.as_ref(),
+                    self.reader()?.as_ref(),
+                    PARTITION,
+                    &options(),
+                    &NoopRestoreListener,
+                ))
+                .map_err(fail)?;
+                prop_assert_eq!(
+                    summary.restored,
+                    0,
+                    "restoring an up-to-date store replayed records"
+                );
                 prop_assert!(summary.wiped.is_none());
             }
         }
@@ -322,11 +385,18 @@ impl<'a> World<'a> {
         self.retry_pending = false;
         self.committed = self.live.clone();
         self.uncommitted.clear();
-        let stored: Model = contents(self.logged().inner().as_ref()).into_iter().collect();
+        let stored: Model = contents(self.logged().inner().as_ref())
+            .into_iter()
+            .collect();
         prop_assert_eq!(&stored, &self.committed, "store after commit != model");
         let end = self.changelog.end_offset(TOPIC, PARTITION).map_err(fail)?;
         if let Some(applied) = summary.position.applied(PARTITION) {
-            prop_assert!(applied < end, "position {} past the log end {}", applied, end);
+            prop_assert!(
+                applied < end,
+                "position {} past the log end {}",
+                applied,
+                end
+            );
         }
         Ok(())
     }
@@ -360,11 +430,17 @@ fn fail(err: state_core::Error) -> TestCaseError {
 }
 
 /// Runs one scenario against a fresh store of `backend`.
-pub fn run_scenario(backend: &dyn BackendFactory, guarantee: ProcessingGuarantee, ops: &[Op]) -> Result<(), TestCaseError> {
+pub fn run_scenario(
+    backend: &dyn BackendFactory,
+    guarantee: ProcessingGuarantee,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
     let fixture = Fixture::new(backend, "model-store");
     let mut world = World::new(&fixture, guarantee)?;
     for (i, op) in ops.iter().enumerate() {
-        world.step(op).map_err(|err| TestCaseError::fail(format!("step {i} {op:?}: {err}")))?;
+        world
+            .step(op)
+            .map_err(|err| TestCaseError::fail(format!("step {i} {op:?}: {err}")))?;
     }
     // Finally a crash and recovery, so every scenario ends by checking the guarantee.
     world.crash();
@@ -390,8 +466,13 @@ pub fn model_test(backend: &dyn BackendFactory, guarantee: ProcessingGuarantee) 
         ..Config::default()
     };
     let cases = config.cases;
-    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
-    let result = runner.run(&scenario_strategy(), |ops| run_scenario(backend, guarantee, &ops));
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    );
+    let result = runner.run(&scenario_strategy(), |ops| {
+        run_scenario(backend, guarantee, &ops)
+    });
     match result {
         Ok(()) => eprintln!(
             "model test {} x in-process x {}: {cases} cases passed (STATESTORE_SEED={seed})",

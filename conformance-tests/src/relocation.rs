@@ -8,7 +8,11 @@ use crate::support::{self, RecordingListener};
 
 /// Writes through `from` (puts, overwrites, deletes over several commits), then restores
 /// the changelog into a fresh `to` store: both hold the same entries.
-pub fn relocate(from: &dyn BackendFactory, to: &dyn BackendFactory, guarantee: ProcessingGuarantee) {
+pub fn relocate(
+    from: &dyn BackendFactory,
+    to: &dyn BackendFactory,
+    guarantee: ProcessingGuarantee,
+) {
     let source = Fixture::new(from, "store");
     let changelog = support::changelog();
     let mut logged = support::logged(&changelog, source.open(), guarantee);
@@ -21,7 +25,18 @@ pub fn relocate(from: &dyn BackendFactory, to: &dyn BackendFactory, guarantee: P
 
     let target = Fixture::new(to, "store");
     let store = target.open();
-    let summary = support::restore_with(store.as_ref(), support::reader(&changelog, guarantee).as_ref(), &RecordingListener::default()).unwrap();
+    let summary = support::restore_with(
+        store.as_ref(),
+        support::reader(&changelog, guarantee).as_ref(),
+        &RecordingListener::default(),
+    )
+    .unwrap();
     assert!(summary.restored > 0);
-    assert_eq!(contents(store.as_ref()), written, "{} -> {} relocation differs", from.name(), to.name());
+    assert_eq!(
+        contents(store.as_ref()),
+        written,
+        "{} -> {} relocation differs",
+        from.name(),
+        to.name()
+    );
 }

@@ -28,7 +28,10 @@ pub fn changelog() -> InMemoryChangelog {
 pub const PARTITION: i32 = 1;
 
 /// A reader for `guarantee`.
-pub fn reader(changelog: &InMemoryChangelog, guarantee: ProcessingGuarantee) -> Arc<dyn ChangelogReader> {
+pub fn reader(
+    changelog: &InMemoryChangelog,
+    guarantee: ProcessingGuarantee,
+) -> Arc<dyn ChangelogReader> {
     Arc::new(
         changelog
             .reader_now(TOPIC, guarantee.isolation())
@@ -37,7 +40,11 @@ pub fn reader(changelog: &InMemoryChangelog, guarantee: ProcessingGuarantee) -> 
 }
 
 /// Wraps `store` for logging to partition [`PARTITION`].
-pub fn logged(changelog: &InMemoryChangelog, store: Arc<dyn KeyValueStore>, guarantee: ProcessingGuarantee) -> LoggedStore {
+pub fn logged(
+    changelog: &InMemoryChangelog,
+    store: Arc<dyn KeyValueStore>,
+    guarantee: ProcessingGuarantee,
+) -> LoggedStore {
     let sink = changelog
         .sink_now(
             TOPIC,
@@ -113,7 +120,10 @@ impl RestoreListener for RecordingListener {
 }
 
 /// Every visible record of [`PARTITION`] replayed onto an empty map.
-pub fn replay(changelog: &InMemoryChangelog, guarantee: ProcessingGuarantee) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn replay(
+    changelog: &InMemoryChangelog,
+    guarantee: ProcessingGuarantee,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let reader = reader(changelog, guarantee);
     block_on(async {
         let offsets = reader.offsets(PARTITION).await?;

@@ -1,0 +1,154 @@
+//! A changelog partition kept in a file, so a child process can write it and the parent
+//! can read it after killing the child with SIGKILL.
+//!
+//! Frames are `key_len: u32 BE | key | value_len: i32 BE (-1 = tombstone) | value`,
+//! written in order with offsets implied by position. `flush` writes the pending frames
+//! with one `write` call before acknowledging, so what it acknowledged survives the death
+//! of the process (not a power loss: this is test support, not a storage engine). A frame
+//! torn by the kill is ignored on read, as Kafka's log recovery drops a partial batch.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use state_core::{
+    ChangelogRecord, ChangelogSink, Error, Offset, Partition, Position, ProcessingGuarantee, Result,
+};
+
+/// An at-least-once sink appending to one file.
+pub struct FileSink {
+    topic: String,
+    partition: Partition,
+    state: Mutex<SinkState>,
+}
+
+struct SinkState {
+    file: File,
+    pending: Vec<ChangelogRecord>,
+    next_offset: Offset,
+}
+
+impl FileSink {
+    /// Opens (creating) the log at `path`, continuing after its last whole frame.
+    pub fn open(path: &Path, topic: &str, partition: Partition) -> Result<Self> {
+        let next_offset = read_log(path).map(|records| records.len() as Offset).unwrap_or(0);
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self {
+            topic: topic.to_owned(),
+            partition,
+            state: Mutex::new(SinkState {
+                file,
+                pending: Vec::new(),
+                next_offset,
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl ChangelogSink for FileSink {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn guarantee(&self) -> ProcessingGuarantee {
+        ProcessingGuarantee::AtLeastOnce
+    }
+    fn append(&self, partition: Partition, record: ChangelogRecord) -> Result<()> {
+        if partition != self.partition {
+            return Err(Error::invalid_input(format!("file log holds partition {} only", self.partition)));
+        }
+        let mut state = self.state.lock().map_err(|_| Error::internal("file sink lock poisoned"))?;
+        state.pending.push(record);
+        Ok(())
+    }
+    async fn flush(&self) -> Result<Position> {
+        let mut state = self.state.lock().map_err(|_| Error::internal("file sink lock poisoned"))?;
+        let mut frames = Vec::new();
+        for record in &state.pending {
+            encode(record, &mut frames);
+        }
+        state.file.write_all(&frames)?;
+        let written = state.pending.len() as Offset;
+        state.pending.clear();
+        state.next_offset += written;
+        Ok(self.acknowledged_locked(&state))
+    }
+    fn acknowledged(&self) -> Position {
+        self.state
+            .lock()
+            .map(|state| self.acknowledged_locked(&state))
+            .unwrap_or_default()
+    }
+    fn begin_transaction(&self) -> Result<()> {
+        Err(Error::unsupported("the file log has no transactions"))
+    }
+    async fn commit_transaction(&self) -> Result<Position> {
+        Err(Error::unsupported("the file log has no transactions"))
+    }
+    async fn abort_transaction(&self) -> Result<()> {
+        Err(Error::unsupported("the file log has no transactions"))
+    }
+    fn in_transaction(&self) -> bool {
+        false
+    }
+}
+
+impl FileSink {
+    fn acknowledged_locked(&self, state: &SinkState) -> Position {
+        if state.next_offset == 0 {
+            Position::empty()
+        } else {
+            Position::of(self.partition, state.next_offset - 1)
+        }
+    }
+}
+
+fn encode(record: &ChangelogRecord, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(record.key.len() as u32).to_be_bytes());
+    out.extend_from_slice(&record.key);
+    match &record.value {
+        Some(value) => {
+            out.extend_from_slice(&(value.len() as i32).to_be_bytes());
+            out.extend_from_slice(value);
+        }
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+    }
+}
+
+/// Every whole record in the log at `path`, in offset order (a torn last frame is
+/// dropped).
+pub fn read_log(path: &Path) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut file) => {
+            file.read_to_end(&mut bytes)?;
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err.into()),
+    }
+    let mut records = Vec::new();
+    let mut rest = bytes.as_slice();
+    while let Some((record, tail)) = decode(rest) {
+        records.push(record);
+        rest = tail;
+    }
+    Ok(records)
+}
+
+type Frame = (Vec<u8>, Option<Vec<u8>>);
+
+fn decode(bytes: &[u8]) -> Option<(Frame, &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let key_len = u32::from_be_bytes(*len) as usize;
+    let (key, rest) = (rest.get(..key_len)?, rest.get(key_len..)?);
+    let (len, rest) = rest.split_first_chunk::<4>()?;
+    let value_len = i32::from_be_bytes(*len);
+    if value_len < 0 {
+        return Some(((key.to_vec(), None), rest));
+    }
+    let value_len = value_len as usize;
+    let (value, rest) = (rest.get(..value_len)?, rest.get(value_len..)?);
+    Some(((key.to_vec(), Some(value.to_vec())), rest))
+}
