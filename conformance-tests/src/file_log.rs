@@ -33,7 +33,9 @@ struct SinkState {
 impl FileSink {
     /// Opens (creating) the log at `path`, continuing after its last whole frame.
     pub fn open(path: &Path, topic: &str, partition: Partition) -> Result<Self> {
-        let next_offset = read_log(path).map(|records| records.len() as Offset).unwrap_or(0);
+        let next_offset = read_log(path)
+            .map(|records| records.len() as Offset)
+            .unwrap_or(0);
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Self {
             topic: topic.to_owned(),
@@ -57,14 +59,23 @@ impl ChangelogSink for FileSink {
     }
     fn append(&self, partition: Partition, record: ChangelogRecord) -> Result<()> {
         if partition != self.partition {
-            return Err(Error::invalid_input(format!("file log holds partition {} only", self.partition)));
+            return Err(Error::invalid_input(format!(
+                "file log holds partition {} only",
+                self.partition
+            )));
         }
-        let mut state = self.state.lock().map_err(|_| Error::internal("file sink lock poisoned"))?;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| Error::internal("file sink lock poisoned"))?;
         state.pending.push(record);
         Ok(())
     }
     async fn flush(&self) -> Result<Position> {
-        let mut state = self.state.lock().map_err(|_| Error::internal("file sink lock poisoned"))?;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| Error::internal("file sink lock poisoned"))?;
         let mut frames = Vec::new();
         for record in &state.pending {
             encode(record, &mut frames);

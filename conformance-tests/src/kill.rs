@@ -56,7 +56,10 @@ impl KillOp {
 impl Workload {
     /// The stream for `seed`.
     pub fn new(seed: u64) -> Self {
-        Self { state: seed ^ 0x9E37_79B9_7F4A_7C15, index: 0 }
+        Self {
+            state: seed ^ 0x9E37_79B9_7F4A_7C15,
+            index: 0,
+        }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -95,12 +98,23 @@ pub struct RoundReport {
 
 /// Runs one round: starts `child_exe` on a fresh store of `backend`, kills it with SIGKILL
 /// once it has reported `commits_before_kill` commits, and checks recovery.
-pub fn kill_round(backend: &dyn BackendFactory, child_exe: &Path, seed: u64, commits_before_kill: usize) -> RoundReport {
+pub fn kill_round(
+    backend: &dyn BackendFactory,
+    child_exe: &Path,
+    seed: u64,
+    commits_before_kill: usize,
+) -> RoundReport {
     let fixture = Fixture::new(backend, "kill-store");
     let log = fixture.root().join("changelog.log");
     let journal = fixture.root().join("commits.journal");
     let mut child = Command::new(child_exe)
-        .args([backend.name(), &fixture.store_dir().to_string_lossy(), &log.to_string_lossy(), &journal.to_string_lossy(), &seed.to_string()])
+        .args([
+            backend.name(),
+            &fixture.store_dir().to_string_lossy(),
+            &log.to_string_lossy(),
+            &journal.to_string_lossy(),
+            &seed.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -117,7 +131,10 @@ pub fn kill_round(backend: &dyn BackendFactory, child_exe: &Path, seed: u64, com
             }
             panic!("child exited early with {status}: {stderr}");
         }
-        assert!(Instant::now() < deadline, "child made no {commits_before_kill} commits within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "child made no {commits_before_kill} commits within 60 s"
+        );
         std::thread::yield_now();
     }
     child.kill().unwrap(); // SIGKILL on Unix
@@ -129,22 +146,55 @@ pub fn kill_round(backend: &dyn BackendFactory, child_exe: &Path, seed: u64, com
     let store = fixture.open();
     let position = store.position().unwrap().applied(KILL_PARTITION);
     let upto = position.map_or(0, |p| p as usize + 1);
-    assert!(upto <= logged_records.len(), "store position {position:?} is past the changelog ({} records)", logged_records.len());
-    assert_eq!(contents(store.as_ref()), replay(&logged_records[..upto]), "data and position disagree after SIGKILL (seed {seed})");
+    assert!(
+        upto <= logged_records.len(),
+        "store position {position:?} is past the changelog ({} records)",
+        logged_records.len()
+    );
+    assert_eq!(
+        contents(store.as_ref()),
+        replay(&logged_records[..upto]),
+        "data and position disagree after SIGKILL (seed {seed})"
+    );
 
     // Nothing reordered or invented: the changelog is exactly a prefix of the workload
     // covering every committed operation.
     let mut workload = Workload::new(seed);
-    let expected: Vec<_> = (0..logged_records.len()).map(|_| workload.next_op().0.as_record()).collect();
-    assert_eq!(logged_records, expected, "changelog is not a prefix of the operations (seed {seed})");
-    assert!(logged_records.len() as u64 >= committed, "changelog lost committed operations (seed {seed})");
+    let expected: Vec<_> = (0..logged_records.len())
+        .map(|_| workload.next_op().0.as_record())
+        .collect();
+    assert_eq!(
+        logged_records, expected,
+        "changelog is not a prefix of the operations (seed {seed})"
+    );
+    assert!(
+        logged_records.len() as u64 >= committed,
+        "changelog lost committed operations (seed {seed})"
+    );
 
     // Restore from the changelog the child left.
     let changelog = changelog_from(&logged_records);
-    let reader = changelog.reader_now(KILL_TOPIC, ProcessingGuarantee::AtLeastOnce.isolation()).unwrap();
-    let summary = block_on(restore(store.as_ref(), &reader, KILL_PARTITION, &RestoreOptions::default(), &NoopRestoreListener)).unwrap();
-    assert_eq!(summary.restored as usize, logged_records.len() - upto, "restore must replay only the tail");
-    assert_eq!(contents(store.as_ref()), replay(&logged_records), "recovered state != replay of the changelog (seed {seed})");
+    let reader = changelog
+        .reader_now(KILL_TOPIC, ProcessingGuarantee::AtLeastOnce.isolation())
+        .unwrap();
+    let summary = block_on(restore(
+        store.as_ref(),
+        &reader,
+        KILL_PARTITION,
+        &RestoreOptions::default(),
+        &NoopRestoreListener,
+    ))
+    .unwrap();
+    assert_eq!(
+        summary.restored as usize,
+        logged_records.len() - upto,
+        "restore must replay only the tail"
+    );
+    assert_eq!(
+        contents(store.as_ref()),
+        replay(&logged_records),
+        "recovered state != replay of the changelog (seed {seed})"
+    );
     RoundReport {
         committed_ops: committed,
         logged_records: logged_records.len() as u64,
@@ -156,8 +206,14 @@ pub fn kill_round(backend: &dyn BackendFactory, child_exe: &Path, seed: u64, com
 fn committed_ops(journal: &Path) -> (u64, usize) {
     let text = std::fs::read_to_string(journal).unwrap_or_default();
     // The last line may be torn by the kill; only whole lines count.
-    let whole: Vec<&str> = text.split_inclusive('\n').filter(|l| l.ends_with('\n')).collect();
-    let last = whole.last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    let whole: Vec<&str> = text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    let last = whole
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
     (last, whole.len())
 }
 
@@ -174,10 +230,19 @@ fn replay(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
     let changelog = InMemoryChangelog::new();
-    changelog.ensure_topic_now(&TopicSpec::changelog(KILL_TOPIC, 1, &BTreeMap::new())).unwrap();
-    let sink = changelog.sink_now(KILL_TOPIC, &SinkOptions::default()).unwrap();
+    changelog
+        .ensure_topic_now(&TopicSpec::changelog(KILL_TOPIC, 1, &BTreeMap::new()))
+        .unwrap();
+    let sink = changelog
+        .sink_now(KILL_TOPIC, &SinkOptions::default())
+        .unwrap();
     for (key, value) in records {
-        let record = ChangelogRecord { key: key.clone(), value: value.clone(), timestamp: 0, headers: Vec::new() };
+        let record = ChangelogRecord {
+            key: key.clone(),
+            value: value.clone(),
+            timestamp: 0,
+            headers: Vec::new(),
+        };
         sink.append(KILL_PARTITION, record).unwrap();
     }
     block_on(sink.flush()).unwrap();
@@ -186,10 +251,18 @@ fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
 
 /// Runs `STATESTORE_KILL_ROUNDS` (default 25) seeded rounds and prints a summary.
 pub fn kill_test(backend: &dyn BackendFactory, child_exe: &Path) {
-    let rounds: u64 = std::env::var("STATESTORE_KILL_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(25);
-    let base_seed: u64 = std::env::var("STATESTORE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-    });
+    let rounds: u64 = std::env::var("STATESTORE_KILL_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(25);
+    let base_seed: u64 = std::env::var("STATESTORE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
     let (mut replayed, mut committed) = (0, 0);
     for round in 0..rounds {
         let seed = base_seed.wrapping_add(round);

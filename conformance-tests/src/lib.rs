@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod behavior;
+pub mod corruption;
 pub mod crash_points;
 pub mod durable;
 pub mod faults;
@@ -129,6 +130,20 @@ macro_rules! conformance_suite {
             #[test]
             fn reopen_after_drop_replays_only_the_tail() {
                 $crate::durable::reopen_replays_only_the_tail(&factory(), false);
+            }
+            #[test]
+            fn corruption_truncated_files_are_rebuilt() {
+                $crate::corruption::damaged_files_are_rebuilt_from_the_changelog(
+                    &factory(),
+                    $crate::corruption::Damage::TruncateHalf,
+                );
+            }
+            #[test]
+            fn corruption_garbled_files_are_rebuilt() {
+                $crate::corruption::damaged_files_are_rebuilt_from_the_changelog(
+                    &factory(),
+                    $crate::corruption::Damage::GarbleMiddle,
+                );
             }
             #[test]
             fn relocate_to_every_backend() {

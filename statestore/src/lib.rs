@@ -42,12 +42,12 @@ pub use state_core::changelog::in_memory::InMemoryChangelog;
 /// The in-memory backend.
 #[cfg(feature = "memory")]
 pub use backend_memory as memory;
-/// The RocksDB backend.
-#[cfg(feature = "rocksdb")]
-pub use backend_rocksdb as rocksdb;
 /// The redb backend.
 #[cfg(feature = "redb")]
 pub use backend_redb as redb;
+/// The RocksDB backend.
+#[cfg(feature = "rocksdb")]
+pub use backend_rocksdb as rocksdb;
 /// The Kafka changelog.
 #[cfg(feature = "kafka")]
 pub use changelog_kafka as kafka;
@@ -57,7 +57,7 @@ pub mod prelude {
     pub use crate::Stores;
     pub use state_core::changelog::in_memory::InMemoryChangelog;
     pub use state_core::{
-        Changelog, Error, ErrorKind, KeyValueStore, ProcessingGuarantee, RestoreListener,
-        Result, Serdes, StoreBuilder, StoreContext, TypedKeyValueStore,
+        Changelog, Error, ErrorKind, KeyValueStore, ProcessingGuarantee, RestoreListener, Result,
+        Serdes, StoreBuilder, StoreContext, TypedKeyValueStore,
     };
 }

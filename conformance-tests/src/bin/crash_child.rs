@@ -31,7 +31,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let store = backend.supplier("kill-store").open(&PathBuf::from(dir))?;
     let sink = FileSink::open(&PathBuf::from(log), KILL_TOPIC, KILL_PARTITION)?;
     let mut logged = LoggedStore::new(store, Arc::new(sink), KILL_PARTITION);
-    let mut journal = std::fs::OpenOptions::new().create(true).append(true).open(journal)?;
+    let mut journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(journal)?;
     let mut workload = Workload::new(seed.parse()?);
     let mut done = 0u64;
     loop {

@@ -1,0 +1,103 @@
+//! The builder reads like Kafka Streams' and carries topic config through to the changelog.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::executor::block_on;
+use statestore::prelude::*;
+
+fn rewards() -> StoreBuilder<String, f64> {
+    Stores::key_value_store_builder(
+        Stores::in_memory_key_value_store("rewards"),
+        Serdes::string(),
+        Serdes::f64(),
+    )
+}
+
+#[test]
+fn logging_config_reaches_the_changelog_topic_and_user_config_wins() {
+    let changelog = InMemoryChangelog::new();
+    let dir = tempfile::tempdir().unwrap();
+    let context =
+        StoreContext::new("shop", 2, 4, dir.path()).with_changelog(Arc::new(changelog.clone()));
+    let config = HashMap::from([
+        ("min.insync.replicas".to_owned(), "2".to_owned()),
+        ("segment.ms".to_owned(), "100".to_owned()),
+    ]);
+    let mut store = block_on(rewards().with_logging_enabled(config).build(&context)).unwrap();
+    let spec = changelog
+        .topic_config("shop-rewards-changelog")
+        .expect("topic created");
+    assert_eq!(spec.partitions, 4);
+    assert_eq!(
+        spec.config.get("cleanup.policy").map(String::as_str),
+        Some("compact")
+    );
+    assert_eq!(
+        spec.config.get("min.insync.replicas").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        spec.config.get("segment.ms").map(String::as_str),
+        Some("100")
+    );
+
+    store.put(&"alice".to_owned(), &3.5).unwrap();
+    assert_eq!(
+        store.get(&"alice".to_owned()).unwrap(),
+        Some(3.5),
+        "reads see uncommitted writes"
+    );
+    let summary = block_on(store.commit()).unwrap();
+    assert_eq!(summary.records, 1);
+    let records = changelog.records("shop-rewards-changelog", 2).unwrap();
+    assert_eq!(records.len(), 1, "the write went to the store's partition");
+    assert_eq!(records[0].record.value, Some(3.5f64.to_be_bytes().to_vec()));
+}
+
+#[test]
+fn user_cleanup_policy_overrides_the_default() {
+    let changelog = InMemoryChangelog::new();
+    let dir = tempfile::tempdir().unwrap();
+    let context =
+        StoreContext::new("shop", 0, 1, dir.path()).with_changelog(Arc::new(changelog.clone()));
+    let config = HashMap::from([("cleanup.policy".to_owned(), "compact,delete".to_owned())]);
+    block_on(rewards().with_logging_enabled(config).build(&context)).unwrap();
+    let spec = changelog.topic_config("shop-rewards-changelog").unwrap();
+    assert_eq!(spec.config["cleanup.policy"], "compact,delete");
+}
+
+#[test]
+fn logging_disabled_creates_no_topic_and_needs_no_changelog() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let mut store = block_on(rewards().with_logging_disabled().build(&context)).unwrap();
+    store.put(&"bob".to_owned(), &1.0).unwrap();
+    block_on(store.commit()).unwrap();
+    assert_eq!(store.get(&"bob".to_owned()).unwrap(), Some(1.0));
+    assert!(store.restore_summary().is_none());
+}
+
+#[test]
+fn logging_enabled_without_a_changelog_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let err = match block_on(rewards().build(&context)) {
+        Ok(_) => panic!("building a logged store without a changelog must fail"),
+        Err(err) => err,
+    };
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("rewards"), "{err}");
+}
+
+#[test]
+fn a_value_the_serde_cannot_read_names_the_serde() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let store = block_on(rewards().with_logging_disabled().build(&context)).unwrap();
+    let raw = store.committed().clone();
+    raw.put(b"carol", b"abc").unwrap();
+    let err = store.get(&"carol".to_owned()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("Double"), "{err}");
+}
