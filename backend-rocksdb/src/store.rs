@@ -1,0 +1,298 @@
+//! The RocksDB [`KeyValueStore`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rocksdb::{FlushOptions, WriteOptions};
+use state_core::{
+    Capability, Error, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,
+};
+
+use crate::config::RocksDbConfig;
+use crate::error::{closed, map_rocksdb_error};
+use crate::open::{POSITION_KEY, default_cf, meta_cf, open_db};
+use crate::scan::{Db, last_key, scan};
+
+/// A durable [`KeyValueStore`] on a RocksDB database in one directory.
+///
+/// Data lives in the default column family; the changelog position lives in the
+/// `statestore.meta` column family and is written in the same RocksDB `WriteBatch` as the
+/// data it describes. Every write goes through one mutex (which also caches the
+/// position), so read-modify-write operations such as
+/// [`put_if_absent`](KeyValueStore::put_if_absent) are atomic; reads and scans take no
+/// lock.
+///
+/// Dropping the store without [`close`](KeyValueStore::close) has crash semantics: with
+/// the WAL off, unflushed writes may be lost, always together with their position.
+pub struct RocksDbStore {
+    name: String,
+    path: PathBuf,
+    db: Db,
+    /// Serialises writes and holds the position last written.
+    writer: Mutex<Position>,
+    wal_enabled: bool,
+    with_wal: WriteOptions,
+    without_wal: WriteOptions,
+    bulk_loading: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl RocksDbStore {
+    /// Opens the store `name` kept in `dir`, creating it when `dir` is missing or empty.
+    ///
+    /// A directory that is not a statestore RocksDB database (foreign files, a damaged
+    /// CURRENT, MANIFEST or table file, another application's RocksDB) yields a
+    /// `Corruption` or `InvalidInput` error naming `dir`; it is never overwritten.
+    pub fn open(name: impl Into<String>, dir: &Path, config: &RocksDbConfig) -> Result<Self> {
+        let name = name.into();
+        let options = config.to_options(dir)?;
+        let (db, position) = open_db(dir, &options)
+            .map_err(|err| err.context(format!("opening rocksdb store {name}")))?;
+        log::debug!(
+            "opened rocksdb store {name} at {} at position {position:?}",
+            dir.display()
+        );
+        let mut without_wal = WriteOptions::default();
+        without_wal.disable_wal(true);
+        Ok(Self {
+            name,
+            path: dir.to_path_buf(),
+            db,
+            writer: Mutex::new(position),
+            wal_enabled: config.wal_enabled(),
+            with_wal: WriteOptions::default(),
+            without_wal,
+            bulk_loading: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rocks(&self, action: &'static str) -> impl Fn(rocksdb::Error) -> Error + '_ {
+        move |err| {
+            map_rocksdb_error(err, &self.path).context(format!("{action} in store {}", self.name))
+        }
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(closed(&self.name, &self.path))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes the write lock. A panic under the lock cannot leave the cached position
+    /// ahead of the database (it is updated after a successful write), so a poisoned
+    /// lock is still usable.
+    fn lock_writer(&self) -> Result<MutexGuard<'_, Position>> {
+        self.ensure_open()?;
+        Ok(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write_options(&self) -> &WriteOptions {
+        // Restore batches skip the WAL even when it is on: their position is lost with
+        // them in a crash, and restore simply replays them again.
+        if self.wal_enabled && !self.bulk_loading.load(Ordering::Acquire) {
+            &self.with_wal
+        } else {
+            &self.without_wal
+        }
+    }
+
+    fn write_raw(&self, batch: rocksdb::WriteBatch, action: &'static str) -> Result<()> {
+        self.db
+            .write_opt(batch, self.write_options())
+            .map_err(self.rocks(action))
+    }
+
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get(key).map_err(self.rocks("reading a key"))
+    }
+
+    fn flush_all(&self) -> Result<()> {
+        let default = default_cf(&self.db, &self.path)?;
+        let meta = meta_cf(&self.db, &self.path)?;
+        self.db
+            .flush_cfs_opt(&[default, meta], &FlushOptions::default())
+            .map_err(self.rocks("flushing"))
+    }
+
+    fn set_auto_compactions(&self, enabled: bool) -> Result<()> {
+        let disabled = if enabled { "false" } else { "true" };
+        self.db
+            .set_options(&[("disable_auto_compactions", disabled)])
+            .map_err(self.rocks("switching auto compactions"))
+    }
+}
+
+impl KeyValueStore for RocksDbStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capability(&self) -> Capability {
+        Capability::new("rocksdb").durable(true).ordered_index(true)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.ensure_open()?;
+        self.read(key)
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let _writer = self.lock_writer()?;
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put(key, value);
+        self.write_raw(batch, "putting a key")
+    }
+
+    fn put_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _writer = self.lock_writer()?;
+        if let Some(existing) = self.read(key)? {
+            return Ok(Some(existing));
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put(key, value);
+        self.write_raw(batch, "putting a key if absent")?;
+        Ok(None)
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _writer = self.lock_writer()?;
+        let old = self.read(key)?;
+        if old.is_some() {
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.delete(key);
+            self.write_raw(batch, "deleting a key")?;
+        }
+        Ok(old)
+    }
+
+    fn write(&self, batch: &WriteBatch) -> Result<()> {
+        let _writer = self.lock_writer()?;
+        self.write_raw(to_rocksdb_batch(batch), "writing a batch")
+    }
+
+    fn write_with_position(&self, batch: &WriteBatch, position: &Position) -> Result<()> {
+        let mut stored = self.lock_writer()?;
+        let mut rocks_batch = to_rocksdb_batch(batch);
+        let mut next = stored.clone();
+        for (partition, offset) in position.iter() {
+            next.set(partition, offset);
+        }
+        if next != *stored {
+            // Same WriteBatch as the data: both or neither survive a crash.
+            rocks_batch.put_cf(meta_cf(&self.db, &self.path)?, POSITION_KEY, next.encode());
+        }
+        self.write_raw(rocks_batch, "writing a batch with its position")?;
+        *stored = next;
+        Ok(())
+    }
+
+    fn position(&self) -> Result<Position> {
+        Ok(self.lock_writer()?.clone())
+    }
+
+    fn range(&self, range: &KeyRange) -> Result<KvIter<'_>> {
+        self.ensure_open()?;
+        Ok(scan(&self.db, range, false, &self.path))
+    }
+
+    fn reverse_range(&self, range: &KeyRange) -> Result<KvIter<'_>> {
+        self.ensure_open()?;
+        Ok(scan(&self.db, range, true, &self.path))
+    }
+
+    fn approximate_num_entries(&self) -> Result<u64> {
+        self.ensure_open()?;
+        let count = self
+            .db
+            .property_int_value("rocksdb.estimate-num-keys")
+            .map_err(self.rocks("estimating the number of keys"))?;
+        Ok(count.unwrap_or(0))
+    }
+
+    fn flush(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            // Close already flushed everything; nothing can have been written since.
+            return Ok(());
+        }
+        self.flush_all()
+    }
+
+    fn wipe(&self) -> Result<()> {
+        let mut stored = self.lock_writer()?;
+        let mut batch = rocksdb::WriteBatch::default();
+        // Keys are unbounded byte strings, so "everything" is [empty key, last key ++ 0);
+        // no writer can add a greater key while we hold the lock.
+        if let Some(mut last) = last_key(&self.db, &self.path)? {
+            last.push(0);
+            batch.delete_range(Vec::new(), last);
+        }
+        batch.delete_cf(meta_cf(&self.db, &self.path)?, POSITION_KEY);
+        self.write_raw(batch, "wiping")?;
+        *stored = Position::empty();
+        drop(stored);
+        self.flush_all()
+    }
+
+    fn set_bulk_loading(&self, bulk_loading: bool) -> Result<()> {
+        self.ensure_open()?;
+        if self.bulk_loading.swap(bulk_loading, Ordering::AcqRel) == bulk_loading {
+            return Ok(());
+        }
+        // Like Kafka Streams' bulk-load mode: compacting while restore is still writing
+        // rewrites the same data again and again.
+        if let Err(err) = self.set_auto_compactions(!bulk_loading) {
+            self.bulk_loading.store(!bulk_loading, Ordering::Release);
+            return Err(err);
+        }
+        if !bulk_loading {
+            self.flush_all()?;
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        // Under the write lock so no write slips in between the flush and the flag.
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.flush_all()?;
+        self.closed.store(true, Ordering::Release);
+        log::debug!(
+            "closed rocksdb store {} at {}",
+            self.name,
+            self.path.display()
+        );
+        Ok(())
+    }
+}
+
+fn to_rocksdb_batch(batch: &WriteBatch) -> rocksdb::WriteBatch {
+    let mut out = rocksdb::WriteBatch::default();
+    for op in batch.ops() {
+        match op {
+            WriteOp::Put { key, value } => out.put(key, value),
+            WriteOp::Delete { key } => out.delete(key),
+        }
+    }
+    out
+}
+
+impl fmt::Debug for RocksDbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RocksDbStore")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
