@@ -1,0 +1,106 @@
+//! [`KafkaChangelog`]: creates changelog topics and hands out sinks and readers.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::FromClientConfig;
+use state_core::{
+    Changelog, ChangelogReader, ChangelogSink, IsolationLevel, Result, SinkOptions, TopicSpec,
+};
+
+use crate::admin::{self, Admin, AdminCreator, TopicCreator};
+use crate::config::KafkaChangelogConfig;
+use crate::error::{At, kafka_error};
+use crate::reader::KafkaReader;
+use crate::sink::KafkaSink;
+
+/// A [`Changelog`] on a Kafka cluster through librdkafka.
+pub struct KafkaChangelog {
+    config: Arc<KafkaChangelogConfig>,
+    admin: Admin,
+    creator: Arc<dyn TopicCreator>,
+}
+
+impl std::fmt::Debug for KafkaChangelog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaChangelog")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaChangelog {
+    /// A changelog on the cluster `config` points at. Creates the admin client; no
+    /// request is sent until the first operation.
+    pub fn new(config: KafkaChangelogConfig) -> Result<Self> {
+        Self::with_creator(config, |admin, config| {
+            Arc::new(AdminCreator {
+                admin,
+                timeout: config.metadata_timeout,
+            })
+        })
+    }
+
+    /// A changelog whose topics are made by `creator` instead of CreateTopics.
+    pub(crate) fn with_creator(
+        config: KafkaChangelogConfig,
+        creator: impl FnOnce(Admin, &KafkaChangelogConfig) -> Arc<dyn TopicCreator>,
+    ) -> Result<Self> {
+        let client_config =
+            config.client_config(&[("allow.auto.create.topics", "false")], &config.admin);
+        let admin: AdminClient<DefaultClientContext> = AdminClient::from_config(&client_config)
+            .map_err(|err| kafka_error("creating the admin client", At::default(), err))?;
+        let admin = Arc::new(admin);
+        let creator = creator(Arc::clone(&admin), &config);
+        Ok(Self {
+            config: Arc::new(config),
+            admin,
+            creator,
+        })
+    }
+
+    /// The configuration this changelog was made with.
+    pub fn config(&self) -> &KafkaChangelogConfig {
+        &self.config
+    }
+
+    /// A [`KafkaSink`] for `topic`, as [`Changelog::sink`] without the type erasure.
+    pub async fn kafka_sink(&self, topic: &str, options: &SinkOptions) -> Result<KafkaSink> {
+        KafkaSink::create(&self.config, topic, options).await
+    }
+
+    /// A [`KafkaReader`] for `topic`, as [`Changelog::reader`] without the type erasure.
+    pub fn kafka_reader(&self, topic: &str, isolation: IsolationLevel) -> Result<KafkaReader> {
+        KafkaReader::create(Arc::clone(&self.config), topic, isolation)
+    }
+}
+
+#[async_trait]
+impl Changelog for KafkaChangelog {
+    /// Creates the topic with the spec's partitions, replication factor (or the
+    /// broker's default) and every config entry, then waits until every partition has a
+    /// leader. An existing topic's partition count is checked, never silently reused.
+    async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
+        admin::ensure_topic(
+            self.creator.as_ref(),
+            &self.admin,
+            spec,
+            self.config.metadata_timeout,
+        )
+        .await
+    }
+
+    async fn sink(&self, topic: &str, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>> {
+        Ok(Arc::new(self.kafka_sink(topic, options).await?))
+    }
+
+    async fn reader(
+        &self,
+        topic: &str,
+        isolation: IsolationLevel,
+    ) -> Result<Arc<dyn ChangelogReader>> {
+        Ok(Arc::new(self.kafka_reader(topic, isolation)?))
+    }
+}

@@ -1,0 +1,295 @@
+//! [`KafkaReader`] and its cursor: the changelog read side, for restore.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rdkafka::config::FromClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
+use state_core::{
+    ChangelogReader, ChangelogRecord, ConsumedRecord, Error, ErrorKind, IsolationLevel, LogOffsets,
+    Offset, Partition, RestoreCursor, Result,
+};
+
+use crate::config::KafkaChangelogConfig;
+use crate::error::{At, kafka_error};
+
+/// A [`ChangelogReader`] on librdkafka consumers with the reader's `isolation.level`.
+///
+/// Offsets come from `fetch_watermarks`, which queries with the client's isolation
+/// level: under read-committed the end is the last stable offset (librdkafka sends its
+/// ListOffsets request with `isolation.level`, checked in `rd_kafka_ListOffsetsRequest`).
+pub struct KafkaReader {
+    topic: String,
+    isolation: IsolationLevel,
+    config: Arc<KafkaChangelogConfig>,
+    /// A group-less consumer for watermark queries.
+    meta: Arc<BaseConsumer>,
+}
+
+impl std::fmt::Debug for KafkaReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaReader")
+            .field("topic", &self.topic)
+            .field("isolation", &self.isolation)
+            .finish_non_exhaustive()
+    }
+}
+
+fn isolation_level(isolation: IsolationLevel) -> &'static str {
+    match isolation {
+        IsolationLevel::ReadCommitted => "read_committed",
+        IsolationLevel::ReadUncommitted => "read_uncommitted",
+    }
+}
+
+/// A group id no other reader shares: the cursor assigns its partition itself and never
+/// commits, but librdkafka refuses `assign` without a group id.
+fn unique_group_id(config: &KafkaChangelogConfig, topic: &str, partition: Partition) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-restore-{topic}-{partition}-{}-{nanos}-{}",
+        config.client_id,
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl KafkaReader {
+    pub(crate) fn create(
+        config: Arc<KafkaChangelogConfig>,
+        topic: &str,
+        isolation: IsolationLevel,
+    ) -> Result<Self> {
+        let ours = [
+            ("isolation.level", isolation_level(isolation)),
+            ("allow.auto.create.topics", "false"),
+        ];
+        let meta = BaseConsumer::from_config(&config.client_config(&ours, &config.consumer))
+            .map_err(|err| kafka_error("creating a consumer", At::topic(topic), err))?;
+        Ok(Self {
+            topic: topic.to_owned(),
+            isolation,
+            config,
+            meta: Arc::new(meta),
+        })
+    }
+}
+
+#[async_trait]
+impl ChangelogReader for KafkaReader {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn isolation(&self) -> IsolationLevel {
+        self.isolation
+    }
+
+    async fn offsets(&self, partition: Partition) -> Result<LogOffsets> {
+        let meta = Arc::clone(&self.meta);
+        let topic = self.topic.clone();
+        let timeout = self.config.metadata_timeout;
+        let (start, end) =
+            tokio::task::spawn_blocking(move || meta.fetch_watermarks(&topic, partition, timeout))
+                .await
+                .map_err(|err| {
+                    Error::internal(format!(
+                        "watermark task for topic {} failed: {err}",
+                        self.topic
+                    ))
+                })?
+                .map_err(|err| {
+                    kafka_error(
+                        "fetching watermarks",
+                        At::partition(&self.topic, partition),
+                        err,
+                    )
+                })?;
+        Ok(LogOffsets { start, end })
+    }
+
+    async fn open(&self, partition: Partition, from: Offset) -> Result<Box<dyn RestoreCursor>> {
+        let at = At::offset(&self.topic, partition, from);
+        if from < 0 {
+            return Err(Error::invalid_input(format!(
+                "cannot read topic {} partition {partition} from negative offset {from}",
+                self.topic
+            )));
+        }
+        let group_id = unique_group_id(&self.config, &self.topic, partition);
+        let ours = [
+            ("group.id", group_id.as_str()),
+            ("isolation.level", isolation_level(self.isolation)),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            // A position outside the log must surface as an error, never a silent jump.
+            ("auto.offset.reset", "error"),
+            ("enable.partition.eof", "false"),
+            ("allow.auto.create.topics", "false"),
+        ];
+        let config = self.config.client_config(&ours, &self.config.consumer);
+        let consumer = BaseConsumer::from_config(&config)
+            .map_err(|err| kafka_error("creating a consumer", at, err))?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&self.topic, partition, KafkaOffset::Offset(from))
+            .map_err(|err| kafka_error("assigning the partition", at, err))?;
+        consumer
+            .assign(&assignment)
+            .map_err(|err| kafka_error("assigning the partition", at, err))?;
+        Ok(Box::new(KafkaCursor {
+            consumer: Arc::new(consumer),
+            topic: self.topic.clone(),
+            partition,
+            position: from,
+            poll_timeout: self.config.poll_timeout,
+        }))
+    }
+}
+
+/// Reads one partition forward from an offset.
+struct KafkaCursor {
+    consumer: Arc<BaseConsumer>,
+    topic: String,
+    partition: Partition,
+    position: Offset,
+    poll_timeout: Duration,
+}
+
+#[async_trait]
+impl RestoreCursor for KafkaCursor {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let topic = self.topic.clone();
+        let (partition, position, timeout) = (self.partition, self.position, self.poll_timeout);
+        let (records, position) = tokio::task::spawn_blocking(move || {
+            poll_batch(&consumer, &topic, partition, position, max, timeout)
+        })
+        .await
+        .map_err(|err| {
+            Error::internal(format!("read task for topic {} failed: {err}", self.topic))
+        })??;
+        self.position = position;
+        Ok(records)
+    }
+
+    fn position(&self) -> Offset {
+        self.position
+    }
+}
+
+/// Polls until the first record or the timeout, then drains what is already fetched,
+/// up to `max`. Returns the records and the consumer's position afterwards.
+fn poll_batch(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: Partition,
+    position: Offset,
+    max: usize,
+    timeout: Duration,
+) -> Result<(Vec<ConsumedRecord>, Offset)> {
+    let deadline = Instant::now() + timeout;
+    let mut records = Vec::new();
+    while records.len() < max {
+        let wait = if records.is_empty() {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(wait) {
+            Some(Ok(message)) => records.push(convert(&message)?),
+            Some(Err(err)) if is_transient(&err) => {
+                // librdkafka reconnects by itself; the poll deadline bounds the wait.
+                log::debug!("reading topic {topic} partition {partition}: {err}");
+            }
+            Some(Err(err)) => return Err(read_error(consumer, topic, partition, position, err)),
+            None if records.is_empty() && Instant::now() < deadline => {}
+            None => break,
+        }
+    }
+    // The consumer's position moves over transaction markers and aborted records that
+    // are never returned, so it, not the last offset + 1, is where reading resumes.
+    let mut next = records.last().map_or(position, |r| r.offset + 1);
+    let assigned = consumer
+        .position()
+        .map_err(|err| kafka_error("reading the position", At::partition(topic, partition), err))?;
+    if let Some(KafkaOffset::Offset(offset)) = assigned
+        .find_partition(topic, partition)
+        .map(|e| e.offset())
+    {
+        next = next.max(offset);
+    }
+    Ok((records, next))
+}
+
+fn is_transient(err: &KafkaError) -> bool {
+    matches!(
+        err,
+        KafkaError::MessageConsumption(
+            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve
+        )
+    )
+}
+
+fn read_error(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: Partition,
+    position: Offset,
+    err: KafkaError,
+) -> Error {
+    let error = kafka_error("reading", At::offset(topic, partition, position), err);
+    if error.kind() != ErrorKind::OutOfRange {
+        return error;
+    }
+    // Name the log's extent so the operator sees why the offset is outside it.
+    match consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) {
+        Ok((start, end)) => error.context(format!("log start {start}, end {end}")),
+        Err(_) => error,
+    }
+}
+
+fn convert(message: &BorrowedMessage<'_>) -> Result<ConsumedRecord> {
+    let Some(key) = message.key() else {
+        return Err(Error::corruption(format!(
+            "changelog record without a key at topic {} partition {} offset {}",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        )));
+    };
+    // Kafka has no null-valued header in our record model: a null value reads as empty.
+    let headers = message.headers().map_or_else(Vec::new, |headers| {
+        headers
+            .iter()
+            .map(|h| {
+                (
+                    h.key.to_owned(),
+                    h.value.map_or_else(Vec::new, <[u8]>::to_vec),
+                )
+            })
+            .collect()
+    });
+    Ok(ConsumedRecord {
+        partition: message.partition(),
+        offset: message.offset(),
+        record: ChangelogRecord {
+            key: key.to_vec(),
+            value: message.payload().map(<[u8]>::to_vec),
+            // -1 is Kafka's "no timestamp".
+            timestamp: message.timestamp().to_millis().unwrap_or(-1),
+            headers,
+        },
+    })
+}

@@ -1,0 +1,407 @@
+//! Tests against the real single Kafka broker (`scripts/kafka.sh start single`).
+//! Without a broker they print a skip notice, or fail under `CI=true`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
+use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::{ClientConfig, Offset as KafkaOffset, TopicPartitionList};
+use state_core::{
+    Changelog, ChangelogRecord, ChangelogSink, ErrorKind, IsolationLevel, ProcessingGuarantee,
+    SinkOptions, TopicSpec,
+};
+
+fn changelog(bootstrap: &str) -> KafkaChangelog {
+    KafkaChangelog::new(
+        KafkaChangelogConfig::new(bootstrap).with_client_id("changelog-kafka-tests"),
+    )
+    .unwrap()
+}
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap()
+}
+
+fn exactly_once(id: &str) -> SinkOptions {
+    SinkOptions {
+        guarantee: ProcessingGuarantee::ExactlyOnce,
+        transactional_id: Some(id.to_owned()),
+    }
+}
+
+fn keys(records: &[state_core::ConsumedRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.record.key).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_ensure_topic_creates_a_compacted_topic_with_user_config() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog = changelog(&bootstrap);
+    let topic = common::unique_topic("broker-config");
+    let user = BTreeMap::from([
+        ("min.insync.replicas".to_owned(), "1".to_owned()),
+        ("min.compaction.lag.ms".to_owned(), "12345".to_owned()),
+    ]);
+    let mut spec = TopicSpec::changelog(&topic, 3, &user);
+    spec.replication_factor = Some(1);
+    changelog.ensure_topic(&spec).await.unwrap();
+    // Creating again is a no-op on a matching topic.
+    changelog.ensure_topic(&spec).await.unwrap();
+
+    let described = admin(&bootstrap)
+        .describe_configs(
+            [&ResourceSpecifier::Topic(&topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    for (name, value) in [
+        ("cleanup.policy", "compact"),
+        ("min.insync.replicas", "1"),
+        ("min.compaction.lag.ms", "12345"),
+    ] {
+        let entry = resource
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(entry.value.as_deref(), Some(value), "{name}");
+        // Set on the topic by ensure_topic, not inherited from the broker default.
+        assert_eq!(entry.source, ConfigSource::DynamicTopic, "{name}");
+    }
+    let reader = changelog
+        .reader(&topic, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    for partition in 0..3 {
+        let offsets = reader.offsets(partition).await.unwrap();
+        assert_eq!((offsets.start, offsets.end), (0, 0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_existing_topic_with_another_partition_count_is_invalid_input() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog = changelog(&bootstrap);
+    let topic = common::unique_topic("broker-layout");
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 2, &BTreeMap::new()))
+        .await
+        .unwrap();
+    let err = changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 4, &BTreeMap::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&topic) && text.contains("2 partitions") && text.contains("4 are required"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_append_flush_and_read_back_identically() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog = changelog(&bootstrap);
+    let topic = common::unique_topic("broker-roundtrip");
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 2, &BTreeMap::new()))
+        .await
+        .unwrap();
+    let sink = changelog
+        .sink(&topic, &SinkOptions::default())
+        .await
+        .unwrap();
+    let mut written: BTreeMap<i32, Vec<ChangelogRecord>> = BTreeMap::new();
+    for i in 0..200i64 {
+        let partition = (i % 2) as i32;
+        let mut record = if i % 7 == 3 {
+            ChangelogRecord::tombstone(format!("key-{}", i - 1), 1_700_000_000_000 + i)
+        } else {
+            ChangelogRecord::put(
+                format!("key-{i}"),
+                format!("value-{i}"),
+                1_700_000_000_000 + i,
+            )
+        };
+        if i % 5 == 0 {
+            record
+                .headers
+                .push(("seq".to_owned(), i.to_be_bytes().to_vec()));
+        }
+        sink.append(partition, record.clone()).unwrap();
+        written.entry(partition).or_default().push(record);
+    }
+    let position = sink.flush().await.unwrap();
+    assert_eq!(position.applied(0), Some(99));
+    assert_eq!(position.applied(1), Some(99));
+
+    let reader = changelog
+        .reader(&topic, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    for (partition, expected) in written {
+        let offsets = reader.offsets(partition).await.unwrap();
+        assert_eq!((offsets.start, offsets.end), (0, 100));
+        let (records, end) = common::read_all(reader.as_ref(), partition).await.unwrap();
+        assert_eq!(end, offsets.end);
+        let read: Vec<_> = records.iter().map(|r| r.record.clone()).collect();
+        assert_eq!(read, expected, "partition {partition}");
+        let offsets: Vec<_> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (0..100).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_aborted_transaction_is_never_read_committed() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog = changelog(&bootstrap);
+    let topic = common::unique_topic("broker-abort");
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
+        .await
+        .unwrap();
+    let sink = changelog
+        .sink(&topic, &exactly_once(&common::unique_topic("txn")))
+        .await
+        .unwrap();
+    let put = |key: &str| ChangelogRecord::put(key, "v", 1_700_000_000_000);
+
+    sink.begin_transaction().unwrap();
+    for key in ["c1", "c2", "c3"] {
+        sink.append(0, put(key)).unwrap();
+    }
+    assert_eq!(sink.commit_transaction().await.unwrap().applied(0), Some(2));
+
+    sink.begin_transaction().unwrap();
+    for key in ["aborted1", "aborted2"] {
+        sink.append(0, put(key)).unwrap();
+    }
+    // Make sure the aborted records really reach the log before the abort.
+    sink.flush().await.unwrap();
+    sink.abort_transaction().await.unwrap();
+
+    sink.begin_transaction().unwrap();
+    sink.append(0, put("c4")).unwrap();
+    let position = sink.commit_transaction().await.unwrap();
+    // c1..c3 at 0..2, commit marker 3, aborted 4..5, abort marker 6, c4 at 7, marker 8.
+    assert_eq!(position.applied(0), Some(7));
+
+    let committed = changelog
+        .reader(&topic, IsolationLevel::ReadCommitted)
+        .await
+        .unwrap();
+    let offsets = committed.offsets(0).await.unwrap();
+    assert_eq!((offsets.start, offsets.end), (0, 9));
+    let (records, end) = common::read_all(committed.as_ref(), 0).await.unwrap();
+    assert_eq!(keys(&records), ["c1", "c2", "c3", "c4"]);
+    assert_eq!(
+        records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [0, 1, 2, 7]
+    );
+    assert_eq!(end, 9, "the position moves over the trailing commit marker");
+
+    // Resuming right after the store's position reads only the marker and ends.
+    let (records, end) = common::read_until(committed.as_ref(), 0, 3, 9)
+        .await
+        .unwrap();
+    assert_eq!((keys(&records), end), (vec!["c4".to_owned()], 9));
+
+    let uncommitted = changelog
+        .reader(&topic, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    let (records, end) = common::read_all(uncommitted.as_ref(), 0).await.unwrap();
+    assert_eq!(
+        keys(&records),
+        ["c1", "c2", "c3", "aborted1", "aborted2", "c4"]
+    );
+    assert_eq!(end, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog = changelog(&bootstrap);
+    let topic = common::unique_topic("broker-crash");
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
+        .await
+        .unwrap();
+    let id = common::unique_topic("txn");
+    {
+        let crashed = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
+        crashed.begin_transaction().unwrap();
+        for key in ["lost1", "lost2", "lost3"] {
+            crashed
+                .append(0, ChangelogRecord::put(key, "v", 1))
+                .unwrap();
+        }
+        crashed.flush().await.unwrap();
+        // Dropped without commit or abort: the crash.
+    }
+    let reader = changelog
+        .reader(&topic, IsolationLevel::ReadCommitted)
+        .await
+        .unwrap();
+    let successor = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
+    successor.begin_transaction().unwrap();
+    successor
+        .append(0, ChangelogRecord::put("kept", "v", 1))
+        .unwrap();
+    successor.commit_transaction().await.unwrap();
+
+    let offsets = reader.offsets(0).await.unwrap();
+    let (records, end) = common::read_all(reader.as_ref(), 0).await.unwrap();
+    assert_eq!(keys(&records), ["kept"]);
+    assert_eq!(end, offsets.end);
+    assert!(
+        offsets.end > records[0].offset + 1,
+        "ends past the commit marker"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_new_sink_with_the_same_transactional_id_fences_the_old_one() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog = changelog(&bootstrap);
+    let topic = common::unique_topic("broker-fence");
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
+        .await
+        .unwrap();
+    let id = common::unique_topic("txn");
+    let zombie = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
+    zombie.begin_transaction().unwrap();
+    zombie
+        .append(0, ChangelogRecord::put("zombie", "v", 1))
+        .unwrap();
+    zombie.flush().await.unwrap();
+
+    let _successor = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
+    let err = zombie.commit_transaction().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Fenced, "{err}");
+    assert!(err.to_string().contains(&topic), "{err}");
+    // Once fenced, the sink stays unusable.
+    let err = zombie.begin_transaction().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Fenced, "{err}");
+
+    let reader = changelog
+        .reader(&topic, IsolationLevel::ReadCommitted)
+        .await
+        .unwrap();
+    let (records, _) = common::read_all(reader.as_ref(), 0).await.unwrap();
+    assert!(records.is_empty(), "{records:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_open_below_log_start_is_out_of_range() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog = changelog(&bootstrap);
+    let topic = common::unique_topic("broker-deleted");
+    // Kafka refuses DeleteRecords on a compact-only topic (PolicyViolation); retention
+    // on a `compact,delete` changelog moves the log start the same way.
+    let user = BTreeMap::from([("cleanup.policy".to_owned(), "compact,delete".to_owned())]);
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 1, &user))
+        .await
+        .unwrap();
+    let sink = changelog
+        .sink(&topic, &SinkOptions::default())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        sink.append(0, ChangelogRecord::put(format!("k{i}"), "v", 1))
+            .unwrap();
+    }
+    sink.flush().await.unwrap();
+
+    let mut below = TopicPartitionList::new();
+    below
+        .add_partition_offset(&topic, 0, KafkaOffset::Offset(3))
+        .unwrap();
+    let deleted = admin(&bootstrap)
+        .delete_records(
+            &below,
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    let entry = deleted.find_partition(&topic, 0).unwrap();
+    entry.error().unwrap();
+
+    let reader = changelog
+        .reader(&topic, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    let offsets = reader.offsets(0).await.unwrap();
+    assert_eq!((offsets.start, offsets.end), (3, 5));
+    let mut cursor = reader.open(0, 1).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let err = loop {
+        match cursor.next_batch(10).await {
+            Err(err) => break err,
+            Ok(records) => assert!(records.is_empty(), "read {records:?} below the log start"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no out-of-range error"
+        );
+    };
+    assert_eq!(err.kind(), ErrorKind::OutOfRange, "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&topic) && text.contains("offset 1"), "{text}");
+    // From the log start it reads what is left.
+    let (records, end) = common::read_all(reader.as_ref(), 0).await.unwrap();
+    assert_eq!(
+        (keys(&records), end),
+        (vec!["k3".to_owned(), "k4".to_owned()], 5)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_sink_is_usable_through_the_trait_object() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog: std::sync::Arc<dyn Changelog> = std::sync::Arc::new(changelog(&bootstrap));
+    let topic = common::unique_topic("broker-dyn");
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
+        .await
+        .unwrap();
+    let sink: std::sync::Arc<dyn ChangelogSink> = changelog
+        .sink(&topic, &SinkOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sink.topic(), topic);
+    assert_eq!(sink.guarantee(), ProcessingGuarantee::AtLeastOnce);
+    sink.append(0, ChangelogRecord::put("k", "v", 5)).unwrap();
+    assert_eq!(sink.flush().await.unwrap().applied(0), Some(0));
+    // A second flush with nothing new reports the same acknowledged offsets.
+    assert_eq!(sink.flush().await.unwrap().applied(0), Some(0));
+}
