@@ -18,6 +18,9 @@ use state_core::{
 use crate::config::KafkaChangelogConfig;
 use crate::error::{At, kafka_error};
 
+/// Pause between watermark queries that failed with a retriable error.
+const WATERMARK_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A [`ChangelogReader`] on librdkafka consumers with the reader's `isolation.level`.
 ///
 /// Offsets come from `fetch_watermarks`, which queries with the client's isolation
@@ -97,22 +100,35 @@ impl ChangelogReader for KafkaReader {
         let meta = Arc::clone(&self.meta);
         let topic = self.topic.clone();
         let timeout = self.config.metadata_timeout;
-        let (start, end) =
-            tokio::task::spawn_blocking(move || meta.fetch_watermarks(&topic, partition, timeout))
-                .await
-                .map_err(|err| {
-                    Error::internal(format!(
-                        "watermark task for topic {} failed: {err}",
-                        self.topic
-                    ))
-                })?
-                .map_err(|err| {
-                    kafka_error(
-                        "fetching watermarks",
-                        At::partition(&self.topic, partition),
-                        err,
-                    )
-                })?;
+        let (start, end) = tokio::task::spawn_blocking(move || {
+            // Right after a topic is created or a leader moves, brokers answer with
+            // NotLeader / UnknownTopicOrPartition until metadata settles: retry those until
+            // the metadata timeout rather than failing a restore that would succeed.
+            let deadline = Instant::now() + timeout;
+            loop {
+                match meta.fetch_watermarks(&topic, partition, timeout) {
+                    Ok(watermarks) => return Ok(watermarks),
+                    Err(err) => {
+                        let mapped = kafka_error(
+                            "fetching watermarks",
+                            At::partition(&topic, partition),
+                            err,
+                        );
+                        if !mapped.is_retriable() || Instant::now() >= deadline {
+                            return Err(mapped);
+                        }
+                        std::thread::sleep(WATERMARK_RETRY_BACKOFF);
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(|err| {
+            Error::internal(format!(
+                "watermark task for topic {} failed: {err}",
+                self.topic
+            ))
+        })??;
         Ok(LogOffsets { start, end })
     }
 

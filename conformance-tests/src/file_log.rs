@@ -130,7 +130,7 @@ fn encode(record: &ChangelogRecord, out: &mut Vec<u8>) {
 
 /// Every whole record in the log at `path`, in offset order (a torn last frame is
 /// dropped).
-pub fn read_log(path: &Path) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+pub fn read_log(path: &Path) -> Result<Vec<Frame>> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut file) => {
@@ -148,7 +148,8 @@ pub fn read_log(path: &Path) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
     Ok(records)
 }
 
-type Frame = (Vec<u8>, Option<Vec<u8>>);
+/// One logged change: a key and its new value, `None` for a tombstone.
+pub type Frame = (Vec<u8>, Option<Vec<u8>>);
 
 fn decode(bytes: &[u8]) -> Option<(Frame, &[u8])> {
     let (len, rest) = bytes.split_first_chunk::<4>()?;

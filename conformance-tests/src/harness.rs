@@ -95,7 +95,17 @@ pub fn contents(store: &dyn KeyValueStore) -> Vec<(Vec<u8>, Vec<u8>)> {
         .unwrap_or_else(|err| panic!("scanning store {} failed: {err}", store.name()))
 }
 
-/// Runs an async test body to completion on the current thread.
+/// Runs an async test step to completion on the suite's shared Tokio runtime (the Kafka
+/// changelog needs one; the in-process one runs on any executor).
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    futures::executor::block_on(future)
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap_or_else(|err| panic!("cannot start a Tokio runtime: {err}"))
+        })
+        .block_on(future)
 }

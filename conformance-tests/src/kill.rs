@@ -76,12 +76,12 @@ impl Workload {
         let r = self.next_u64();
         self.index += 1;
         let key = format!("key-{:02}", r % 64).into_bytes();
-        let op = if (r >> 8) % 5 == 0 {
+        let op = if (r >> 8).is_multiple_of(5) {
             KillOp::Delete(key)
         } else {
             KillOp::Put(key, self.index.to_be_bytes().to_vec())
         };
-        (op, (r >> 16) % 8 == 0)
+        (op, (r >> 16).is_multiple_of(8))
     }
 }
 

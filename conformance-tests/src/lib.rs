@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod behavior;
+pub mod changelogs;
 pub mod corruption;
 pub mod crash_points;
 pub mod durable;
@@ -85,11 +86,21 @@ macro_rules! conformance_suite {
 
             #[test]
             fn model_at_least_once() {
-                $crate::model::model_test(&factory(), AtLeastOnce);
+                $crate::model::model_test(
+                    &factory(),
+                    &$crate::changelogs::in_process(),
+                    AtLeastOnce,
+                    $crate::model::in_process_cases(),
+                );
             }
             #[test]
             fn model_exactly_once() {
-                $crate::model::model_test(&factory(), ExactlyOnce);
+                $crate::model::model_test(
+                    &factory(),
+                    &$crate::changelogs::in_process(),
+                    ExactlyOnce,
+                    $crate::model::in_process_cases(),
+                );
             }
             #[test]
             fn fault_sink_failing_mid_flush_at_least_once() {
@@ -151,6 +162,26 @@ macro_rules! conformance_suite {
                     $crate::relocation::relocate(&factory(), target.as_ref(), AtLeastOnce);
                     $crate::relocation::relocate(&factory(), target.as_ref(), ExactlyOnce);
                 }
+            }
+        }
+    };
+    (@kafka $module:ident, $factory:expr) => {
+        mod $module {
+            use state_core::ProcessingGuarantee::{AtLeastOnce, ExactlyOnce};
+
+            fn run(guarantee: state_core::ProcessingGuarantee) {
+                if let Some(kafka) = $crate::changelogs::kafka() {
+                    $crate::model::model_test(&$factory, &kafka, guarantee, $crate::model::kafka_cases());
+                }
+            }
+
+            #[test]
+            fn model_at_least_once() {
+                run(AtLeastOnce);
+            }
+            #[test]
+            fn model_exactly_once() {
+                run(ExactlyOnce);
             }
         }
     };

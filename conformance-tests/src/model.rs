@@ -13,10 +13,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::{
-    ChangelogReader, KeyRange, KeyValueStore, LoggedStore, NoopRestoreListener,
+    Changelog, ChangelogReader, KeyRange, KeyValueStore, LoggedStore, NoopRestoreListener,
     ProcessingGuarantee, RestoreOptions, SinkOptions, TopicSpec, WriteBatch, restore,
 };
 
+use crate::changelogs::{ChangelogFactory, ChangelogUnderTest};
 use crate::crash_points::{FailingPositionWrite, FailingReader};
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
 
@@ -84,13 +85,17 @@ pub fn scenario_strategy() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(op_strategy(), 1..60)
 }
 
-const TOPIC: &str = "model-store-changelog";
 const PARTITION: i32 = 0;
 
 struct World<'a> {
     fixture: &'a Fixture,
     guarantee: ProcessingGuarantee,
-    changelog: InMemoryChangelog,
+    changelog: Arc<dyn Changelog>,
+    /// The fault and admin knobs, when the changelog is the in-process one.
+    faults: Option<InMemoryChangelog>,
+    topic: String,
+    /// One reader for the whole case: a Kafka consumer per read would dominate the run.
+    reader: Arc<dyn ChangelogReader>,
     logged: Option<LoggedStore>,
     crash_switch: Option<Arc<FailingPositionWrite>>,
     /// The state every committed operation produced.
@@ -111,15 +116,22 @@ fn options() -> RestoreOptions {
 }
 
 impl<'a> World<'a> {
-    fn new(fixture: &'a Fixture, guarantee: ProcessingGuarantee) -> Result<Self, TestCaseError> {
-        let changelog = InMemoryChangelog::new();
-        changelog
-            .ensure_topic_now(&TopicSpec::changelog(TOPIC, 2, &BTreeMap::new()))
-            .map_err(fail)?;
+    fn new(
+        fixture: &'a Fixture,
+        guarantee: ProcessingGuarantee,
+        cut: ChangelogUnderTest,
+    ) -> Result<Self, TestCaseError> {
+        let spec = TopicSpec::changelog(&cut.topic, 2, &BTreeMap::new());
+        block_on(cut.changelog.ensure_topic(&spec)).map_err(fail)?;
+        let reader =
+            block_on(cut.changelog.reader(&cut.topic, guarantee.isolation())).map_err(fail)?;
         let mut world = Self {
             fixture,
             guarantee,
-            changelog,
+            changelog: cut.changelog,
+            faults: cut.faults,
+            topic: cut.topic,
+            reader,
             logged: None,
             crash_switch: None,
             committed: Model::new(),
@@ -132,15 +144,18 @@ impl<'a> World<'a> {
     }
 
     fn reader(&self) -> Result<Arc<dyn ChangelogReader>, TestCaseError> {
-        Ok(Arc::new(
-            self.changelog
-                .reader_now(TOPIC, self.guarantee.isolation())
-                .map_err(fail)?,
-        ))
+        Ok(self.reader.clone())
     }
 
     /// Opens the store, restores it, checks the guarantee, and starts logging.
     fn start(&mut self) -> Result<(), TestCaseError> {
+        // As the builder does: the sink first, so a new exactly-once producer fences the
+        // dead one and its last transaction is settled before restore reads the end.
+        let sink_options = SinkOptions {
+            guarantee: self.guarantee,
+            transactional_id: Some(format!("{}-0", self.topic)),
+        };
+        let sink = block_on(self.changelog.sink(&self.topic, &sink_options)).map_err(fail)?;
         let store = self.fixture.open();
         block_on(restore(
             store.as_ref(),
@@ -151,18 +166,8 @@ impl<'a> World<'a> {
         ))
         .map_err(fail)?;
         self.check_recovered(store.as_ref())?;
-        let sink = self
-            .changelog
-            .sink_now(
-                TOPIC,
-                &SinkOptions {
-                    guarantee: self.guarantee,
-                    transactional_id: Some("model-store-0".into()),
-                },
-            )
-            .map_err(fail)?;
         let switch = FailingPositionWrite::new(store);
-        self.logged = Some(LoggedStore::new(switch.clone(), Arc::new(sink), PARTITION));
+        self.logged = Some(LoggedStore::new(switch.clone(), sink, PARTITION));
         self.crash_switch = Some(switch);
         Ok(())
     }
@@ -291,14 +296,18 @@ impl<'a> World<'a> {
             }
             Op::Commit => self.commit_ok()?,
             Op::CommitFailingFlush | Op::CommitFailingMidFlush(_) => {
+                let Some(faults) = self.faults.clone() else {
+                    // A real broker cannot be told to fail one flush; commit normally.
+                    return self.commit_ok();
+                };
                 if self.logged().uncommitted() == 0 || self.retry_pending {
                     return self.commit_ok();
                 }
                 match op {
                     Op::CommitFailingMidFlush(n) => {
-                        self.changelog.fail_flush_after(TOPIC, usize::from(*n))
+                        faults.fail_flush_after(&self.topic, usize::from(*n))
                     }
-                    _ => self.changelog.fail_next_flush(TOPIC),
+                    _ => faults.fail_next_flush(&self.topic),
                 }
                 .map_err(fail)?;
                 let logged = self.logged.as_mut().unwrap_or_else(|| unreachable!());
@@ -353,7 +362,9 @@ impl<'a> World<'a> {
                 self.start()?;
             }
             Op::Compact => {
-                self.changelog.compact(TOPIC, PARTITION).map_err(fail)?;
+                if let Some(faults) = &self.faults {
+                    faults.compact(&self.topic, PARTITION).map_err(fail)?;
+                }
             }
             Op::RestoreAgain => {
                 if self.logged().uncommitted() > 0 || self.retry_pending {
@@ -389,14 +400,23 @@ impl<'a> World<'a> {
             .into_iter()
             .collect();
         prop_assert_eq!(&stored, &self.committed, "store after commit != model");
-        let end = self.changelog.end_offset(TOPIC, PARTITION).map_err(fail)?;
         if let Some(applied) = summary.position.applied(PARTITION) {
-            prop_assert!(
-                applied < end,
-                "position {} past the log end {}",
-                applied,
-                end
-            );
+            // Kafka writes transaction markers after commit returns, so a read-committed
+            // end offset may trail the commit briefly; it must catch up.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let end = block_on(self.reader.offsets(PARTITION)).map_err(fail)?.end;
+                if applied < end {
+                    break;
+                }
+                prop_assert!(
+                    std::time::Instant::now() < deadline,
+                    "committed position {} still not below the log end {} after 10 s",
+                    applied,
+                    end
+                );
+                std::thread::yield_now();
+            }
         }
         Ok(())
     }
@@ -432,11 +452,12 @@ fn fail(err: state_core::Error) -> TestCaseError {
 /// Runs one scenario against a fresh store of `backend`.
 pub fn run_scenario(
     backend: &dyn BackendFactory,
+    changelogs: &dyn ChangelogFactory,
     guarantee: ProcessingGuarantee,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
     let fixture = Fixture::new(backend, "model-store");
-    let mut world = World::new(&fixture, guarantee)?;
+    let mut world = World::new(&fixture, guarantee, changelogs.create())?;
     for (i, op) in ops.iter().enumerate() {
         world
             .step(op)
@@ -447,10 +468,15 @@ pub fn run_scenario(
     world.start()
 }
 
-/// Runs `PROPTEST_CASES` (default 256) scenarios for `backend` under `guarantee`. The
-/// seed comes from `STATESTORE_SEED` (a u64) or the clock and is printed; failures shrink
-/// to a minimal operation list and print the seed to replay.
-pub fn model_test(backend: &dyn BackendFactory, guarantee: ProcessingGuarantee) {
+/// Runs `cases` scenarios for `backend` x `changelogs` under `guarantee`. The seed comes
+/// from `STATESTORE_SEED` (a u64) or the clock and is printed; failures shrink to a
+/// minimal operation list and print the seed to replay.
+pub fn model_test(
+    backend: &dyn BackendFactory,
+    changelogs: &dyn ChangelogFactory,
+    guarantee: ProcessingGuarantee,
+    cases: u32,
+) {
     let seed = std::env::var("STATESTORE_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -462,27 +488,43 @@ pub fn model_test(backend: &dyn BackendFactory, guarantee: ProcessingGuarantee) 
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config {
+        cases,
         failure_persistence: None,
         ..Config::default()
     };
-    let cases = config.cases;
     let mut runner = TestRunner::new_with_rng(
         config,
         TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
     );
     let result = runner.run(&scenario_strategy(), |ops| {
-        run_scenario(backend, guarantee, &ops)
+        run_scenario(backend, changelogs, guarantee, &ops)
     });
     match result {
         Ok(()) => eprintln!(
-            "model test {} x in-process x {}: {cases} cases passed (STATESTORE_SEED={seed})",
+            "model test {} x {} x {}: {cases} cases passed (STATESTORE_SEED={seed})",
             backend.name(),
+            changelogs.name(),
             guarantee.as_str()
         ),
         Err(err) => panic!(
-            "model test {} x in-process x {} failed; replay with STATESTORE_SEED={seed}\n{err}",
+            "model test {} x {} x {} failed; replay with STATESTORE_SEED={seed}\n{err}",
             backend.name(),
+            changelogs.name(),
             guarantee.as_str()
         ),
     }
+}
+
+/// Cases per in-process cell: `PROPTEST_CASES`, default 256.
+pub fn in_process_cases() -> u32 {
+    Config::default().cases
+}
+
+/// Cases per Kafka cell: `STATESTORE_KAFKA_CASES`, default 64 (each case creates a topic
+/// and transactional producers on a real broker, ~10x the cost of an in-process case).
+pub fn kafka_cases() -> u32 {
+    std::env::var("STATESTORE_KAFKA_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64)
 }

@@ -24,13 +24,12 @@ pub mod restore;
 pub mod serde;
 pub mod store;
 
+pub use builder::{ByteStore, StoreBuilder, StoreContext, TypedKeyValueStore};
 pub use changelog::{
     Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, ConsumedRecord, IsolationLevel,
-    LogOffsets, ProcessingGuarantee, RestoreCursor, SinkOptions, TopicSpec,
-    changelog_topic_name,
+    LogOffsets, ProcessingGuarantee, RestoreCursor, SinkOptions, TopicSpec, changelog_topic_name,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use builder::{ByteStore, StoreBuilder, StoreContext, TypedKeyValueStore};
 pub use logging::{CommitSummary, LoggedStore};
 pub use restore::{
     NoopRestoreListener, RecordValidator, RestoreListener, RestoreOptions, RestoreSummary,

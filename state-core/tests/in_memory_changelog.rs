@@ -489,7 +489,7 @@ fn oldest_open_transaction_bounds_the_last_stable_offset() {
 }
 
 #[test]
-fn compaction_keeps_latest_per_key_with_offsets_and_drops_tombstones() {
+fn compaction_keeps_latest_per_key_with_offsets_and_tombstones_until_purged() {
     let changelog = changelog(1);
     let sink = plain_sink(&changelog);
     sink.append(0, put("a", "1")).unwrap(); // 0
@@ -501,17 +501,37 @@ fn compaction_keeps_latest_per_key_with_offsets_and_drops_tombstones() {
     sink.append(0, put("d", "1")).unwrap(); // 5
     block_on(sink.flush()).unwrap();
 
-    assert_eq!(changelog.compact(TOPIC, 0).unwrap(), 3);
+    assert_eq!(changelog.compact(TOPIC, 0).unwrap(), 2);
     assert_eq!(changelog.log_start(TOPIC, 0).unwrap(), 0);
     assert_eq!(changelog.end_offset(TOPIC, 0).unwrap(), 6);
-    let kept: Vec<_> = changelog
-        .records(TOPIC, 0)
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.offset, r.record))
-        .collect();
+    let kept = |changelog: &InMemoryChangelog| -> Vec<_> {
+        changelog
+            .records(TOPIC, 0)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.offset, r.record))
+            .collect()
+    };
+    let tombstone = ChangelogRecord::tombstone(b"b".to_vec(), 0);
     assert_eq!(
-        kept,
+        kept(&changelog),
+        vec![
+            (2, put("a", "2")),
+            (3, put("c", "1")),
+            (4, tombstone),
+            (5, put("d", "1"))
+        ],
+        "within delete.retention.ms the tombstone stays so lagging stores see the delete"
+    );
+    assert_eq!(
+        changelog.compact(TOPIC, 0).unwrap(),
+        0,
+        "compaction is idempotent"
+    );
+
+    assert_eq!(changelog.compact_purging_tombstones(TOPIC, 0).unwrap(), 1);
+    assert_eq!(
+        kept(&changelog),
         vec![(2, put("a", "2")), (3, put("c", "1")), (5, put("d", "1"))]
     );
     assert_eq!(
@@ -522,11 +542,6 @@ fn compaction_keeps_latest_per_key_with_offsets_and_drops_tombstones() {
     assert_eq!(
         read_all(&changelog, IsolationLevel::ReadUncommitted, 0, 1, 10),
         keys(&[(2, "a"), (3, "c"), (5, "d")])
-    );
-    assert_eq!(
-        changelog.compact(TOPIC, 0).unwrap(),
-        0,
-        "compaction is idempotent"
     );
 }
 

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::Partition;
 use crate::changelog::{Changelog, ProcessingGuarantee};
 use crate::restore::{NoopRestoreListener, RestoreListener, RestoreOptions};
-use crate::Partition;
 
 /// The runtime facts a [`StoreBuilder`](super::StoreBuilder) needs, like Kafka Streams'
 /// `StateStoreContext`: which application and partition the store serves, where local

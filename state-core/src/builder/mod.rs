@@ -97,9 +97,31 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
         })?;
         let topic = changelog_topic_name(&context.application_id, name);
         changelog
-            .ensure_topic(&TopicSpec::changelog(&topic, context.num_partitions, topic_config))
+            .ensure_topic(&TopicSpec::changelog(
+                &topic,
+                context.num_partitions,
+                topic_config,
+            ))
             .await?;
-        let reader = changelog.reader(&topic, context.guarantee.isolation()).await?;
+        // The sink comes first: under exactly-once, creating it fences a previous owner of
+        // the same transactional id and waits for that owner's last transaction to be
+        // completed or aborted, so the restore below reads a stable end offset and sees a
+        // transaction the previous owner committed just before it died.
+        let sink = changelog
+            .sink(
+                &topic,
+                &SinkOptions {
+                    guarantee: context.guarantee,
+                    transactional_id: Some(format!(
+                        "{}-{name}-{}",
+                        context.application_id, context.partition
+                    )),
+                },
+            )
+            .await?;
+        let reader = changelog
+            .reader(&topic, context.guarantee.isolation())
+            .await?;
         let options = RestoreOptions {
             validator: Some(Arc::new(SerdeValidator {
                 keys: self.keys.clone(),
@@ -107,19 +129,17 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
             })),
             ..context.restore_options.clone()
         };
-        let mut summary = restore(store.as_ref(), reader.as_ref(), context.partition, &options, context.listener.as_ref()).await?;
+        let mut summary = restore(
+            store.as_ref(),
+            reader.as_ref(),
+            context.partition,
+            &options,
+            context.listener.as_ref(),
+        )
+        .await?;
         if summary.wiped.is_none() {
             summary.wiped = rebuilt;
         }
-        let sink = changelog
-            .sink(
-                &topic,
-                &SinkOptions {
-                    guarantee: context.guarantee,
-                    transactional_id: Some(format!("{}-{name}-{}", context.application_id, context.partition)),
-                },
-            )
-            .await?;
         Ok(TypedKeyValueStore::new(
             ByteStore::Logged(LoggedStore::new(store, sink, context.partition)),
             self.keys.clone(),

@@ -80,7 +80,9 @@ impl<K, V> TypedKeyValueStore<K, V> {
             ByteStore::Logged(logged) => logged.get(&key)?,
             ByteStore::Unlogged(store) => store.get(&key)?,
         };
-        value.map(|bytes| self.values.deserialize(&bytes)).transpose()
+        value
+            .map(|bytes| self.values.deserialize(&bytes))
+            .transpose()
     }
 
     /// Sets `key` to `value`.
@@ -99,7 +101,9 @@ impl<K, V> TypedKeyValueStore<K, V> {
             ByteStore::Logged(logged) => logged.put_if_absent(&key, &value)?,
             ByteStore::Unlogged(store) => store.put_if_absent(&key, &value)?,
         };
-        existing.map(|bytes| self.values.deserialize(&bytes)).transpose()
+        existing
+            .map(|bytes| self.values.deserialize(&bytes))
+            .transpose()
     }
 
     /// Deletes `key`, returning its value.
@@ -113,19 +117,30 @@ impl<K, V> TypedKeyValueStore<K, V> {
     }
 
     /// Entries with `from <= key <= to` in serialized-key order.
-    pub fn range(&self, from: &K, to: &K) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
+    pub fn range(
+        &self,
+        from: &K,
+        to: &K,
+    ) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
         let range = KeyRange::inclusive(self.keys.serialize(from)?, self.keys.serialize(to)?);
         self.decode(self.scan(&range, false)?)
     }
 
     /// Entries with `from <= key <= to` in descending serialized-key order.
-    pub fn reverse_range(&self, from: &K, to: &K) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
+    pub fn reverse_range(
+        &self,
+        from: &K,
+        to: &K,
+    ) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
         let range = KeyRange::inclusive(self.keys.serialize(from)?, self.keys.serialize(to)?);
         self.decode(self.scan(&range, true)?)
     }
 
     /// Entries whose serialized key starts with the serialized `prefix`.
-    pub fn prefix_scan(&self, prefix: &K) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
+    pub fn prefix_scan(
+        &self,
+        prefix: &K,
+    ) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
         let range = KeyRange::prefix(&self.keys.serialize(prefix)?);
         self.decode(self.scan(&range, false)?)
     }
@@ -169,10 +184,16 @@ impl<K, V> TypedKeyValueStore<K, V> {
         }
     }
 
-    fn decode<'a>(&'a self, iter: KvIter<'a>) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + 'a> {
+    fn decode<'a>(
+        &'a self,
+        iter: KvIter<'a>,
+    ) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + 'a> {
         Ok(iter.map(move |entry| {
             let (key, value) = entry?;
-            Ok((self.keys.deserialize(&key)?, self.values.deserialize(&value)?))
+            Ok((
+                self.keys.deserialize(&key)?,
+                self.values.deserialize(&value)?,
+            ))
         }))
     }
 }

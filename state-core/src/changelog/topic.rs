@@ -68,6 +68,9 @@ pub trait Changelog: Send + Sync {
     async fn sink(&self, topic: &str, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>>;
 
     /// A reader of `topic`.
-    async fn reader(&self, topic: &str, isolation: IsolationLevel)
-    -> Result<Arc<dyn ChangelogReader>>;
+    async fn reader(
+        &self,
+        topic: &str,
+        isolation: IsolationLevel,
+    ) -> Result<Arc<dyn ChangelogReader>>;
 }

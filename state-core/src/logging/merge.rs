@@ -26,7 +26,6 @@ impl<'a> MergeIter<'a> {
             failed: false,
         }
     }
-
 }
 
 impl Iterator for MergeIter<'_> {
@@ -73,7 +72,11 @@ impl Iterator for MergeIter<'_> {
 /// Which key comes first in scan order.
 fn scan_order(a: &[u8], b: &[u8], descending: bool) -> Ordering {
     let ascending = a.cmp(b);
-    if descending { ascending.reverse() } else { ascending }
+    if descending {
+        ascending.reverse()
+    } else {
+        ascending
+    }
 }
 
 #[cfg(test)]
@@ -81,7 +84,10 @@ mod tests {
     use super::*;
 
     fn committed(entries: &[(&[u8], &[u8])]) -> KvIter<'static> {
-        let owned: Vec<_> = entries.iter().map(|(k, v)| Ok((k.to_vec(), v.to_vec()))).collect();
+        let owned: Vec<_> = entries
+            .iter()
+            .map(|(k, v)| Ok((k.to_vec(), v.to_vec())))
+            .collect();
         Box::new(owned.into_iter())
     }
 
@@ -119,6 +125,12 @@ mod tests {
             committed(&[(b"b", b"2"), (b"a", b"1")]),
             true,
         ));
-        assert_eq!(merged, vec![(b"c".to_vec(), b"x".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+        assert_eq!(
+            merged,
+            vec![
+                (b"c".to_vec(), b"x".to_vec()),
+                (b"b".to_vec(), b"2".to_vec())
+            ]
+        );
     }
 }

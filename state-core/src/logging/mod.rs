@@ -53,7 +53,11 @@ struct LogState {
 impl LoggedStore {
     /// Wraps `store`, logging its changes to `partition` of `sink`'s topic. The store
     /// should already be restored up to the changelog's end.
-    pub fn new(store: Arc<dyn KeyValueStore>, sink: Arc<dyn ChangelogSink>, partition: Partition) -> Self {
+    pub fn new(
+        store: Arc<dyn KeyValueStore>,
+        sink: Arc<dyn ChangelogSink>,
+        partition: Partition,
+    ) -> Self {
         // Restore leaves the store's position at the changelog's last offset, so the next
         // record this store appends lands right after it. A fresh sink has acknowledged
         // nothing yet, so the sink alone cannot say where this interval starts.
@@ -141,7 +145,9 @@ impl LoggedStore {
         let timestamp = now_millis();
         for op in batch.ops() {
             let record = match op {
-                WriteOp::Put { key, value } => ChangelogRecord::put(key.clone(), value.clone(), timestamp),
+                WriteOp::Put { key, value } => {
+                    ChangelogRecord::put(key.clone(), value.clone(), timestamp)
+                }
                 WriteOp::Delete { key } => ChangelogRecord::tombstone(key.clone(), timestamp),
             };
             self.log(&mut state, record)?;
@@ -239,7 +245,8 @@ impl LoggedStore {
             ))
         })?;
         let position = Position::of(self.partition, offset);
-        self.store.write_with_position(&state.buffer.to_batch(), &position)?;
+        self.store
+            .write_with_position(&state.buffer.to_batch(), &position)?;
         let records = state.buffer.len();
         state.buffer.clear();
         state.interval_start_ack = Some(offset);
@@ -248,7 +255,9 @@ impl LoggedStore {
 
     fn log(&self, state: &mut LogState, record: ChangelogRecord) -> Result<()> {
         if state.resend_from.is_none() {
-            if self.sink.guarantee() == ProcessingGuarantee::ExactlyOnce && !self.sink.in_transaction() {
+            if self.sink.guarantee() == ProcessingGuarantee::ExactlyOnce
+                && !self.sink.in_transaction()
+            {
                 self.sink.begin_transaction()?;
             }
             self.sink.append(self.partition, record.clone())?;
@@ -272,7 +281,9 @@ impl LoggedStore {
     fn lock(&self) -> MutexGuard<'_, LogState> {
         // A panic while holding the lock cannot leave the buffer half-updated in a way
         // that matters more than losing the process, so keep serving.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

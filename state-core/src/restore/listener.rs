@@ -41,7 +41,9 @@ impl std::fmt::Display for WipeReason {
                 f,
                 "store position {applied} is at or past the changelog end {log_end} (topic recreated?)"
             ),
-            WipeReason::DataWithoutPosition => f.write_str("store holds data but no changelog position"),
+            WipeReason::DataWithoutPosition => {
+                f.write_str("store holds data but no changelog position")
+            }
             WipeReason::CorruptLocalState(why) => write!(f, "local state is damaged: {why}"),
             WipeReason::OutOfRangeOnRead(why) => write!(f, "changelog read out of range: {why}"),
         }
@@ -62,12 +64,22 @@ pub struct RestoreTarget<'a> {
 /// Receives restore progress. Every method has an empty default.
 pub trait RestoreListener: Send + Sync {
     /// Restore of `target` starts at `start_offset` and runs to `end_offset` (exclusive).
-    fn on_restore_start(&self, target: RestoreTarget<'_>, start_offset: Offset, end_offset: Offset) {
+    fn on_restore_start(
+        &self,
+        target: RestoreTarget<'_>,
+        start_offset: Offset,
+        end_offset: Offset,
+    ) {
         let _ = (target, start_offset, end_offset);
     }
 
     /// A batch of `num_restored` records up to `batch_end_offset` was applied.
-    fn on_batch_restored(&self, target: RestoreTarget<'_>, batch_end_offset: Offset, num_restored: u64) {
+    fn on_batch_restored(
+        &self,
+        target: RestoreTarget<'_>,
+        batch_end_offset: Offset,
+        num_restored: u64,
+    ) {
         let _ = (target, batch_end_offset, num_restored);
     }
 

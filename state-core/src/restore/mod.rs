@@ -10,8 +10,8 @@ pub use listener::{NoopRestoreListener, RestoreListener, RestoreTarget, WipeReas
 pub use open::open_or_rebuild;
 
 use crate::{
-    ChangelogReader, ConsumedRecord, Error, ErrorKind, KeyValueStore, Offset, Partition,
-    Position, Result, WriteBatch,
+    ChangelogReader, ConsumedRecord, Error, ErrorKind, KeyValueStore, Offset, Partition, Position,
+    Result, WriteBatch,
 };
 
 /// Checks each changelog record before restore applies it, so bytes no serde can read are
@@ -167,7 +167,10 @@ pub async fn restore(
             // Leave bulk-loading mode so what was applied is durable; the position
             // matches it, so the next restore resumes here.
             if let Err(flush_err) = store.set_bulk_loading(false) {
-                log::warn!("ending bulk loading of store {} failed: {flush_err}", target.store);
+                log::warn!(
+                    "ending bulk loading of store {} failed: {flush_err}",
+                    target.store
+                );
             }
             listener.on_restore_suspended(target, restored);
             Err(err.context(format!(
@@ -189,7 +192,9 @@ fn check_position(
         Some(applied) if applied + 1 < log_start => {
             Some(WipeReason::PositionBelowLogStart { applied, log_start })
         }
-        Some(applied) if applied >= log_end => Some(WipeReason::PositionAboveLogEnd { applied, log_end }),
+        Some(applied) if applied >= log_end => {
+            Some(WipeReason::PositionAboveLogEnd { applied, log_end })
+        }
         Some(_) => None,
         None if store.all()?.next().is_some() => Some(WipeReason::DataWithoutPosition),
         None => None,

@@ -98,17 +98,41 @@ mod tests {
     // ByteBuffer.putDouble / putLong / putInt, which are big-endian).
     #[test]
     fn bytes_match_kafka_java_serializers() {
-        assert_eq!(F64Serde.serialize(&1.5).unwrap(), vec![0x3F, 0xF8, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(I64Serde.serialize(&-2).unwrap(), vec![0xFF; 7].into_iter().chain([0xFE]).collect::<Vec<_>>());
+        assert_eq!(
+            F64Serde.serialize(&1.5).unwrap(),
+            vec![0x3F, 0xF8, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            I64Serde.serialize(&-2).unwrap(),
+            vec![0xFF; 7].into_iter().chain([0xFE]).collect::<Vec<_>>()
+        );
         assert_eq!(I32Serde.serialize(&258).unwrap(), vec![0, 0, 1, 2]);
-        assert_eq!(StringSerde.serialize(&"é".to_owned()).unwrap(), vec![0xC3, 0xA9]);
+        assert_eq!(
+            StringSerde.serialize(&"é".to_owned()).unwrap(),
+            vec![0xC3, 0xA9]
+        );
     }
 
     #[test]
     fn round_trips() {
-        assert_eq!(F64Serde.deserialize(&F64Serde.serialize(&-0.25).unwrap()).unwrap(), -0.25);
-        assert_eq!(I64Serde.deserialize(&I64Serde.serialize(&i64::MIN).unwrap()).unwrap(), i64::MIN);
-        assert_eq!(I32Serde.deserialize(&I32Serde.serialize(&7).unwrap()).unwrap(), 7);
+        assert_eq!(
+            F64Serde
+                .deserialize(&F64Serde.serialize(&-0.25).unwrap())
+                .unwrap(),
+            -0.25
+        );
+        assert_eq!(
+            I64Serde
+                .deserialize(&I64Serde.serialize(&i64::MIN).unwrap())
+                .unwrap(),
+            i64::MIN
+        );
+        assert_eq!(
+            I32Serde
+                .deserialize(&I32Serde.serialize(&7).unwrap())
+                .unwrap(),
+            7
+        );
         assert_eq!(BytesSerde.deserialize(&[0, 255]).unwrap(), vec![0, 255]);
     }
 
@@ -116,7 +140,10 @@ mod tests {
     fn bad_bytes_name_the_serde() {
         let err = F64Serde.deserialize(&[1, 2, 3]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("Double") && err.to_string().contains("got 3"), "{err}");
+        assert!(
+            err.to_string().contains("Double") && err.to_string().contains("got 3"),
+            "{err}"
+        );
         let err = StringSerde.deserialize(&[0xFF, 0xFE]).unwrap_err();
         assert!(err.to_string().contains("String"), "{err}");
         assert!(I32Serde.deserialize(&[0; 8]).is_err());

@@ -88,15 +88,21 @@ impl Position {
             return Err(corrupt(&format!("unknown format version {version}")));
         }
         if body.len() % 12 != 0 {
-            return Err(corrupt(&format!("length {} is not a multiple of 12", body.len())));
+            return Err(corrupt(&format!(
+                "length {} is not a multiple of 12",
+                body.len()
+            )));
         }
         let mut position = Position::default();
         for entry in body.chunks_exact(12) {
             let (partition, offset) = entry.split_at(4);
-            let partition = i32::from_be_bytes(partition.try_into().map_err(|_| corrupt("partition"))?);
+            let partition =
+                i32::from_be_bytes(partition.try_into().map_err(|_| corrupt("partition"))?);
             let offset = i64::from_be_bytes(offset.try_into().map_err(|_| corrupt("offset"))?);
             if offset < 0 {
-                return Err(corrupt(&format!("negative offset {offset} for partition {partition}")));
+                return Err(corrupt(&format!(
+                    "negative offset {offset} for partition {partition}"
+                )));
             }
             position.set(partition, offset);
         }
@@ -121,8 +127,14 @@ mod tests {
     #[test]
     fn encode_decode_round_trips() {
         let position: Position = [(0, 5), (3, 1 << 40)].into_iter().collect();
-        assert_eq!(Position::decode(&position.encode(), "test").unwrap(), position);
-        assert_eq!(Position::decode(&Position::empty().encode(), "t").unwrap(), Position::empty());
+        assert_eq!(
+            Position::decode(&position.encode(), "test").unwrap(),
+            position
+        );
+        assert_eq!(
+            Position::decode(&Position::empty().encode(), "t").unwrap(),
+            Position::empty()
+        );
     }
 
     #[test]

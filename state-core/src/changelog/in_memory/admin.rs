@@ -138,13 +138,26 @@ impl InMemoryChangelog {
         })
     }
 
-    /// Runs the log cleaner on a partition, as on a `cleanup.policy=compact` topic once
-    /// `delete.retention.ms` has passed: below the last stable offset it keeps only the
-    /// latest record of each key, drops a latest record that is a tombstone, drops records
-    /// of aborted transactions and transaction markers. Kept records keep their offsets
-    /// (readers skip the gaps); the log start does not move; nothing at or after the last
-    /// stable offset is touched. Returns how many entries were removed.
+    /// Runs the log cleaner on a partition, as on a `cleanup.policy=compact` topic while
+    /// `delete.retention.ms` has not yet passed for its tombstones: below the last stable
+    /// offset it keeps only the latest record of each key (a tombstone included), and drops
+    /// records of aborted transactions and transaction markers. Kept records keep their
+    /// offsets (readers skip the gaps); the log start does not move; nothing at or after
+    /// the last stable offset is touched. Returns how many entries were removed.
     pub fn compact(&self, topic: &str, partition: Partition) -> Result<usize> {
+        self.clean(topic, partition, false)
+    }
+
+    /// [`compact`](Self::compact) once `delete.retention.ms` has passed: a key whose latest
+    /// record is a tombstone disappears entirely. A store whose position lies before such
+    /// a tombstone can no longer learn of the delete from the changelog — the reason Kafka
+    /// keeps tombstones for `delete.retention.ms` (24 h by default), and the bound on how
+    /// far behind a store may fall and still catch up by tail restore.
+    pub fn compact_purging_tombstones(&self, topic: &str, partition: Partition) -> Result<usize> {
+        self.clean(topic, partition, true)
+    }
+
+    fn clean(&self, topic: &str, partition: Partition, purge_tombstones: bool) -> Result<usize> {
         let mut state = lock(&self.shared);
         let state = &mut *state;
         let txns = &state.txns;
@@ -152,7 +165,10 @@ impl InMemoryChangelog {
             Error::new(ErrorKind::NotFound, format!("topic {topic} does not exist"))
         })?;
         let log = topic.partition_mut(partition)?;
-        Ok(log.compact(|txn| txns.get(&txn) != Some(&TxnStatus::Committed)))
+        Ok(log.compact(
+            |txn| txns.get(&txn) != Some(&TxnStatus::Committed),
+            purge_tombstones,
+        ))
     }
 
     /// Deletes `topic` and creates it again, empty, with the same spec: offsets restart

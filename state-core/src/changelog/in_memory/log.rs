@@ -161,7 +161,11 @@ impl PartitionLog {
     /// record superseded by a later one with the same key, latest records that are
     /// tombstones (as once `delete.retention.ms` has passed) and the markers. Offsets of
     /// the kept entries and the log start do not change. Returns how many entries went.
-    pub(super) fn compact(&mut self, is_aborted: impl Fn(TxnId) -> bool) -> usize {
+    pub(super) fn compact(
+        &mut self,
+        is_aborted: impl Fn(TxnId) -> bool,
+        purge_tombstones: bool,
+    ) -> usize {
         let stable = self.last_stable();
         let live = |txn: &Option<TxnId>| txn.is_none_or(|txn| !is_aborted(txn));
         let mut latest: HashMap<&[u8], (Offset, bool)> = HashMap::new();
@@ -178,7 +182,7 @@ impl PartitionLog {
         }
         let keep: HashSet<Offset> = latest
             .into_values()
-            .filter(|&(_, tombstone)| !tombstone)
+            .filter(|&(_, tombstone)| !(purge_tombstones && tombstone))
             .map(|(offset, _)| offset)
             .collect();
         let before = self.entries.len();
