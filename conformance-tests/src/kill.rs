@@ -249,12 +249,12 @@ fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
     changelog
 }
 
-/// Runs `STATESTORE_KILL_ROUNDS` (default 25) seeded rounds and prints a summary.
+/// Runs `STATESTORE_KILL_ROUNDS` (default 100) seeded rounds and prints a summary.
 pub fn kill_test(backend: &dyn BackendFactory, child_exe: &Path) {
     let rounds: u64 = std::env::var("STATESTORE_KILL_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(25);
+        .unwrap_or(100);
     let base_seed: u64 = std::env::var("STATESTORE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
