@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -35,6 +35,8 @@ struct Deliveries {
     gaps: BTreeMap<Partition, (usize, usize)>,
     /// The first failed delivery since the last flush.
     failure: Option<Error>,
+    /// Delivery reports received (acknowledged or failed), for `flush` to wait on.
+    settled: usize,
 }
 
 impl Deliveries {
@@ -59,7 +61,11 @@ pub(crate) struct DeliveryContext {
     topic: String,
     /// Sequence number of the next appended record, passed as the delivery opaque.
     next_seq: AtomicUsize,
+    /// Records librdkafka accepted into its queue; each gets exactly one delivery report.
+    enqueued: AtomicUsize,
     deliveries: Mutex<Deliveries>,
+    /// Signalled on every delivery report.
+    settled: Condvar,
 }
 
 impl DeliveryContext {
@@ -86,6 +92,8 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, seq: Self::DeliveryOpaque) {
         let mut deliveries = self.lock();
+        deliveries.settled += 1;
+        self.settled.notify_all();
         match result {
             Ok(message) => {
                 let (partition, offset) = (message.partition(), message.offset());
@@ -186,12 +194,20 @@ impl KafkaSink {
                 )));
             }
             ours.push(("transactional.id", id));
+            // The first send of a transaction right after a commit is refused with
+            // CONCURRENT_TRANSACTIONS until the broker has written the previous commit's
+            // markers; librdkafka then waits retry.backoff.ms (100 ms by default) before
+            // asking again, which made every commit interval ~100 ms long. The Java
+            // producer retries that request after 20 ms for the same reason.
+            ours.push(("retry.backoff.ms", "20"));
         }
         let client_config = config.client_config(&ours, &config.producer);
         let context = DeliveryContext {
             topic: topic.to_owned(),
             next_seq: AtomicUsize::new(0),
+            enqueued: AtomicUsize::new(0),
             deliveries: Mutex::default(),
+            settled: Condvar::new(),
         };
         let producer = KafkaProducer::from_config_and_context(&client_config, context)
             .map_err(|err| kafka_error("creating a producer", At::topic(topic), err))?;
@@ -289,7 +305,29 @@ impl KafkaSink {
     /// Waits for every enqueued record, then reports the first delivery failure.
     async fn flush_deliveries(&self, op: &'static str) -> Result<()> {
         let timeout = self.flush_timeout;
-        let flushed = self.blocking(op, move |p| p.flush(timeout)).await;
+        // Waits on our own delivery reports rather than `Producer::flush`, whose loop
+        // polls in 100 ms steps that the producer's polling thread never cuts short, so
+        // every flush took at least 100 ms.
+        let flushed = self
+            .blocking(op, move |p| {
+                let context = p.context();
+                let target = context.enqueued.load(Ordering::SeqCst);
+                let deadline = Instant::now() + timeout;
+                let mut deliveries = context.lock();
+                while deliveries.settled < target {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+                    }
+                    deliveries = context
+                        .settled
+                        .wait_timeout(deliveries, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                Ok(())
+            })
+            .await;
         let context = self.producer.context();
         let mut deliveries = context.lock();
         if let Some(failure) = deliveries.failure.take() {
@@ -338,20 +376,13 @@ impl ChangelogSink for KafkaSink {
         self.guarantee
     }
 
-    fn append(&self, partition: Partition, record: ChangelogRecord) -> Result<()> {
+    fn append(&self, partition: Partition, record: &ChangelogRecord) -> Result<()> {
         self.check_usable()?;
         if self.guarantee == ProcessingGuarantee::ExactlyOnce && !self.in_transaction() {
             return Err(Error::invalid_input(format!(
                 "append to changelog topic {} partition {partition} outside a transaction (exactly-once)",
                 self.topic
             )));
-        }
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header {
-                key: key.as_str(),
-                value: Some(value.as_slice()),
-            });
         }
         let seq = self
             .producer
@@ -362,15 +393,31 @@ impl ChangelogSink for KafkaSink {
             BaseRecord::with_opaque_to(&self.topic, seq)
                 .partition(partition)
                 .key(record.key.as_slice())
-                .timestamp(record.timestamp)
-                .headers(headers);
+                .timestamp(record.timestamp);
+        if !record.headers.is_empty() {
+            // Most changelog records carry no headers; skip librdkafka's header allocation.
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key: key.as_str(),
+                    value: Some(value.as_slice()),
+                });
+            }
+            message = message.headers(headers);
+        }
         if let Some(value) = &record.value {
             message = message.payload(value.as_slice());
         }
         let deadline = Instant::now() + self.enqueue_timeout;
         loop {
             match self.producer.send(message) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.producer
+                        .context()
+                        .enqueued
+                        .fetch_add(1, Ordering::SeqCst);
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
                     if Instant::now() < deadline =>
                 {

@@ -145,7 +145,7 @@ async fn broker_append_flush_and_read_back_identically() {
                 .headers
                 .push(("seq".to_owned(), i.to_be_bytes().to_vec()));
         }
-        sink.append(partition, record.clone()).unwrap();
+        sink.append(partition, &record.clone()).unwrap();
         written.entry(partition).or_default().push(record);
     }
     let position = sink.flush().await.unwrap();
@@ -187,20 +187,20 @@ async fn broker_aborted_transaction_is_never_read_committed() {
 
     sink.begin_transaction().unwrap();
     for key in ["c1", "c2", "c3"] {
-        sink.append(0, put(key)).unwrap();
+        sink.append(0, &put(key)).unwrap();
     }
     assert_eq!(sink.commit_transaction().await.unwrap().applied(0), Some(2));
 
     sink.begin_transaction().unwrap();
     for key in ["aborted1", "aborted2"] {
-        sink.append(0, put(key)).unwrap();
+        sink.append(0, &put(key)).unwrap();
     }
     // Make sure the aborted records really reach the log before the abort.
     sink.flush().await.unwrap();
     sink.abort_transaction().await.unwrap();
 
     sink.begin_transaction().unwrap();
-    sink.append(0, put("c4")).unwrap();
+    sink.append(0, &put("c4")).unwrap();
     let position = sink.commit_transaction().await.unwrap();
     // c1..c3 at 0..2, commit marker 3, aborted 4..5, abort marker 6, c4 at 7, marker 8.
     assert_eq!(position.applied(0), Some(7));
@@ -254,7 +254,7 @@ async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
         crashed.begin_transaction().unwrap();
         for key in ["lost1", "lost2", "lost3"] {
             crashed
-                .append(0, ChangelogRecord::put(key, "v", 1))
+                .append(0, &ChangelogRecord::put(key, "v", 1))
                 .unwrap();
         }
         crashed.flush().await.unwrap();
@@ -267,7 +267,7 @@ async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
     let successor = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
     successor.begin_transaction().unwrap();
     successor
-        .append(0, ChangelogRecord::put("kept", "v", 1))
+        .append(0, &ChangelogRecord::put("kept", "v", 1))
         .unwrap();
     successor.commit_transaction().await.unwrap();
 
@@ -296,7 +296,7 @@ async fn broker_new_sink_with_the_same_transactional_id_fences_the_old_one() {
     let zombie = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
     zombie.begin_transaction().unwrap();
     zombie
-        .append(0, ChangelogRecord::put("zombie", "v", 1))
+        .append(0, &ChangelogRecord::put("zombie", "v", 1))
         .unwrap();
     zombie.flush().await.unwrap();
 
@@ -335,7 +335,7 @@ async fn broker_open_below_log_start_is_out_of_range() {
         .await
         .unwrap();
     for i in 0..5 {
-        sink.append(0, ChangelogRecord::put(format!("k{i}"), "v", 1))
+        sink.append(0, &ChangelogRecord::put(format!("k{i}"), "v", 1))
             .unwrap();
     }
     sink.flush().await.unwrap();
@@ -400,7 +400,7 @@ async fn broker_sink_is_usable_through_the_trait_object() {
         .unwrap();
     assert_eq!(sink.topic(), topic);
     assert_eq!(sink.guarantee(), ProcessingGuarantee::AtLeastOnce);
-    sink.append(0, ChangelogRecord::put("k", "v", 5)).unwrap();
+    sink.append(0, &ChangelogRecord::put("k", "v", 5)).unwrap();
     assert_eq!(sink.flush().await.unwrap().applied(0), Some(0));
     // A second flush with nothing new reports the same acknowledged offsets.
     assert_eq!(sink.flush().await.unwrap().applied(0), Some(0));

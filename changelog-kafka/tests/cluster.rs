@@ -25,7 +25,7 @@ async fn append_batch(sink: &dyn ChangelogSink, phase: &str, count: usize) -> Ve
     for key in &keys {
         sink.append(
             0,
-            ChangelogRecord::put(key.as_str(), phase, 1_700_000_000_000),
+            &ChangelogRecord::put(key.as_str(), phase, 1_700_000_000_000),
         )
         .unwrap();
     }

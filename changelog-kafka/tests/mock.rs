@@ -53,10 +53,10 @@ async fn mock_append_flush_and_read_back_puts_tombstones_timestamps_headers() {
     ];
     let p1 = vec![ChangelogRecord::put("c", "3", 1_700_000_000_004)];
     for record in &p0 {
-        sink.append(0, record.clone()).unwrap();
+        sink.append(0, &record.clone()).unwrap();
     }
     for record in &p1 {
-        sink.append(1, record.clone()).unwrap();
+        sink.append(1, &record.clone()).unwrap();
     }
     let position = sink.flush().await.unwrap();
     assert_eq!(position.applied(0), Some(2));
@@ -131,7 +131,7 @@ async fn mock_retriable_produce_errors_are_retried_and_succeed() {
     for i in 0..10 {
         sink.append(
             0,
-            ChangelogRecord::put(format!("k{i}"), format!("v{i}"), 1_000 + i),
+            &ChangelogRecord::put(format!("k{i}"), format!("v{i}"), 1_000 + i),
         )
         .unwrap();
     }
@@ -161,7 +161,7 @@ async fn mock_fatal_produce_error_makes_flush_fail_clearly() {
         .await
         .unwrap();
     // Warm up so the error hits a produce request, not the first metadata round.
-    sink.append(0, ChangelogRecord::put("warm", "up", 1))
+    sink.append(0, &ChangelogRecord::put("warm", "up", 1))
         .unwrap();
     sink.flush().await.unwrap();
     kafka
@@ -170,7 +170,7 @@ async fn mock_fatal_produce_error_makes_flush_fail_clearly() {
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD],
         )
         .unwrap();
-    sink.append(0, ChangelogRecord::put("key", "value", 2))
+    sink.append(0, &ChangelogRecord::put("key", "value", 2))
         .unwrap();
     let err = sink.flush().await.unwrap_err();
     assert!(!err.is_retriable(), "{err}");
@@ -185,7 +185,7 @@ async fn mock_fatal_produce_error_makes_flush_fail_clearly() {
     assert_eq!(sink.acknowledged().applied(0), Some(0));
     // The failure is reported once; the next flush is clean again.
     kafka.clear_request_errors(RDKafkaApiKey::Produce).unwrap();
-    sink.append(0, ChangelogRecord::put("key", "again", 3))
+    sink.append(0, &ChangelogRecord::put("key", "again", 3))
         .unwrap();
     assert_eq!(sink.flush().await.unwrap().applied(0), Some(1));
     assert_eq!(sink.acknowledged().applied(0), Some(1));
@@ -201,7 +201,7 @@ async fn mock_reading_past_the_end_is_out_of_range() {
         .sink(&topic, &SinkOptions::default())
         .await
         .unwrap();
-    sink.append(0, ChangelogRecord::put("k", "v", 1)).unwrap();
+    sink.append(0, &ChangelogRecord::put("k", "v", 1)).unwrap();
     sink.flush().await.unwrap();
     let reader = changelog
         .reader(&topic, IsolationLevel::ReadUncommitted)
@@ -276,17 +276,17 @@ async fn mock_exactly_once_sink_rules() {
     };
     let sink = changelog.sink(&topic, &eos).await.unwrap();
     let err = sink
-        .append(0, ChangelogRecord::put("k", "v", 1))
+        .append(0, &ChangelogRecord::put("k", "v", 1))
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     sink.begin_transaction().unwrap();
     assert!(sink.in_transaction());
-    sink.append(0, ChangelogRecord::put("k", "v", 1)).unwrap();
+    sink.append(0, &ChangelogRecord::put("k", "v", 1)).unwrap();
     let position = sink.commit_transaction().await.unwrap();
     assert_eq!(position.applied(0), Some(0));
     assert!(!sink.in_transaction());
     sink.begin_transaction().unwrap();
-    sink.append(0, ChangelogRecord::put("k", "w", 2)).unwrap();
+    sink.append(0, &ChangelogRecord::put("k", "w", 2)).unwrap();
     sink.abort_transaction().await.unwrap();
     assert!(!sink.in_transaction());
     // An abort forgets the aborted offsets: the position stays at the last commit.

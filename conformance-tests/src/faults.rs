@@ -251,7 +251,7 @@ pub fn undecodable_record_is_reported(backend: &dyn BackendFactory) {
         .unwrap();
     raw.append(
         PARTITION,
-        ChangelogRecord::put(b"bob".to_vec(), vec![1, 2, 3], 0),
+        &ChangelogRecord::put(b"bob".to_vec(), vec![1, 2, 3], 0),
     )
     .unwrap();
     block_on(raw.flush()).unwrap();

@@ -57,7 +57,7 @@ impl ChangelogSink for FileSink {
     fn guarantee(&self) -> ProcessingGuarantee {
         ProcessingGuarantee::AtLeastOnce
     }
-    fn append(&self, partition: Partition, record: ChangelogRecord) -> Result<()> {
+    fn append(&self, partition: Partition, record: &ChangelogRecord) -> Result<()> {
         if partition != self.partition {
             return Err(Error::invalid_input(format!(
                 "file log holds partition {} only",
@@ -68,7 +68,7 @@ impl ChangelogSink for FileSink {
             .state
             .lock()
             .map_err(|_| Error::internal("file sink lock poisoned"))?;
-        state.pending.push(record);
+        state.pending.push(record.clone());
         Ok(())
     }
     async fn flush(&self) -> Result<Position> {

@@ -243,7 +243,7 @@ fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
             timestamp: 0,
             headers: Vec::new(),
         };
-        sink.append(KILL_PARTITION, record).unwrap();
+        sink.append(KILL_PARTITION, &record).unwrap();
     }
     block_on(sink.flush()).unwrap();
     changelog

@@ -94,9 +94,9 @@ fn flush_assigns_offsets_from_zero_and_reports_acknowledged() {
     let changelog = changelog(2);
     let sink = plain_sink(&changelog);
     for key in ["a", "b", "c"] {
-        sink.append(0, put(key, "v")).unwrap();
+        sink.append(0, &put(key, "v")).unwrap();
     }
-    sink.append(1, put("x", "v")).unwrap();
+    sink.append(1, &put("x", "v")).unwrap();
     assert_eq!(
         changelog.end_offset(TOPIC, 0).unwrap(),
         0,
@@ -108,7 +108,7 @@ fn flush_assigns_offsets_from_zero_and_reports_acknowledged() {
     assert_eq!(changelog.end_offset(TOPIC, 1).unwrap(), 1);
     assert_eq!(changelog.log_start(TOPIC, 0).unwrap(), 0);
 
-    sink.append(0, put("d", "v")).unwrap();
+    sink.append(0, &put("d", "v")).unwrap();
     let position = block_on(sink.flush()).unwrap();
     assert_eq!(
         position,
@@ -122,10 +122,10 @@ fn flush_assigns_offsets_from_zero_and_reports_acknowledged() {
 fn read_back_in_order_with_tombstones_in_batches() {
     let changelog = changelog(1);
     let sink = plain_sink(&changelog);
-    sink.append(0, put("a", "1")).unwrap();
-    sink.append(0, ChangelogRecord::tombstone(b"a".to_vec(), 7))
+    sink.append(0, &put("a", "1")).unwrap();
+    sink.append(0, &ChangelogRecord::tombstone(b"a".to_vec(), 7))
         .unwrap();
-    sink.append(0, put("b", "2")).unwrap();
+    sink.append(0, &put("b", "2")).unwrap();
     block_on(sink.flush()).unwrap();
 
     let mut cursor = open(&changelog, IsolationLevel::ReadUncommitted, 0, 0);
@@ -152,7 +152,7 @@ fn read_back_in_order_with_tombstones_in_batches() {
 fn dropped_sink_loses_pending_records() {
     let changelog = changelog(1);
     let sink = plain_sink(&changelog);
-    sink.append(0, put("a", "1")).unwrap();
+    sink.append(0, &put("a", "1")).unwrap();
     drop(sink);
     assert_eq!(changelog.end_offset(TOPIC, 0).unwrap(), 0);
     assert!(changelog.records(TOPIC, 0).unwrap().is_empty());
@@ -172,14 +172,14 @@ fn unknown_topic_and_partition_are_rejected() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
 
     let sink = plain_sink(&changelog);
-    let err = sink.append(2, put("a", "1")).unwrap_err();
+    let err = sink.append(2, &put("a", "1")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(
         err.to_string().contains(TOPIC) && err.to_string().contains('2'),
         "{err}"
     );
     assert_eq!(
-        sink.append(-1, put("a", "1")).unwrap_err().kind(),
+        sink.append(-1, &put("a", "1")).unwrap_err().kind(),
         ErrorKind::InvalidInput
     );
     let reader = block_on(changelog.reader(TOPIC, IsolationLevel::ReadCommitted)).unwrap();
@@ -225,7 +225,7 @@ fn exactly_once_sink_needs_a_transactional_id_and_an_open_transaction() {
 
     let sink = eos_sink(&changelog, "t1");
     assert_eq!(
-        sink.append(0, put("a", "1")).unwrap_err().kind(),
+        sink.append(0, &put("a", "1")).unwrap_err().kind(),
         ErrorKind::InvalidInput
     );
     assert!(!sink.in_transaction());
@@ -248,13 +248,13 @@ fn exactly_once_sink_needs_a_transactional_id_and_an_open_transaction() {
 fn open_transaction_is_invisible_to_read_committed_until_commit() {
     let changelog = changelog(2);
     let plain = plain_sink(&changelog);
-    plain.append(0, put("before", "1")).unwrap();
+    plain.append(0, &put("before", "1")).unwrap();
     block_on(plain.flush()).unwrap();
 
     let sink = eos_sink(&changelog, "t1");
     sink.begin_transaction().unwrap();
-    sink.append(0, put("a", "1")).unwrap();
-    sink.append(0, put("b", "2")).unwrap();
+    sink.append(0, &put("a", "1")).unwrap();
+    sink.append(0, &put("b", "2")).unwrap();
     assert_eq!(block_on(sink.flush()).unwrap(), Position::of(0, 2));
 
     // Flushed records of an open transaction are in the log (read-uncommitted sees them),
@@ -326,7 +326,7 @@ fn commit_flushes_pending_records() {
     let changelog = changelog(1);
     let sink = eos_sink(&changelog, "t1");
     sink.begin_transaction().unwrap();
-    sink.append(0, put("a", "1")).unwrap();
+    sink.append(0, &put("a", "1")).unwrap();
     assert_eq!(
         block_on(sink.commit_transaction()).unwrap(),
         Position::of(0, 0)
@@ -343,14 +343,14 @@ fn aborted_records_are_skipped_by_read_committed_but_the_position_advances() {
     let changelog = changelog(1);
     let sink = eos_sink(&changelog, "t1");
     sink.begin_transaction().unwrap();
-    sink.append(0, put("gone", "1")).unwrap();
+    sink.append(0, &put("gone", "1")).unwrap();
     block_on(sink.flush()).unwrap();
-    sink.append(0, put("never-flushed", "1")).unwrap();
+    sink.append(0, &put("never-flushed", "1")).unwrap();
     block_on(sink.abort_transaction()).unwrap();
     assert_eq!(sink.acknowledged(), Position::of(0, 0));
 
     sink.begin_transaction().unwrap();
-    sink.append(0, put("kept", "2")).unwrap();
+    sink.append(0, &put("kept", "2")).unwrap();
     block_on(sink.commit_transaction()).unwrap();
 
     // gone@0, ABORT@1, kept@2, COMMIT@3
@@ -385,10 +385,10 @@ fn new_sink_with_same_transactional_id_fences_the_old_one() {
     let changelog = changelog(2);
     let old = eos_sink(&changelog, "t1");
     old.begin_transaction().unwrap();
-    old.append(0, put("a", "1")).unwrap();
-    old.append(1, put("b", "1")).unwrap();
+    old.append(0, &put("a", "1")).unwrap();
+    old.append(1, &put("b", "1")).unwrap();
     block_on(old.flush()).unwrap();
-    old.append(0, put("pending", "1")).unwrap();
+    old.append(0, &put("pending", "1")).unwrap();
 
     let new = eos_sink(&changelog, "t1");
     // The old open transaction was aborted with a marker in each partition it wrote.
@@ -405,7 +405,7 @@ fn new_sink_with_same_transactional_id_fences_the_old_one() {
     }
     assert!(!old.in_transaction());
     assert_eq!(
-        old.append(0, put("x", "1")).unwrap_err().kind(),
+        old.append(0, &put("x", "1")).unwrap_err().kind(),
         ErrorKind::Fenced
     );
     assert_eq!(block_on(old.flush()).unwrap_err().kind(), ErrorKind::Fenced);
@@ -430,7 +430,7 @@ fn new_sink_with_same_transactional_id_fences_the_old_one() {
     );
 
     new.begin_transaction().unwrap();
-    new.append(0, put("c", "2")).unwrap();
+    new.append(0, &put("c", "2")).unwrap();
     block_on(new.commit_transaction()).unwrap();
     assert_eq!(
         read_all(&changelog, IsolationLevel::ReadCommitted, 0, 0, 10),
@@ -443,10 +443,10 @@ fn abort_open_transactions_times_out_a_dead_producer() {
     let changelog = changelog(1);
     let dead = eos_sink(&changelog, "t1");
     dead.begin_transaction().unwrap();
-    dead.append(0, put("a", "1")).unwrap();
+    dead.append(0, &put("a", "1")).unwrap();
     block_on(dead.flush()).unwrap();
     let plain = plain_sink(&changelog);
-    plain.append(0, put("after", "1")).unwrap();
+    plain.append(0, &put("after", "1")).unwrap();
     block_on(plain.flush()).unwrap();
     assert_eq!(
         changelog.last_stable_offset(TOPIC, 0).unwrap(),
@@ -463,7 +463,7 @@ fn abort_open_transactions_times_out_a_dead_producer() {
         keys(&[(1, "after")])
     );
     assert_eq!(
-        dead.append(0, put("x", "1")).unwrap_err().kind(),
+        dead.append(0, &put("x", "1")).unwrap_err().kind(),
         ErrorKind::Fenced
     );
 }
@@ -475,9 +475,9 @@ fn oldest_open_transaction_bounds_the_last_stable_offset() {
     let second = eos_sink(&changelog, "t2");
     first.begin_transaction().unwrap();
     second.begin_transaction().unwrap();
-    first.append(0, put("first", "1")).unwrap();
+    first.append(0, &put("first", "1")).unwrap();
     block_on(first.flush()).unwrap();
-    second.append(0, put("second", "1")).unwrap();
+    second.append(0, &put("second", "1")).unwrap();
     block_on(second.commit_transaction()).unwrap();
     assert_eq!(changelog.last_stable_offset(TOPIC, 0).unwrap(), 0);
     block_on(first.commit_transaction()).unwrap();
@@ -492,13 +492,13 @@ fn oldest_open_transaction_bounds_the_last_stable_offset() {
 fn compaction_keeps_latest_per_key_with_offsets_and_tombstones_until_purged() {
     let changelog = changelog(1);
     let sink = plain_sink(&changelog);
-    sink.append(0, put("a", "1")).unwrap(); // 0
-    sink.append(0, put("b", "1")).unwrap(); // 1
-    sink.append(0, put("a", "2")).unwrap(); // 2
-    sink.append(0, put("c", "1")).unwrap(); // 3
-    sink.append(0, ChangelogRecord::tombstone(b"b".to_vec(), 0))
+    sink.append(0, &put("a", "1")).unwrap(); // 0
+    sink.append(0, &put("b", "1")).unwrap(); // 1
+    sink.append(0, &put("a", "2")).unwrap(); // 2
+    sink.append(0, &put("c", "1")).unwrap(); // 3
+    sink.append(0, &ChangelogRecord::tombstone(b"b".to_vec(), 0))
         .unwrap(); // 4
-    sink.append(0, put("d", "1")).unwrap(); // 5
+    sink.append(0, &put("d", "1")).unwrap(); // 5
     block_on(sink.flush()).unwrap();
 
     assert_eq!(changelog.compact(TOPIC, 0).unwrap(), 2);
@@ -550,15 +550,15 @@ fn compaction_drops_aborted_records_and_markers_but_leaves_open_transactions() {
     let changelog = changelog(1);
     let sink = eos_sink(&changelog, "t1");
     sink.begin_transaction().unwrap();
-    sink.append(0, put("a", "aborted")).unwrap(); // 0, ABORT 1
+    sink.append(0, &put("a", "aborted")).unwrap(); // 0, ABORT 1
     block_on(sink.flush()).unwrap();
     block_on(sink.abort_transaction()).unwrap();
     sink.begin_transaction().unwrap();
-    sink.append(0, put("b", "1")).unwrap(); // 2, COMMIT 3
+    sink.append(0, &put("b", "1")).unwrap(); // 2, COMMIT 3
     block_on(sink.commit_transaction()).unwrap();
     sink.begin_transaction().unwrap();
-    sink.append(0, put("b", "open")).unwrap(); // 4, open
-    sink.append(0, put("b", "open2")).unwrap(); // 5, open
+    sink.append(0, &put("b", "open")).unwrap(); // 4, open
+    sink.append(0, &put("b", "open2")).unwrap(); // 5, open
     block_on(sink.flush()).unwrap();
 
     assert_eq!(changelog.compact(TOPIC, 0).unwrap(), 3);
@@ -589,7 +589,7 @@ fn truncation_raises_log_start_and_older_offsets_are_out_of_range() {
     let changelog = changelog(1);
     let sink = plain_sink(&changelog);
     for key in ["a", "b", "c", "d"] {
-        sink.append(0, put(key, "1")).unwrap();
+        sink.append(0, &put(key, "1")).unwrap();
     }
     block_on(sink.flush()).unwrap();
     let mut early = open(&changelog, IsolationLevel::ReadUncommitted, 0, 0);
@@ -654,7 +654,7 @@ fn recreated_topic_restarts_offsets_at_zero() {
     let spec = changelog.topic_config(TOPIC).unwrap();
     let sink = plain_sink(&changelog);
     for key in ["a", "b", "c"] {
-        sink.append(0, put(key, "1")).unwrap();
+        sink.append(0, &put(key, "1")).unwrap();
     }
     block_on(sink.flush()).unwrap();
     let mut cursor = open(&changelog, IsolationLevel::ReadUncommitted, 0, 3);
@@ -666,7 +666,7 @@ fn recreated_topic_restarts_offsets_at_zero() {
         block_on(cursor.next_batch(10)).unwrap_err().kind(),
         ErrorKind::OutOfRange
     );
-    sink.append(0, put("new", "1")).unwrap();
+    sink.append(0, &put("new", "1")).unwrap();
     assert_eq!(
         block_on(sink.flush()).unwrap(),
         Position::of(0, 0),
@@ -686,10 +686,10 @@ fn recreated_topic_restarts_offsets_at_zero() {
 fn fail_next_flush_delivers_nothing_and_loses_pending() {
     let changelog = changelog(1);
     let sink = plain_sink(&changelog);
-    sink.append(0, put("a", "1")).unwrap();
+    sink.append(0, &put("a", "1")).unwrap();
     block_on(sink.flush()).unwrap();
     changelog.fail_next_flush(TOPIC).unwrap();
-    sink.append(0, put("b", "1")).unwrap();
+    sink.append(0, &put("b", "1")).unwrap();
     let err = block_on(sink.flush()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.is_retriable());
@@ -698,7 +698,7 @@ fn fail_next_flush_delivers_nothing_and_loses_pending() {
     assert_eq!(sink.acknowledged(), Position::of(0, 0));
 
     // One-shot: the next flush works, and the lost record is not resent.
-    sink.append(0, put("c", "1")).unwrap();
+    sink.append(0, &put("c", "1")).unwrap();
     assert_eq!(block_on(sink.flush()).unwrap(), Position::of(0, 1));
     assert_eq!(
         read_all(&changelog, IsolationLevel::ReadUncommitted, 0, 0, 10),
@@ -712,7 +712,7 @@ fn fail_flush_after_delivers_a_prefix_then_fails() {
     let sink = changelog.sink_now(TOPIC, &SinkOptions::default()).unwrap();
     changelog.fail_flush_after(TOPIC, 3).unwrap();
     for (partition, key) in [(0, "a"), (1, "b"), (0, "c"), (1, "d"), (0, "e")] {
-        sink.append(partition, put(key, "1")).unwrap();
+        sink.append(partition, &put(key, "1")).unwrap();
     }
     assert_eq!(
         block_on(sink.flush()).unwrap_err().kind(),
@@ -735,10 +735,10 @@ fn failed_commit_aborts_the_transaction() {
     let changelog = changelog(1);
     let sink = eos_sink(&changelog, "t1");
     sink.begin_transaction().unwrap();
-    sink.append(0, put("a", "1")).unwrap();
+    sink.append(0, &put("a", "1")).unwrap();
     block_on(sink.flush()).unwrap();
-    sink.append(0, put("b", "1")).unwrap();
-    sink.append(0, put("c", "1")).unwrap();
+    sink.append(0, &put("b", "1")).unwrap();
+    sink.append(0, &put("c", "1")).unwrap();
     changelog.fail_flush_after(TOPIC, 1).unwrap();
     let err = block_on(sink.commit_transaction()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -758,7 +758,7 @@ fn failed_commit_aborts_the_transaction() {
     );
     block_on(sink.abort_transaction()).unwrap();
     sink.begin_transaction().unwrap();
-    sink.append(0, put("d", "1")).unwrap();
+    sink.append(0, &put("d", "1")).unwrap();
     block_on(sink.commit_transaction()).unwrap();
     assert_eq!(
         read_all(&changelog, IsolationLevel::ReadCommitted, 0, 0, 10),
@@ -772,18 +772,18 @@ fn fail_appends_after_fails_until_cleared() {
     let one = plain_sink(&changelog);
     let two = plain_sink(&changelog);
     changelog.fail_appends_after(TOPIC, 2).unwrap();
-    one.append(0, put("a", "1")).unwrap();
-    two.append(0, put("b", "1")).unwrap();
+    one.append(0, &put("a", "1")).unwrap();
+    two.append(0, &put("b", "1")).unwrap();
     assert_eq!(
-        one.append(0, put("c", "1")).unwrap_err().kind(),
+        one.append(0, &put("c", "1")).unwrap_err().kind(),
         ErrorKind::Unavailable
     );
     assert_eq!(
-        two.append(0, put("c", "1")).unwrap_err().kind(),
+        two.append(0, &put("c", "1")).unwrap_err().kind(),
         ErrorKind::Unavailable
     );
     changelog.clear_faults(TOPIC).unwrap();
-    one.append(0, put("c", "1")).unwrap();
+    one.append(0, &put("c", "1")).unwrap();
     block_on(one.flush()).unwrap();
     block_on(two.flush()).unwrap();
     assert_eq!(
@@ -801,7 +801,7 @@ fn clones_share_topics() {
     let changelog = changelog(1);
     let clone = changelog.clone();
     let sink = plain_sink(&clone);
-    sink.append(0, put("a", "1")).unwrap();
+    sink.append(0, &put("a", "1")).unwrap();
     block_on(sink.flush()).unwrap();
     assert_eq!(changelog.end_offset(TOPIC, 0).unwrap(), 1);
     assert!(changelog.has_topic(TOPIC));

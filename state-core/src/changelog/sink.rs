@@ -23,7 +23,7 @@ pub trait ChangelogSink: Send + Sync {
     ///
     /// Fails when a previous fatal error made the sink unusable, when the enqueue buffer
     /// stays full past the sink's bound, or (exactly-once) outside a transaction.
-    fn append(&self, partition: Partition, record: ChangelogRecord) -> Result<()>;
+    fn append(&self, partition: Partition, record: &ChangelogRecord) -> Result<()>;
 
     /// Waits until every appended record is acknowledged, and returns for each partition
     /// this sink has written the highest acknowledged offset so far.

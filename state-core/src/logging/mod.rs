@@ -202,7 +202,7 @@ impl LoggedStore {
                 self.sink.begin_transaction()?;
             }
             for record in &state.buffer.records()[from..] {
-                self.sink.append(self.partition, record.clone())?;
+                self.sink.append(self.partition, &record)?;
             }
             state.resend_from = None;
         }
@@ -260,7 +260,7 @@ impl LoggedStore {
             {
                 self.sink.begin_transaction()?;
             }
-            self.sink.append(self.partition, record.clone())?;
+            self.sink.append(self.partition, &record)?;
         }
         // While a failed commit awaits its retry, new records join the buffer and are
         // appended behind the resent ones at the next commit, keeping changelog order.

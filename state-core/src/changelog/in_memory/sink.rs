@@ -133,7 +133,7 @@ impl ChangelogSink for InMemorySink {
         self.guarantee
     }
 
-    fn append(&self, partition: Partition, record: ChangelogRecord) -> Result<()> {
+    fn append(&self, partition: Partition, record: &ChangelogRecord) -> Result<()> {
         let mut local = lock(&self.local);
         let mut state = lock(&self.shared);
         self.check_live(&state)?;
@@ -158,7 +158,7 @@ impl ChangelogSink for InMemorySink {
             *left -= 1;
         }
         drop(state);
-        local.pending.push((partition, record));
+        local.pending.push((partition, record.clone()));
         Ok(())
     }
 
