@@ -202,7 +202,7 @@ impl LoggedStore {
                 self.sink.begin_transaction()?;
             }
             for record in &state.buffer.records()[from..] {
-                self.sink.append(self.partition, &record)?;
+                self.sink.append(self.partition, record)?;
             }
             state.resend_from = None;
         }
