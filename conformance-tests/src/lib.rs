@@ -158,9 +158,11 @@ macro_rules! conformance_suite {
             }
             #[test]
             fn relocate_to_every_backend() {
+                let changelogs = $crate::changelogs::in_process();
                 for target in $crate::backends() {
-                    $crate::relocation::relocate(&factory(), target.as_ref(), AtLeastOnce);
-                    $crate::relocation::relocate(&factory(), target.as_ref(), ExactlyOnce);
+                    for guarantee in [AtLeastOnce, ExactlyOnce] {
+                        $crate::relocation::relocate(&factory(), target.as_ref(), &changelogs, guarantee);
+                    }
                 }
             }
         }
@@ -182,6 +184,17 @@ macro_rules! conformance_suite {
             #[test]
             fn model_exactly_once() {
                 run(ExactlyOnce);
+            }
+            #[test]
+            fn relocate_to_every_backend() {
+                let Some(kafka) = $crate::changelogs::kafka() else {
+                    return;
+                };
+                for target in $crate::backends() {
+                    for guarantee in [AtLeastOnce, ExactlyOnce] {
+                        $crate::relocation::relocate(&$factory, target.as_ref(), &kafka, guarantee);
+                    }
+                }
             }
         }
     };

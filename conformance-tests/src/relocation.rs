@@ -1,42 +1,65 @@
-//! Relocation: state written through one backend restores into a fresh store of any
-//! backend with identical contents.
+//! Relocation: state written through one backend and a changelog restores into a fresh
+//! store of any backend with identical contents.
 
-use state_core::ProcessingGuarantee;
+use std::collections::BTreeMap;
 
-use crate::harness::{BackendFactory, Fixture, contents};
-use crate::support::{self, RecordingListener};
+use state_core::{
+    LoggedStore, NoopRestoreListener, ProcessingGuarantee, RestoreOptions, SinkOptions, TopicSpec,
+    restore,
+};
 
-/// Writes through `from` (puts, overwrites, deletes over several commits), then restores
-/// the changelog into a fresh `to` store: both hold the same entries.
+use crate::changelogs::ChangelogFactory;
+use crate::harness::{BackendFactory, Fixture, block_on, contents};
+use crate::support;
+
+/// The partition relocation uses (not 0, so a partition mix-up shows).
+const PARTITION: i32 = 1;
+
+/// Writes through `from` (puts, overwrites, deletes over several commits), drops that
+/// instance, then restores the changelog into a fresh `to` store elsewhere: both hold the
+/// same entries.
 pub fn relocate(
     from: &dyn BackendFactory,
     to: &dyn BackendFactory,
+    changelogs: &dyn ChangelogFactory,
     guarantee: ProcessingGuarantee,
 ) {
+    let cut = changelogs.create();
+    let spec = TopicSpec::changelog(&cut.topic, 2, &BTreeMap::new());
+    block_on(cut.changelog.ensure_topic(&spec)).unwrap();
+    let options = SinkOptions {
+        guarantee,
+        transactional_id: Some(format!("{}-{PARTITION}", cut.topic)),
+    };
+    let sink = block_on(cut.changelog.sink(&cut.topic, &options)).unwrap();
     let source = Fixture::new(from, "store");
-    let changelog = support::changelog();
-    let mut logged = support::logged(&changelog, source.open(), guarantee);
+    let mut logged = LoggedStore::new(source.open(), sink, PARTITION);
     support::write_and_commit(&mut logged, 0..200);
     for i in (0..200u32).step_by(3) {
         logged.delete(format!("key-{i:03}").as_bytes()).unwrap();
     }
     support::write_and_commit(&mut logged, 150..260);
     let written = contents(logged.inner().as_ref());
+    drop(logged);
 
     let target = Fixture::new(to, "store");
     let store = target.open();
-    let summary = support::restore_with(
+    let reader = block_on(cut.changelog.reader(&cut.topic, guarantee.isolation())).unwrap();
+    let summary = block_on(restore(
         store.as_ref(),
-        support::reader(&changelog, guarantee).as_ref(),
-        &RecordingListener::default(),
-    )
+        reader.as_ref(),
+        PARTITION,
+        &RestoreOptions::default(),
+        &NoopRestoreListener,
+    ))
     .unwrap();
     assert!(summary.restored > 0);
     assert_eq!(
         contents(store.as_ref()),
         written,
-        "{} -> {} relocation differs",
+        "{} -> {} relocation over {} differs",
         from.name(),
-        to.name()
+        to.name(),
+        changelogs.name()
     );
 }
