@@ -16,6 +16,8 @@ pub mod durable;
 pub mod faults;
 pub mod file_log;
 mod harness;
+#[cfg(feature = "kafka")]
+pub mod kafka_edges;
 pub mod kill;
 pub mod model;
 pub mod relocation;

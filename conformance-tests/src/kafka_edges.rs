@@ -1,0 +1,362 @@
+//! Restore edge cases on a real Kafka broker: what the in-process log only models —
+//! empty and tombstone-only changelogs, delete-records past a store's position, a topic
+//! deleted and recreated under a store, real log compaction, undecodable records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::{ClientConfig, Offset as KafkaOffset, TopicPartitionList};
+use state_core::serde::Serdes;
+use state_core::{
+    Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, ErrorKind, LoggedStore,
+    NoopRestoreListener, ProcessingGuarantee, RestoreOptions, RestoreSummary, SinkOptions,
+    StoreBuilder, StoreContext, TopicSpec, WipeReason, restore,
+};
+
+use crate::changelogs::unique_topic;
+use crate::harness::{BackendFactory, Fixture, block_on, contents};
+use crate::support;
+
+const PARTITION: i32 = 0;
+
+/// A broker, a changelog service on it, and an admin client for what stores never do.
+pub struct Broker {
+    bootstrap: String,
+    changelog: Arc<KafkaChangelog>,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+impl Broker {
+    /// The broker at `KAFKA_BOOTSTRAP_SERVERS`, or `None` (skip notice; a failure under
+    /// `CI=true`) when none answers.
+    pub fn connect() -> Option<Self> {
+        crate::changelogs::kafka()?;
+        let bootstrap =
+            std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+        let changelog =
+            Arc::new(KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap.clone())).unwrap());
+        let admin = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        Some(Self {
+            bootstrap,
+            changelog,
+            admin,
+        })
+    }
+
+    fn topic(&self, prefix: &str, config: &[(&str, &str)]) -> String {
+        let topic = unique_topic(prefix);
+        let config: BTreeMap<String, String> = config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        block_on(
+            self.changelog
+                .ensure_topic(&TopicSpec::changelog(&topic, 1, &config)),
+        )
+        .unwrap();
+        topic
+    }
+
+    fn sink(&self, topic: &str) -> Arc<dyn ChangelogSink> {
+        block_on(self.changelog.sink(topic, &SinkOptions::default())).unwrap()
+    }
+
+    fn reader(&self, topic: &str) -> Arc<dyn ChangelogReader> {
+        block_on(
+            self.changelog
+                .reader(topic, ProcessingGuarantee::AtLeastOnce.isolation()),
+        )
+        .unwrap()
+    }
+
+    fn restore(&self, store: &dyn state_core::KeyValueStore, topic: &str) -> RestoreSummary {
+        let options = RestoreOptions {
+            batch_size: 7,
+            ..RestoreOptions::default()
+        };
+        block_on(restore(
+            store,
+            self.reader(topic).as_ref(),
+            PARTITION,
+            &options,
+            &NoopRestoreListener,
+        ))
+        .unwrap()
+    }
+
+    /// Every visible record of the partition replayed onto an empty map.
+    fn replay(&self, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let fresh = crate::memory().supplier("replay");
+        let store = fresh.open(std::path::Path::new("")).unwrap();
+        self.restore(store.as_ref(), topic);
+        contents(store.as_ref())
+    }
+}
+
+fn logged(broker: &Broker, topic: &str, store: Arc<dyn state_core::KeyValueStore>) -> LoggedStore {
+    LoggedStore::new(store, broker.sink(topic), PARTITION)
+}
+
+/// An empty changelog restores to an empty store and replays nothing.
+pub fn empty_changelog(broker: &Broker, backend: &dyn BackendFactory) {
+    let topic = broker.topic("empty", &[]);
+    let f = Fixture::new(backend, "store");
+    let store = f.open();
+    let summary = broker.restore(store.as_ref(), &topic);
+    assert_eq!(summary.restored, 0);
+    assert!(contents(store.as_ref()).is_empty());
+}
+
+/// A changelog of tombstones only (deletes of keys never written) restores to an empty
+/// store, applying every tombstone.
+pub fn only_tombstones(broker: &Broker, backend: &dyn BackendFactory) {
+    let topic = broker.topic("tombstones", &[]);
+    let sink = broker.sink(&topic);
+    for i in 0..50u32 {
+        sink.append(
+            PARTITION,
+            &ChangelogRecord::tombstone(i.to_be_bytes().to_vec(), 1),
+        )
+        .unwrap();
+    }
+    block_on(sink.flush()).unwrap();
+    let f = Fixture::new(backend, "store");
+    let store = f.open();
+    let summary = broker.restore(store.as_ref(), &topic);
+    assert_eq!(summary.restored, 50);
+    assert!(contents(store.as_ref()).is_empty());
+}
+
+/// delete-records moves the log start past a durable store's position: restore wipes,
+/// reports why, and rebuilds from the new log start.
+pub fn delete_records_past_position(broker: &Broker, backend: &dyn BackendFactory) {
+    // Kafka refuses delete-records on a compact-only topic.
+    let topic = broker.topic("delete-records", &[("cleanup.policy", "compact,delete")]);
+    let f = Fixture::new(backend, "store");
+    let mut first = logged(broker, &topic, f.open());
+    support::write_and_commit(&mut first, 0..10);
+    first.inner().close().unwrap();
+    drop(first);
+    let mut second = logged(broker, &topic, Fixture::new(backend, "store").open());
+    support::write_and_commit(&mut second, 10..20);
+    drop(second);
+
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&topic, PARTITION, KafkaOffset::Offset(15))
+        .unwrap();
+    let deleted = block_on(broker.admin.delete_records(&offsets, &AdminOptions::new())).unwrap();
+    assert!(
+        deleted.elements().iter().all(|e| e.error().is_ok()),
+        "delete-records failed: {deleted:?}"
+    );
+
+    let store = f.open();
+    let summary = broker.restore(store.as_ref(), &topic);
+    if store.capability().durable {
+        assert_eq!(
+            summary.wiped,
+            Some(WipeReason::PositionBelowLogStart {
+                applied: 9,
+                log_start: 15
+            })
+        );
+    }
+    assert_eq!(summary.from, 15);
+    assert_eq!(summary.restored, 5);
+    assert_eq!(contents(store.as_ref()), broker.replay(&topic));
+}
+
+/// The topic is deleted and recreated (shorter) under a durable store: restore wipes,
+/// reports why, and rebuilds from the new topic.
+pub fn topic_recreated(broker: &Broker, backend: &dyn BackendFactory) {
+    let topic = broker.topic("recreated", &[]);
+    let f = Fixture::new(backend, "store");
+    let mut first = logged(broker, &topic, f.open());
+    support::write_and_commit(&mut first, 0..10);
+    first.inner().close().unwrap();
+    drop(first);
+
+    let deleted = block_on(broker.admin.delete_topics(&[&topic], &AdminOptions::new())).unwrap();
+    assert!(
+        deleted.iter().all(|r| r.is_ok()),
+        "delete topic: {deleted:?}"
+    );
+    // Deletion is asynchronous on the broker: retry creation until it is accepted.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match block_on(broker.changelog.ensure_topic(&TopicSpec::changelog(
+            &topic,
+            1,
+            &BTreeMap::new(),
+        ))) {
+            Ok(()) if broker_offsets_end(broker, &topic) == Some(0) => break,
+            _ if Instant::now() < deadline => std::thread::yield_now(),
+            other => panic!("recreating {topic}: {other:?}"),
+        }
+    }
+    let mut fresh = logged(broker, &topic, Fixture::new(backend, "store").open());
+    support::write_and_commit(&mut fresh, 100..103);
+    drop(fresh);
+
+    let store = f.open();
+    let summary = broker.restore(store.as_ref(), &topic);
+    if store.capability().durable {
+        assert_eq!(
+            summary.wiped,
+            Some(WipeReason::PositionAboveLogEnd {
+                applied: 9,
+                log_end: 3
+            })
+        );
+    }
+    assert_eq!(summary.restored, 3);
+    assert_eq!(contents(store.as_ref()), broker.replay(&topic));
+}
+
+fn broker_offsets_end(broker: &Broker, topic: &str) -> Option<i64> {
+    block_on(broker.reader(topic).offsets(PARTITION))
+        .ok()
+        .map(|o| o.end)
+}
+
+/// The broker's log cleaner compacts the changelog for real (tiny segments, eager
+/// cleaning); a fresh store restores the compacted log to the same state, and a store
+/// whose position predates the cleaned region catches up, deletes included.
+pub fn real_compaction(broker: &Broker, backend: &dyn BackendFactory) {
+    let topic = broker.topic(
+        "compacted",
+        &[
+            ("segment.ms", "100"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "3600000"),
+        ],
+    );
+    let lagging = Fixture::new(backend, "store");
+    let mut writer = logged(broker, &topic, lagging.open());
+    support::write_and_commit(&mut writer, 0..20);
+    writer.inner().close().unwrap();
+    drop(writer);
+    // Another instance overwrites every key many times and deletes some.
+    let mut other = logged(broker, &topic, Fixture::new(backend, "store").open());
+    for round in 0..30u32 {
+        for i in 0..20u32 {
+            other
+                .put(
+                    format!("key-{i:03}").as_bytes(),
+                    &(round * 100 + i).to_be_bytes(),
+                )
+                .unwrap();
+        }
+        block_on(other.commit()).unwrap();
+    }
+    for i in (0..20u32).step_by(4) {
+        other.delete(format!("key-{i:03}").as_bytes()).unwrap();
+    }
+    block_on(other.commit()).unwrap();
+    let expected = contents(other.inner().as_ref());
+    drop(other);
+    // Rolling a segment needs a later append; keep appending a filler key until the
+    // cleaner has visibly removed records (or give up after 90 s).
+    let filler = broker.sink(&topic);
+    let written = 20 + 30 * 20 + 5;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut appended = 0;
+    loop {
+        filler
+            .append(
+                PARTITION,
+                &ChangelogRecord::put(b"zz-filler".to_vec(), vec![0], 0),
+            )
+            .unwrap();
+        block_on(filler.flush()).unwrap();
+        appended += 1;
+        let visible = count_records(broker, &topic);
+        if visible < written {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker did not compact {topic} within 90 s ({visible} records visible)"
+        );
+        std::thread::sleep(Duration::from_millis(200)); // pacing the filler, not a sync point
+    }
+    let mut expected = expected;
+    expected.push((b"zz-filler".to_vec(), vec![0]));
+    let fresh = Fixture::new(backend, "store");
+    let store = fresh.open();
+    broker.restore(store.as_ref(), &topic);
+    assert_eq!(
+        contents(store.as_ref()),
+        expected,
+        "fresh restore after compaction ({appended} fillers)"
+    );
+    let lagging = lagging.open();
+    broker.restore(lagging.as_ref(), &topic);
+    assert_eq!(
+        contents(lagging.as_ref()),
+        expected,
+        "lagging store after compaction"
+    );
+}
+
+fn count_records(broker: &Broker, topic: &str) -> usize {
+    let reader = broker.reader(topic);
+    block_on(async {
+        let offsets = reader.offsets(PARTITION).await?;
+        let mut cursor = reader.open(PARTITION, offsets.start).await?;
+        let mut count = 0;
+        while cursor.position() < offsets.end {
+            count += cursor.next_batch(1000).await?.len();
+        }
+        Ok::<_, state_core::Error>(count)
+    })
+    .unwrap()
+}
+
+/// A record the store's serdes cannot read stops restore with an error naming topic,
+/// partition and offset.
+pub fn undecodable_record(broker: &Broker, backend: &dyn BackendFactory) {
+    let app = unique_topic("app").replace("-changelog", "");
+    let f = Fixture::new(backend, "rewards");
+    let context = StoreContext::new(app.clone(), PARTITION, 1, f.root())
+        .with_changelog(broker.changelog.clone());
+    let builder = StoreBuilder::new(backend.supplier("rewards"), Serdes::string(), Serdes::f64())
+        .with_logging_enabled(HashMap::new());
+    let mut store = block_on(builder.build(&context)).unwrap();
+    store.put(&"alice".to_owned(), &1.0).unwrap();
+    block_on(store.commit()).unwrap();
+    drop(store);
+    let topic = format!("{app}-rewards-changelog");
+    let raw = broker.sink(&topic);
+    raw.append(
+        PARTITION,
+        &ChangelogRecord::put(b"bob".to_vec(), vec![1, 2, 3], 0),
+    )
+    .unwrap();
+    block_on(raw.flush()).unwrap();
+
+    let elsewhere = Fixture::new(backend, "rewards");
+    let context = StoreContext::new(app, PARTITION, 1, elsewhere.root())
+        .with_changelog(broker.changelog.clone());
+    let err = match block_on(builder.build(&context)) {
+        Ok(_) => panic!(
+            "restoring an undecodable record from {} must fail",
+            broker.bootstrap
+        ),
+        Err(err) => err,
+    };
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+    let message = err.to_string();
+    for part in [topic.as_str(), "partition 0", "offset 1", "Double"] {
+        assert!(message.contains(part), "error must name {part}: {message}");
+    }
+}
