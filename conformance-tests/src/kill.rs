@@ -107,39 +107,14 @@ pub fn kill_round(
     let fixture = Fixture::new(backend, "kill-store");
     let log = fixture.root().join("changelog.log");
     let journal = fixture.root().join("commits.journal");
-    let mut child = Command::new(child_exe)
-        .args([
-            backend.name(),
-            &fixture.store_dir().to_string_lossy(),
-            &log.to_string_lossy(),
-            &journal.to_string_lossy(),
-            &seed.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("spawning {}: {err}", child_exe.display()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if committed_ops(&journal).1 >= commits_before_kill {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
-            panic!("child exited early with {status}: {stderr}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "child made no {commits_before_kill} commits within 60 s"
-        );
-        std::thread::yield_now();
-    }
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
-    let (committed, _) = committed_ops(&journal);
+    let args = [
+        backend.name().to_owned(),
+        fixture.store_dir().to_string_lossy().into_owned(),
+        format!("file:{}", log.display()),
+        journal.to_string_lossy().into_owned(),
+        seed.to_string(),
+    ];
+    let committed = run_and_kill(child_exe, &args, &journal, commits_before_kill);
 
     // Reopen: data and position must agree before any restore.
     let logged_records = read_log(&log).unwrap();
@@ -200,6 +175,44 @@ pub fn kill_round(
         logged_records: logged_records.len() as u64,
         replayed: summary.restored,
     }
+}
+
+/// Starts `child_exe` with `args`, waits (deadline 60 s) until its journal shows
+/// `commits_before_kill` commits, kills it with SIGKILL, and returns the operations covered
+/// by the last commit it reported.
+pub fn run_and_kill(
+    child_exe: &Path,
+    args: &[String],
+    journal: &Path,
+    commits_before_kill: usize,
+) -> u64 {
+    let mut child = Command::new(child_exe)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("spawning {}: {err}", child_exe.display()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if committed_ops(journal).1 >= commits_before_kill {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!("child exited early with {status}: {stderr}");
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("child made no {commits_before_kill} commits within 60 s");
+        }
+        std::thread::yield_now();
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    committed_ops(journal).0
 }
 
 /// The last committed operation count in the journal, and the number of commits.

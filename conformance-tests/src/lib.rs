@@ -19,6 +19,8 @@ mod harness;
 #[cfg(feature = "kafka")]
 pub mod kafka_edges;
 pub mod kill;
+#[cfg(feature = "kafka")]
+pub mod kill_kafka;
 pub mod model;
 pub mod relocation;
 pub mod support;

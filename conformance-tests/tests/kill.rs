@@ -17,3 +17,16 @@ fn rocksdb_sigkill_rounds() {
 fn redb_sigkill_rounds() {
     conformance_tests::kill::kill_test(&conformance_tests::redb(), child());
 }
+
+/// SIGKILL rounds with the Kafka changelog on a real broker, both guarantees, the new
+/// instance in a new directory and rotating backends.
+#[cfg(feature = "kafka")]
+#[test]
+fn kafka_sigkill_rounds() {
+    if conformance_tests::changelogs::kafka().is_none() {
+        return;
+    }
+    let bootstrap =
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    conformance_tests::kill_kafka::kafka_kill_test(&bootstrap, child());
+}

@@ -1,16 +1,20 @@
 //! The child process of the kill tests: writes and commits through the logging layer into
-//! a durable store and a file changelog, forever, until the parent kills it with SIGKILL.
+//! a store and a changelog, forever, until the parent kills it with SIGKILL.
 //!
-//! Usage: `crash_child BACKEND STORE_DIR LOG_FILE JOURNAL_FILE SEED`. After each
-//! successful commit it appends the number of operations committed to the journal.
+//! Usage: `crash_child BACKEND STORE_DIR CHANGELOG JOURNAL_FILE SEED`, where CHANGELOG is
+//! `file:PATH` (a file changelog, at-least-once) or
+//! `kafka:BOOTSTRAP:TOPIC:at_least_once|exactly_once` (a real broker; the transactional id
+//! is `<TOPIC>-txn`). After each successful commit it appends the number of operations
+//! committed to the journal.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use conformance_tests::block_on;
 use conformance_tests::file_log::FileSink;
 use conformance_tests::kill::{KILL_PARTITION, KILL_TOPIC, Workload};
-use state_core::LoggedStore;
+use state_core::{ChangelogSink, LoggedStore};
 
 fn main() {
     if let Err(err) = run() {
@@ -21,16 +25,16 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, backend, dir, log, journal, seed] = args.as_slice() else {
-        return Err("usage: crash_child BACKEND STORE_DIR LOG_FILE JOURNAL_FILE SEED".into());
+    let [_, backend, dir, changelog, journal, seed] = args.as_slice() else {
+        return Err("usage: crash_child BACKEND STORE_DIR CHANGELOG JOURNAL_FILE SEED".into());
     };
     let backend = conformance_tests::backends()
         .into_iter()
         .find(|b| b.name() == backend)
         .ok_or_else(|| format!("backend {backend} is not compiled in"))?;
+    let sink = open_sink(changelog)?;
     let store = backend.supplier("kill-store").open(&PathBuf::from(dir))?;
-    let sink = FileSink::open(&PathBuf::from(log), KILL_TOPIC, KILL_PARTITION)?;
-    let mut logged = LoggedStore::new(store, Arc::new(sink), KILL_PARTITION);
+    let mut logged = LoggedStore::new(store, sink, KILL_PARTITION);
     let mut journal = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -42,8 +46,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         op.apply_logged(&logged)?;
         done += 1;
         if commit_after {
-            futures::executor::block_on(logged.commit())?;
+            block_on(logged.commit())?;
             writeln!(journal, "{done}")?;
         }
     }
+}
+
+fn open_sink(spec: &str) -> Result<Arc<dyn ChangelogSink>, Box<dyn std::error::Error>> {
+    if let Some(path) = spec.strip_prefix("file:") {
+        return Ok(Arc::new(FileSink::open(
+            &PathBuf::from(path),
+            KILL_TOPIC,
+            KILL_PARTITION,
+        )?));
+    }
+    #[cfg(feature = "kafka")]
+    if let Some(rest) = spec.strip_prefix("kafka:") {
+        return conformance_tests::kill_kafka::sink_from_spec(rest).map_err(Into::into);
+    }
+    Err(format!("unknown changelog {spec}").into())
 }
