@@ -109,15 +109,25 @@ impl ChangelogReader for KafkaReader {
                 match meta.fetch_watermarks(&topic, partition, timeout) {
                     Ok(watermarks) => return Ok(watermarks),
                     Err(err) => {
+                        // A partition whose only broker just came back has no leader for
+                        // a moment: librdkafka reports it as an unknown *partition* of a
+                        // known topic. A topic missing altogether is reported at once.
+                        let settling =
+                            err.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownPartition);
                         let mapped = kafka_error(
                             "fetching watermarks",
                             At::partition(&topic, partition),
                             err,
                         );
-                        if !mapped.is_retriable() || Instant::now() >= deadline {
+                        if !(mapped.is_retriable() || settling) || Instant::now() >= deadline {
                             return Err(mapped);
                         }
                         std::thread::sleep(WATERMARK_RETRY_BACKOFF);
+                        if settling {
+                            // The watermark query trusts the client's cached metadata;
+                            // ask the cluster again so a re-elected leader is found.
+                            let _ = meta.fetch_metadata(Some(&topic), timeout);
+                        }
                     }
                 }
             }
