@@ -95,6 +95,7 @@ macro_rules! conformance_suite {
                     &$crate::changelogs::in_process(),
                     AtLeastOnce,
                     $crate::model::in_process_cases(),
+                    1,
                 );
             }
             #[test]
@@ -104,6 +105,7 @@ macro_rules! conformance_suite {
                     &$crate::changelogs::in_process(),
                     ExactlyOnce,
                     $crate::model::in_process_cases(),
+                    1,
                 );
             }
             #[test]
@@ -177,7 +179,13 @@ macro_rules! conformance_suite {
 
             fn run(guarantee: state_core::ProcessingGuarantee) {
                 if let Some(kafka) = $crate::changelogs::kafka() {
-                    $crate::model::model_test(&$factory, &kafka, guarantee, $crate::model::kafka_cases());
+                    $crate::model::model_test(
+                        &$factory,
+                        &kafka,
+                        guarantee,
+                        $crate::model::kafka_cases(),
+                        $crate::model::KAFKA_RUNNERS,
+                    );
                 }
             }
 

@@ -468,14 +468,17 @@ pub fn run_scenario(
     world.start()
 }
 
-/// Runs `cases` scenarios for `backend` x `changelogs` under `guarantee`. The seed comes
-/// from `STATESTORE_SEED` (a u64) or the clock and is printed; failures shrink to a
-/// minimal operation list and print the seed to replay.
+/// Runs `cases` scenarios for `backend` x `changelogs` under `guarantee`, split over
+/// `runners` threads (each with its own seed; Kafka cases mostly wait on the broker, so
+/// they run side by side). The seed comes from `STATESTORE_SEED` (a u64) or the clock and
+/// is printed; `STATESTORE_MODEL_RUNNERS` overrides `runners`. A failure is shrunk to a
+/// minimal operation list and printed with the command that replays it.
 pub fn model_test(
     backend: &dyn BackendFactory,
     changelogs: &dyn ChangelogFactory,
     guarantee: ProcessingGuarantee,
     cases: u32,
+    runners: u32,
 ) {
     let seed = std::env::var("STATESTORE_SEED")
         .ok()
@@ -485,6 +488,53 @@ pub fn model_test(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
+    let runners = std::env::var("STATESTORE_MODEL_RUNNERS")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(runners)
+        .clamp(1, cases.max(1));
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..runners)
+            .map(|i| {
+                let share = cases / runners + u32::from(i < cases % runners);
+                let runner_seed = seed.wrapping_add(u64::from(i));
+                scope.spawn(move || {
+                    run_cases(backend, changelogs, guarantee, share, runner_seed).err()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Some("a runner thread panicked".to_owned()))
+            })
+            .collect()
+    });
+    let cell = format!(
+        "{} x {} x {}",
+        backend.name(),
+        changelogs.name(),
+        guarantee.as_str()
+    );
+    if failures.is_empty() {
+        eprintln!(
+            "model test {cell}: {cases} cases passed on {runners} runner(s) (STATESTORE_SEED={seed})"
+        );
+    } else {
+        panic!("model test {cell} failed:\n{}", failures.join("\n"));
+    }
+}
+
+/// One runner: `cases` scenarios from `seed`.
+fn run_cases(
+    backend: &dyn BackendFactory,
+    changelogs: &dyn ChangelogFactory,
+    guarantee: ProcessingGuarantee,
+    cases: u32,
+    seed: u64,
+) -> Result<(), String> {
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config {
@@ -496,23 +546,15 @@ pub fn model_test(
         config,
         TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
     );
-    let result = runner.run(&scenario_strategy(), |ops| {
-        run_scenario(backend, changelogs, guarantee, &ops)
-    });
-    match result {
-        Ok(()) => eprintln!(
-            "model test {} x {} x {}: {cases} cases passed (STATESTORE_SEED={seed})",
-            backend.name(),
-            changelogs.name(),
-            guarantee.as_str()
-        ),
-        Err(err) => panic!(
-            "model test {} x {} x {} failed; replay with STATESTORE_SEED={seed}\n{err}",
-            backend.name(),
-            changelogs.name(),
-            guarantee.as_str()
-        ),
-    }
+    runner
+        .run(&scenario_strategy(), |ops| {
+            run_scenario(backend, changelogs, guarantee, &ops)
+        })
+        .map_err(|err| {
+            format!(
+                "replay with STATESTORE_SEED={seed} STATESTORE_MODEL_RUNNERS=1 and {cases} cases\n{err}"
+            )
+        })
 }
 
 /// Cases per in-process cell: `PROPTEST_CASES`, default 256.
@@ -520,11 +562,15 @@ pub fn in_process_cases() -> u32 {
     Config::default().cases
 }
 
-/// Cases per Kafka cell: `STATESTORE_KAFKA_CASES`, default 64 (each case creates a topic
-/// and transactional producers on a real broker, ~10x the cost of an in-process case).
+/// Cases per Kafka cell: `STATESTORE_KAFKA_CASES`, default 256. Each case creates a topic
+/// and producers on a real broker, and each crash waits for librdkafka's fixed 500 ms
+/// producer-id retry while the broker aborts the dead producer's transaction.
 pub fn kafka_cases() -> u32 {
     std::env::var("STATESTORE_KAFKA_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(64)
+        .unwrap_or(256)
 }
+
+/// Runner threads per Kafka cell: the cases wait on the broker, not the CPU.
+pub const KAFKA_RUNNERS: u32 = 8;
