@@ -1,0 +1,42 @@
+//! Turning library errors into messages a command-line user can act on.
+
+use std::path::Path;
+
+use state_core::{Error, ErrorKind};
+
+/// Explains a Kafka failure: an unreachable cluster names the servers, a missing topic
+/// says that nothing was created.
+pub fn kafka(err: Error, servers: &str, topic: Option<&str>) -> Error {
+    // Admin requests report an unreachable cluster as an untyped timeout, so the cause's
+    // text is consulted as well as the kind.
+    let text = err.to_string();
+    let unreachable = err.is_retriable()
+        || ["TimedOut", "AllBrokersDown", "BrokerTransportFailure"]
+            .iter()
+            .any(|cause| text.contains(cause));
+    match (err.kind(), topic) {
+        _ if unreachable => err.context(format!(
+            "cannot reach the Kafka cluster at {servers} (bootstrap servers) within the metadata timeout"
+        )),
+        (ErrorKind::NotFound, Some(topic)) => err.context(format!(
+            "changelog topic {topic} does not exist on the Kafka cluster at {servers} \
+             (this command never creates topics)"
+        )),
+        _ => err.context(format!("Kafka cluster at {servers}")),
+    }
+}
+
+/// Fails unless `dir` is an existing directory.
+pub fn require_dir(dir: &Path, what: &str) -> state_core::Result<()> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "{what} {} does not exist or is not a directory",
+                dir.display()
+            ),
+        ))
+    }
+}

@@ -1,0 +1,246 @@
+//! Runs the built `statestore` binary: demo on every backend (embedded broker), the
+//! relocation, and restore / inspect / verify / errors on a real broker.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_statestore");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn assert_verified(output: &Output) {
+    let text = text(output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("verified: the totals"), "{text}");
+}
+
+fn small_demo(extra: &[&str]) -> Output {
+    let mut args = vec!["demo", "--purchases", "20000", "--partitions", "2"];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn demo_on_the_embedded_broker_verifies_with_memory() {
+    assert_verified(&small_demo(&["--backend", "memory"]));
+}
+
+#[test]
+fn demo_on_the_embedded_broker_verifies_with_rocksdb() {
+    assert_verified(&small_demo(&["--backend", "rocksdb"]));
+}
+
+#[test]
+fn demo_on_the_embedded_broker_verifies_with_redb() {
+    assert_verified(&small_demo(&["--backend", "redb"]));
+}
+
+#[test]
+fn demo_relocates_from_rocksdb_to_redb() {
+    let output = small_demo(&["--backend", "rocksdb", "--relocate-to", "redb"]);
+    assert_verified(&output);
+    assert!(
+        text(&output).contains("instance B (redb)"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn demo_refuses_a_size_the_mock_would_drop() {
+    let output = run(&["demo", "--purchases", "2000000", "--partitions", "1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).contains("5 MiB"), "{}", text(&output));
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in ["demo", "restore", "inspect", "verify"] {
+        let output = run(&[command, "--help"]);
+        assert_eq!(output.status.code(), Some(0), "{command}");
+        assert!(text(&output).contains("Usage: statestore"), "{command}");
+    }
+    assert_eq!(run(&["inspect"]).status.code(), Some(2));
+}
+
+#[test]
+fn inspect_of_a_missing_state_dir_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let output = run(&[
+        "inspect",
+        "--state-dir",
+        missing.to_str().unwrap(),
+        "--application-id",
+        "app",
+        "--store",
+        "rewards",
+        "--partition",
+        "0",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = text(&output);
+    assert!(
+        text.starts_with("error: ") && text.contains("does not exist"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unreachable_broker_is_named_after_a_bounded_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = run(&[
+        "restore",
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+        "--timeout",
+        "2",
+        "--application-id",
+        "app",
+        "--store",
+        "rewards",
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+        "--partitions",
+        "0",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = text(&output);
+    assert!(
+        text.contains("cannot reach") && text.contains("127.0.0.1:1"),
+        "{text}"
+    );
+    assert!(started.elapsed().as_secs() < 30);
+}
+
+/// The real broker, or `None` (with a notice) when it does not answer locally.
+fn broker() -> Option<String> {
+    let servers =
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let reachable = servers.split(',').any(|server| {
+        server
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .is_some_and(|addr| {
+                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+                    .is_ok()
+            })
+    });
+    if reachable {
+        return Some(servers);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "no Kafka broker at {servers} and CI=true"
+    );
+    eprintln!("skipping: no Kafka broker at {servers} (start one with scripts/kafka.sh start)");
+    None
+}
+
+fn location<'a>(dir: &'a Path, app: &'a str) -> Vec<&'a str> {
+    vec![
+        "--state-dir",
+        dir.to_str().unwrap(),
+        "--application-id",
+        app,
+        "--store",
+        "rewards",
+        "--backend",
+        "rocksdb",
+    ]
+}
+
+#[test]
+fn on_a_real_broker_demo_restore_verify_and_inspect_work() {
+    let Some(servers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let output = small_demo(&[
+        "--bootstrap-servers",
+        &servers,
+        "--state-dir",
+        demo_dir.to_str().unwrap(),
+    ]);
+    assert_verified(&output);
+    let app = std::fs::read_dir(&demo_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let app = app.file_name().into_string().unwrap();
+
+    let restored = dir.path().join("restored");
+    let restore = |expect: &str| {
+        let mut args = vec![
+            "restore",
+            "--bootstrap-servers",
+            &servers,
+            "--partitions",
+            "0,1",
+            "--exactly-once",
+        ];
+        args.extend(location(&restored, &app));
+        let output = run(&args);
+        let text = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{text}");
+        assert!(text.contains(expect), "{text}");
+    };
+    restore("restored 20000 records in total");
+    restore("restored 0 records in total");
+
+    let mut args = vec![
+        "verify",
+        "--bootstrap-servers",
+        &servers,
+        "--partition",
+        "1",
+        "--exactly-once",
+    ];
+    args.extend(location(&restored, &app));
+    let output = run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("verified"), "{}", text(&output));
+
+    let mut args = vec!["inspect", "--partition", "1", "--get", "customer-0001"];
+    args.extend(location(&restored, &app));
+    let output = run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("get customer-0001: 621"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn on_a_real_broker_an_unknown_topic_is_a_clear_error() {
+    let Some(servers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let app = format!("statestore-cli-missing-{}", std::process::id());
+    let mut args = vec![
+        "restore",
+        "--bootstrap-servers",
+        &servers,
+        "--partitions",
+        "0",
+    ];
+    args.extend(location(dir.path(), &app));
+    let output = run(&args);
+    assert_eq!(output.status.code(), Some(1));
+    let text = text(&output);
+    assert!(
+        text.contains("does not exist") && text.contains(&app),
+        "{text}"
+    );
+}
