@@ -2,7 +2,8 @@
 //! the same network work in the same run:
 //! - `logged_puts`: 10,000 puts through a logged memory store, then `commit` (flush), vs a
 //!   raw `BaseProducer` sending the same records (idempotent, `acks=all`) and flushing.
-//! - `restore`: restoring 100,000 changelog records into a fresh memory store vs a raw
+//! - `restore`: restoring 1,000,000 changelog records (100,000 keys) into a fresh store of
+//!   each backend vs a raw
 //!   `BaseConsumer` reading the same topic to its end — the physical limit of restore.
 //!
 //! Needs a broker: `scripts/kafka.sh start single`, then
@@ -25,8 +26,8 @@ use state_core::{
 };
 
 const WRITES: usize = 10_000;
-const RESTORE_RECORDS: usize = 100_000;
-const RESTORE_KEYS: usize = 10_000;
+const RESTORE_RECORDS: usize = 1_000_000;
+const RESTORE_KEYS: usize = 100_000;
 
 fn bootstrap() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
@@ -137,26 +138,40 @@ fn restore_bench(c: &mut Criterion) {
     let reader = rt
         .block_on(changelog.reader(&topic, ProcessingGuarantee::AtLeastOnce.isolation()))
         .unwrap();
-    let supplier = backend_memory::MemorySupplier::new("bench");
+    let suppliers: Vec<Box<dyn KeyValueBytesStoreSupplier>> = vec![
+        Box::new(backend_memory::MemorySupplier::new("bench")),
+        Box::new(backend_rocksdb::RocksDbSupplier::new("bench")),
+        Box::new(backend_redb::RedbSupplier::new("bench")),
+    ];
 
     let mut group = c.benchmark_group("kafka/restore");
     group.sample_size(10);
     group.throughput(Throughput::Elements(RESTORE_RECORDS as u64));
-    group.bench_function("restore_into_memory", |b| {
-        b.iter(|| {
-            let store = supplier.open(std::path::Path::new("")).unwrap();
-            let summary = rt
-                .block_on(restore(
-                    store.as_ref(),
-                    reader.as_ref(),
-                    0,
-                    &RestoreOptions::default(),
-                    &NoopRestoreListener,
-                ))
-                .unwrap();
-            assert_eq!(summary.restored as usize, RESTORE_RECORDS);
-        })
-    });
+    for supplier in &suppliers {
+        group.bench_function(format!("restore_into_{}", supplier.backend()), |b| {
+            b.iter_batched(
+                || {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = supplier.open(&dir.path().join("store")).unwrap();
+                    (dir, store)
+                },
+                |(dir, store)| {
+                    let summary = rt
+                        .block_on(restore(
+                            store.as_ref(),
+                            reader.as_ref(),
+                            0,
+                            &RestoreOptions::default(),
+                            &NoopRestoreListener,
+                        ))
+                        .unwrap();
+                    assert_eq!(summary.restored as usize, RESTORE_RECORDS);
+                    (dir, store)
+                },
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
     group.bench_function("raw_rdkafka_consume_to_end", |b| {
         b.iter(|| {
             let consumer: BaseConsumer = ClientConfig::new()

@@ -171,23 +171,84 @@ impl ChangelogReader for KafkaReader {
         consumer
             .assign(&assignment)
             .map_err(|err| kafka_error("assigning the partition", at, err))?;
-        Ok(Box::new(KafkaCursor {
-            consumer: Arc::new(consumer),
-            topic: self.topic.clone(),
+        Ok(Box::new(KafkaCursor::start(
+            consumer,
+            self.topic.clone(),
             partition,
-            position: from,
-            poll_timeout: self.config.poll_timeout,
-        }))
+            from,
+            self.config.poll_timeout,
+        )?))
     }
 }
 
-/// Reads one partition forward from an offset.
+/// Batches a cursor's reading thread may fetch ahead of the restore.
+const PREFETCH_BATCHES: usize = 4;
+/// Records per prefetched batch.
+const PREFETCH_BATCH: usize = 1000;
+
+/// What the reading thread hands over: records and the position after them.
+type Fetched = Result<(Vec<ConsumedRecord>, Offset)>;
+
+/// Reads one partition forward from an offset. A dedicated thread polls the consumer and
+/// keeps up to [`PREFETCH_BATCHES`] batches ready, so fetching overlaps with the store
+/// applying the previous batch (a poll handed to the blocking pool per batch cost ~3 ms of
+/// thread hand-offs a batch on a busy 2-core machine: restore ran at a third of a raw
+/// consumer's speed). The thread ends when the cursor is dropped.
 struct KafkaCursor {
-    consumer: Arc<BaseConsumer>,
-    topic: String,
-    partition: Partition,
+    fetched: tokio::sync::mpsc::Receiver<Fetched>,
+    /// Records of the current fetched batch not yet handed out.
+    pending: std::collections::VecDeque<ConsumedRecord>,
+    /// The position after the current fetched batch.
+    pending_end: Offset,
     position: Offset,
-    poll_timeout: Duration,
+    topic: String,
+}
+
+impl KafkaCursor {
+    fn start(
+        consumer: BaseConsumer,
+        topic: String,
+        partition: Partition,
+        from: Offset,
+        poll_timeout: Duration,
+    ) -> Result<Self> {
+        let (sender, fetched) = tokio::sync::mpsc::channel(PREFETCH_BATCHES);
+        let thread_topic = topic.clone();
+        std::thread::Builder::new()
+            .name(format!("restore-{partition}"))
+            .spawn(move || {
+                let mut position = from;
+                while !sender.is_closed() {
+                    let batch = poll_batch(
+                        &consumer,
+                        &thread_topic,
+                        partition,
+                        position,
+                        PREFETCH_BATCH,
+                        poll_timeout,
+                    );
+                    let failed = batch.is_err();
+                    if let Ok((_, next)) = &batch {
+                        position = *next;
+                    }
+                    if sender.blocking_send(batch).is_err() || failed {
+                        break;
+                    }
+                }
+            })
+            .map_err(|err| {
+                Error::internal(format!(
+                    "starting the reading thread for topic {topic} partition {partition}: {err}"
+                ))
+            })?;
+        Ok(Self {
+            fetched,
+            pending: std::collections::VecDeque::new(),
+            pending_end: from,
+            position: from,
+            topic,
+        })
+    }
 }
 
 #[async_trait]
@@ -196,18 +257,23 @@ impl RestoreCursor for KafkaCursor {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let consumer = Arc::clone(&self.consumer);
-        let topic = self.topic.clone();
-        let (partition, position, timeout) = (self.partition, self.position, self.poll_timeout);
-        let (records, position) = tokio::task::spawn_blocking(move || {
-            poll_batch(&consumer, &topic, partition, position, max, timeout)
-        })
-        .await
-        .map_err(|err| {
-            Error::internal(format!("read task for topic {} failed: {err}", self.topic))
-        })??;
-        self.position = position;
-        Ok(records)
+        if self.pending.is_empty() {
+            let (records, end) = self.fetched.recv().await.ok_or_else(|| {
+                Error::internal(format!(
+                    "the reading thread of topic {} stopped after an earlier error",
+                    self.topic
+                ))
+            })??;
+            self.pending = records.into();
+            self.pending_end = end;
+        }
+        let take = max.min(self.pending.len());
+        let batch: Vec<ConsumedRecord> = self.pending.drain(..take).collect();
+        self.position = match (self.pending.front(), batch.last()) {
+            (Some(_), Some(last)) => last.offset + 1,
+            _ => self.pending_end,
+        };
+        Ok(batch)
     }
 
     fn position(&self) -> Offset {
@@ -244,9 +310,14 @@ fn poll_batch(
             None => break,
         }
     }
-    // The consumer's position moves over transaction markers and aborted records that
-    // are never returned, so it, not the last offset + 1, is where reading resumes.
-    let mut next = records.last().map_or(position, |r| r.offset + 1);
+    // After a record, reading resumes right behind it; a gap after it (markers, aborted
+    // or compacted records) is crossed by the next call. Only a batch that returned
+    // nothing asks the consumer for its position, which moves over such gaps — asking
+    // every time costs a round trip through librdkafka's main thread (~3 ms a batch).
+    if let Some(next) = records.last().map(|r| (r.offset + 1).max(position)) {
+        return Ok((records, next));
+    }
+    let mut next = position;
     let assigned = consumer
         .position()
         .map_err(|err| kafka_error("reading the position", At::partition(topic, partition), err))?;

@@ -334,8 +334,14 @@ async fn broker_open_below_log_start_is_out_of_range() {
         .sink(&topic, &SinkOptions::default())
         .await
         .unwrap();
+    // Current timestamps: a timestamp of 1 ms would let the broker's time retention on
+    // this compact,delete topic delete the records too, moving the log start past 3.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     for i in 0..5 {
-        sink.append(0, &ChangelogRecord::put(format!("k{i}"), "v", 1))
+        sink.append(0, &ChangelogRecord::put(format!("k{i}"), "v", now))
             .unwrap();
     }
     sink.flush().await.unwrap();
