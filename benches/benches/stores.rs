@@ -108,7 +108,9 @@ impl Ops for RawRocksDb {
             .iterator_opt(rocksdb::IteratorMode::Start, options)
             .take(100)
             .map(|r| r.unwrap())
-            .fold(0, |n, entry| n + usize::from(!black_box(entry).0.is_empty()))
+            .fold(0, |n, entry| {
+                n + usize::from(!black_box(entry).0.is_empty())
+            })
     }
     fn prefix(&self, prefix: &[u8]) -> usize {
         let mut options = rocksdb::ReadOptions::default();
@@ -116,7 +118,9 @@ impl Ops for RawRocksDb {
         self.db
             .iterator_opt(rocksdb::IteratorMode::Start, options)
             .map(|r| r.unwrap())
-            .fold(0, |n, entry| n + usize::from(!black_box(entry).0.is_empty()))
+            .fold(0, |n, entry| {
+                n + usize::from(!black_box(entry).0.is_empty())
+            })
     }
 }
 
@@ -155,7 +159,9 @@ impl Ops for RawRedb {
             .unwrap()
             .take(100)
             .map(|r| owned(r.unwrap()))
-            .fold(0, |n, entry| n + usize::from(!black_box(entry).0.is_empty()))
+            .fold(0, |n, entry| {
+                n + usize::from(!black_box(entry).0.is_empty())
+            })
     }
     fn prefix(&self, prefix: &[u8]) -> usize {
         let read = self.0.begin_read().unwrap();
@@ -167,7 +173,9 @@ impl Ops for RawRedb {
         range
             .unwrap()
             .map(|r| owned(r.unwrap()))
-            .fold(0, |n, entry| n + usize::from(!black_box(entry).0.is_empty()))
+            .fold(0, |n, entry| {
+                n + usize::from(!black_box(entry).0.is_empty())
+            })
     }
 }
 
