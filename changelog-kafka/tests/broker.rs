@@ -22,6 +22,21 @@ fn changelog(bootstrap: &str) -> KafkaChangelog {
     .unwrap()
 }
 
+/// A changelog on `bootstrap` and a new compacted topic of `partitions` partitions.
+async fn changelog_with_topic(
+    bootstrap: &str,
+    prefix: &str,
+    partitions: i32,
+) -> (KafkaChangelog, String) {
+    let changelog = changelog(bootstrap);
+    let topic = common::unique_topic(prefix);
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, partitions, &BTreeMap::new()))
+        .await
+        .unwrap();
+    (changelog, topic)
+}
+
 fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -95,12 +110,7 @@ async fn broker_existing_topic_with_another_partition_count_is_invalid_input() {
     let Some(bootstrap) = common::single_broker() else {
         return;
     };
-    let changelog = changelog(&bootstrap);
-    let topic = common::unique_topic("broker-layout");
-    changelog
-        .ensure_topic(&TopicSpec::changelog(&topic, 2, &BTreeMap::new()))
-        .await
-        .unwrap();
+    let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-layout", 2).await;
     let err = changelog
         .ensure_topic(&TopicSpec::changelog(&topic, 4, &BTreeMap::new()))
         .await
@@ -118,12 +128,7 @@ async fn broker_append_flush_and_read_back_identically() {
     let Some(bootstrap) = common::single_broker() else {
         return;
     };
-    let changelog = changelog(&bootstrap);
-    let topic = common::unique_topic("broker-roundtrip");
-    changelog
-        .ensure_topic(&TopicSpec::changelog(&topic, 2, &BTreeMap::new()))
-        .await
-        .unwrap();
+    let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-roundtrip", 2).await;
     let sink = changelog
         .sink(&topic, &SinkOptions::default())
         .await
@@ -173,12 +178,7 @@ async fn broker_aborted_transaction_is_never_read_committed() {
     let Some(bootstrap) = common::single_broker() else {
         return;
     };
-    let changelog = changelog(&bootstrap);
-    let topic = common::unique_topic("broker-abort");
-    changelog
-        .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
-        .await
-        .unwrap();
+    let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-abort", 1).await;
     let sink = changelog
         .sink(&topic, &exactly_once(&common::unique_topic("txn")))
         .await
@@ -242,12 +242,7 @@ async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
     let Some(bootstrap) = common::single_broker() else {
         return;
     };
-    let changelog = changelog(&bootstrap);
-    let topic = common::unique_topic("broker-crash");
-    changelog
-        .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
-        .await
-        .unwrap();
+    let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-crash", 1).await;
     let id = common::unique_topic("txn");
     {
         let crashed = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
@@ -286,12 +281,7 @@ async fn broker_new_sink_with_the_same_transactional_id_fences_the_old_one() {
     let Some(bootstrap) = common::single_broker() else {
         return;
     };
-    let changelog = changelog(&bootstrap);
-    let topic = common::unique_topic("broker-fence");
-    changelog
-        .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
-        .await
-        .unwrap();
+    let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-fence", 1).await;
     let id = common::unique_topic("txn");
     let zombie = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
     zombie.begin_transaction().unwrap();

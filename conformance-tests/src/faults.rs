@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use state_core::serde::Serdes;
 use state_core::{
-    ChangelogRecord, ChangelogSink, ErrorKind, ProcessingGuarantee, SinkOptions, StoreBuilder,
-    StoreContext, WipeReason,
+    Changelog, ChangelogRecord, ErrorKind, Partition, ProcessingGuarantee, SinkOptions,
+    StoreBuilder, StoreContext, WipeReason,
 };
 
 use crate::crash_points::FailingReader;
@@ -231,43 +231,56 @@ pub fn failing_appends_surface_as_errors(backend: &dyn BackendFactory) {
 /// A changelog record the store's serdes cannot decode stops restore with an error that
 /// names topic, partition and offset; nothing after it is applied silently.
 pub fn undecodable_record_is_reported(backend: &dyn BackendFactory) {
-    let f = Fixture::new(backend, "rewards");
     let changelog = support::changelog();
-    let sink = changelog
-        .sink_now("shop-rewards-changelog", &SinkOptions::default())
-        .err();
     // The topic does not exist yet: the builder creates it, so write after a first build.
-    assert!(sink.is_some(), "sink for a missing topic must fail");
-    let context = StoreContext::new("shop", PARTITION, 4, f.root())
-        .with_changelog(Arc::new(changelog.clone()));
+    assert!(
+        changelog
+            .sink_now("shop-rewards-changelog", &SinkOptions::default())
+            .is_err(),
+        "sink for a missing topic must fail"
+    );
+    undecodable_record_stops_restore(backend, Arc::new(changelog), "shop", PARTITION);
+}
+
+/// [`undecodable_record_is_reported`] on any changelog: builds store `rewards` (String ->
+/// f64) of `application_id`, commits a record, appends 3 bytes no `Double` serde reads at
+/// offset 1, and expects building the store elsewhere to fail naming where.
+pub fn undecodable_record_stops_restore(
+    backend: &dyn BackendFactory,
+    changelog: Arc<dyn Changelog>,
+    application_id: &str,
+    partition: Partition,
+) {
+    let topic = format!("{application_id}-rewards-changelog");
+    let f = Fixture::new(backend, "rewards");
+    let context = StoreContext::new(application_id, partition, partition + 1, f.root())
+        .with_changelog(changelog.clone());
     let builder = StoreBuilder::new(backend.supplier("rewards"), Serdes::string(), Serdes::f64())
         .with_logging_enabled(HashMap::new());
     let mut store = block_on(builder.build(&context)).unwrap();
     store.put(&"alice".to_owned(), &1.0).unwrap();
     block_on(store.commit()).unwrap();
     drop(store);
-    let raw = changelog
-        .sink_now("shop-rewards-changelog", &SinkOptions::default())
-        .unwrap();
+    let raw = block_on(changelog.sink(&topic, &SinkOptions::default())).unwrap();
     raw.append(
-        PARTITION,
+        partition,
         &ChangelogRecord::put(b"bob".to_vec(), vec![1, 2, 3], 0),
     )
     .unwrap();
     block_on(raw.flush()).unwrap();
 
     let elsewhere = Fixture::new(backend, "rewards");
-    let context = StoreContext::new("shop", PARTITION, 4, elsewhere.root())
-        .with_changelog(Arc::new(changelog));
+    let context = StoreContext::new(application_id, partition, partition + 1, elsewhere.root())
+        .with_changelog(changelog);
     let err = match block_on(builder.build(&context)) {
-        Ok(_) => panic!("restoring an undecodable record must fail"),
+        Ok(_) => panic!("restoring an undecodable record from {topic} must fail"),
         Err(err) => err,
     };
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
     let message = err.to_string();
     for part in [
-        "shop-rewards-changelog",
-        "partition 1",
+        topic.as_str(),
+        &format!("partition {partition}"),
         "offset 1",
         "Double",
     ] {

@@ -109,3 +109,41 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         })
         .block_on(future)
 }
+
+/// Every visible record of `partition`, from the log start up to the end offset captured
+/// first, applied to an empty map: the replay half of the guarantee, independent of the
+/// restore driver.
+pub fn replay(
+    reader: &dyn state_core::ChangelogReader,
+    partition: state_core::Partition,
+) -> state_core::Result<std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
+    block_on(async {
+        let offsets = reader.offsets(partition).await?;
+        let mut cursor = reader.open(partition, offsets.start).await?;
+        let mut map = std::collections::BTreeMap::new();
+        while cursor.position() < offsets.end {
+            for consumed in cursor.next_batch(100).await? {
+                if consumed.offset >= offsets.end {
+                    break;
+                }
+                match consumed.record.value {
+                    Some(value) => map.insert(consumed.record.key, value),
+                    None => map.remove(&consumed.record.key),
+                };
+            }
+        }
+        Ok(map)
+    })
+}
+
+/// The seed of a randomised test: `STATESTORE_SEED` when set, else the clock.
+pub fn seed_from_env() -> u64 {
+    std::env::var("STATESTORE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        })
+}

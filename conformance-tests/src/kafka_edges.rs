@@ -2,7 +2,7 @@
 //! empty and tombstone-only changelogs, delete-records past a store's position, a topic
 //! deleted and recreated under a store, real log compaction, undecodable records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,11 +10,10 @@ use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::{ClientConfig, Offset as KafkaOffset, TopicPartitionList};
-use state_core::serde::Serdes;
 use state_core::{
-    Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, ErrorKind, LoggedStore,
-    NoopRestoreListener, ProcessingGuarantee, RestoreOptions, RestoreSummary, SinkOptions,
-    StoreBuilder, StoreContext, TopicSpec, WipeReason, restore,
+    Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, LoggedStore, NoopRestoreListener,
+    ProcessingGuarantee, RestoreOptions, RestoreSummary, SinkOptions, TopicSpec, WipeReason,
+    restore,
 };
 
 use crate::changelogs::unique_topic;
@@ -25,7 +24,6 @@ const PARTITION: i32 = 0;
 
 /// A broker, a changelog service on it, and an admin client for what stores never do.
 pub struct Broker {
-    bootstrap: String,
     changelog: Arc<KafkaChangelog>,
     admin: AdminClient<DefaultClientContext>,
 }
@@ -43,11 +41,7 @@ impl Broker {
             .set("bootstrap.servers", &bootstrap)
             .create()
             .unwrap();
-        Some(Self {
-            bootstrap,
-            changelog,
-            admin,
-        })
+        Some(Self { changelog, admin })
     }
 
     fn topic(&self, prefix: &str, config: &[(&str, &str)]) -> String {
@@ -93,10 +87,10 @@ impl Broker {
 
     /// Every visible record of the partition replayed onto an empty map.
     fn replay(&self, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let fresh = crate::memory().supplier("replay");
-        let store = fresh.open(std::path::Path::new("")).unwrap();
-        self.restore(store.as_ref(), topic);
-        contents(store.as_ref())
+        crate::harness::replay(self.reader(topic).as_ref(), PARTITION)
+            .unwrap()
+            .into_iter()
+            .collect()
     }
 }
 
@@ -326,37 +320,10 @@ fn count_records(broker: &Broker, topic: &str) -> usize {
 /// partition and offset.
 pub fn undecodable_record(broker: &Broker, backend: &dyn BackendFactory) {
     let app = unique_topic("app").replace("-changelog", "");
-    let f = Fixture::new(backend, "rewards");
-    let context = StoreContext::new(app.clone(), PARTITION, 1, f.root())
-        .with_changelog(broker.changelog.clone());
-    let builder = StoreBuilder::new(backend.supplier("rewards"), Serdes::string(), Serdes::f64())
-        .with_logging_enabled(HashMap::new());
-    let mut store = block_on(builder.build(&context)).unwrap();
-    store.put(&"alice".to_owned(), &1.0).unwrap();
-    block_on(store.commit()).unwrap();
-    drop(store);
-    let topic = format!("{app}-rewards-changelog");
-    let raw = broker.sink(&topic);
-    raw.append(
+    crate::faults::undecodable_record_stops_restore(
+        backend,
+        broker.changelog.clone(),
+        &app,
         PARTITION,
-        &ChangelogRecord::put(b"bob".to_vec(), vec![1, 2, 3], 0),
-    )
-    .unwrap();
-    block_on(raw.flush()).unwrap();
-
-    let elsewhere = Fixture::new(backend, "rewards");
-    let context = StoreContext::new(app, PARTITION, 1, elsewhere.root())
-        .with_changelog(broker.changelog.clone());
-    let err = match block_on(builder.build(&context)) {
-        Ok(_) => panic!(
-            "restoring an undecodable record from {} must fail",
-            broker.bootstrap
-        ),
-        Err(err) => err,
-    };
-    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
-    let message = err.to_string();
-    for part in [topic.as_str(), "partition 0", "offset 1", "Double"] {
-        assert!(message.contains(part), "error must name {part}: {message}");
-    }
+    );
 }

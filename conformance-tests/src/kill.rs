@@ -268,14 +268,7 @@ pub fn kill_test(backend: &dyn BackendFactory, child_exe: &Path) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let base_seed: u64 = std::env::var("STATESTORE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
+    let base_seed = crate::harness::seed_from_env();
     let (mut replayed, mut committed) = (0, 0);
     for round in 0..rounds {
         let seed = base_seed.wrapping_add(round);

@@ -153,14 +153,7 @@ pub fn kafka_kill_test(bootstrap: &str, child_exe: &Path) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
-    let base_seed: u64 = std::env::var("STATESTORE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
+    let base_seed = crate::harness::seed_from_env();
     let backends = crate::backends();
     for guarantee in [
         ProcessingGuarantee::AtLeastOnce,

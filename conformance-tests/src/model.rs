@@ -19,7 +19,7 @@ use state_core::{
 
 use crate::changelogs::{ChangelogFactory, ChangelogUnderTest};
 use crate::crash_points::{FailingPositionWrite, FailingReader};
-use crate::harness::{BackendFactory, Fixture, block_on, contents};
+use crate::harness::{BackendFactory, Fixture, block_on, contents, replay, seed_from_env};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -187,7 +187,7 @@ impl<'a> World<'a> {
     /// The guarantee: recovered == replay(changelog) == model(ops[..k]).
     fn check_recovered(&mut self, store: &dyn KeyValueStore) -> Result<(), TestCaseError> {
         let recovered: Model = contents(store).into_iter().collect();
-        let replayed = replay(self.reader()?.as_ref())?;
+        let replayed = replay(self.reader()?.as_ref(), PARTITION).map_err(fail)?;
         prop_assert_eq!(
             &recovered,
             &replayed,
@@ -422,29 +422,6 @@ impl<'a> World<'a> {
     }
 }
 
-/// Reads every visible record from the log start and applies it to an empty map: the
-/// replay half of the guarantee, independent of the restore driver.
-fn replay(reader: &dyn ChangelogReader) -> Result<Model, TestCaseError> {
-    block_on(async {
-        let offsets = reader.offsets(PARTITION).await?;
-        let mut cursor = reader.open(PARTITION, offsets.start).await?;
-        let mut model = Model::new();
-        while cursor.position() < offsets.end {
-            for consumed in cursor.next_batch(100).await? {
-                if consumed.offset >= offsets.end {
-                    break;
-                }
-                match consumed.record.value {
-                    Some(value) => model.insert(consumed.record.key, value),
-                    None => model.remove(&consumed.record.key),
-                };
-            }
-        }
-        Ok(model)
-    })
-    .map_err(fail)
-}
-
 fn fail(err: state_core::Error) -> TestCaseError {
     TestCaseError::fail(err.to_string())
 }
@@ -480,14 +457,7 @@ pub fn model_test(
     cases: u32,
     runners: u32,
 ) {
-    let seed = std::env::var("STATESTORE_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
+    let seed = seed_from_env();
     let runners = std::env::var("STATESTORE_MODEL_RUNNERS")
         .ok()
         .and_then(|s| s.parse::<u32>().ok())

@@ -124,22 +124,10 @@ pub fn replay(
     changelog: &InMemoryChangelog,
     guarantee: ProcessingGuarantee,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let reader = reader(changelog, guarantee);
-    block_on(async {
-        let offsets = reader.offsets(PARTITION).await?;
-        let mut cursor = reader.open(PARTITION, offsets.start).await?;
-        let mut map = BTreeMap::new();
-        while cursor.position() < offsets.end {
-            for consumed in cursor.next_batch(100).await? {
-                match consumed.record.value {
-                    Some(value) => map.insert(consumed.record.key, value),
-                    None => map.remove(&consumed.record.key),
-                };
-            }
-        }
-        Ok::<_, state_core::Error>(map.into_iter().collect())
-    })
-    .unwrap_or_else(|err| panic!("replay: {err}"))
+    crate::harness::replay(reader(changelog, guarantee).as_ref(), PARTITION)
+        .unwrap_or_else(|err| panic!("replay: {err}"))
+        .into_iter()
+        .collect()
 }
 
 /// Writes `n` keys `key-000..` (value = index) through `logged` and commits.
