@@ -21,6 +21,7 @@ pub mod kafka_edges;
 pub mod kill;
 #[cfg(feature = "kafka")]
 pub mod kill_kafka;
+pub mod manager;
 pub mod model;
 pub mod relocation;
 pub mod support;
@@ -163,6 +164,42 @@ macro_rules! conformance_suite {
                 );
             }
             #[test]
+            fn manager_assign_restores_before_serving_at_least_once() {
+                $crate::manager::assign_restores_before_serving(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn manager_assign_restores_before_serving_exactly_once() {
+                $crate::manager::assign_restores_before_serving(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn manager_returning_partition_replays_only_the_tail_at_least_once() {
+                $crate::manager::returning_partition_replays_only_the_tail(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn manager_returning_partition_replays_only_the_tail_exactly_once() {
+                $crate::manager::returning_partition_replays_only_the_tail(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn manager_promoted_standby_replays_only_its_lag_at_least_once() {
+                $crate::manager::promoted_standby_replays_only_its_lag(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn manager_promoted_standby_replays_only_its_lag_exactly_once() {
+                $crate::manager::promoted_standby_replays_only_its_lag(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn manager_revoked_partition_kept_as_standby_stays_warm() {
+                $crate::manager::revoked_partition_kept_as_standby_stays_warm(&factory());
+            }
+            #[test]
+            fn manager_lost_partition_drops_uncommitted_writes() {
+                $crate::manager::lost_partition_drops_uncommitted_writes(&factory());
+            }
+            #[test]
+            fn manager_restores_run_within_the_parallel_bound() {
+                $crate::manager::restores_run_within_the_parallel_bound(&factory());
+            }
+            #[test]
             fn relocate_to_every_backend() {
                 let changelogs = $crate::changelogs::in_process();
                 for target in $crate::backends() {
@@ -196,6 +233,42 @@ macro_rules! conformance_suite {
             #[test]
             fn model_exactly_once() {
                 run(ExactlyOnce);
+            }
+            #[test]
+            fn manager_assign_restores_before_serving_at_least_once() {
+                $crate::manager::assign_restores_before_serving(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn manager_assign_restores_before_serving_exactly_once() {
+                $crate::manager::assign_restores_before_serving(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn manager_returning_partition_replays_only_the_tail_at_least_once() {
+                $crate::manager::returning_partition_replays_only_the_tail(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn manager_returning_partition_replays_only_the_tail_exactly_once() {
+                $crate::manager::returning_partition_replays_only_the_tail(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn manager_promoted_standby_replays_only_its_lag_at_least_once() {
+                $crate::manager::promoted_standby_replays_only_its_lag(&factory(), AtLeastOnce);
+            }
+            #[test]
+            fn manager_promoted_standby_replays_only_its_lag_exactly_once() {
+                $crate::manager::promoted_standby_replays_only_its_lag(&factory(), ExactlyOnce);
+            }
+            #[test]
+            fn manager_revoked_partition_kept_as_standby_stays_warm() {
+                $crate::manager::revoked_partition_kept_as_standby_stays_warm(&factory());
+            }
+            #[test]
+            fn manager_lost_partition_drops_uncommitted_writes() {
+                $crate::manager::lost_partition_drops_uncommitted_writes(&factory());
+            }
+            #[test]
+            fn manager_restores_run_within_the_parallel_bound() {
+                $crate::manager::restores_run_within_the_parallel_bound(&factory());
             }
             #[test]
             fn relocate_to_every_backend() {

@@ -20,6 +20,7 @@ pub mod builder;
 pub mod changelog;
 mod error;
 pub mod logging;
+pub mod manager;
 pub mod restore;
 pub mod serde;
 pub mod store;
@@ -31,9 +32,11 @@ pub use changelog::{
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use logging::{CommitSummary, LoggedStore};
+pub use manager::{ActiveStore, AfterRevoke, PartitionRole, StandbyLag, StoreManager};
 pub use restore::{
-    NoopRestoreListener, RecordValidator, RestoreListener, RestoreOptions, RestoreSummary,
-    RestoreTarget, WipeReason, open_or_rebuild, restore,
+    FanOutRestoreListener, NoopRestoreListener, PartitionProgress, RecordValidator,
+    RestoreListener, RestoreOptions, RestorePhase, RestoreProgress, RestoreSummary, RestoreTarget,
+    WipeReason, open_or_rebuild, restore,
 };
 pub use serde::{Serde, Serdes};
 pub use store::{

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::Partition;
 use crate::changelog::{Changelog, ProcessingGuarantee};
 use crate::restore::{NoopRestoreListener, RestoreListener, RestoreOptions};
+use crate::{Error, Partition, Result};
 
 /// The runtime facts a [`StoreBuilder`](super::StoreBuilder) needs, like Kafka Streams'
 /// `StateStoreContext`: which application and partition the store serves, where local
@@ -89,6 +89,39 @@ impl StoreContext {
             .join(&self.application_id)
             .join(self.partition.to_string())
             .join(store_name)
+    }
+
+    /// This context for another partition of the same application.
+    pub fn for_partition(&self, partition: Partition) -> Self {
+        Self {
+            partition,
+            ..self.clone()
+        }
+    }
+
+    /// The number of partitions of the input (and so of every changelog topic).
+    pub fn num_partitions(&self) -> i32 {
+        self.num_partitions
+    }
+
+    /// The restore listener.
+    pub fn restore_listener(&self) -> &Arc<dyn RestoreListener> {
+        &self.listener
+    }
+
+    /// The restore options.
+    pub fn restore_options(&self) -> &RestoreOptions {
+        &self.restore_options
+    }
+
+    /// The changelog that logs `store_name`; an error naming the store when there is none.
+    pub fn changelog_for(&self, store_name: &str) -> Result<&Arc<dyn Changelog>> {
+        self.changelog.as_ref().ok_or_else(|| {
+            Error::invalid_input(format!(
+                "store {store_name} has logging enabled but the StoreContext has no changelog; \
+                 call StoreContext::with_changelog or with_logging_disabled()"
+            ))
+        })
     }
 
     /// The root state directory.

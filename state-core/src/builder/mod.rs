@@ -11,9 +11,9 @@ pub use typed::{ByteStore, TypedEntry, TypedKeyValueStore};
 
 use crate::changelog::{SinkOptions, TopicSpec, changelog_topic_name};
 use crate::logging::LoggedStore;
-use crate::restore::{RecordValidator, RestoreOptions, open_or_rebuild, restore};
+use crate::restore::{RecordValidator, RestoreOptions, WipeReason, open_or_rebuild, restore};
 use crate::serde::Serde;
-use crate::{Error, KeyValueBytesStoreSupplier, Result};
+use crate::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
 /// Builds a typed key-value store from a backend supplier and two serdes.
 ///
@@ -78,9 +78,21 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
     /// with logging enabled: ensures the changelog topic, restores the store to the end
     /// of its changelog partition, and wraps it so changes are logged.
     pub async fn build(&self, context: &StoreContext) -> Result<TypedKeyValueStore<K, V>> {
-        let name = self.supplier.name();
-        let dir = context.store_dir(name);
+        let dir = context.store_dir(self.supplier.name());
         let (store, rebuilt) = open_or_rebuild(self.supplier.as_ref(), &dir)?;
+        self.build_on(store, rebuilt, context).await
+    }
+
+    /// [`build`](Self::build) on a store that is already open — a standby being promoted
+    /// keeps its open store, so an in-memory standby does not lose what it tailed.
+    /// `rebuilt` says why the local state was thrown away when it was opened, if it was.
+    pub(crate) async fn build_on(
+        &self,
+        store: Arc<dyn KeyValueStore>,
+        rebuilt: Option<WipeReason>,
+        context: &StoreContext,
+    ) -> Result<TypedKeyValueStore<K, V>> {
+        let name = self.supplier.name();
         let Some(topic_config) = &self.logging else {
             return Ok(TypedKeyValueStore::new(
                 ByteStore::Unlogged(store),
@@ -89,12 +101,7 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
                 None,
             ));
         };
-        let changelog = context.changelog.as_ref().ok_or_else(|| {
-            Error::invalid_input(format!(
-                "store {name} has logging enabled but the StoreContext has no changelog; \
-                 call StoreContext::with_changelog or with_logging_disabled()"
-            ))
-        })?;
+        let changelog = context.changelog_for(name)?;
         let topic = changelog_topic_name(&context.application_id, name);
         changelog
             .ensure_topic(&TopicSpec::changelog(
@@ -122,18 +129,11 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
         let reader = changelog
             .reader(&topic, context.guarantee.isolation())
             .await?;
-        let options = RestoreOptions {
-            validator: Some(Arc::new(SerdeValidator {
-                keys: self.keys.clone(),
-                values: self.values.clone(),
-            })),
-            ..context.restore_options.clone()
-        };
         let mut summary = restore(
             store.as_ref(),
             reader.as_ref(),
             context.partition,
-            &options,
+            &self.restore_options(context),
             context.listener.as_ref(),
         )
         .await?;
@@ -146,6 +146,17 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
             self.values.clone(),
             Some(summary),
         ))
+    }
+
+    /// The context's restore options with this store's serdes checking every record.
+    pub(crate) fn restore_options(&self, context: &StoreContext) -> RestoreOptions {
+        RestoreOptions {
+            validator: Some(Arc::new(SerdeValidator {
+                keys: self.keys.clone(),
+                values: self.values.clone(),
+            })),
+            ..context.restore_options.clone()
+        }
     }
 }
 

@@ -170,6 +170,15 @@ impl<K, V> TypedKeyValueStore<K, V> {
         }
     }
 
+    /// The committed store underneath, without its changelog sink; uncommitted changes are
+    /// dropped. A revoked partition's store becomes a standby this way without closing.
+    pub fn into_committed(self) -> Arc<dyn KeyValueStore> {
+        match self.store {
+            ByteStore::Logged(logged) => logged.inner().clone(),
+            ByteStore::Unlogged(store) => store,
+        }
+    }
+
     /// Flushes and closes the store; uncommitted changes are dropped.
     pub fn close(self) -> Result<()> {
         self.committed().close()

@@ -2,12 +2,14 @@
 
 mod listener;
 mod open;
+mod progress;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use listener::{NoopRestoreListener, RestoreListener, RestoreTarget, WipeReason};
 pub use open::open_or_rebuild;
+pub use progress::{FanOutRestoreListener, PartitionProgress, RestorePhase, RestoreProgress};
 
 use crate::{
     ChangelogReader, ConsumedRecord, Error, ErrorKind, KeyValueStore, Offset, Partition, Position,
@@ -218,7 +220,7 @@ fn wipe(
     Ok(())
 }
 
-fn to_batch(
+pub(crate) fn to_batch(
     records: &[ConsumedRecord],
     end: Offset,
     target: RestoreTarget<'_>,

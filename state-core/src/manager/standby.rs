@@ -1,0 +1,115 @@
+//! A standby replica: a local copy of a partition this instance does not own, kept warm
+//! by tailing the partition's changelog, like Kafka Streams' standby tasks.
+
+use std::sync::Arc;
+
+use crate::restore::{NoopRestoreListener, RestoreTarget, to_batch};
+use crate::{
+    ChangelogReader, KeyValueStore, Offset, Partition, Position, RestoreCursor, RestoreOptions,
+    Result, restore,
+};
+
+/// How far one standby is behind its changelog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandbyLag {
+    /// The changelog partition.
+    pub partition: Partition,
+    /// The next changelog offset the standby will apply.
+    pub next_offset: Offset,
+    /// The changelog's end offset when asked.
+    pub end_offset: Offset,
+    /// `end_offset - next_offset`: the records (at most; markers and compaction leave
+    /// gaps) a promotion would still have to restore.
+    pub lag: u64,
+    /// Records the standby applied since it was created.
+    pub applied: u64,
+}
+
+/// The local store of a standby and its open changelog cursor.
+pub(crate) struct Standby {
+    store: Arc<dyn KeyValueStore>,
+    cursor: Option<Box<dyn RestoreCursor>>,
+    applied: u64,
+}
+
+impl Standby {
+    /// A standby over an open `store`; the first [`poll`](Self::poll) catches it up.
+    pub(crate) fn new(store: Arc<dyn KeyValueStore>) -> Self {
+        Self {
+            store,
+            cursor: None,
+            applied: 0,
+        }
+    }
+
+    /// Records applied since the standby was created.
+    pub(crate) fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The next changelog offset the store will apply.
+    pub(crate) fn next_offset(&self, partition: Partition) -> Result<Offset> {
+        Ok(self.store.position()?.next_offset(partition))
+    }
+
+    /// Gives the store up (for promotion or closing); the cursor is dropped.
+    pub(crate) fn into_store(self) -> Arc<dyn KeyValueStore> {
+        self.store
+    }
+
+    /// Applies what the changelog has beyond the store's position: the first call runs a
+    /// full [`restore`] (so a position outside the log wipes and restarts, as for an
+    /// active store) and opens a cursor; later calls read one batch from the cursor,
+    /// waiting at most the reader's poll timeout. An error drops the cursor, so the next
+    /// call starts over from the store's position with the same checks.
+    pub(crate) async fn poll(
+        &mut self,
+        reader: &dyn ChangelogReader,
+        partition: Partition,
+        options: &RestoreOptions,
+    ) -> Result<u64> {
+        let outcome = self.poll_inner(reader, partition, options).await;
+        if outcome.is_err() {
+            self.cursor = None;
+        }
+        let applied = outcome?;
+        self.applied += applied;
+        Ok(applied)
+    }
+
+    async fn poll_inner(
+        &mut self,
+        reader: &dyn ChangelogReader,
+        partition: Partition,
+        options: &RestoreOptions,
+    ) -> Result<u64> {
+        let Some(cursor) = self.cursor.as_mut() else {
+            let summary = restore(
+                self.store.as_ref(),
+                reader,
+                partition,
+                options,
+                &NoopRestoreListener,
+            )
+            .await?;
+            let from = self.next_offset(partition)?;
+            self.cursor = Some(reader.open(partition, from).await?);
+            return Ok(summary.restored);
+        };
+        let before = cursor.position();
+        let records = cursor.next_batch(options.batch_size.max(1)).await?;
+        let reached = cursor.position();
+        if records.is_empty() && reached <= before {
+            return Ok(0);
+        }
+        let target = RestoreTarget {
+            topic: reader.topic(),
+            store: self.store.name(),
+            partition,
+        };
+        let batch = to_batch(&records, Offset::MAX, target, options)?;
+        self.store
+            .write_with_position(&batch, &Position::of(partition, reached - 1))?;
+        Ok(batch.len() as u64)
+    }
+}
