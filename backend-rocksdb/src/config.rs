@@ -35,9 +35,13 @@ impl RocksDbCompression {
 /// all of them stays under one budget (Kafka Streams' `BoundedMemoryRocksDBConfig`).
 ///
 /// Create it once with the total budget and hand a clone to every store's
-/// [`RocksDbConfig::with_shared_resources`]; clones share the same cache. Memtable memory
-/// is charged to the cache, so the cache capacity bounds memtables, data blocks, index and
-/// filter blocks together, however many stores (partitions) are open.
+/// [`RocksDbConfig::with_shared_resources`]; clones share the same cache. The cache
+/// (an LRU cache without a strict capacity limit) is charged with data blocks, index and
+/// filter blocks (cached with high priority, level-0 ones pinned) and, through the write
+/// buffer manager, memtables; so its capacity bounds all three however many stores
+/// (partitions) are open. Pinned entries can push it slightly past the capacity, and
+/// per-database overhead lies outside it: `backend-rocksdb/MEMORY.md` gives the formula,
+/// what lies outside, and how to choose the numbers.
 #[derive(Clone)]
 pub struct SharedRocksDbResources {
     cache: Cache,
@@ -47,8 +51,13 @@ pub struct SharedRocksDbResources {
 }
 
 impl SharedRocksDbResources {
-    /// A shared budget of `total_memory` bytes, of which up to `memtable_memory` bytes may
-    /// hold unflushed writes (memtables) before RocksDB flushes the largest one.
+    /// A shared budget of `total_memory` bytes, of which about `memtable_memory` bytes may
+    /// hold unflushed writes (memtables).
+    ///
+    /// The memtable budget is a flush trigger, not a hard cap: once it is reached, a write
+    /// flushes the store it writes to, while memtables being flushed still count and an
+    /// idle store keeps its partly filled memtable. Keep the per-store write buffer size at
+    /// or below `memtable_memory` divided by the number of stores open at once.
     ///
     /// Fails with `InvalidInput` when `total_memory` is zero or `memtable_memory` is zero
     /// or larger than `total_memory`.
@@ -83,7 +92,8 @@ impl SharedRocksDbResources {
         self.memtable_memory
     }
 
-    /// Bytes the shared cache holds now, memtable reservations included.
+    /// Bytes the shared cache holds now: data, index and filter blocks, and memtable
+    /// reservations (whole 256 KiB units, released with a delay).
     pub fn cache_usage(&self) -> usize {
         self.cache.get_usage()
     }
@@ -151,7 +161,9 @@ impl RocksDbConfig {
         self
     }
 
-    /// Sets the size of one memtable in bytes (default 16 MiB).
+    /// Sets the size of one memtable in bytes (default 16 MiB). With
+    /// [shared resources](Self::with_shared_resources), keep it at or below their memtable
+    /// budget divided by the number of stores open at once (see `MEMORY.md`).
     pub fn with_write_buffer_size(mut self, bytes: usize) -> Self {
         self.write_buffer_size = bytes;
         self
