@@ -23,6 +23,7 @@ mod admin;
 mod changelog;
 mod config;
 mod error;
+pub mod group;
 pub mod mock;
 mod reader;
 mod sink;
@@ -32,6 +33,7 @@ pub use config::{
     DEFAULT_ENQUEUE_TIMEOUT, DEFAULT_FLUSH_TIMEOUT, DEFAULT_METADATA_TIMEOUT, DEFAULT_POLL_TIMEOUT,
     KafkaChangelogConfig,
 };
+pub use group::{GroupConfig, GroupListener, InputRecord, StandbyPolicy, StatefulConsumer};
 pub use mock::EmbeddedKafka;
 pub use reader::KafkaReader;
 pub use sink::KafkaSink;

@@ -15,6 +15,8 @@ pub mod crash_points;
 pub mod durable;
 pub mod faults;
 pub mod file_log;
+#[cfg(feature = "kafka")]
+pub mod group_scenarios;
 mod harness;
 #[cfg(feature = "kafka")]
 pub mod kafka_edges;
@@ -24,6 +26,10 @@ pub mod kill_kafka;
 pub mod manager;
 pub mod model;
 pub mod relocation;
+#[cfg(feature = "kafka")]
+pub mod rewards;
+#[cfg(feature = "kafka")]
+pub mod scale_out;
 pub mod support;
 
 pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents};
@@ -233,42 +239,6 @@ macro_rules! conformance_suite {
             #[test]
             fn model_exactly_once() {
                 run(ExactlyOnce);
-            }
-            #[test]
-            fn manager_assign_restores_before_serving_at_least_once() {
-                $crate::manager::assign_restores_before_serving(&factory(), AtLeastOnce);
-            }
-            #[test]
-            fn manager_assign_restores_before_serving_exactly_once() {
-                $crate::manager::assign_restores_before_serving(&factory(), ExactlyOnce);
-            }
-            #[test]
-            fn manager_returning_partition_replays_only_the_tail_at_least_once() {
-                $crate::manager::returning_partition_replays_only_the_tail(&factory(), AtLeastOnce);
-            }
-            #[test]
-            fn manager_returning_partition_replays_only_the_tail_exactly_once() {
-                $crate::manager::returning_partition_replays_only_the_tail(&factory(), ExactlyOnce);
-            }
-            #[test]
-            fn manager_promoted_standby_replays_only_its_lag_at_least_once() {
-                $crate::manager::promoted_standby_replays_only_its_lag(&factory(), AtLeastOnce);
-            }
-            #[test]
-            fn manager_promoted_standby_replays_only_its_lag_exactly_once() {
-                $crate::manager::promoted_standby_replays_only_its_lag(&factory(), ExactlyOnce);
-            }
-            #[test]
-            fn manager_revoked_partition_kept_as_standby_stays_warm() {
-                $crate::manager::revoked_partition_kept_as_standby_stays_warm(&factory());
-            }
-            #[test]
-            fn manager_lost_partition_drops_uncommitted_writes() {
-                $crate::manager::lost_partition_drops_uncommitted_writes(&factory());
-            }
-            #[test]
-            fn manager_restores_run_within_the_parallel_bound() {
-                $crate::manager::restores_run_within_the_parallel_bound(&factory());
             }
             #[test]
             fn relocate_to_every_backend() {

@@ -1,0 +1,92 @@
+//! The state one member shares between its polling thread, its rebalance callbacks and
+//! the restore tasks they start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use state_core::{Error, Offset, Partition, RestoreSummary, Result, StoreManager};
+use tokio::runtime::Handle;
+
+use super::{GroupListener, StandbyPolicy};
+
+/// A restore that finished, for the polling thread to resume its partition.
+pub(crate) struct Restored {
+    pub(crate) partition: Partition,
+    /// The assignment it belongs to; a stale one (revoked since) is ignored.
+    pub(crate) generation: u64,
+    pub(crate) result: Result<Option<RestoreSummary>>,
+}
+
+/// Which partitions are where, and what was processed.
+#[derive(Default)]
+pub(crate) struct Assignment {
+    /// Bumped on every assign and revoke of a partition.
+    pub(crate) generations: BTreeMap<Partition, u64>,
+    /// Assigned here (restoring or served).
+    pub(crate) assigned: BTreeSet<Partition>,
+    /// Restored and resumed: records of these are processed.
+    pub(crate) ready: BTreeSet<Partition>,
+    /// The next input offset to consume, per partition, after processing.
+    pub(crate) processed: BTreeMap<Partition, Offset>,
+    /// An error a rebalance callback could not return.
+    pub(crate) error: Option<Error>,
+}
+
+/// Everything the callbacks need.
+pub(crate) struct Member<K, V> {
+    pub(crate) manager: Arc<StoreManager<K, V>>,
+    pub(crate) runtime: Handle,
+    pub(crate) topic: String,
+    pub(crate) partitions: i32,
+    pub(crate) standbys: StandbyPolicy,
+    pub(crate) listener: Arc<dyn GroupListener>,
+    pub(crate) restored: Mutex<Sender<Restored>>,
+    pub(crate) assignment: Mutex<Assignment>,
+    /// Whether standbys tail their changelogs now.
+    pub(crate) standby_updates: AtomicBool,
+}
+
+impl<K, V> Member<K, V> {
+    pub(crate) fn assignment(&self) -> MutexGuard<'_, Assignment> {
+        // Every update leaves the maps consistent, so a panic elsewhere does not matter.
+        self.assignment
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps the first error for the polling thread to return.
+    pub(crate) fn fail(&self, error: Error) {
+        log::error!("{error}");
+        self.assignment().error.get_or_insert(error);
+    }
+}
+
+impl<K: 'static, V: 'static> Member<K, V> {
+    /// Starts standbys for every partition not assigned here, under
+    /// [`StandbyPolicy::AllUnowned`].
+    pub(crate) fn refresh_standbys(self: &Arc<Self>) {
+        if self.standbys != StandbyPolicy::AllUnowned {
+            return;
+        }
+        let unowned: Vec<Partition> = {
+            let assignment = self.assignment();
+            (0..self.partitions)
+                .filter(|p| !assignment.assigned.contains(p))
+                .collect()
+        };
+        let member = self.clone();
+        self.runtime.spawn(async move {
+            for partition in unowned {
+                // Assigned again since: the assign promotes or opens it.
+                if member.assignment().assigned.contains(&partition) {
+                    continue;
+                }
+                if let Err(err) = member.manager.add_standby(partition).await {
+                    log::warn!("starting the standby of partition {partition}: {err}");
+                }
+            }
+        });
+    }
+}

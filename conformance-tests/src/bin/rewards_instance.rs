@@ -1,0 +1,171 @@
+//! One instance of the scale-out tests: a consumer-group member running the rewards
+//! workload over per-partition stores, driven by its parent through stdin and reporting
+//! on stdout, one event per line.
+//!
+//! Usage: `rewards_instance BOOTSTRAP APP_ID INPUT_TOPIC PARTITIONS BACKEND STATE_DIR
+//! STANDBYS` with STANDBYS `none` or `all`.
+//!
+//! Events: `assigned P..`, `ready P RESTORED FROM END`, `revoked LOST P..`, `served P`
+//! (the first record processed since the partition became ready). Commands: `dump`
+//! (commit, then `entry P CUSTOMER TOTAL LAST_OFFSET` lines and `dump-end`), `lag`
+//! (`lag P LAG APPLIED` lines and `lag-end`), `pause-standbys`, `stop` (clean close,
+//! then `closed`).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use changelog_kafka::{
+    GroupConfig, GroupListener, KafkaChangelog, KafkaChangelogConfig, StandbyPolicy,
+    StatefulConsumer,
+};
+use conformance_tests::rewards::{RewardSerde, apply};
+use state_core::{Partition, RestoreSummary, Serdes, StoreBuilder, StoreContext, StoreManager};
+
+const STORE: &str = "rewards";
+
+fn main() {
+    if let Err(err) = run() {
+        say(&format!("error {err}"));
+        std::process::exit(2);
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // The parent reads line by line; a gone parent ends the child anyway.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn list(partitions: &[Partition]) -> String {
+    partitions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Prints partition movements and forgets what was served when a partition moves.
+struct Events {
+    served: Arc<Mutex<BTreeSet<Partition>>>,
+}
+
+impl GroupListener for Events {
+    fn on_assigned(&self, partitions: &[Partition]) {
+        say(&format!("assigned {}", list(partitions)));
+    }
+    fn on_ready(&self, partition: Partition, summary: Option<&RestoreSummary>) {
+        let (restored, from, end) = summary.map_or((0, 0, 0), |s| (s.restored, s.from, s.end));
+        say(&format!("ready {partition} {restored} {from} {end}"));
+    }
+    fn on_revoked(&self, partitions: &[Partition], lost: bool) {
+        let mut served = self.served.lock().unwrap();
+        for p in partitions {
+            served.remove(p);
+        }
+        say(&format!("revoked {lost} {}", list(partitions)));
+    }
+}
+
+fn commands() -> Receiver<String> {
+    let (sender, receiver) = channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, bootstrap, app, input, partitions, backend, dir, standbys] = args.as_slice() else {
+        return Err("usage: rewards_instance BOOTSTRAP APP_ID INPUT_TOPIC PARTITIONS BACKEND STATE_DIR STANDBYS".into());
+    };
+    let backend = conformance_tests::backends()
+        .into_iter()
+        .find(|b| b.name() == backend)
+        .ok_or_else(|| format!("backend {backend} is not compiled in"))?;
+    let kafka =
+        KafkaChangelogConfig::new(bootstrap.clone()).with_poll_timeout(Duration::from_millis(100));
+    let changelog = Arc::new(KafkaChangelog::new(kafka.clone())?);
+    let context =
+        StoreContext::new(app.clone(), 0, partitions.parse()?, dir).with_changelog(changelog);
+    let builder = StoreBuilder::new(backend.supplier(STORE), Serdes::string(), RewardSerde);
+    let manager = Arc::new(StoreManager::new(builder, context));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let standbys = match standbys.as_str() {
+        "all" => StandbyPolicy::AllUnowned,
+        _ => StandbyPolicy::None,
+    };
+    let config = GroupConfig::new(kafka, app.clone(), input.clone())
+        .with_commit_interval(Duration::from_millis(200))
+        .with_session_timeout(Duration::from_secs(6))
+        .with_standbys(standbys);
+    let served = Arc::new(Mutex::new(BTreeSet::new()));
+    let events = Arc::new(Events {
+        served: served.clone(),
+    });
+    let mut consumer =
+        StatefulConsumer::new(&config, manager.clone(), runtime.handle().clone(), events)?;
+    let commands = commands();
+    loop {
+        let processed = consumer.poll(Duration::from_millis(50), |store, record| {
+            apply(store, record.offset, record.key, record.value)
+        })?;
+        if let Some(p) = processed
+            && served.lock().unwrap().insert(p)
+        {
+            say(&format!("served {p}"));
+        }
+        let Ok(command) = commands.try_recv() else {
+            continue;
+        };
+        match command.as_str() {
+            "dump" => {
+                consumer.commit()?;
+                for p in consumer.ready_partitions() {
+                    let store = runtime
+                        .block_on(manager.store(p))
+                        .ok_or_else(|| format!("partition {p} is ready but has no store"))?;
+                    for entry in store.all()? {
+                        let (customer, reward) = entry?;
+                        say(&format!(
+                            "entry {p} {customer} {} {}",
+                            reward.total, reward.last_offset
+                        ));
+                    }
+                }
+                say("dump-end");
+            }
+            "lag" => {
+                for lag in runtime.block_on(manager.standby_lags())? {
+                    say(&format!(
+                        "lag {} {} {}",
+                        lag.partition, lag.lag, lag.applied
+                    ));
+                }
+                say("lag-end");
+            }
+            "pause-standbys" => {
+                consumer.set_standby_updates(false);
+                say("paused");
+            }
+            "stop" => {
+                consumer.close()?;
+                say("closed");
+                return Ok(());
+            }
+            other => say(&format!("error unknown command {other}")),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The scale-out scenarios on a real broker (see [`crate::scale_out`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use state_core::Partition;
+
+use crate::scale_out::{Group, Instance, PARTITIONS, Ready};
+
+fn owned_by(owners: &BTreeMap<Partition, String>, name: &str) -> Vec<Partition> {
+    owners
+        .iter()
+        .filter(|(_, o)| o.as_str() == name)
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+/// The readies `instance` reported after the first `seen` of them.
+fn readies_since(instance: &Instance, seen: usize) -> Vec<Ready> {
+    instance.readies().into_iter().skip(seen).collect()
+}
+
+/// Three instances on `backend` (a durable one): start one, add a second and a third
+/// (partitions move, state follows, the newcomers restore from scratch), kill one with
+/// SIGKILL, remove another cleanly; after each step the union of the stores equals the
+/// model and nothing was served before its restore. Partitions that come back to the
+/// first instance, which kept their directories, replay only the changelog tail.
+pub fn three_instances_scale_out_and_in(bootstrap: &str, binary: &Path, backend: &str) {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut group = Group::new(bootstrap, binary);
+
+    group.produce_wave();
+    let mut a = group.start("a", backend, dirs[0].path(), "none");
+    let owners = group.wait_for_model(&mut [&mut a]);
+    assert_eq!(owned_by(&owners, "a").len(), PARTITIONS as usize);
+
+    group.produce_wave();
+    let mut b = group.start("b", backend, dirs[1].path(), "none");
+    let owners = group.wait_for_model(&mut [&mut a, &mut b]);
+    let moved_to_b = owned_by(&owners, "b");
+    assert!(
+        !moved_to_b.is_empty(),
+        "no partition moved to b: {owners:?}"
+    );
+    for ready in b.readies() {
+        assert_eq!(ready.from, 0, "b had no local state: {ready:?}");
+        assert_eq!(
+            ready.restored as i64, ready.end,
+            "cold restore replays it all: {ready:?}"
+        );
+        assert!(ready.restored > 0, "{ready:?}");
+    }
+
+    group.produce_wave();
+    let mut c = group.start("c", backend, dirs[2].path(), "none");
+    let owners = group.wait_for_model(&mut [&mut a, &mut b, &mut c]);
+    for name in ["a", "b", "c"] {
+        assert!(
+            !owned_by(&owners, name).is_empty(),
+            "{name} owns nothing: {owners:?}"
+        );
+    }
+    let a_seen = a.readies().len();
+
+    // A crash: c dies mid-stream without committing or leaving the group.
+    group.produce_wave();
+    c.assert_served_only_after_restore();
+    c.kill();
+    let owners = group.wait_for_model(&mut [&mut a, &mut b]);
+    assert!(owned_by(&owners, "c").is_empty());
+
+    // A clean scale-in: b leaves, everything comes back to a.
+    group.produce_wave();
+    b.assert_served_only_after_restore();
+    b.stop();
+    let owners = group.wait_for_model(&mut [&mut a]);
+    assert_eq!(owned_by(&owners, "a").len(), PARTITIONS as usize);
+    a.assert_served_only_after_restore();
+
+    // Every partition that came back to a found its kept directory and replayed only
+    // what the other owners appended meanwhile.
+    let returned = readies_since(&a, a_seen);
+    assert!(!returned.is_empty(), "nothing came back to a");
+    for ready in returned {
+        assert!(
+            ready.from > 0,
+            "a restored from scratch despite its kept directory: {ready:?}"
+        );
+        assert_eq!(ready.restored as i64, ready.end - ready.from, "{ready:?}");
+        assert!(
+            ready.restored > 0 && (ready.restored as i64) < ready.end,
+            "{ready:?}"
+        );
+    }
+    a.stop();
+}
+
+/// Two instances with a standby of every partition they do not own. The survivor's
+/// standbys stop tailing (so their lag is known), the owner writes more and is killed;
+/// the promoted standbys replay exactly their lag, and the state equals the model.
+pub fn promoted_standby_replays_only_its_lag(bootstrap: &str, binary: &Path, backend: &str) {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut group = Group::new(bootstrap, binary);
+    group.produce_wave();
+    let mut a = group.start("a", backend, dirs[0].path(), "all");
+    group.wait_for_model(&mut [&mut a]);
+    let mut b = group.start("b", backend, dirs[1].path(), "all");
+    let owners = group.wait_for_model(&mut [&mut a, &mut b]);
+    let a_owns = owned_by(&owners, "a");
+    assert!(
+        !a_owns.is_empty() && !owned_by(&owners, "b").is_empty(),
+        "{owners:?}"
+    );
+
+    // b's standbys of a's partitions catch up, then stop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let lags = b.lags();
+        if a_owns.iter().all(|p| lags.get(p) == Some(&0)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b's standbys never caught up: {lags:?}"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    b.pause_standbys();
+
+    group.produce_wave();
+    group.wait_for_model(&mut [&mut a, &mut b]);
+    let lags = b.lags();
+    for p in &a_owns {
+        assert!(
+            lags[p] > 0,
+            "a wrote nothing to partition {p}? lags {lags:?}"
+        );
+    }
+    let b_seen = b.readies().len();
+    a.kill();
+    let owners = group.wait_for_model(&mut [&mut b]);
+    assert_eq!(owned_by(&owners, "b").len(), PARTITIONS as usize);
+    b.assert_served_only_after_restore();
+    let promoted = readies_since(&b, b_seen);
+    assert_eq!(
+        promoted.iter().map(|r| r.partition).collect::<Vec<_>>(),
+        a_owns,
+        "b took over exactly a's partitions"
+    );
+    for ready in promoted {
+        assert_eq!(
+            ready.restored, lags[&ready.partition],
+            "promotion replayed more than the standby lagged: {ready:?}"
+        );
+        assert!(
+            ready.from > 0 && (ready.restored as i64) < ready.end,
+            "{ready:?}"
+        );
+    }
+    b.stop();
+}

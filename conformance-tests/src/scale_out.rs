@@ -1,0 +1,343 @@
+//! Partitions and their state moving between instances on a real broker: several
+//! `rewards_instance` processes form one consumer group over a 6-partition input; the
+//! tests add, kill (SIGKILL) and remove instances and after each step check that the
+//! union of all instances' stores equals the model, that no partition was served before
+//! its restore finished, and how much each move replayed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use state_core::{Changelog, Partition, TopicSpec};
+
+use crate::changelogs::unique_topic;
+use crate::harness::block_on;
+use crate::rewards::{Totals, amount, customer, partition_of};
+
+/// Input (and changelog) partitions.
+pub const PARTITIONS: i32 = 6;
+/// Customers in the workload.
+const CUSTOMERS: u32 = 600;
+/// How long one step may take: a killed instance's partitions move after the 6 s
+/// session timeout, then restore.
+const STEP_DEADLINE: Duration = Duration::from_secs(90);
+
+/// A restore an instance reported: `ready P RESTORED FROM END`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    /// The partition.
+    pub partition: Partition,
+    /// Changelog records replayed.
+    pub restored: u64,
+    /// The first changelog offset read (0: from scratch).
+    pub from: i64,
+    /// The changelog end offset restored to.
+    pub end: i64,
+}
+
+/// One `rewards_instance` child process and everything it printed.
+pub struct Instance {
+    name: String,
+    child: Child,
+    stdin: ChildStdin,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Instance {
+    fn spawn(name: &str, group: &Group, backend: &str, state_dir: &Path, standbys: &str) -> Self {
+        let mut child = Command::new(&group.instance_binary)
+            .args([
+                group.bootstrap.as_str(),
+                group.app.as_str(),
+                group.input.as_str(),
+                &PARTITIONS.to_string(),
+                backend,
+                &state_dir.display().to_string(),
+                standbys,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting instance {name}: {err}"));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let label = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("error") {
+                    eprintln!("instance {label}: {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Sends `command` and returns the lines starting with `prefix` printed before
+    /// `end`.
+    fn request(&mut self, command: &str, prefix: &str, end: &str) -> Vec<String> {
+        let start = self.lines.lock().unwrap().len();
+        writeln!(self.stdin, "{command}")
+            .and_then(|()| self.stdin.flush())
+            .unwrap_or_else(|err| panic!("instance {}: sending {command}: {err}", self.name));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            {
+                let lines = self.lines.lock().unwrap();
+                if let Some(at) = lines[start..].iter().position(|l| l == end) {
+                    return lines[start..start + at]
+                        .iter()
+                        .filter(|l| l.starts_with(prefix))
+                        .cloned()
+                        .collect();
+                }
+                if let Some(error) = lines[start..].iter().find(|l| l.starts_with("error")) {
+                    panic!("instance {} failed: {error}", self.name);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance {} did not answer {command}",
+                self.name
+            );
+            std::thread::yield_now();
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+    }
+
+    /// Commits and returns the instance's stores: partition -> customer -> total.
+    pub fn dump(&mut self) -> BTreeMap<Partition, Totals> {
+        let mut stores: BTreeMap<Partition, Totals> = BTreeMap::new();
+        for line in self.request("dump", "entry ", "dump-end") {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [_, p, customer, total, _last] = fields.as_slice() else {
+                panic!("bad dump line {line}");
+            };
+            stores
+                .entry(p.parse().unwrap())
+                .or_default()
+                .insert((*customer).to_owned(), total.parse().unwrap());
+        }
+        stores
+    }
+
+    /// Standby lag per partition.
+    pub fn lags(&mut self) -> BTreeMap<Partition, u64> {
+        self.request("lag", "lag ", "lag-end")
+            .iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// Stops tailing standbys.
+    pub fn pause_standbys(&mut self) {
+        self.request("pause-standbys", "", "paused");
+    }
+
+    /// Leaves the group cleanly and exits.
+    pub fn stop(mut self) {
+        self.request("stop", "", "closed");
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "instance {} exited with {status}",
+            self.name
+        );
+    }
+
+    /// SIGKILL: no commit, no leaving the group.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Every `ready` event so far, oldest first.
+    pub fn readies(&self) -> Vec<Ready> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.strip_prefix("ready ")?.split(' ').collect();
+                Some(Ready {
+                    partition: fields[0].parse().ok()?,
+                    restored: fields[1].parse().ok()?,
+                    from: fields[2].parse().ok()?,
+                    end: fields[3].parse().ok()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Asserts from the event log that every partition was served only after its
+    /// restore in the current assignment finished.
+    pub fn assert_served_only_after_restore(&self) {
+        let mut ready: BTreeMap<Partition, bool> = BTreeMap::new();
+        for line in self.lines.lock().unwrap().iter() {
+            let mut fields = line.split(' ');
+            let event = fields.next().unwrap_or_default();
+            let numbers = fields.filter_map(|f| f.parse::<Partition>().ok());
+            match event {
+                "assigned" => numbers.for_each(|p| {
+                    ready.insert(p, false);
+                }),
+                "revoked" => numbers.for_each(|p| {
+                    ready.remove(&p);
+                }),
+                "ready" => {
+                    if let Some(p) = numbers.take(1).next() {
+                        ready.insert(p, true);
+                    }
+                }
+                "served" => {
+                    let p = numbers.take(1).next().unwrap();
+                    assert_eq!(
+                        ready.get(&p),
+                        Some(&true),
+                        "instance {} served partition {p} before its restore finished",
+                        self.name
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // A failed test must not leave instances running; after stop or kill this is a
+        // no-op on an exited process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The input topic, its producer and the model of what was produced.
+pub struct Group {
+    instance_binary: PathBuf,
+    bootstrap: String,
+    app: String,
+    input: String,
+    producer: BaseProducer,
+    model: Totals,
+    waves: u32,
+}
+
+impl Group {
+    /// A fresh application over a fresh 6-partition input topic, run by the
+    /// `rewards_instance` binary at `instance_binary`.
+    pub fn new(bootstrap: &str, instance_binary: &Path) -> Self {
+        let input = unique_topic("rewards-input").replace("-changelog", "");
+        let changelog = KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap)).unwrap();
+        let spec = TopicSpec {
+            name: input.clone(),
+            partitions: PARTITIONS,
+            replication_factor: None,
+            config: BTreeMap::from([("cleanup.policy".to_owned(), "delete".to_owned())]),
+        };
+        block_on(changelog.ensure_topic(&spec)).unwrap();
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        Self {
+            instance_binary: instance_binary.to_owned(),
+            bootstrap: bootstrap.to_owned(),
+            app: input.replace("rewards-input", "rewards-app"),
+            input,
+            producer,
+            model: Totals::new(),
+            waves: 0,
+        }
+    }
+
+    /// Starts an instance with its own state directory.
+    pub fn start(&self, name: &str, backend: &str, state_dir: &Path, standbys: &str) -> Instance {
+        Instance::spawn(name, self, backend, state_dir, standbys)
+    }
+
+    /// Produces one purchase per customer and updates the model.
+    pub fn produce_wave(&mut self) {
+        self.waves += 1;
+        for c in 0..CUSTOMERS {
+            let (key, cents) = (customer(c), amount(self.waves, c));
+            let value = cents.to_be_bytes();
+            let record = BaseRecord::to(&self.input)
+                .key(key.as_bytes())
+                .payload(&value[..])
+                .partition(partition_of(c, PARTITIONS));
+            self.producer.send(record).map_err(|(err, _)| err).unwrap();
+            self.producer.poll(Duration::ZERO);
+            *self.model.entry(key).or_default() += cents;
+        }
+        self.producer.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Waits until `instances` together serve every partition exactly once, each of them
+    /// at least one (so a newcomer has joined), and their stores' union equals the
+    /// model; returns which instance serves which partition.
+    pub fn wait_for_model(&self, instances: &mut [&mut Instance]) -> BTreeMap<Partition, String> {
+        let deadline = Instant::now() + STEP_DEADLINE;
+        loop {
+            let mut owners: BTreeMap<Partition, Vec<String>> = BTreeMap::new();
+            let mut union = Totals::new();
+            for instance in instances.iter_mut() {
+                for (p, totals) in instance.dump() {
+                    owners.entry(p).or_default().push(instance.name.clone());
+                    union.extend(totals);
+                }
+            }
+            let whole = (0..PARTITIONS).all(|p| owners.get(&p).is_some_and(|o| o.len() == 1))
+                && instances
+                    .iter()
+                    .all(|i| owners.values().any(|o| o.contains(&i.name)));
+            if whole && union == self.model {
+                return owners
+                    .into_iter()
+                    .map(|(p, mut o)| (p, o.remove(0)))
+                    .collect();
+            }
+            // Two instances serving one partition at once must never happen, converged
+            // or not: cooperative rebalancing revokes before it assigns.
+            for (p, o) in &owners {
+                assert!(o.len() <= 1, "partition {p} served by {o:?} at once");
+            }
+            if Instant::now() > deadline {
+                let wrong = self
+                    .model
+                    .iter()
+                    .filter(|(k, v)| union.get(*k) != Some(*v))
+                    .take(5)
+                    .collect::<Vec<_>>();
+                panic!(
+                    "no convergence within {STEP_DEADLINE:?}: owners {owners:?}, {} of {} customers differ, e.g. {wrong:?}",
+                    self.model
+                        .iter()
+                        .filter(|(k, v)| union.get(*k) != Some(*v))
+                        .count(),
+                    self.model.len()
+                );
+            }
+            std::thread::park_timeout(Duration::from_millis(200));
+        }
+    }
+}
