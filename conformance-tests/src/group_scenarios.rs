@@ -81,17 +81,17 @@ pub fn three_instances_scale_out_and_in(bootstrap: &str, binary: &Path, backend:
     // what the other owners appended meanwhile.
     let returned = readies_since(&a, a_seen);
     assert!(!returned.is_empty(), "nothing came back to a");
-    for ready in returned {
+    for ready in &returned {
         assert!(
             ready.from > 0,
             "a restored from scratch despite its kept directory: {ready:?}"
         );
         assert_eq!(ready.restored as i64, ready.end - ready.from, "{ready:?}");
-        assert!(
-            ready.restored > 0 && (ready.restored as i64) < ready.end,
-            "{ready:?}"
-        );
     }
+    assert!(
+        returned.iter().any(|r| r.restored > 0),
+        "no returning partition had a tail to replay: {returned:?}"
+    );
     a.stop();
 }
 
@@ -142,11 +142,9 @@ pub fn promoted_standby_replays_only_its_lag(bootstrap: &str, binary: &Path, bac
     assert_eq!(owned_by(&owners, "b").len(), PARTITIONS as usize);
     b.assert_served_only_after_restore();
     let promoted = readies_since(&b, b_seen);
-    assert_eq!(
-        promoted.iter().map(|r| r.partition).collect::<Vec<_>>(),
-        a_owns,
-        "b took over exactly a's partitions"
-    );
+    let mut took_over: Vec<Partition> = promoted.iter().map(|r| r.partition).collect();
+    took_over.sort_unstable();
+    assert_eq!(took_over, a_owns, "b took over exactly a's partitions");
     for ready in promoted {
         assert_eq!(
             ready.restored, lags[&ready.partition],

@@ -46,6 +46,8 @@ pub(crate) struct Member<K, V> {
     pub(crate) assignment: Mutex<Assignment>,
     /// Whether standbys tail their changelogs now.
     pub(crate) standby_updates: AtomicBool,
+    /// Held by the standby updater for each round of updates.
+    pub(crate) standby_round: tokio::sync::Mutex<()>,
 }
 
 impl<K, V> Member<K, V> {

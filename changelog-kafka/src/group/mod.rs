@@ -112,6 +112,7 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
             listener,
             restored: Mutex::new(sender),
             standby_updates: AtomicBool::new(true),
+            standby_round: tokio::sync::Mutex::new(()),
             assignment: Mutex::new(Assignment::default()),
         });
         let consumer: BaseConsumer<GroupContext<K, V>> = client
@@ -236,8 +237,15 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
     /// Stops (`false`) or restarts (`true`) tailing the standbys' changelogs — for
     /// example to spare I/O during a load spike. Stopped standbys fall behind and a
     /// promotion replays what they lag.
+    /// Returns once no update is running any more, so a stopped standby's lag is stable.
     pub fn set_standby_updates(&self, enabled: bool) {
         self.member.standby_updates.store(enabled, Ordering::SeqCst);
+        // The updater holds this lock for each round of updates.
+        drop(
+            self.member
+                .runtime
+                .block_on(self.member.standby_round.lock()),
+        );
     }
 
     /// The store manager.
@@ -387,7 +395,13 @@ fn spawn_standby_updates<K: 'static, V: 'static>(
                 continue;
             }
             let started = Instant::now();
-            match manager.update_standbys().await {
+            let round = member.standby_round.lock().await;
+            if !member.standby_updates.load(Ordering::SeqCst) {
+                continue;
+            }
+            let updated = manager.update_standbys().await;
+            drop(round);
+            match updated {
                 // Busy standbys (being promoted or opened) or failing ones return at
                 // once; an idle one waits out the reader's poll timeout instead.
                 Ok(0) if started.elapsed() < Duration::from_millis(10) => {
