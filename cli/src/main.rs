@@ -6,10 +6,12 @@ mod backend;
 mod committed_view;
 mod demo;
 mod errors;
+mod group_instance;
 mod inspect;
 mod kafka;
 mod progress;
 mod restore;
+mod scale_out;
 mod serdes;
 mod verify;
 mod workload;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use state_core::{Error, Result};
 
@@ -44,6 +47,25 @@ fn main() -> ExitCode {
 
 async fn dispatch(matches: &ArgMatches) -> Result<bool> {
     match matches.subcommand() {
+        Some(("demo", m)) if instances(m) > 1 => {
+            if m.contains_id("relocate-to")
+                || m.value_source("commit-every") == Some(ValueSource::CommandLine)
+            {
+                return Err(Error::invalid_input(
+                    "--relocate-to and --commit-every apply to the single-instance demo, not to --instances",
+                ));
+            }
+            scale_out::run(&scale_out::ScaleOutOptions {
+                backend: backend(m, "backend")?,
+                bootstrap_servers: m.get_one::<String>("bootstrap-servers").cloned(),
+                instances: instances(m),
+                partitions: *m.get_one::<i32>("partitions").unwrap_or(&6),
+                purchases: *m.get_one::<u64>("purchases").unwrap_or(&60_000),
+                state_dir: m.get_one::<PathBuf>("state-dir").cloned(),
+                timeout: timeout(m),
+            })
+            .await
+        }
         Some(("demo", m)) => {
             demo::run(&demo::DemoOptions {
                 backend: backend(m, "backend")?,
@@ -118,16 +140,27 @@ fn cli() -> Command {
                      the changelog, continues from the last committed input positions and finishes. The totals are \
                      checked against an independent computation; the exit code is 1 if they differ.\n\n\
                      Without --bootstrap-servers the changelog lives on librdkafka's embedded MOCK cluster, which \
-                     drops a partition's data past 5 MiB; sizes that would exceed it are refused.",
+                     drops a partition's data past 5 MiB; sizes that would exceed it are refused.\n\n\
+                     With --instances N > 1 it runs a scale-out instead: N instances of one consumer group \
+                     (cooperative-sticky, at-least-once) join one by one while purchases arrive in N+1 waves; \
+                     each step prints who owns which partitions and how each moved partition was restored \
+                     (cold, or only the tail from a kept directory). Then instance 2 leaves cleanly and the \
+                     remaining instances' stores are verified against an independent computation. It needs a \
+                     real cluster (--bootstrap-servers): the mock cluster's group rebalances are not faithful.",
                 )
                 .arg(backend_arg("backend", "Backend of instance A").default_value("rocksdb"))
                 .arg(backend_arg("relocate-to", "Backend of instance B [default: same as --backend]"))
                 .arg(Arg::new("bootstrap-servers").long("bootstrap-servers").value_name("HOST:PORT")
                     .help("A real Kafka cluster [default: the embedded mock cluster]"))
-                .arg(Arg::new("partitions").long("partitions").value_name("N").default_value("4")
-                    .value_parser(value_parser!(i32).range(1..=256)).help("Input and changelog partitions"))
-                .arg(Arg::new("purchases").long("purchases").value_name("N").default_value("200000")
-                    .value_parser(value_parser!(u64).range(1..)).help("Purchases in the stream"))
+                .arg(Arg::new("instances").long("instances").value_name("N").default_value("1")
+                    .value_parser(value_parser!(u64).range(1..=16))
+                    .help("Above 1: instances of one consumer group join one by one while partitions and their state move between them; then instance 2 leaves. Needs --bootstrap-servers"))
+                .arg(Arg::new("partitions").long("partitions").value_name("N")
+                    .value_parser(value_parser!(i32).range(1..=256))
+                    .help("Input and changelog partitions [default: 4; 6 with --instances]"))
+                .arg(Arg::new("purchases").long("purchases").value_name("N")
+                    .value_parser(value_parser!(u64).range(1..))
+                    .help("Purchases in the stream [default: 200000; 60000 with --instances]"))
                 .arg(Arg::new("commit-every").long("commit-every").value_name("N").default_value("1000")
                     .value_parser(value_parser!(u64).range(1..)).help("Purchases per partition between commits"))
                 .arg(Arg::new("state-dir").long("state-dir").value_name("DIR").value_parser(value_parser!(PathBuf))
@@ -283,6 +316,11 @@ fn servers(m: &ArgMatches) -> Result<String> {
 
 fn partition(m: &ArgMatches) -> i32 {
     m.get_one::<i32>("partition").copied().unwrap_or(0)
+}
+
+fn instances(m: &ArgMatches) -> usize {
+    m.get_one::<u64>("instances")
+        .map_or(1, |&n| usize::try_from(n).unwrap_or(1))
 }
 
 fn timeout(m: &ArgMatches) -> Duration {

@@ -244,3 +244,47 @@ fn on_a_real_broker_an_unknown_topic_is_a_clear_error() {
         "{text}"
     );
 }
+
+#[test]
+fn on_a_real_broker_a_group_of_three_scales_out_and_verifies() {
+    let Some(servers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = run(&[
+        "demo",
+        "--instances",
+        "3",
+        "--partitions",
+        "4",
+        "--purchases",
+        "8000",
+        "--backend",
+        "rocksdb",
+        "--bootstrap-servers",
+        &servers,
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_verified(&output);
+    let text = text(&output);
+    for step in [
+        "instance 2 joined",
+        "instance 3 joined",
+        "instance 2 left cleanly",
+    ] {
+        assert!(text.contains(step), "{text}");
+    }
+    assert!(text.contains("-> instance 3, cold"), "{text}");
+    assert!(started.elapsed().as_secs() < 60, "{text}");
+}
+
+#[test]
+fn a_group_demo_without_a_cluster_is_a_clear_error() {
+    let output = run(&["demo", "--instances", "2"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output).contains("--instances needs --bootstrap-servers"),
+        "{}",
+        text(&output)
+    );
+}

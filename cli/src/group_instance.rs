@@ -1,0 +1,274 @@
+//! One instance of the scale-out demo: a `StatefulConsumer` of the rewards group on its
+//! own thread, and what it tells the demo's main task (owned partitions, processed
+//! offsets, when each partition arrived and was ready).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use changelog_kafka::{GroupConfig, GroupListener, InputRecord, StatefulConsumer};
+use state_core::{
+    Error, Offset, Partition, RestoreSummary, Result, StoreManager, TypedKeyValueStore,
+};
+use tokio::runtime::Handle;
+
+use crate::workload;
+
+/// How long one poll waits for a record; bounds how fast a thread sees a command.
+const POLL: Duration = Duration::from_millis(50);
+
+const RUN: u8 = 0;
+const LEAVE: u8 = 1;
+const FINISH: u8 = 2;
+
+/// The next input offset to process per partition, written by whichever instance
+/// processed the partition's latest record.
+pub type Positions = Arc<Mutex<BTreeMap<Partition, Offset>>>;
+
+/// What an instance thread last published.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Partitions restored and served.
+    pub ready: BTreeSet<Partition>,
+    /// Records processed here (replays included).
+    pub processed: u64,
+    /// Input-offset commits the group refused because a rebalance was under way.
+    pub refused_commits: u64,
+    /// Why the thread stopped early.
+    pub failed: Option<String>,
+}
+
+/// A partition's latest arrival here.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    /// When the group assigned it.
+    pub assigned_at: Instant,
+    /// When its store was restored and it was resumed.
+    pub ready_at: Option<Instant>,
+    /// What the restore replayed.
+    pub summary: Option<RestoreSummary>,
+}
+
+/// Records when partitions are assigned and ready.
+#[derive(Default)]
+struct ArrivalListener {
+    arrivals: Mutex<BTreeMap<Partition, Arrival>>,
+}
+
+impl GroupListener for ArrivalListener {
+    fn on_assigned(&self, partitions: &[Partition]) {
+        let now = Instant::now();
+        let mut arrivals = lock(&self.arrivals);
+        for &p in partitions {
+            arrivals.insert(
+                p,
+                Arrival {
+                    assigned_at: now,
+                    ready_at: None,
+                    summary: None,
+                },
+            );
+        }
+    }
+
+    fn on_ready(&self, partition: Partition, summary: Option<&RestoreSummary>) {
+        if let Some(arrival) = lock(&self.arrivals).get_mut(&partition) {
+            arrival.ready_at = Some(Instant::now());
+            arrival.summary = summary.cloned();
+        }
+    }
+}
+
+/// A running instance: its store manager and its polling thread.
+pub struct Instance {
+    /// 1-based, as printed.
+    pub id: usize,
+    /// The instance's stores.
+    pub manager: Arc<StoreManager<String, f64>>,
+    listener: Arc<ArrivalListener>,
+    report: Arc<Mutex<Report>>,
+    command: Arc<AtomicU8>,
+    thread: Option<JoinHandle<Result<BTreeMap<String, f64>>>>,
+}
+
+impl Instance {
+    /// Starts instance `id` on its own thread: joins `config`'s group and processes
+    /// purchases into `manager`'s stores until told to leave or finish.
+    pub fn start(
+        id: usize,
+        config: GroupConfig,
+        manager: Arc<StoreManager<String, f64>>,
+        runtime: Handle,
+        positions: Positions,
+    ) -> Result<Self> {
+        let listener = Arc::new(ArrivalListener::default());
+        let report = Arc::new(Mutex::new(Report::default()));
+        let command = Arc::new(AtomicU8::new(RUN));
+        let thread = {
+            let (listener, report, command, manager) = (
+                listener.clone(),
+                report.clone(),
+                command.clone(),
+                manager.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("instance-{id}"))
+                .spawn(move || {
+                    let outcome = serve(
+                        &config, manager, runtime, listener, &report, &command, &positions,
+                    );
+                    if let Err(err) = &outcome {
+                        lock(&report).failed = Some(err.to_string());
+                    }
+                    outcome
+                })
+                .map_err(|err| {
+                    Error::from(err).context(format!("starting instance {id}'s thread"))
+                })?
+        };
+        Ok(Self {
+            id,
+            manager,
+            listener,
+            report,
+            command,
+            thread: Some(thread),
+        })
+    }
+
+    /// What the thread last published.
+    pub fn report(&self) -> Report {
+        lock(&self.report).clone()
+    }
+
+    /// The latest arrival of `partition` here.
+    pub fn arrival(&self, partition: Partition) -> Option<Arrival> {
+        lock(&self.listener.arrivals).get(&partition).cloned()
+    }
+
+    /// Leaves the group cleanly: its partitions are committed, closed (directories kept)
+    /// and handed to the others.
+    pub fn leave(mut self) -> Result<()> {
+        self.stop(LEAVE).map(drop)
+    }
+
+    /// Tells the thread to stop processing; [`finish`](Self::finish) collects the
+    /// result. Signal every instance before finishing any, so no partition moves while
+    /// the totals are read.
+    pub fn request_finish(&self) {
+        self.command.store(FINISH, Ordering::SeqCst);
+    }
+
+    /// Commits, returns every total this instance serves, then leaves the group.
+    pub fn finish(mut self) -> Result<BTreeMap<String, f64>> {
+        self.stop(FINISH)
+    }
+
+    fn stop(&mut self, command: u8) -> Result<BTreeMap<String, f64>> {
+        self.command.store(command, Ordering::SeqCst);
+        let id = self.id;
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| Error::internal(format!("instance {id}'s thread panicked")))?,
+            None => Ok(BTreeMap::new()),
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // An early return elsewhere: leave the group rather than hang the process.
+        if self.thread.is_some() {
+            let _ = self.stop(LEAVE);
+        }
+    }
+}
+
+/// The thread: poll until told otherwise, then hand back totals and/or leave.
+fn serve(
+    config: &GroupConfig,
+    manager: Arc<StoreManager<String, f64>>,
+    runtime: Handle,
+    listener: Arc<ArrivalListener>,
+    report: &Mutex<Report>,
+    command: &AtomicU8,
+    positions: &Positions,
+) -> Result<BTreeMap<String, f64>> {
+    let mut consumer = StatefulConsumer::new(config, manager, runtime, listener)?;
+    let mut processed = 0;
+    while command.load(Ordering::SeqCst) == RUN {
+        let mut done = None;
+        let polled = consumer.poll(POLL, |store, record| {
+            add_purchase(store, record)?;
+            done = Some((record.partition, record.offset + 1));
+            Ok(())
+        });
+        polled?;
+        if let Some((partition, next)) = done {
+            lock(positions).insert(partition, next);
+            processed += 1;
+        }
+        // Positions first, then ownership: a reader never sees a partition ready here
+        // with a position older than what was processed here.
+        let ready = consumer.ready_partitions();
+        let mut published = lock(report);
+        published.ready = ready;
+        published.processed = processed;
+        published.refused_commits = consumer.refused_commits();
+    }
+    let mut totals = BTreeMap::new();
+    if command.load(Ordering::SeqCst) == FINISH {
+        consumer.commit()?;
+        for partition in consumer.ready_partitions() {
+            let store = consumer.manager().try_store(partition).ok_or_else(|| {
+                Error::internal(format!(
+                    "partition {partition} is served but its store is busy"
+                ))
+            })?;
+            for entry in store.all()? {
+                let (customer, total) = entry?;
+                totals.insert(customer, total);
+            }
+        }
+    }
+    consumer.close()?;
+    Ok(totals)
+}
+
+/// The rewards processing: the customer's total grows by the purchase's points.
+fn add_purchase(
+    store: &mut TypedKeyValueStore<String, f64>,
+    record: &InputRecord<'_>,
+) -> Result<()> {
+    let at = || {
+        format!(
+            "input partition {} offset {}",
+            record.partition, record.offset
+        )
+    };
+    let customer = record
+        .key
+        .and_then(|key| std::str::from_utf8(key).ok())
+        .ok_or_else(|| Error::invalid_input(format!("{}: the key is not a UTF-8 customer", at())))?
+        .to_owned();
+    let amount = record
+        .value
+        .and_then(|value| <[u8; 8]>::try_from(value).ok())
+        .map(f64::from_be_bytes)
+        .ok_or_else(|| {
+            Error::invalid_input(format!(
+                "{}: the value is not an 8-byte big-endian f64",
+                at()
+            ))
+        })?;
+    let total = store.get(&customer)?.unwrap_or(0.0) + workload::points(amount);
+    store.put(&customer, &total)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update leaves the data consistent, so a panic elsewhere does not matter.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
