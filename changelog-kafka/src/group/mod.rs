@@ -40,6 +40,9 @@ use member::{Assignment, Member, Restored};
 
 use crate::error::{At, kafka_error};
 
+/// The longest a poll waits while a partition restores.
+const RESTORE_CHECK_INTERVAL: Duration = Duration::from_millis(5);
+
 /// One input record handed to the processing closure.
 #[derive(Debug, Clone, Copy)]
 pub struct InputRecord<'a> {
@@ -157,7 +160,18 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
             ));
         }
         self.resume_restored()?;
-        let processed = match self.consumer.poll(timeout) {
+        // A restore finishing does not wake the consumer: while one runs, poll briefly
+        // so its partition is resumed soon after it is ready.
+        let restoring = {
+            let assignment = self.member.assignment();
+            assignment.assigned.len() > assignment.ready.len()
+        };
+        let wait = if restoring {
+            timeout.min(RESTORE_CHECK_INTERVAL)
+        } else {
+            timeout
+        };
+        let processed = match self.consumer.poll(wait) {
             None => None,
             Some(Err(err)) => {
                 return Err(kafka_error(
