@@ -202,6 +202,10 @@ macro_rules! conformance_suite {
                 $crate::manager::lost_partition_drops_uncommitted_writes(&factory());
             }
             #[test]
+            fn manager_withdrawn_assignment_opens_nothing() {
+                $crate::manager::withdrawn_assignment_opens_nothing(&factory());
+            }
+            #[test]
             fn manager_restores_run_within_the_parallel_bound() {
                 $crate::manager::restores_run_within_the_parallel_bound(&factory());
             }

@@ -289,3 +289,21 @@ fn current_lag(manager: &StoreManager<String, i64>, partition: Partition) -> u64
         .expect("a standby")
         .lag
 }
+
+/// An assignment withdrawn before its restore could start opens nothing: the partition
+/// gets no role and no store, and a later assignment restores it normally.
+pub fn withdrawn_assignment_opens_nothing(backend: &dyn BackendFactory) {
+    let changelog = InMemoryChangelog::new();
+    let writer = instance(backend, &changelog, ProcessingGuarantee::AtLeastOnce, None);
+    block_on(writer.manager.assign(5)).unwrap();
+    add(&writer, 5, 10, 1);
+    let other = instance(backend, &changelog, ProcessingGuarantee::AtLeastOnce, None);
+    assert_eq!(
+        block_on(other.manager.assign_while(5, || false)).unwrap(),
+        None
+    );
+    assert_eq!(other.manager.role(5), None);
+    assert!(other.manager.try_store(5).is_none());
+    block_on(writer.manager.revoke(&[5], AfterRevoke::Close)).unwrap();
+    assert_eq!(restored(block_on(other.manager.assign(5)).unwrap()), 10);
+}

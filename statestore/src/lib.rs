@@ -57,7 +57,8 @@ pub mod prelude {
     pub use crate::Stores;
     pub use state_core::changelog::in_memory::InMemoryChangelog;
     pub use state_core::{
-        Changelog, Error, ErrorKind, KeyValueStore, ProcessingGuarantee, RestoreListener, Result,
-        Serdes, StoreBuilder, StoreContext, TypedKeyValueStore,
+        AfterRevoke, Changelog, Error, ErrorKind, KeyValueStore, PartitionRole,
+        ProcessingGuarantee, RestoreListener, Result, Serdes, StoreBuilder, StoreContext,
+        StoreManager, TypedKeyValueStore,
     };
 }

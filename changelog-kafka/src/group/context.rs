@@ -85,7 +85,14 @@ impl<K: 'static, V: 'static> GroupContext<K, V> {
         for (partition, generation) in generations {
             let member = member.clone();
             member.runtime.clone().spawn(async move {
-                let result = member.manager.assign(partition).await;
+                // A revoke that ran before this task got the partition's lock has
+                // bumped the generation: then the partition is not opened at all.
+                let result = member
+                    .manager
+                    .assign_while(partition, || {
+                        member.assignment().generations.get(&partition) == Some(&generation)
+                    })
+                    .await;
                 let restored = Restored {
                     partition,
                     generation,

@@ -151,7 +151,22 @@ impl<K: 'static, V: 'static> StoreManager<K, V> {
     /// restores the changelog tail and only then serves it. Returns what was restored
     /// (`None` when it was already active or logging is disabled).
     pub async fn assign(&self, partition: Partition) -> Result<Option<RestoreSummary>> {
+        self.assign_while(partition, || true).await
+    }
+
+    /// [`assign`](Self::assign), unless `still_wanted` — asked once the partition's lock
+    /// is held, so no revoke can run in between — says the assignment was withdrawn
+    /// meanwhile (a rebalance revoked the partition before its restore could start);
+    /// then nothing is opened and `Ok(None)` is returned.
+    pub async fn assign_while(
+        &self,
+        partition: Partition,
+        still_wanted: impl FnOnce() -> bool,
+    ) -> Result<Option<RestoreSummary>> {
         let mut slot = self.slot(partition).lock_owned().await;
+        if !still_wanted() {
+            return Ok(None);
+        }
         let standby = match std::mem::replace(&mut *slot, Slot::Empty) {
             Slot::Active(store) => {
                 *slot = Slot::Active(store);
