@@ -7,14 +7,15 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rdkafka::ClientContext;
 use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
     ChangelogRecord, ChangelogSink, Error, ErrorKind, Partition, Position, ProcessingGuarantee,
-    Result, SinkOptions,
+    Result, SinkOptions, SourceOffsets,
 };
 
 use crate::config::KafkaChangelogConfig;
@@ -551,5 +552,44 @@ impl ChangelogSink for KafkaSink {
 
     fn in_transaction(&self) -> bool {
         self.in_transaction.load(Ordering::SeqCst)
+    }
+
+    async fn send_source_offsets(&self, source: &SourceOffsets) -> Result<()> {
+        self.require_exactly_once("send_source_offsets")?;
+        self.check_usable()?;
+        if !self.in_transaction() {
+            return Err(Error::invalid_input(format!(
+                "send_source_offsets on changelog topic {} without an open transaction",
+                self.topic
+            )));
+        }
+        let group = source
+            .group
+            .clone()
+            .downcast::<ConsumerGroupMetadata>()
+            .map_err(|_| {
+                Error::invalid_input(format!(
+                    "input offsets of {} for changelog topic {}: the group must be rdkafka's ConsumerGroupMetadata",
+                    source.topic, self.topic
+                ))
+            })?;
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, &offset) in &source.offsets {
+            offsets
+                .add_partition_offset(&source.topic, partition, KafkaOffset::Offset(offset))
+                .map_err(|err| {
+                    kafka_error(
+                        "listing input offsets",
+                        At::offset(&source.topic, partition, offset),
+                        err,
+                    )
+                })?;
+        }
+        let timeout = self.flush_timeout;
+        self.blocking(
+            "sending input offsets into the transaction",
+            move |producer| producer.send_offsets_to_transaction(&offsets, &group, timeout),
+        )
+        .await
     }
 }

@@ -50,13 +50,35 @@ impl Serde<Reward> for RewardSerde {
 }
 
 /// Adds the purchase at `offset` to its customer's total unless the total already
-/// counts it.
+/// counts it (at-least-once: replayed input is skipped).
 pub fn apply(
     store: &TypedKeyValueStore<String, Reward>,
     offset: Offset,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> Result<()> {
+    let (customer, cents) = decode(offset, key, value)?;
+    let current = current(store, &customer)?;
+    if offset <= current.last_offset {
+        return Ok(());
+    }
+    put(store, &customer, current, cents, offset)
+}
+
+/// Adds the purchase at `offset` to its customer's total, counted or not: exactly-once
+/// must never replay it, and a total counting a purchase twice shows it did.
+pub fn add(
+    store: &TypedKeyValueStore<String, Reward>,
+    offset: Offset,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<()> {
+    let (customer, cents) = decode(offset, key, value)?;
+    let current = current(store, &customer)?;
+    put(store, &customer, current, cents, offset)
+}
+
+fn decode(offset: Offset, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(String, i64)> {
     let customer = String::from_utf8(key.unwrap_or_default().to_vec())
         .map_err(|_| Error::invalid_input(format!("input offset {offset}: key is not UTF-8")))?;
     let cents = value
@@ -65,15 +87,25 @@ pub fn apply(
         .ok_or_else(|| {
             Error::invalid_input(format!("input offset {offset}: value is not 8 bytes"))
         })?;
-    let current = store.get(&customer)?.unwrap_or(Reward {
+    Ok((customer, cents))
+}
+
+fn current(store: &TypedKeyValueStore<String, Reward>, customer: &String) -> Result<Reward> {
+    Ok(store.get(customer)?.unwrap_or(Reward {
         total: 0,
         last_offset: -1,
-    });
-    if offset <= current.last_offset {
-        return Ok(());
-    }
+    }))
+}
+
+fn put(
+    store: &TypedKeyValueStore<String, Reward>,
+    customer: &String,
+    current: Reward,
+    cents: i64,
+    offset: Offset,
+) -> Result<()> {
     store.put(
-        &customer,
+        customer,
         &Reward {
             total: current.total + cents,
             last_offset: offset,

@@ -8,13 +8,16 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use state_core::{Changelog, Partition, TopicSpec};
+use rdkafka::{ClientConfig, Offset as KafkaOffset, TopicPartitionList};
+use state_core::{
+    Changelog, ChangelogReader, IsolationLevel, Partition, TopicSpec, changelog_topic_name,
+};
 
 use crate::changelogs::unique_topic;
 use crate::harness::block_on;
@@ -23,7 +26,7 @@ use crate::rewards::{Totals, amount, customer, partition_of};
 /// Input (and changelog) partitions.
 pub const PARTITIONS: i32 = 6;
 /// Customers in the workload.
-const CUSTOMERS: u32 = 600;
+pub const CUSTOMERS: u32 = 600;
 /// How long one step may take: a killed instance's partitions move after the 6 s
 /// session timeout, then restore.
 const STEP_DEADLINE: Duration = Duration::from_secs(90);
@@ -52,6 +55,10 @@ pub struct Instance {
 impl Instance {
     fn spawn(name: &str, group: &Group, backend: &str, state_dir: &Path, standbys: &str) -> Self {
         let mut child = Command::new(&group.instance_binary)
+            .env(
+                "STATESTORE_COMMIT_INTERVAL_MS",
+                group.commit_interval.as_millis().to_string(),
+            )
             .args([
                 group.bootstrap.as_str(),
                 group.app.as_str(),
@@ -60,6 +67,7 @@ impl Instance {
                 backend,
                 &state_dir.display().to_string(),
                 standbys,
+                group.guarantee,
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -133,6 +141,13 @@ impl Instance {
                 .insert((*customer).to_owned(), total.parse().unwrap());
         }
         stores
+    }
+
+    /// Records processed so far (nothing is committed by asking).
+    pub fn processed(&mut self) -> u64 {
+        let line = self.request("count", "count ", "count-end").pop();
+        line.and_then(|l| l.strip_prefix("count ")?.parse().ok())
+            .unwrap_or_else(|| panic!("instance {} sent no count", self.name))
     }
 
     /// Standby lag per partition.
@@ -239,6 +254,10 @@ pub struct Group {
     producer: BaseProducer,
     model: Totals,
     waves: u32,
+    guarantee: &'static str,
+    commit_interval: Duration,
+    uncommitted_reader: OnceLock<Arc<dyn ChangelogReader>>,
+    offsets_client: OnceLock<BaseConsumer>,
 }
 
 impl Group {
@@ -267,7 +286,64 @@ impl Group {
             producer,
             model: Totals::new(),
             waves: 0,
+            guarantee: "at_least_once",
+            commit_interval: Duration::from_millis(200),
+            uncommitted_reader: OnceLock::new(),
+            offsets_client: OnceLock::new(),
         }
+    }
+
+    /// Whether the group's committed offset of every input partition is the partition's
+    /// end: all input was processed and committed.
+    fn all_input_committed(&self) -> bool {
+        let offsets = self.offsets_client.get_or_init(|| {
+            ClientConfig::new()
+                .set("bootstrap.servers", &self.bootstrap)
+                .set("group.id", &self.app)
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap()
+        });
+        let mut list = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            list.add_partition(&self.input, p);
+        }
+        let committed = offsets
+            .committed_offsets(list, Duration::from_secs(10))
+            .unwrap();
+        (0..PARTITIONS).all(|p| {
+            let (_, end) = offsets
+                .fetch_watermarks(&self.input, p, Duration::from_secs(10))
+                .unwrap();
+            committed
+                .find_partition(&self.input, p)
+                .is_some_and(|e| e.offset() == KafkaOffset::Offset(end))
+        })
+    }
+
+    /// Runs the instances exactly-once: each purchase is added without checking whether
+    /// it was counted, so only the transactions keep the totals exact.
+    pub fn exactly_once(mut self) -> Self {
+        self.guarantee = "exactly_once";
+        self
+    }
+
+    /// Instances started from now on commit every `interval`.
+    pub fn with_commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// The high watermark of `partition` of the store's changelog, counting records of
+    /// open transactions too.
+    pub fn changelog_high_watermark(&self, partition: Partition) -> i64 {
+        let reader = self.uncommitted_reader.get_or_init(|| {
+            let changelog =
+                KafkaChangelog::new(KafkaChangelogConfig::new(self.bootstrap.clone())).unwrap();
+            let topic = changelog_topic_name(&self.app, "rewards");
+            block_on(changelog.reader(&topic, IsolationLevel::ReadUncommitted)).unwrap()
+        });
+        block_on(reader.offsets(partition)).unwrap().end
     }
 
     /// Starts an instance with its own state directory.
@@ -277,6 +353,17 @@ impl Group {
 
     /// Produces one purchase per customer and updates the model.
     pub fn produce_wave(&mut self) {
+        self.produce_waves(1);
+    }
+
+    /// Produces `waves` purchases per customer and updates the model.
+    pub fn produce_waves(&mut self, waves: u32) {
+        for _ in 0..waves {
+            self.produce_one_wave();
+        }
+    }
+
+    fn produce_one_wave(&mut self) {
         self.waves += 1;
         for c in 0..CUSTOMERS {
             let (key, cents) = (customer(c), amount(self.waves, c));
@@ -292,9 +379,10 @@ impl Group {
         self.producer.flush(Duration::from_secs(30)).unwrap();
     }
 
-    /// Waits until `instances` together serve every partition exactly once, each of them
-    /// at least one (so a newcomer has joined), and their stores' union equals the
-    /// model; returns which instance serves which partition.
+    /// Waits until all input is processed and committed, `instances` together serve
+    /// every partition exactly once, each of them at least one (so a newcomer has
+    /// joined), and their stores' union equals the model; returns which instance serves
+    /// which partition.
     pub fn wait_for_model(&self, instances: &mut [&mut Instance]) -> BTreeMap<Partition, String> {
         let deadline = Instant::now() + STEP_DEADLINE;
         loop {
@@ -306,7 +394,11 @@ impl Group {
                     union.extend(totals);
                 }
             }
-            let whole = (0..PARTITIONS).all(|p| owners.get(&p).is_some_and(|o| o.len() == 1))
+            // Every record consumed and committed: a union that matches the model while
+            // a new owner has yet to replay input could hide a purchase counted twice.
+            let consumed = self.all_input_committed();
+            let whole = consumed
+                && (0..PARTITIONS).all(|p| owners.get(&p).is_some_and(|o| o.len() == 1))
                 && instances
                     .iter()
                     .all(|i| owners.values().any(|o| o.contains(&i.name)));

@@ -45,3 +45,26 @@ fn promoted_standby_replays_only_its_lag_redb() {
         );
     }
 }
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn exactly_once_group_survives_a_kill_rocksdb() {
+    if let Some(bootstrap) = bootstrap() {
+        conformance_tests::group_scenarios::exactly_once_group_survives_a_kill(
+            &bootstrap,
+            binary(),
+            "rocksdb",
+        );
+    }
+}
+
+#[test]
+fn exactly_once_group_survives_a_kill_memory() {
+    if let Some(bootstrap) = bootstrap() {
+        conformance_tests::group_scenarios::exactly_once_group_survives_a_kill(
+            &bootstrap,
+            binary(),
+            "memory",
+        );
+    }
+}

@@ -28,7 +28,8 @@ pub mod store;
 pub use builder::{ByteStore, StoreBuilder, StoreContext, TypedKeyValueStore};
 pub use changelog::{
     Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, ConsumedRecord, IsolationLevel,
-    LogOffsets, ProcessingGuarantee, RestoreCursor, SinkOptions, TopicSpec, changelog_topic_name,
+    LogOffsets, ProcessingGuarantee, RestoreCursor, SinkOptions, SourceOffsets, TopicSpec,
+    changelog_topic_name,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use logging::{CommitSummary, LoggedStore};

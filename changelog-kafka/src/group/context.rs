@@ -119,6 +119,7 @@ impl<K: 'static, V: 'static> GroupContext<K, V> {
             for p in partitions {
                 assignment.assigned.remove(p);
                 let was_ready = assignment.ready.remove(p);
+                assignment.committed.remove(p);
                 *assignment.generations.entry(*p).or_default() += 1;
                 if let (true, Some(offset)) = (was_ready, assignment.processed.remove(p)) {
                     offsets.push((*p, offset));
@@ -133,15 +134,21 @@ impl<K: 'static, V: 'static> GroupContext<K, V> {
         // Callbacks run on the polling thread, never a runtime worker (checked when
         // polling), so blocking here is allowed — and needed: the partitions must be
         // committed before the group hands them to someone else.
+        let exactly_once = member.exactly_once();
         let closed = member.runtime.block_on(async {
             if lost {
-                member.manager.lose(partitions).await
-            } else {
-                member.manager.revoke(partitions, after).await
+                return member.manager.lose(partitions).await;
             }
+            if exactly_once {
+                member
+                    .attach_source_offsets(&offsets, consumer.group_metadata())
+                    .await?;
+            }
+            member.manager.revoke(partitions, after).await
         });
         match closed {
-            Ok(()) if !lost => match commit_offsets(consumer, &member.topic, &offsets) {
+            Ok(()) if exactly_once || lost => {}
+            Ok(()) => match commit_offsets(consumer, &member.topic, &offsets) {
                 Ok(OffsetCommit::Done) => {}
                 Ok(OffsetCommit::RefusedByRebalance) => log::warn!(
                     "offsets of revoked partitions {partitions:?} of {} were refused; their next owner replays input from the previous commit",
@@ -149,7 +156,6 @@ impl<K: 'static, V: 'static> GroupContext<K, V> {
                 ),
                 Err(err) => member.fail(err),
             },
-            Ok(()) => {}
             Err(err) => member.fail(err.context("closing revoked partitions")),
         }
         member.listener.on_revoked(partitions, lost);

@@ -30,6 +30,8 @@ pub(crate) struct Assignment {
     pub(crate) ready: BTreeSet<Partition>,
     /// The next input offset to consume, per partition, after processing.
     pub(crate) processed: BTreeMap<Partition, Offset>,
+    /// The offsets of `processed` last committed.
+    pub(crate) committed: BTreeMap<Partition, Offset>,
     /// An error a rebalance callback could not return.
     pub(crate) error: Option<Error>,
 }
@@ -66,6 +68,39 @@ impl<K, V> Member<K, V> {
 }
 
 impl<K: 'static, V: 'static> Member<K, V> {
+    /// Whether input offsets travel inside each partition's changelog transaction.
+    pub(crate) fn exactly_once(&self) -> bool {
+        self.manager.context().guarantee() == state_core::ProcessingGuarantee::ExactlyOnce
+    }
+
+    /// Under exactly-once, hands each of `offsets` (next input offset per partition) to
+    /// its partition's store, so the store's next commit carries it in its transaction.
+    pub(crate) async fn attach_source_offsets(
+        &self,
+        offsets: &[(Partition, Offset)],
+        group: Option<rdkafka::consumer::ConsumerGroupMetadata>,
+    ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let group: Arc<dyn std::any::Any + Send + Sync> = Arc::new(group.ok_or_else(|| {
+            Error::internal(format!(
+                "the group consumer of {} has no group metadata to commit offsets with",
+                self.topic
+            ))
+        })?);
+        for &(partition, offset) in offsets {
+            if let Some(store) = self.manager.store(partition).await {
+                store.set_source_offsets(state_core::SourceOffsets {
+                    topic: self.topic.clone(),
+                    offsets: std::collections::BTreeMap::from([(partition, offset)]),
+                    group: group.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Starts standbys for every partition not assigned here, under
     /// [`StandbyPolicy::AllUnowned`].
     pub(crate) fn refresh_standbys(self: &Arc<Self>) {

@@ -5,12 +5,18 @@
 //!
 //! The processing loop is the caller's: [`StatefulConsumer::poll`] hands one input
 //! record at a time to a closure together with its partition's store, and commits stores
-//! and then input offsets every commit interval (at-least-once).
+//! and input offsets every commit interval (see the guarantees below).
 //!
-//! ## Exactly-once
-//! Not supported here yet: end-to-end exactly-once needs the input offsets committed in
-//! the changelog transaction (`send_offsets_to_transaction`), which the changelog sink
-//! does not expose. [`StatefulConsumer::new`] refuses a manager configured for it.
+//! ## Guarantees
+//! - At-least-once: stores are committed (changelog flushed), then the input offsets; a
+//!   crash in between replays input into restored state, so updates should be idempotent
+//!   or tolerate repeats.
+//! - Exactly-once: each partition's input offset is sent into that partition's changelog
+//!   transaction (`send_offsets_to_transaction`, with the group's metadata so a zombie of
+//!   an older generation is fenced), so input position and state commit together or not
+//!   at all; the input is read `read_committed`. Transactional ids are per store
+//!   partition (`<application>-<store>-<partition>`), as in Kafka Streams' original
+//!   exactly-once: a new owner's sink fences the old owner's before restoring.
 
 mod config;
 mod context;
@@ -83,14 +89,13 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
         runtime: Handle,
         listener: Arc<dyn GroupListener>,
     ) -> Result<Self> {
-        if manager.context().guarantee() == ProcessingGuarantee::ExactlyOnce {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "StatefulConsumer commits input offsets after the changelog (at-least-once); \
-                 exactly-once needs them inside the changelog transaction, which is not built yet",
-            ));
-        }
         let topic = config.input_topic.as_str();
+        // Under exactly-once, input written by transactional producers (another
+        // exactly-once processor) counts only once committed.
+        let isolation = match manager.context().guarantee() {
+            ProcessingGuarantee::ExactlyOnce => "read_committed",
+            ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
+        };
         let session = config.session_timeout.as_millis().to_string();
         let heartbeat = (config.session_timeout.as_millis() / 3).max(1).to_string();
         let ours = [
@@ -102,6 +107,7 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
             ("session.timeout.ms", session.as_str()),
             ("heartbeat.interval.ms", heartbeat.as_str()),
             ("enable.partition.eof", "false"),
+            ("isolation.level", isolation),
         ];
         let client = config.kafka.client_config(&ours, &config.kafka.consumer);
         let partitions = manager.context().num_partitions();
@@ -202,21 +208,34 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
     /// Commits every store, then the input offsets processed into them.
     pub fn commit(&mut self) -> Result<()> {
         self.last_commit = Instant::now();
+        // Only offsets that moved: an idle partition needs no transaction every interval.
         let offsets: Vec<(Partition, Offset)> = {
             let assignment = self.member.assignment();
             assignment
                 .processed
                 .iter()
-                .filter(|(p, _)| assignment.ready.contains(p))
+                .filter(|(p, o)| {
+                    assignment.ready.contains(p) && assignment.committed.get(p) != Some(o)
+                })
                 .map(|(p, o)| (*p, *o))
                 .collect()
         };
-        self.member.runtime.block_on(self.member.manager.commit())?;
-        if context::commit_offsets(&self.consumer, &self.member.topic, &offsets)?
-            == OffsetCommit::RefusedByRebalance
-        {
-            self.refused_commits += 1;
+        if self.member.exactly_once() {
+            let group = self.consumer.group_metadata();
+            self.member.runtime.block_on(async {
+                self.member.attach_source_offsets(&offsets, group).await?;
+                self.member.manager.commit().await.map(drop)
+            })?;
+        } else {
+            self.member.runtime.block_on(self.member.manager.commit())?;
+            if context::commit_offsets(&self.consumer, &self.member.topic, &offsets)?
+                == OffsetCommit::RefusedByRebalance
+            {
+                self.refused_commits += 1;
+                return Ok(());
+            }
         }
+        self.member.assignment().committed.extend(offsets);
         Ok(())
     }
 

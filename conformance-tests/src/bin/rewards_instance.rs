@@ -3,11 +3,16 @@
 //! on stdout, one event per line.
 //!
 //! Usage: `rewards_instance BOOTSTRAP APP_ID INPUT_TOPIC PARTITIONS BACKEND STATE_DIR
-//! STANDBYS` with STANDBYS `none` or `all`.
+//! STANDBYS GUARANTEE` with STANDBYS `none` or `all` and GUARANTEE `at_least_once`
+//! (purchases already counted are skipped, the idempotent-consumer pattern) or
+//! `exactly_once` (every purchase is simply added: only the transaction keeps totals
+//! exact across a crash). `STATESTORE_COMMIT_INTERVAL_MS` sets the commit interval
+//! (default 200).
 //!
 //! Events: `assigned P..`, `ready P RESTORED FROM END`, `revoked LOST P..`, `served P`
 //! (the first record processed since the partition became ready). Commands: `dump`
-//! (commit, then `entry P CUSTOMER TOTAL LAST_OFFSET` lines and `dump-end`), `lag`
+//! (commit, then `entry P CUSTOMER TOTAL LAST_OFFSET` lines and `dump-end`), `count`
+//! (`count N`: records processed, without committing), `lag`
 //! (`lag P LAG APPLIED` lines and `lag-end`), `pause-standbys`, `stop` (clean close,
 //! then `closed`).
 
@@ -21,8 +26,11 @@ use changelog_kafka::{
     GroupConfig, GroupListener, KafkaChangelog, KafkaChangelogConfig, StandbyPolicy,
     StatefulConsumer,
 };
-use conformance_tests::rewards::{RewardSerde, apply};
-use state_core::{Partition, RestoreSummary, Serdes, StoreBuilder, StoreContext, StoreManager};
+use conformance_tests::rewards::{RewardSerde, add, apply};
+use state_core::{
+    Partition, ProcessingGuarantee, RestoreSummary, Serdes, StoreBuilder, StoreContext,
+    StoreManager,
+};
 
 const STORE: &str = "rewards";
 
@@ -70,6 +78,13 @@ impl GroupListener for Events {
     }
 }
 
+/// `STATESTORE_COMMIT_INTERVAL_MS`, default 200.
+fn commit_interval() -> Result<Duration, Box<dyn std::error::Error>> {
+    Ok(Duration::from_millis(
+        std::env::var("STATESTORE_COMMIT_INTERVAL_MS").map_or(Ok(200), |v| v.parse())?,
+    ))
+}
+
 fn commands() -> Receiver<String> {
     let (sender, receiver) = channel();
     std::thread::spawn(move || {
@@ -85,8 +100,24 @@ fn commands() -> Receiver<String> {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, bootstrap, app, input, partitions, backend, dir, standbys] = args.as_slice() else {
-        return Err("usage: rewards_instance BOOTSTRAP APP_ID INPUT_TOPIC PARTITIONS BACKEND STATE_DIR STANDBYS".into());
+    let [
+        _,
+        bootstrap,
+        app,
+        input,
+        partitions,
+        backend,
+        dir,
+        standbys,
+        guarantee,
+    ] = args.as_slice()
+    else {
+        return Err("usage: rewards_instance BOOTSTRAP APP_ID INPUT_TOPIC PARTITIONS BACKEND STATE_DIR STANDBYS GUARANTEE".into());
+    };
+    let exactly_once = match guarantee.as_str() {
+        "exactly_once" => true,
+        "at_least_once" => false,
+        other => return Err(format!("unknown guarantee {other}").into()),
     };
     let backend = conformance_tests::backends()
         .into_iter()
@@ -95,8 +126,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let kafka =
         KafkaChangelogConfig::new(bootstrap.clone()).with_poll_timeout(Duration::from_millis(100));
     let changelog = Arc::new(KafkaChangelog::new(kafka.clone())?);
-    let context =
-        StoreContext::new(app.clone(), 0, partitions.parse()?, dir).with_changelog(changelog);
+    let context = StoreContext::new(app.clone(), 0, partitions.parse()?, dir)
+        .with_changelog(changelog)
+        .with_guarantee(if exactly_once {
+            ProcessingGuarantee::ExactlyOnce
+        } else {
+            ProcessingGuarantee::AtLeastOnce
+        });
     let builder = StoreBuilder::new(backend.supplier(STORE), Serdes::string(), RewardSerde);
     let manager = Arc::new(StoreManager::new(builder, context));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,7 +144,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         _ => StandbyPolicy::None,
     };
     let config = GroupConfig::new(kafka, app.clone(), input.clone())
-        .with_commit_interval(Duration::from_millis(200))
+        .with_commit_interval(commit_interval()?)
         .with_session_timeout(Duration::from_secs(6))
         .with_standbys(standbys);
     let served = Arc::new(Mutex::new(BTreeSet::new()));
@@ -118,14 +154,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut consumer =
         StatefulConsumer::new(&config, manager.clone(), runtime.handle().clone(), events)?;
     let commands = commands();
+    let mut count = 0u64;
     loop {
         let processed = consumer.poll(Duration::from_millis(50), |store, record| {
-            apply(store, record.offset, record.key, record.value)
+            if exactly_once {
+                add(store, record.offset, record.key, record.value)
+            } else {
+                apply(store, record.offset, record.key, record.value)
+            }
         })?;
-        if let Some(p) = processed
-            && served.lock().unwrap().insert(p)
-        {
-            say(&format!("served {p}"));
+        if let Some(p) = processed {
+            count += 1;
+            if served.lock().unwrap().insert(p) {
+                say(&format!("served {p}"));
+            }
         }
         let Ok(command) = commands.try_recv() else {
             continue;
@@ -146,6 +188,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 say("dump-end");
+            }
+            "count" => {
+                say(&format!("count {count}"));
+                say("count-end");
             }
             "lag" => {
                 for lag in runtime.block_on(manager.standby_lags())? {

@@ -170,6 +170,14 @@ impl<K, V> TypedKeyValueStore<K, V> {
         }
     }
 
+    /// Input offsets the next commit sends into its transaction under exactly-once (see
+    /// [`LoggedStore::set_source_offsets`]); ignored when logging is disabled.
+    pub fn set_source_offsets(&self, source: crate::SourceOffsets) {
+        if let ByteStore::Logged(logged) = &self.store {
+            logged.set_source_offsets(source);
+        }
+    }
+
     /// The committed store underneath, without its changelog sink; uncommitted changes are
     /// dropped. A revoked partition's store becomes a standby this way without closing.
     pub fn into_committed(self) -> Arc<dyn KeyValueStore> {

@@ -5,10 +5,12 @@ pub mod in_memory;
 mod reader;
 mod record;
 mod sink;
+mod source;
 mod topic;
 
 pub use guarantee::{IsolationLevel, ProcessingGuarantee};
 pub use reader::{ChangelogReader, LogOffsets, RestoreCursor};
 pub use record::{ChangelogRecord, ConsumedRecord};
 pub use sink::ChangelogSink;
+pub use source::SourceOffsets;
 pub use topic::{Changelog, SinkOptions, TopicSpec, changelog_topic_name};

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use super::{ChangelogRecord, ProcessingGuarantee};
-use crate::{Partition, Position, Result};
+use super::{ChangelogRecord, ProcessingGuarantee, SourceOffsets};
+use crate::{Error, Partition, Position, Result};
 
 /// Where a logged store sends its changes: one changelog topic.
 ///
@@ -54,4 +54,15 @@ pub trait ChangelogSink: Send + Sync {
 
     /// Whether a transaction is open.
     fn in_transaction(&self) -> bool;
+
+    /// Adds a processor's input offsets to the open transaction (exactly-once), so they
+    /// are committed or aborted with its records. Changelogs that have no notion of a
+    /// consumer group return [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+    async fn send_source_offsets(&self, source: &SourceOffsets) -> Result<()> {
+        Err(Error::unsupported(format!(
+            "changelog topic {} cannot commit input offsets of {} in its transactions",
+            self.topic(),
+            source.topic
+        )))
+    }
 }

@@ -18,7 +18,7 @@ use merge::MergeIter;
 
 use crate::{
     ChangelogRecord, ChangelogSink, Error, KeyRange, KeyValueStore, KvIter, Offset, Partition,
-    Position, ProcessingGuarantee, Result, WriteBatch, WriteOp,
+    Position, ProcessingGuarantee, Result, SourceOffsets, WriteBatch, WriteOp,
 };
 
 /// What a successful [`LoggedStore::commit`] did.
@@ -48,6 +48,8 @@ struct LogState {
     interval_start_ack: Option<Offset>,
     /// After a failed commit: the first buffered record the changelog may lack.
     resend_from: Option<usize>,
+    /// Input offsets to commit in the next transaction (exactly-once).
+    source: Option<SourceOffsets>,
 }
 
 impl LoggedStore {
@@ -90,6 +92,14 @@ impl LoggedStore {
     /// The changelog partition this store logs to.
     pub fn partition(&self) -> Partition {
         self.partition
+    }
+
+    /// Input offsets the next commit sends into its transaction (exactly-once), replacing
+    /// any set before: the input position then advances with this store's changes or
+    /// not at all. At-least-once ignores them — the caller commits its input offsets
+    /// after [`commit`](Self::commit) returns.
+    pub fn set_source_offsets(&self, source: SourceOffsets) {
+        self.lock().source = Some(source);
     }
 
     /// Number of changelog records appended since the last successful commit.
@@ -191,11 +201,20 @@ impl LoggedStore {
     pub async fn commit(&mut self) -> Result<CommitSummary> {
         let guarantee = self.sink.guarantee();
         let state = self.state.get_mut().map_err(|_| poisoned())?;
-        if state.buffer.is_empty() {
+        let exactly_once = guarantee == ProcessingGuarantee::ExactlyOnce;
+        if !exactly_once {
+            state.source = None;
+        }
+        if state.buffer.is_empty() && state.source.is_none() {
             return Ok(CommitSummary {
                 records: 0,
                 position: self.store.position()?,
             });
+        }
+        if exactly_once && state.buffer.is_empty() && !self.sink.in_transaction() {
+            // Input was consumed without changing this store: its offsets still need a
+            // transaction to commit in.
+            self.sink.begin_transaction()?;
         }
         if let Some(from) = state.resend_from {
             if guarantee == ProcessingGuarantee::ExactlyOnce && !self.sink.in_transaction() {
@@ -206,9 +225,15 @@ impl LoggedStore {
             }
             state.resend_from = None;
         }
-        let flushed = match guarantee {
-            ProcessingGuarantee::AtLeastOnce => self.sink.flush().await,
-            ProcessingGuarantee::ExactlyOnce => self.sink.commit_transaction().await,
+        let flushed = match (guarantee, &state.source) {
+            (ProcessingGuarantee::AtLeastOnce, _) => self.sink.flush().await,
+            (ProcessingGuarantee::ExactlyOnce, None) => self.sink.commit_transaction().await,
+            (ProcessingGuarantee::ExactlyOnce, Some(source)) => {
+                match self.sink.send_source_offsets(source).await {
+                    Ok(()) => self.sink.commit_transaction().await,
+                    Err(err) => Err(err),
+                }
+            }
         };
         let acknowledged = match flushed {
             Ok(acknowledged) => acknowledged,
@@ -236,6 +261,13 @@ impl LoggedStore {
                 )));
             }
         };
+        state.source = None;
+        if state.buffer.is_empty() {
+            return Ok(CommitSummary {
+                records: 0,
+                position: self.store.position()?,
+            });
+        }
         let offset = acknowledged.applied(self.partition).ok_or_else(|| {
             Error::internal(format!(
                 "changelog {} acknowledged no offset for partition {} after {} appends",
