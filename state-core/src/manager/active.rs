@@ -14,7 +14,7 @@ pub struct ActiveStore<K, V>(OwnedMappedMutexGuard<Slot<K, V>, TypedKeyValueStor
 impl<K, V> ActiveStore<K, V> {
     pub(super) fn of(slot: OwnedMutexGuard<Slot<K, V>>) -> Option<Self> {
         OwnedMutexGuard::try_map(slot, |slot| match slot {
-            Slot::Active(store) => Some(store),
+            Slot::Active(store) => Some(&mut **store),
             _ => None,
         })
         .ok()

@@ -61,7 +61,8 @@ pub enum AfterRevoke {
 enum Slot<K, V> {
     Empty,
     Standby(Standby),
-    Active(TypedKeyValueStore<K, V>),
+    // Boxed: a typed store is several times the size of the other variants.
+    Active(Box<TypedKeyValueStore<K, V>>),
 }
 
 type SlotCell<K, V> = Arc<AsyncMutex<Slot<K, V>>>;
@@ -194,7 +195,7 @@ impl<K: 'static, V: 'static> StoreManager<K, V> {
         match built {
             Ok(store) => {
                 let summary = store.restore_summary().cloned();
-                *slot = Slot::Active(store);
+                *slot = Slot::Active(Box::new(store));
                 self.set_role(partition, PartitionRole::Active);
                 Ok(summary)
             }
