@@ -1,11 +1,12 @@
 //! [`KafkaChangelog`]: creates changelog topics and hands out sinks and readers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::FromClientConfig;
+use rdkafka::consumer::BaseConsumer;
 use state_core::{
     Changelog, ChangelogReader, ChangelogSink, IsolationLevel, Result, SinkOptions, TopicSpec,
 };
@@ -21,6 +22,10 @@ pub struct KafkaChangelog {
     config: Arc<KafkaChangelogConfig>,
     admin: Admin,
     creator: Arc<dyn TopicCreator>,
+    /// One watermark client per isolation level, shared by every reader: a store
+    /// manager asks for a reader for each partition it assigns, and every librdkafka
+    /// client costs threads and broker connections.
+    watermark_clients: Mutex<[Option<Arc<BaseConsumer>>; 2]>,
 }
 
 impl std::fmt::Debug for KafkaChangelog {
@@ -58,7 +63,34 @@ impl KafkaChangelog {
             config: Arc::new(config),
             admin,
             creator,
+            watermark_clients: Mutex::new([None, None]),
         })
+    }
+
+    /// The shared watermark client for `isolation`, created on first use.
+    fn watermark_client(
+        &self,
+        topic: &str,
+        isolation: IsolationLevel,
+    ) -> Result<Arc<BaseConsumer>> {
+        let mut clients = self
+            .watermark_clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = &mut clients[match isolation {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }];
+        if let Some(client) = slot {
+            return Ok(Arc::clone(client));
+        }
+        let client = Arc::new(KafkaReader::watermark_client(
+            &self.config,
+            topic,
+            isolation,
+        )?);
+        *slot = Some(Arc::clone(&client));
+        Ok(client)
     }
 
     /// The configuration this changelog was made with.
@@ -73,7 +105,13 @@ impl KafkaChangelog {
 
     /// A [`KafkaReader`] for `topic`, as [`Changelog::reader`] without the type erasure.
     pub fn kafka_reader(&self, topic: &str, isolation: IsolationLevel) -> Result<KafkaReader> {
-        KafkaReader::create(Arc::clone(&self.config), topic, isolation)
+        let meta = self.watermark_client(topic, isolation)?;
+        Ok(KafkaReader::create(
+            Arc::clone(&self.config),
+            topic,
+            isolation,
+            meta,
+        ))
     }
 }
 
