@@ -2,8 +2,9 @@
 //!
 //! The engine-free heart of statestore: the [`KeyValueStore`] trait every backend
 //! implements, the [`ChangelogSink`] / [`ChangelogReader`] traits every changelog
-//! implements, the logging layer that ties them together, the restore driver, serdes and
-//! the store builder.
+//! implements, the logging layer that ties them together, the restore driver, serdes,
+//! the store builder, and the store manager that keeps one store per partition as
+//! partitions are assigned, revoked and stood by for.
 //!
 //! This crate must never depend, even transitively, on a storage engine (dashmap,
 //! RocksDB, redb) or a Kafka client (rdkafka); CI checks it with `cargo tree`. Backends
