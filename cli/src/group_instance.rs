@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use changelog_kafka::{GroupConfig, GroupListener, InputRecord, StatefulConsumer};
 use state_core::{
-    Error, Offset, Partition, RestoreSummary, Result, StoreManager, TypedKeyValueStore,
+    Error, Offset, Partition, PartitionRestores, RestoreSummary, Result, StoreManager,
+    TypedKeyValueStore,
 };
 use tokio::runtime::Handle;
 
@@ -73,10 +74,11 @@ impl GroupListener for ArrivalListener {
         }
     }
 
-    fn on_ready(&self, partition: Partition, summary: Option<&RestoreSummary>) {
+    fn on_ready(&self, partition: Partition, restores: &PartitionRestores) {
         if let Some(arrival) = lock(&self.arrivals).get_mut(&partition) {
             arrival.ready_at = Some(Instant::now());
-            arrival.summary = summary.cloned();
+            // One store per instance here: its restore is the partition's.
+            arrival.summary = restores.values().next().cloned().flatten();
         }
     }
 }
@@ -197,12 +199,18 @@ fn serve(
     command: &AtomicU8,
     positions: &Positions,
 ) -> Result<BTreeMap<String, f64>> {
-    let mut consumer = StatefulConsumer::new(config, manager, runtime, listener)?;
+    let mut consumer = StatefulConsumer::new(config, vec![manager.clone()], runtime, listener)?;
     let mut processed = 0;
     while command.load(Ordering::SeqCst) == RUN {
         let mut done = None;
-        let polled = consumer.poll(POLL, |store, record| {
-            add_purchase(store, record)?;
+        let polled = consumer.poll(POLL, |record| {
+            let store = manager.try_store(record.partition).ok_or_else(|| {
+                Error::internal(format!(
+                    "partition {} is served but has no active store",
+                    record.partition
+                ))
+            })?;
+            add_purchase(&store, record)?;
             done = Some((record.partition, record.offset + 1));
             Ok(())
         });
@@ -223,7 +231,7 @@ fn serve(
     if command.load(Ordering::SeqCst) == FINISH {
         consumer.commit()?;
         for partition in consumer.ready_partitions() {
-            let store = consumer.manager().try_store(partition).ok_or_else(|| {
+            let store = manager.try_store(partition).ok_or_else(|| {
                 Error::internal(format!(
                     "partition {partition} is served but its store is busy"
                 ))
@@ -239,10 +247,7 @@ fn serve(
 }
 
 /// The rewards processing: the customer's total grows by the purchase's points.
-fn add_purchase(
-    store: &mut TypedKeyValueStore<String, f64>,
-    record: &InputRecord<'_>,
-) -> Result<()> {
+fn add_purchase(store: &TypedKeyValueStore<String, f64>, record: &InputRecord<'_>) -> Result<()> {
     let at = || {
         format!(
             "input partition {} offset {}",

@@ -34,7 +34,10 @@ pub use changelog::{
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use logging::{CommitSummary, LoggedStore};
-pub use manager::{ActiveStore, AfterRevoke, PartitionRole, StandbyLag, StoreManager};
+pub use manager::{
+    ActiveStore, AfterRevoke, PartitionRestores, PartitionRole, PartitionedStores, StandbyLag,
+    StoreManager,
+};
 pub use restore::{
     FanOutRestoreListener, NoopRestoreListener, PartitionProgress, RecordValidator,
     RestoreListener, RestoreOptions, RestorePhase, RestoreProgress, RestoreSummary, RestoreTarget,

@@ -19,13 +19,13 @@ use crate::error::{At, kafka_error};
 /// - Assign (after the partitions arrive): pause them and restore each on the runtime;
 ///   the polling thread resumes a partition when its store is ready, so no record is
 ///   processed against a store that has not finished restoring.
-pub struct GroupContext<K, V> {
-    pub(crate) member: Arc<Member<K, V>>,
+pub struct GroupContext {
+    pub(crate) member: Arc<Member>,
 }
 
-impl<K, V> ClientContext for GroupContext<K, V> {}
+impl ClientContext for GroupContext {}
 
-impl<K: 'static, V: 'static> ConsumerContext for GroupContext<K, V> {
+impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             self.revoke(consumer, &self.ours(list));
@@ -46,7 +46,7 @@ impl<K: 'static, V: 'static> ConsumerContext for GroupContext<K, V> {
     }
 }
 
-impl<K: 'static, V: 'static> GroupContext<K, V> {
+impl GroupContext {
     fn ours(&self, list: &TopicPartitionList) -> Vec<Partition> {
         list.elements_for_topic(&self.member.topic)
             .iter()
@@ -87,12 +87,9 @@ impl<K: 'static, V: 'static> GroupContext<K, V> {
             member.runtime.clone().spawn(async move {
                 // A revoke that ran before this task got the partition's lock has
                 // bumped the generation: then the partition is not opened at all.
-                let result = member
-                    .manager
-                    .assign_while(partition, || {
-                        member.assignment().generations.get(&partition) == Some(&generation)
-                    })
-                    .await;
+                let still_wanted =
+                    || member.assignment().generations.get(&partition) == Some(&generation);
+                let result = member.assign(partition, &still_wanted).await;
                 let restored = Restored {
                     partition,
                     generation,
@@ -136,15 +133,12 @@ impl<K: 'static, V: 'static> GroupContext<K, V> {
         // committed before the group hands them to someone else.
         let exactly_once = member.exactly_once();
         let closed = member.runtime.block_on(async {
-            if lost {
-                return member.manager.lose(partitions).await;
-            }
-            if exactly_once {
+            if exactly_once && !lost {
                 member
                     .attach_source_offsets(&offsets, consumer.group_metadata())
                     .await?;
             }
-            member.manager.revoke(partitions, after).await
+            member.revoke(partitions, after, lost).await
         });
         match closed {
             Ok(()) if exactly_once || lost => {}

@@ -1,6 +1,6 @@
 //! What a group member reports as partitions move.
 
-use state_core::{Partition, RestoreSummary};
+use state_core::{Partition, PartitionRestores};
 
 /// Receives a member's partition movements, for operators and tests. Methods run on the
 /// polling thread (inside rebalance callbacks for the first and last); keep them short.
@@ -10,10 +10,10 @@ pub trait GroupListener: Send + Sync {
         let _ = partitions;
     }
 
-    /// `partition` finished restoring (`summary` says what it replayed) and is served
-    /// from now on.
-    fn on_ready(&self, partition: Partition, summary: Option<&RestoreSummary>) {
-        let _ = (partition, summary);
+    /// Every store of `partition` finished restoring (`restores` says what each
+    /// replayed, by store name) and the partition is served from now on.
+    fn on_ready(&self, partition: Partition, restores: &PartitionRestores) {
+        let _ = (partition, restores);
     }
 
     /// `partitions` left this instance: committed and closed, or — `lost` — closed

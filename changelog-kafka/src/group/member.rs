@@ -6,7 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use state_core::{Error, Offset, Partition, RestoreSummary, Result, StoreManager};
+use state_core::{
+    Error, Offset, Partition, PartitionRestores, PartitionedStores, ProcessingGuarantee, Result,
+};
 use tokio::runtime::Handle;
 
 use super::{GroupListener, StandbyPolicy};
@@ -16,7 +18,7 @@ pub(crate) struct Restored {
     pub(crate) partition: Partition,
     /// The assignment it belongs to; a stale one (revoked since) is ignored.
     pub(crate) generation: u64,
-    pub(crate) result: Result<Option<RestoreSummary>>,
+    pub(crate) result: Result<PartitionRestores>,
 }
 
 /// Which partitions are where, and what was processed.
@@ -37,8 +39,9 @@ pub(crate) struct Assignment {
 }
 
 /// Everything the callbacks need.
-pub(crate) struct Member<K, V> {
-    pub(crate) manager: Arc<StoreManager<K, V>>,
+pub(crate) struct Member {
+    /// One manager per store name; every partition has a store in each.
+    pub(crate) stores: Vec<Arc<dyn PartitionedStores>>,
     pub(crate) runtime: Handle,
     pub(crate) topic: String,
     pub(crate) partitions: i32,
@@ -52,7 +55,7 @@ pub(crate) struct Member<K, V> {
     pub(crate) standby_round: tokio::sync::Mutex<()>,
 }
 
-impl<K, V> Member<K, V> {
+impl Member {
     pub(crate) fn assignment(&self) -> MutexGuard<'_, Assignment> {
         // Every update leaves the maps consistent, so a panic elsewhere does not matter.
         self.assignment
@@ -67,10 +70,88 @@ impl<K, V> Member<K, V> {
     }
 }
 
-impl<K: 'static, V: 'static> Member<K, V> {
+impl Member {
     /// Whether input offsets travel inside each partition's changelog transaction.
     pub(crate) fn exactly_once(&self) -> bool {
-        self.manager.context().guarantee() == state_core::ProcessingGuarantee::ExactlyOnce
+        self.stores
+            .iter()
+            .any(|s| s.context().guarantee() == ProcessingGuarantee::ExactlyOnce)
+    }
+
+    /// Assigns `partition` in every store, one after the other, unless `still_wanted`
+    /// says the assignment was withdrawn.
+    pub(crate) async fn assign(
+        &self,
+        partition: Partition,
+        still_wanted: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<PartitionRestores> {
+        let mut restores = PartitionRestores::new();
+        for store in &self.stores {
+            let summary = store.assign_while(partition, still_wanted).await?;
+            restores.insert(store.store_name().to_owned(), summary);
+        }
+        Ok(restores)
+    }
+
+    /// Revokes (or, `lost`, closes without committing) `partitions` in every store;
+    /// every store is handled, the first error is returned.
+    pub(crate) async fn revoke(
+        &self,
+        partitions: &[Partition],
+        after: state_core::AfterRevoke,
+        lost: bool,
+    ) -> Result<()> {
+        let mut first_error = None;
+        for store in &self.stores {
+            let outcome = if lost {
+                store.lose(partitions).await
+            } else {
+                store.revoke(partitions, after).await
+            };
+            if let Err(err) = outcome {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Commits every store; every store is tried, the first error is returned.
+    pub(crate) async fn commit(&self) -> Result<()> {
+        let mut first_error = None;
+        for store in &self.stores {
+            if let Err(err) = store.commit().await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Closes every store's standbys and stores.
+    pub(crate) async fn close(&self) -> Result<()> {
+        let mut first_error = None;
+        for store in &self.stores {
+            if let Err(err) = store.close().await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Whether any store has a standby to tail.
+    pub(crate) fn has_standbys(&self) -> bool {
+        self.stores.iter().any(|s| {
+            !s.partitions_in(state_core::PartitionRole::Standby)
+                .is_empty()
+        })
+    }
+
+    /// One round of standby updates in every store.
+    pub(crate) async fn update_standbys(&self) -> Result<u64> {
+        let mut applied = 0;
+        for store in &self.stores {
+            applied += store.update_standbys().await?;
+        }
+        Ok(applied)
     }
 
     /// Under exactly-once, hands each of `offsets` (next input offset per partition) to
@@ -90,12 +171,13 @@ impl<K: 'static, V: 'static> Member<K, V> {
             ))
         })?);
         for &(partition, offset) in offsets {
-            if let Some(store) = self.manager.store(partition).await {
-                store.set_source_offsets(state_core::SourceOffsets {
+            for store in &self.stores {
+                let source = state_core::SourceOffsets {
                     topic: self.topic.clone(),
-                    offsets: std::collections::BTreeMap::from([(partition, offset)]),
+                    offsets: BTreeMap::from([(partition, offset)]),
                     group: group.clone(),
-                });
+                };
+                store.set_source_offsets(partition, source).await;
             }
         }
         Ok(())
@@ -120,8 +202,13 @@ impl<K: 'static, V: 'static> Member<K, V> {
                 if member.assignment().assigned.contains(&partition) {
                     continue;
                 }
-                if let Err(err) = member.manager.add_standby(partition).await {
-                    log::warn!("starting the standby of partition {partition}: {err}");
+                for store in &member.stores {
+                    if let Err(err) = store.add_standby(partition).await {
+                        log::warn!(
+                            "starting the standby of store {} partition {partition}: {err}",
+                            store.store_name()
+                        );
+                    }
                 }
             }
         });

@@ -1,11 +1,12 @@
-//! A consumer-group member whose partitions carry their stores with them: the
-//! [`StoreManager`] wired to a Kafka consumer's rebalance callbacks, with
-//! cooperative-sticky assignment, so adding or removing an instance moves partitions —
-//! and their state — for real.
+//! A consumer-group member whose partitions carry their stores with them: store
+//! managers ([`StoreManager`](state_core::StoreManager), one per store name) wired to a
+//! Kafka consumer's rebalance callbacks, with cooperative-sticky assignment, so adding or
+//! removing an instance moves partitions — and their state — for real.
 //!
 //! The processing loop is the caller's: [`StatefulConsumer::poll`] hands one input
-//! record at a time to a closure together with its partition's store, and commits stores
-//! and input offsets every commit interval (see the guarantees below).
+//! record at a time to a closure, which reaches the record's partition in each store
+//! with `manager.try_store(record.partition)`, and commits the stores and the input
+//! offsets every commit interval (see the guarantees below).
 //!
 //! ## Guarantees
 //! - At-least-once: stores are committed (changelog flushed), then the input offsets; a
@@ -33,8 +34,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
-    Error, ErrorKind, Offset, Partition, PartitionRole, ProcessingGuarantee, Result, StoreManager,
-    TypedKeyValueStore,
+    Error, ErrorKind, Offset, Partition, PartitionedStores, ProcessingGuarantee, Result,
 };
 use tokio::runtime::Handle;
 
@@ -67,11 +67,11 @@ pub struct InputRecord<'a> {
 ///
 /// Poll it from a plain thread, never from inside an async runtime: rebalance callbacks
 /// run inside `poll` and block on the runtime to commit revoked stores.
-pub struct StatefulConsumer<K: 'static, V: 'static> {
+pub struct StatefulConsumer {
     // Declared first so it drops (leaving the group, committing revoked stores) while
     // the rest is still alive.
-    consumer: BaseConsumer<GroupContext<K, V>>,
-    member: Arc<Member<K, V>>,
+    consumer: BaseConsumer<GroupContext>,
+    member: Arc<Member>,
     restored: Receiver<Restored>,
     commit_interval: Duration,
     last_commit: Instant,
@@ -79,20 +79,27 @@ pub struct StatefulConsumer<K: 'static, V: 'static> {
     stop_standbys: Arc<AtomicBool>,
 }
 
-impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
-    /// Joins `config`'s group and subscribes to its input topic; stores are built by
-    /// `manager` and restored on `runtime`. `listener` hears partitions move. Blocks on a
-    /// metadata request: call it off the runtime, like [`poll`](Self::poll).
+impl StatefulConsumer {
+    /// Joins `config`'s group and subscribes to its input topic. Every partition gets a
+    /// store from each of `stores` (one manager per store name, e.g.
+    /// `vec![rewards.clone(), visits.clone()]`), restored on `runtime`; `listener` hears
+    /// partitions move. Blocks on a metadata request: call it off the runtime, like
+    /// [`poll`](Self::poll).
+    ///
+    /// The managers must agree on the partition count and the guarantee. Exactly-once
+    /// takes a single store: each store has its own changelog transaction, and input
+    /// offsets committed in two transactions would not be atomic.
     pub fn new(
         config: &GroupConfig,
-        manager: Arc<StoreManager<K, V>>,
+        stores: Vec<Arc<dyn PartitionedStores>>,
         runtime: Handle,
         listener: Arc<dyn GroupListener>,
     ) -> Result<Self> {
+        let (partitions, guarantee) = check_stores(&stores)?;
         let topic = config.input_topic.as_str();
         // Under exactly-once, input written by transactional producers (another
         // exactly-once processor) counts only once committed.
-        let isolation = match manager.context().guarantee() {
+        let isolation = match guarantee {
             ProcessingGuarantee::ExactlyOnce => "read_committed",
             ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
         };
@@ -110,10 +117,9 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
             ("isolation.level", isolation),
         ];
         let client = config.kafka.client_config(&ours, &config.kafka.consumer);
-        let partitions = manager.context().num_partitions();
         let (sender, restored) = channel();
         let member = Arc::new(Member {
-            manager,
+            stores,
             runtime,
             topic: topic.to_owned(),
             partitions,
@@ -124,7 +130,7 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
             standby_round: tokio::sync::Mutex::new(()),
             assignment: Mutex::new(Assignment::default()),
         });
-        let consumer: BaseConsumer<GroupContext<K, V>> = client
+        let consumer: BaseConsumer<GroupContext> = client
             .create_with_context(GroupContext {
                 member: member.clone(),
             })
@@ -149,15 +155,16 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
     }
 
     /// Serves the group for up to `timeout`: runs rebalance callbacks, resumes partitions
-    /// whose restore finished, hands at most one record to `process` with its partition's
-    /// store, and commits when the commit interval has passed. Returns the partition of
-    /// the record processed, if any.
+    /// whose restore finished, hands at most one record to `process`, and commits when
+    /// the commit interval has passed. Returns the partition of the record processed, if
+    /// any. Inside `process`, the record's partition is restored in every store:
+    /// `manager.try_store(record.partition)` returns it.
     ///
     /// An error from `process` is returned before the record counts as processed, so it
     /// is consumed again after a restart; the caller decides whether to go on.
     pub fn poll<F>(&mut self, timeout: Duration, process: F) -> Result<Option<Partition>>
     where
-        F: FnOnce(&mut TypedKeyValueStore<K, V>, &InputRecord<'_>) -> Result<()>,
+        F: FnOnce(&InputRecord<'_>) -> Result<()>,
     {
         if Handle::try_current().is_ok() {
             return Err(Error::invalid_input(
@@ -224,10 +231,10 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
             let group = self.consumer.group_metadata();
             self.member.runtime.block_on(async {
                 self.member.attach_source_offsets(&offsets, group).await?;
-                self.member.manager.commit().await.map(drop)
+                self.member.commit().await
             })?;
         } else {
-            self.member.runtime.block_on(self.member.manager.commit())?;
+            self.member.runtime.block_on(self.member.commit())?;
             if context::commit_offsets(&self.consumer, &self.member.topic, &offsets)?
                 == OffsetCommit::RefusedByRebalance
             {
@@ -281,11 +288,6 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
         );
     }
 
-    /// The store manager.
-    pub fn manager(&self) -> &Arc<StoreManager<K, V>> {
-        &self.member.manager
-    }
-
     /// Commits, leaves the group (revoking — committing and closing — every partition)
     /// and closes the standbys, keeping all directories.
     pub fn close(mut self) -> Result<()> {
@@ -297,28 +299,21 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
             let _ = self.consumer.poll(Duration::from_millis(100));
         }
         self.stop_standbys.store(true, Ordering::SeqCst);
-        let closed = self.member.runtime.block_on(self.member.manager.close());
+        let closed = self.member.runtime.block_on(self.member.close());
         committed.and(closed)
     }
 
     fn process<F>(&self, record: &InputRecord<'_>, process: F) -> Result<Option<Partition>>
     where
-        F: FnOnce(&mut TypedKeyValueStore<K, V>, &InputRecord<'_>) -> Result<()>,
+        F: FnOnce(&InputRecord<'_>) -> Result<()>,
     {
         let partition = record.partition;
         if !self.member.assignment().ready.contains(&partition) {
-            // Fetched before the pause took hold: read it again once the store is ready.
+            // Fetched before the pause took hold: read it again once the stores are ready.
             self.rewind(partition, record.offset)?;
             return Ok(None);
         }
-        let mut store = self.member.manager.try_store(partition).ok_or_else(|| {
-            Error::internal(format!(
-                "partition {partition} of {} is served but its store is not active",
-                self.member.topic
-            ))
-        })?;
-        process(&mut store, record)?;
-        drop(store);
+        process(record)?;
         self.member
             .assignment()
             .processed
@@ -372,16 +367,46 @@ impl<K: 'static, V: 'static> StatefulConsumer<K, V> {
                 )
             })?;
             self.member.assignment().ready.insert(partition);
-            self.member.listener.on_ready(partition, summary.as_ref());
+            self.member.listener.on_ready(partition, &summary);
         }
         Ok(())
     }
 }
 
-impl<K: 'static, V: 'static> Drop for StatefulConsumer<K, V> {
+impl Drop for StatefulConsumer {
     fn drop(&mut self) {
         self.stop_standbys.store(true, Ordering::SeqCst);
     }
+}
+
+/// The partition count and guarantee `stores` agree on.
+fn check_stores(stores: &[Arc<dyn PartitionedStores>]) -> Result<(i32, ProcessingGuarantee)> {
+    let first = stores.first().ok_or_else(|| {
+        Error::invalid_input("a StatefulConsumer needs at least one store manager")
+    })?;
+    let (partitions, guarantee) = (
+        first.context().num_partitions(),
+        first.context().guarantee(),
+    );
+    for store in stores {
+        if store.context().num_partitions() != partitions
+            || store.context().guarantee() != guarantee
+        {
+            return Err(Error::invalid_input(format!(
+                "stores {} and {} disagree on the partition count or the guarantee",
+                first.store_name(),
+                store.store_name()
+            )));
+        }
+    }
+    if guarantee == ProcessingGuarantee::ExactlyOnce && stores.len() > 1 {
+        return Err(Error::unsupported(format!(
+            "exactly-once with {} stores: each store commits its own changelog transaction, \
+             so input offsets cannot be committed atomically with all of them",
+            stores.len()
+        )));
+    }
+    Ok((partitions, guarantee))
 }
 
 /// Fails unless `topic` has exactly `expected` partitions: stores are per partition and
@@ -414,15 +439,12 @@ fn check_partitions<C: rdkafka::consumer::ConsumerContext>(
 }
 
 /// Keeps standbys tailing their changelogs until `stop` is set.
-fn spawn_standby_updates<K: 'static, V: 'static>(
-    member: &Arc<Member<K, V>>,
-    stop: Arc<AtomicBool>,
-) {
-    let (member, manager) = (member.clone(), member.manager.clone());
+fn spawn_standby_updates(member: &Arc<Member>, stop: Arc<AtomicBool>) {
+    let member = member.clone();
     member.runtime.clone().spawn(async move {
         while !stop.load(Ordering::SeqCst) {
             let paused = !member.standby_updates.load(Ordering::SeqCst);
-            if paused || manager.partitions_in(PartitionRole::Standby).is_empty() {
+            if paused || !member.has_standbys() {
                 // Nothing to tail: an idle wait, not a synchronisation.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -432,7 +454,7 @@ fn spawn_standby_updates<K: 'static, V: 'static>(
             if !member.standby_updates.load(Ordering::SeqCst) {
                 continue;
             }
-            let updated = manager.update_standbys().await;
+            let updated = member.update_standbys().await;
             drop(round);
             match updated {
                 // Busy standbys (being promoted or opened) or failing ones return at
@@ -448,4 +470,79 @@ fn spawn_standby_updates<K: 'static, V: 'static>(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use state_core::{
+        KeyValueBytesStoreSupplier, KeyValueStore, Serdes, StoreBuilder, StoreContext, StoreManager,
+    };
+
+    use super::*;
+
+    /// A supplier never asked to open anything: these tests only build managers.
+    struct Unopened(&'static str);
+
+    impl KeyValueBytesStoreSupplier for Unopened {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn backend(&self) -> &'static str {
+            "unopened"
+        }
+        fn durable(&self) -> bool {
+            false
+        }
+        fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+            Err(Error::unsupported(format!("not opening {}", dir.display())))
+        }
+        fn destroy(&self, _: &Path) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn manager(
+        name: &'static str,
+        partitions: i32,
+        guarantee: ProcessingGuarantee,
+    ) -> Arc<dyn PartitionedStores> {
+        let context =
+            StoreContext::new("app", 0, partitions, "/nonexistent").with_guarantee(guarantee);
+        Arc::new(StoreManager::new(
+            StoreBuilder::new(Unopened(name), Serdes::string(), Serdes::i64()),
+            context,
+        ))
+    }
+
+    #[test]
+    fn stores_must_agree_and_exactly_once_takes_one() {
+        use ProcessingGuarantee::{AtLeastOnce, ExactlyOnce};
+        assert_eq!(
+            check_stores(&[]).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        let two = [manager("a", 6, AtLeastOnce), manager("b", 6, AtLeastOnce)];
+        assert_eq!(check_stores(&two).unwrap(), (6, AtLeastOnce));
+        let counts = [manager("a", 6, AtLeastOnce), manager("b", 4, AtLeastOnce)];
+        assert_eq!(
+            check_stores(&counts).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        let mixed = [manager("a", 6, AtLeastOnce), manager("b", 6, ExactlyOnce)];
+        assert_eq!(
+            check_stores(&mixed).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            check_stores(&[manager("a", 6, ExactlyOnce)]).unwrap(),
+            (6, ExactlyOnce)
+        );
+        let eos = [manager("a", 6, ExactlyOnce), manager("b", 6, ExactlyOnce)];
+        assert_eq!(
+            check_stores(&eos).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+    }
 }

@@ -28,11 +28,18 @@ use changelog_kafka::{
 };
 use conformance_tests::rewards::{RewardSerde, add, apply};
 use state_core::{
-    Partition, ProcessingGuarantee, RestoreSummary, Serdes, StoreBuilder, StoreContext,
-    StoreManager,
+    Partition, PartitionRestores, PartitionedStores, ProcessingGuarantee, Serdes, StoreBuilder,
+    StoreContext, StoreManager,
 };
 
 const STORE: &str = "rewards";
+const VISITS: &str = "visits";
+
+fn not_served(store: &str, partition: Partition) -> state_core::Error {
+    state_core::Error::internal(format!(
+        "partition {partition} is served but store {store} has no active store for it"
+    ))
+}
 
 fn main() {
     if let Err(err) = run() {
@@ -65,7 +72,8 @@ impl GroupListener for Events {
     fn on_assigned(&self, partitions: &[Partition]) {
         say(&format!("assigned {}", list(partitions)));
     }
-    fn on_ready(&self, partition: Partition, summary: Option<&RestoreSummary>) {
+    fn on_ready(&self, partition: Partition, restores: &PartitionRestores) {
+        let summary = restores.get(STORE).and_then(Option::as_ref);
         let (restored, from, end) = summary.map_or((0, 0, 0), |s| (s.restored, s.from, s.end));
         say(&format!("ready {partition} {restored} {from} {end}"));
     }
@@ -151,17 +159,39 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let events = Arc::new(Events {
         served: served.clone(),
     });
-    let mut consumer =
-        StatefulConsumer::new(&config, manager.clone(), runtime.handle().clone(), events)?;
+    // At-least-once also counts visits in a second store, so two stores per partition
+    // move together; exactly-once takes a single store.
+    let visits = (!exactly_once).then(|| {
+        Arc::new(StoreManager::new(
+            StoreBuilder::new(backend.supplier(VISITS), Serdes::string(), RewardSerde),
+            manager.context().clone(),
+        ))
+    });
+    let mut stores: Vec<Arc<dyn PartitionedStores>> = vec![manager.clone()];
+    if let Some(visits) = &visits {
+        stores.push(visits.clone());
+    }
+    let mut consumer = StatefulConsumer::new(&config, stores, runtime.handle().clone(), events)?;
     let commands = commands();
     let mut count = 0u64;
     loop {
-        let processed = consumer.poll(Duration::from_millis(50), |store, record| {
+        let processed = consumer.poll(Duration::from_millis(50), |record| {
+            let p = record.partition;
+            let store = manager.try_store(p).ok_or_else(|| not_served(STORE, p))?;
             if exactly_once {
-                add(store, record.offset, record.key, record.value)
-            } else {
-                apply(store, record.offset, record.key, record.value)
+                return add(&store, record.offset, record.key, record.value);
             }
+            apply(&store, record.offset, record.key, record.value)?;
+            if let Some(visits) = &visits {
+                let visits = visits.try_store(p).ok_or_else(|| not_served(VISITS, p))?;
+                apply(
+                    &visits,
+                    record.offset,
+                    record.key,
+                    Some(&1i64.to_be_bytes()),
+                )?;
+            }
+            Ok(())
         })?;
         if let Some(p) = processed {
             count += 1;
@@ -185,6 +215,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                             "entry {p} {customer} {} {}",
                             reward.total, reward.last_offset
                         ));
+                    }
+                    if let Some(visits) = &visits {
+                        let store = runtime
+                            .block_on(visits.store(p))
+                            .ok_or_else(|| format!("partition {p} has no visits store"))?;
+                        for entry in store.all()? {
+                            let (customer, count) = entry?;
+                            say(&format!("visit {p} {customer} {}", count.total));
+                        }
                     }
                 }
                 say("dump-end");

@@ -17,6 +17,7 @@
 //! a consumer's rebalance callbacks.
 
 mod active;
+mod partitioned;
 mod standby;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use futures::future::join_all;
 use tokio::sync::{Mutex as AsyncMutex, OnceCell, Semaphore};
 
 pub use active::ActiveStore;
+pub use partitioned::{PartitionRestores, PartitionedStores};
 use standby::Standby;
 pub use standby::StandbyLag;
 
@@ -162,7 +164,7 @@ impl<K: 'static, V: 'static> StoreManager<K, V> {
     pub async fn assign_while(
         &self,
         partition: Partition,
-        still_wanted: impl FnOnce() -> bool,
+        still_wanted: impl FnOnce() -> bool + Send,
     ) -> Result<Option<RestoreSummary>> {
         let mut slot = self.slot(partition).lock_owned().await;
         if !still_wanted() {
