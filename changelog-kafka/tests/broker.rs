@@ -266,7 +266,25 @@ async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
         .unwrap();
     successor.commit_transaction().await.unwrap();
 
-    let offsets = reader.offsets(0).await.unwrap();
+    // The broker writes the commit marker after commit_transaction returns; until then
+    // the last stable offset stops before the transaction. Wait for it to reach the
+    // high watermark (no transaction open any more).
+    let uncommitted = changelog
+        .reader(&topic, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let offsets = loop {
+        let stable = reader.offsets(0).await.unwrap();
+        if stable.end == uncommitted.offsets(0).await.unwrap().end {
+            break stable;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the last stable offset stayed at {} behind the high watermark",
+            stable.end
+        );
+    };
     let (records, end) = common::read_all(reader.as_ref(), 0).await.unwrap();
     assert_eq!(keys(&records), ["kept"]);
     assert_eq!(end, offsets.end);
