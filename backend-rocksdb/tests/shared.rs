@@ -78,6 +78,8 @@ fn unusable_config_is_invalid_input_naming_the_path() {
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
+/// Stores (partitions) sharing one budget in the budget tests.
+const STORES: usize = 24;
 
 /// The value of `key` in store `store`: 1 KiB that differs per store and key, so a read
 /// from the wrong store or a stale block would not compare equal.
@@ -87,9 +89,25 @@ fn value_of(store: usize, key: u32) -> Vec<u8> {
     value
 }
 
+/// [`STORES`] stores called `name` under `dir`, all on `shared`'s budget.
+fn open_sharing(
+    dir: &std::path::Path,
+    name: &str,
+    write_buffer: usize,
+    shared: &SharedRocksDbResources,
+) -> Vec<std::sync::Arc<dyn state_core::KeyValueStore>> {
+    let supplier = RocksDbSupplier::new(name).with_config(
+        RocksDbConfig::new()
+            .with_write_buffer_size(write_buffer)
+            .with_shared_resources(shared.clone()),
+    );
+    (0..STORES)
+        .map(|i| supplier.open(&dir.join(format!("{name}-{i}"))).unwrap())
+        .collect()
+}
+
 #[test]
 fn many_stores_stay_within_one_budget() {
-    const STORES: usize = 24;
     const KEYS_PER_STORE: u32 = 2 * 1024; // 2 MiB of 1 KiB values per store
     const BATCH: u32 = 16; // 16 KiB per write
     let total = 16 * MIB;
@@ -106,18 +124,7 @@ fn many_stores_stay_within_one_budget() {
 
     let tmp = tempfile::tempdir().unwrap();
     let shared = SharedRocksDbResources::new(total, memtables).unwrap();
-    let supplier = RocksDbSupplier::new("bounded").with_config(
-        RocksDbConfig::new()
-            .with_write_buffer_size(write_buffer)
-            .with_shared_resources(shared.clone()),
-    );
-    let stores: Vec<_> = (0..STORES)
-        .map(|i| {
-            supplier
-                .open(&tmp.path().join(format!("bounded-{i}")))
-                .unwrap()
-        })
-        .collect();
+    let stores = open_sharing(tmp.path(), "bounded", write_buffer, &shared);
     let opened = (shared.memtable_usage(), shared.cache_usage());
 
     // One partition after the other, like a store manager restoring relocated partitions.
@@ -215,7 +222,6 @@ fn many_stores_stay_within_one_budget() {
 
 #[test]
 fn interleaved_writes_are_flushed_at_the_budget() {
-    const STORES: usize = 24;
     const KEYS_PER_STORE: u32 = 512; // 512 KiB per store, 12 MiB in all
     let memtables = 4 * MIB;
     // Large enough that no store ever fills its own memtable, so only the shared write
@@ -224,18 +230,7 @@ fn interleaved_writes_are_flushed_at_the_budget() {
 
     let tmp = tempfile::tempdir().unwrap();
     let shared = SharedRocksDbResources::new(16 * MIB, memtables).unwrap();
-    let supplier = RocksDbSupplier::new("interleaved").with_config(
-        RocksDbConfig::new()
-            .with_write_buffer_size(write_buffer)
-            .with_shared_resources(shared.clone()),
-    );
-    let stores: Vec<_> = (0..STORES)
-        .map(|i| {
-            supplier
-                .open(&tmp.path().join(format!("interleaved-{i}")))
-                .unwrap()
-        })
-        .collect();
+    let stores = open_sharing(tmp.path(), "interleaved", write_buffer, &shared);
 
     // Every partition receives records in turn, as a stream task processing all of them.
     let mut max_memtables = 0;

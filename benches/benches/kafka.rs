@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use benches::kafka::{bootstrap, runtime};
 use benches::{key, value};
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -28,18 +29,6 @@ use state_core::{
 const WRITES: usize = 10_000;
 const RESTORE_RECORDS: usize = 1_000_000;
 const RESTORE_KEYS: usize = 100_000;
-
-fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use backend_memory::MemorySupplier;
 use backend_rocksdb::RocksDbSupplier;
+use benches::kafka::{bootstrap, runtime};
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main};
@@ -48,18 +49,6 @@ const PARTITION: Partition = 0;
 const FAST_POLL: Duration = Duration::from_millis(50);
 
 type Manager = StoreManager<String, f64>;
-
-fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn nanos() -> u128 {
     std::time::SystemTime::now()

@@ -45,3 +45,20 @@ pub mod raw_rocksdb {
         options
     }
 }
+
+/// What the Kafka benchmarks share: where the broker is and the runtime they drive it on.
+pub mod kafka {
+    /// `KAFKA_BOOTSTRAP_SERVERS`, default `127.0.0.1:9092` (`scripts/kafka.sh start`).
+    pub fn bootstrap() -> String {
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+    }
+
+    /// A two-worker runtime, as many workers as the benchmark machine has cores.
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+}

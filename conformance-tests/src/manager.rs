@@ -261,12 +261,7 @@ pub fn restores_run_within_the_parallel_bound(backend: &dyn BackendFactory) {
 
 fn lag_of(manager: &StoreManager<String, i64>, partition: Partition) -> u64 {
     block_on(manager.update_standbys()).unwrap();
-    block_on(manager.standby_lags())
-        .unwrap()
-        .into_iter()
-        .find(|lag| lag.partition == partition)
-        .expect("a standby")
-        .lag
+    current_lag(manager, partition)
 }
 
 fn wait_for_lag(manager: &StoreManager<String, i64>, partition: Partition, lag: u64) {

@@ -57,12 +57,7 @@ pub fn apply(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> Result<()> {
-    let (customer, cents) = decode(offset, key, value)?;
-    let current = current(store, &customer)?;
-    if offset <= current.last_offset {
-        return Ok(());
-    }
-    put(store, &customer, current, cents, offset)
+    update(store, offset, key, value, true)
 }
 
 /// Adds the purchase at `offset` to its customer's total, counted or not: exactly-once
@@ -73,9 +68,31 @@ pub fn add(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> Result<()> {
+    update(store, offset, key, value, false)
+}
+
+fn update(
+    store: &TypedKeyValueStore<String, Reward>,
+    offset: Offset,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    skip_counted: bool,
+) -> Result<()> {
     let (customer, cents) = decode(offset, key, value)?;
-    let current = current(store, &customer)?;
-    put(store, &customer, current, cents, offset)
+    let current = store.get(&customer)?.unwrap_or(Reward {
+        total: 0,
+        last_offset: -1,
+    });
+    if skip_counted && offset <= current.last_offset {
+        return Ok(());
+    }
+    store.put(
+        &customer,
+        &Reward {
+            total: current.total + cents,
+            last_offset: offset,
+        },
+    )
 }
 
 fn decode(offset: Offset, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(String, i64)> {
@@ -88,29 +105,6 @@ fn decode(offset: Offset, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(S
             Error::invalid_input(format!("input offset {offset}: value is not 8 bytes"))
         })?;
     Ok((customer, cents))
-}
-
-fn current(store: &TypedKeyValueStore<String, Reward>, customer: &String) -> Result<Reward> {
-    Ok(store.get(customer)?.unwrap_or(Reward {
-        total: 0,
-        last_offset: -1,
-    }))
-}
-
-fn put(
-    store: &TypedKeyValueStore<String, Reward>,
-    customer: &String,
-    current: Reward,
-    cents: i64,
-    offset: Offset,
-) -> Result<()> {
-    store.put(
-        customer,
-        &Reward {
-            total: current.total + cents,
-            last_offset: offset,
-        },
-    )
 }
 
 /// The partition of `customer` number `c` of a workload over `partitions` partitions.

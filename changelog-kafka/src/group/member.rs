@@ -6,12 +6,22 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures::future::join_all;
+
 use state_core::{
     Error, Offset, Partition, PartitionRestores, PartitionedStores, ProcessingGuarantee, Result,
 };
 use tokio::runtime::Handle;
 
 use super::{GroupListener, StandbyPolicy};
+
+/// `Ok` when every result is, else the first error.
+fn first_error<T>(results: Vec<Result<T>>) -> Result<()> {
+    results
+        .into_iter()
+        .find_map(Result::err)
+        .map_or(Ok(()), Err)
+}
 
 /// A restore that finished, for the polling thread to resume its partition.
 pub(crate) struct Restored {
@@ -101,40 +111,26 @@ impl Member {
         after: state_core::AfterRevoke,
         lost: bool,
     ) -> Result<()> {
-        let mut first_error = None;
-        for store in &self.stores {
-            let outcome = if lost {
-                store.lose(partitions).await
-            } else {
-                store.revoke(partitions, after).await
-            };
-            if let Err(err) = outcome {
-                first_error.get_or_insert(err);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        first_error(
+            join_all(self.stores.iter().map(|store| async move {
+                if lost {
+                    store.lose(partitions).await
+                } else {
+                    store.revoke(partitions, after).await
+                }
+            }))
+            .await,
+        )
     }
 
     /// Commits every store; every store is tried, the first error is returned.
     pub(crate) async fn commit(&self) -> Result<()> {
-        let mut first_error = None;
-        for store in &self.stores {
-            if let Err(err) = store.commit().await {
-                first_error.get_or_insert(err);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        first_error(join_all(self.stores.iter().map(|store| store.commit())).await)
     }
 
     /// Closes every store's standbys and stores.
     pub(crate) async fn close(&self) -> Result<()> {
-        let mut first_error = None;
-        for store in &self.stores {
-            if let Err(err) = store.close().await {
-                first_error.get_or_insert(err);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        first_error(join_all(self.stores.iter().map(|store| store.close())).await)
     }
 
     /// Whether any store has a standby to tail.

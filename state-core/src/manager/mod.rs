@@ -33,8 +33,8 @@ pub use standby::StandbyLag;
 
 use crate::restore::{FanOutRestoreListener, RestoreListener, RestoreProgress};
 use crate::{
-    ChangelogReader, CommitSummary, Error, ErrorKind, Partition, RestoreSummary, Result,
-    StoreBuilder, StoreContext, TypedKeyValueStore, changelog_topic_name, open_or_rebuild,
+    ChangelogReader, CommitSummary, Error, ErrorKind, KeyValueStore, Partition, RestoreSummary,
+    Result, StoreBuilder, StoreContext, TypedKeyValueStore, changelog_topic_name, open_or_rebuild,
 };
 
 /// What a partition's store is doing on this instance.
@@ -267,23 +267,11 @@ impl<K: 'static, V: 'static> StoreManager<K, V> {
     /// someone else (Kafka's "partitions lost"): committing would race the new owner.
     /// Uncommitted writes are dropped; the store keeps its last commit.
     pub async fn lose(&self, partitions: &[Partition]) -> Result<()> {
-        let mut first_error = None;
-        for &partition in partitions {
-            let Some(cell) = self.existing_slot(partition) else {
-                continue;
-            };
-            let mut slot = cell.lock_owned().await;
-            match std::mem::replace(&mut *slot, Slot::Empty) {
-                Slot::Active(store) => {
-                    self.set_role(partition, PartitionRole::Closed);
-                    if let Err(err) = store.close() {
-                        first_error.get_or_insert(err);
-                    }
-                }
-                other => *slot = other,
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        self.close_where(partitions, |slot| match slot {
+            Slot::Active(store) => Ok(store.into_committed()),
+            other => Err(other),
+        })
+        .await
     }
 
     /// Commits every active store. Every store is tried; the first error is returned.
@@ -344,20 +332,35 @@ impl<K: 'static, V: 'static> StoreManager<K, V> {
 
     /// Closes the standbys of `partitions` (keeping their directories).
     pub async fn remove_standbys(&self, partitions: &[Partition]) -> Result<()> {
+        self.close_where(partitions, |slot| match slot {
+            Slot::Standby(standby) => Ok(standby.into_store()),
+            other => Err(other),
+        })
+        .await
+    }
+
+    /// Closes the store of each of `partitions` whose slot `take` gives one up (a slot it
+    /// hands back stays as it was). Every partition is handled; the first error is
+    /// returned.
+    async fn close_where(
+        &self,
+        partitions: &[Partition],
+        take: impl Fn(Slot<K, V>) -> std::result::Result<Arc<dyn KeyValueStore>, Slot<K, V>>,
+    ) -> Result<()> {
         let mut first_error = None;
         for &partition in partitions {
             let Some(cell) = self.existing_slot(partition) else {
                 continue;
             };
             let mut slot = cell.lock_owned().await;
-            match std::mem::replace(&mut *slot, Slot::Empty) {
-                Slot::Standby(standby) => {
+            match take(std::mem::replace(&mut *slot, Slot::Empty)) {
+                Ok(store) => {
                     self.set_role(partition, PartitionRole::Closed);
-                    if let Err(err) = standby.into_store().close() {
+                    if let Err(err) = store.close() {
                         first_error.get_or_insert(err);
                     }
                 }
-                other => *slot = other,
+                Err(other) => *slot = other,
             }
         }
         first_error.map_or(Ok(()), Err)
