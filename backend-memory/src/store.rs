@@ -62,10 +62,10 @@ impl MemoryStore {
 
     /// Applies `batch` in order; the caller holds the gate exclusively.
     fn apply(&self, batch: &WriteBatch) {
-        for op in batch.ops() {
+        for op in batch.iter() {
             match op {
                 WriteOp::Put { key, value } => {
-                    self.data.insert(key.clone(), value.clone());
+                    self.data.insert(key.to_vec(), value.to_vec());
                 }
                 WriteOp::Delete { key } => {
                     self.data.remove(key);

@@ -74,7 +74,7 @@ fn readers_never_see_half_a_batch() {
         let mut batch = WriteBatch::new();
         for key in 0..KEYS {
             if i % 2 == 0 {
-                batch.put(vec![key], i.to_be_bytes().to_vec());
+                batch.put(vec![key], i.to_be_bytes());
             } else {
                 batch.delete(vec![key]);
             }

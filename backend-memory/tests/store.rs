@@ -33,13 +33,9 @@ fn batch_applies_in_order_and_later_ops_win() {
     let store = MemoryStore::new("s");
     store.put(b"gone", b"x").unwrap();
     let mut batch = WriteBatch::new();
-    batch
-        .put(b"k".to_vec(), b"1".to_vec())
-        .put(b"k".to_vec(), b"2".to_vec());
-    batch
-        .put(b"d".to_vec(), b"1".to_vec())
-        .delete(b"d".to_vec());
-    batch.delete(b"gone".to_vec());
+    batch.put(b"k", b"1").put(b"k", b"2");
+    batch.put(b"d", b"1").delete(b"d");
+    batch.delete(b"gone");
     store.write(&batch).unwrap();
     assert_eq!(store.get(b"k").unwrap(), Some(b"2".to_vec()));
     assert_eq!(store.get(b"d").unwrap(), None);
@@ -52,7 +48,7 @@ fn write_with_position_sets_both_and_keeps_other_partitions() {
     let store = MemoryStore::new("s");
     assert_eq!(store.position().unwrap(), Position::empty());
     let mut batch = WriteBatch::new();
-    batch.put(b"a".to_vec(), b"1".to_vec());
+    batch.put(b"a", b"1");
     store
         .write_with_position(&batch, &[(0, 10), (1, 4)].into_iter().collect())
         .unwrap();
@@ -72,7 +68,7 @@ fn write_with_position_sets_both_and_keeps_other_partitions() {
 fn wipe_clears_data_and_position() {
     let store = MemoryStore::new("s");
     let mut batch = WriteBatch::new();
-    batch.put(b"a".to_vec(), b"1".to_vec());
+    batch.put(b"a", b"1");
     store
         .write_with_position(&batch, &Position::of(0, 3))
         .unwrap();

@@ -142,15 +142,13 @@ impl RedbStore {
 
     fn apply(&self, table: &mut DataTable<'_>, batch: &WriteBatch) -> Result<()> {
         let map = self.map("apply write batch");
-        for op in batch.ops() {
+        for op in batch.iter() {
             match op {
                 WriteOp::Put { key, value } => {
-                    table
-                        .insert(key.as_slice(), value.as_slice())
-                        .map_err(|e| map(e.into()))?;
+                    table.insert(key, value).map_err(|e| map(e.into()))?;
                 }
                 WriteOp::Delete { key } => {
-                    table.remove(key.as_slice()).map_err(|e| map(e.into()))?;
+                    table.remove(key).map_err(|e| map(e.into()))?;
                 }
             }
         }

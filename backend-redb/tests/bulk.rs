@@ -16,7 +16,7 @@ fn bulk_loading_then_reopen_keeps_everything() {
     for round in 0..20u32 {
         let mut batch = WriteBatch::new();
         for i in round * 100..round * 100 + 100 {
-            batch.put(i.to_be_bytes().to_vec(), i.to_le_bytes().to_vec());
+            batch.put(i.to_be_bytes(), i.to_le_bytes());
         }
         store
             .write_with_position(&batch, &Position::of(0, i64::from(round * 100 + 99)))

@@ -34,7 +34,7 @@ fn run_commits(store: &dyn KeyValueStore) {
     for n in 1..=COMMITS {
         let mut batch = WriteBatch::new();
         for i in (n - 1) * PER_COMMIT..n * PER_COMMIT {
-            batch.put(key(i), i.to_be_bytes().to_vec());
+            batch.put(key(i), i.to_be_bytes());
         }
         let offset = i64::from(n * PER_COMMIT - 1);
         store

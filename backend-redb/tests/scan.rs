@@ -133,7 +133,7 @@ fn scan_streams_from_a_snapshot_while_writes_continue() {
     let store = open(dir.path());
     let mut batch = WriteBatch::new();
     for i in 0..5000u32 {
-        batch.put(i.to_be_bytes().to_vec(), vec![1]);
+        batch.put(i.to_be_bytes(), vec![1]);
     }
     store.write(&batch).unwrap();
 

@@ -279,7 +279,7 @@ impl KeyValueStore for RocksDbStore {
 
 fn to_rocksdb_batch(batch: &WriteBatch) -> rocksdb::WriteBatch {
     let mut out = rocksdb::WriteBatch::default();
-    for op in batch.ops() {
+    for op in batch.iter() {
         match op {
             WriteOp::Put { key, value } => out.put(key, value),
             WriteOp::Delete { key } => out.delete(key),

@@ -34,7 +34,7 @@ fn crash_child() {
     for offset in 0..WRITES {
         let mut batch = WriteBatch::new();
         batch.put(format!("key-{offset:06}").into_bytes(), vec![0xAB; 64]);
-        batch.put(b"last".to_vec(), offset.to_be_bytes().to_vec());
+        batch.put(b"last", offset.to_be_bytes());
         store
             .write_with_position(&batch, &Position::of(0, offset))
             .unwrap();

@@ -20,7 +20,7 @@ fn position_is_hidden_from_scans() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path(), &RocksDbConfig::default()).unwrap();
     let mut batch = WriteBatch::new();
-    batch.put(b"a".to_vec(), b"1".to_vec());
+    batch.put(b"a", b"1");
     store
         .write_with_position(&batch, &Position::of(0, 3))
         .unwrap();

@@ -196,7 +196,7 @@ fn preload_store(store: &dyn KeyValueStore) {
     for chunk in (0..PRELOADED).collect::<Vec<_>>().chunks(10_000) {
         let mut batch = WriteBatch::with_capacity(chunk.len());
         for &i in chunk {
-            batch.put(key(i).to_vec(), value(i));
+            batch.put(key(i), value(i));
         }
         store.write(&batch).unwrap();
     }

@@ -35,5 +35,5 @@ pub use config::{
 };
 pub use group::{GroupConfig, GroupListener, InputRecord, StandbyPolicy, StatefulConsumer};
 pub use mock::EmbeddedKafka;
-pub use reader::KafkaReader;
+pub use reader::{KafkaReader, restore_consumer_settings};
 pub use sink::KafkaSink;

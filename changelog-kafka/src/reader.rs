@@ -11,8 +11,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
-    ChangelogReader, ChangelogRecord, ConsumedRecord, Error, ErrorKind, IsolationLevel, LogOffsets,
-    Offset, Partition, RestoreCursor, Result,
+    ChangelogChunk, ChangelogReader, Error, ErrorKind, IsolationLevel, LogOffsets, Offset,
+    Partition, ReadAhead, RestoreCursor, Result,
 };
 
 use crate::config::KafkaChangelogConfig;
@@ -164,6 +164,15 @@ impl ChangelogReader for KafkaReader {
     }
 
     async fn open(&self, partition: Partition, from: Offset) -> Result<Box<dyn RestoreCursor>> {
+        self.open_with(partition, from, DEFAULT_READ_AHEAD).await
+    }
+
+    async fn open_with(
+        &self,
+        partition: Partition,
+        from: Offset,
+        read_ahead: ReadAhead,
+    ) -> Result<Box<dyn RestoreCursor>> {
         let at = At::offset(&self.topic, partition, from);
         if from < 0 {
             return Err(Error::invalid_input(format!(
@@ -172,16 +181,22 @@ impl ChangelogReader for KafkaReader {
             )));
         }
         let group_id = unique_group_id(&self.config, &self.topic, partition);
-        let ours = [
-            ("group.id", group_id.as_str()),
-            ("isolation.level", isolation_level(self.isolation)),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
+        let budget = FetchBudget::new(read_ahead);
+        let mut ours = vec![
+            ("group.id", group_id),
+            (
+                "isolation.level",
+                isolation_level(self.isolation).to_owned(),
+            ),
+            ("enable.auto.commit", "false".to_owned()),
+            ("enable.auto.offset.store", "false".to_owned()),
             // A position outside the log must surface as an error, never a silent jump.
-            ("auto.offset.reset", "error"),
-            ("enable.partition.eof", "false"),
-            ("allow.auto.create.topics", "false"),
+            ("auto.offset.reset", "error".to_owned()),
+            ("enable.partition.eof", "false".to_owned()),
+            ("allow.auto.create.topics", "false".to_owned()),
         ];
+        ours.extend(budget.consumer_settings());
+        let ours: Vec<(&str, &str)> = ours.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let config = self.config.client_config(&ours, &self.config.consumer);
         let consumer = BaseConsumer::from_config(&config)
             .map_err(|err| kafka_error("creating a consumer", at, err))?;
@@ -198,31 +213,109 @@ impl ChangelogReader for KafkaReader {
             partition,
             from,
             self.config.poll_timeout,
+            budget.chunk_limits(),
         )?))
     }
 }
 
-/// Batches a cursor's reading thread may fetch ahead of the restore.
-const PREFETCH_BATCHES: usize = 4;
-/// Records per prefetched batch.
-const PREFETCH_BATCH: usize = 1000;
+/// The read-ahead of a cursor opened with plain [`ChangelogReader::open`].
+const DEFAULT_READ_AHEAD: ReadAhead = ReadAhead {
+    chunk_records: state_core::DEFAULT_RESTORE_BATCH,
+    max_bytes: state_core::DEFAULT_MAX_BYTES_IN_FLIGHT,
+};
 
-/// What the reading thread hands over: records and the position after them.
-type Fetched = Result<(Vec<ConsumedRecord>, Offset)>;
+/// How a cursor splits its read-ahead budget between librdkafka and its own chunks, and
+/// the fetch settings that let librdkafka keep up.
+///
+/// librdkafka holds a fetch response while it decodes it (`max.partition.fetch.bytes`)
+/// and a queue of decoded messages (`queued.max.messages.kbytes`, key and value bytes
+/// only); the cursor holds the chunk being filled, [`CHUNKS_AHEAD`] chunks waiting and the
+/// one being applied. Half the budget goes to librdkafka, half to chunks.
+#[derive(Debug, Clone, Copy)]
+struct FetchBudget {
+    read_ahead: ReadAhead,
+}
+
+impl FetchBudget {
+    /// librdkafka refuses a fetch size or a queue below 1 KiB.
+    const MIN_BYTES: usize = 1 << 10;
+    /// librdkafka's default fetch size per partition; larger fetches measured no faster
+    /// here and held twice the memory.
+    const MAX_FETCH_BYTES: usize = 1 << 20;
+
+    fn new(read_ahead: ReadAhead) -> Self {
+        Self { read_ahead }
+    }
+
+    fn quarter(&self) -> usize {
+        (self.read_ahead.max_bytes / 4).max(Self::MIN_BYTES)
+    }
+
+    /// The consumer settings of a restore cursor (and of the raw consumer it is
+    /// benchmarked against).
+    fn consumer_settings(&self) -> Vec<(&'static str, String)> {
+        let fetch = self.quarter().min(Self::MAX_FETCH_BYTES);
+        let queued_kbytes = (self.quarter() / 1024).clamp(1, 2_097_151);
+        vec![
+            ("max.partition.fetch.bytes", fetch.to_string()),
+            ("queued.max.messages.kbytes", queued_kbytes.to_string()),
+            // librdkafka waits this long before fetching again once its queue is full
+            // (default 1 s): with the queue bounded it filled in a few milliseconds and
+            // the fetcher then idled, so a million-record read took 4.6-5.5 s instead of
+            // 0.8 s (`BENCHMARKS.md`).
+            ("fetch.queue.backoff.ms", "10".to_owned()),
+        ]
+    }
+
+    fn chunk_limits(&self) -> ChunkLimits {
+        ChunkLimits {
+            records: self.read_ahead.chunk_records.max(1),
+            bytes: (self.read_ahead.max_bytes / 2 / (CHUNKS_AHEAD + 2)).max(Self::MIN_BYTES),
+            data_hint: 0,
+        }
+    }
+}
+
+/// The librdkafka settings a restore cursor reading ahead by `read_ahead` uses on top of
+/// the user's, for tools that read a changelog the same way (the benchmarks' raw
+/// consumer).
+pub fn restore_consumer_settings(read_ahead: ReadAhead) -> Vec<(&'static str, String)> {
+    FetchBudget::new(read_ahead).consumer_settings()
+}
+
+/// Chunks waiting in the hand-over channel besides the one being filled: with the
+/// one the caller is applying, three chunks share a read-ahead budget.
+const CHUNKS_AHEAD: usize = 2;
+
+/// What the reading thread hands over: a chunk and the position after it.
+type Fetched = Result<(ChangelogChunk, Offset)>;
 
 /// Reads one partition forward from an offset. A dedicated thread polls the consumer and
-/// keeps up to [`PREFETCH_BATCHES`] batches ready, so fetching overlaps with the store
-/// applying the previous batch (a poll handed to the blocking pool per batch cost ~3 ms of
-/// thread hand-offs a batch on a busy 2-core machine: restore ran at a third of a raw
-/// consumer's speed). The thread ends when the cursor is dropped.
+/// copies each record once, into a [`ChangelogChunk`] the store can apply as it is, and
+/// keeps up to [`CHUNKS_AHEAD`] chunks ready, so fetching overlaps with the store applying
+/// the previous chunk (a poll handed to the blocking pool per batch cost ~3 ms of thread
+/// hand-offs a batch on a busy 2-core machine: restore ran at a third of a raw consumer's
+/// speed). The thread ends when the cursor is dropped.
 struct KafkaCursor {
+    partition: Partition,
     fetched: tokio::sync::mpsc::Receiver<Fetched>,
-    /// Records of the current fetched batch not yet handed out.
-    pending: std::collections::VecDeque<ConsumedRecord>,
-    /// The position after the current fetched batch.
+    /// The current fetched chunk and how many of its records were handed out.
+    pending: Option<(ChangelogChunk, usize)>,
+    /// The position after the current fetched chunk.
     pending_end: Offset,
     position: Offset,
     topic: String,
+}
+
+/// How the reading thread cuts chunks.
+#[derive(Debug, Clone, Copy)]
+struct ChunkLimits {
+    /// At most this many records.
+    records: usize,
+    /// Closed once its [`ChangelogChunk::footprint`] reaches this.
+    bytes: usize,
+    /// Key and value bytes to reserve up front.
+    data_hint: usize,
 }
 
 impl KafkaCursor {
@@ -232,27 +325,31 @@ impl KafkaCursor {
         partition: Partition,
         from: Offset,
         poll_timeout: Duration,
+        limits: ChunkLimits,
     ) -> Result<Self> {
-        let (sender, fetched) = tokio::sync::mpsc::channel(PREFETCH_BATCHES);
+        let (sender, fetched) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
         let thread_topic = topic.clone();
         std::thread::Builder::new()
             .name(format!("restore-{partition}"))
             .spawn(move || {
                 let mut position = from;
+                let mut limits = limits;
                 while !sender.is_closed() {
-                    let batch = poll_batch(
+                    let chunk = poll_chunk(
                         &consumer,
                         &thread_topic,
                         partition,
                         position,
-                        PREFETCH_BATCH,
+                        limits,
                         poll_timeout,
                     );
-                    let failed = batch.is_err();
-                    if let Ok((_, next)) = &batch {
+                    let failed = chunk.is_err();
+                    if let Ok((chunk, next)) = &chunk {
                         position = *next;
+                        // Reserve what the last chunk needed: records tend to keep their size.
+                        limits.data_hint = chunk.data_bytes().min(limits.bytes);
                     }
-                    if sender.blocking_send(batch).is_err() || failed {
+                    if sender.blocking_send(chunk).is_err() || failed {
                         break;
                     }
                 }
@@ -263,8 +360,9 @@ impl KafkaCursor {
                 ))
             })?;
         Ok(Self {
+            partition,
             fetched,
-            pending: std::collections::VecDeque::new(),
+            pending: None,
             pending_end: from,
             position: from,
             topic,
@@ -274,27 +372,37 @@ impl KafkaCursor {
 
 #[async_trait]
 impl RestoreCursor for KafkaCursor {
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
+    async fn next_chunk(&mut self, max: usize) -> Result<ChangelogChunk> {
         if max == 0 {
-            return Ok(Vec::new());
+            return Ok(ChangelogChunk::new(self.partition));
         }
-        if self.pending.is_empty() {
-            let (records, end) = self.fetched.recv().await.ok_or_else(|| {
-                Error::internal(format!(
-                    "the reading thread of topic {} stopped after an earlier error",
-                    self.topic
-                ))
-            })??;
-            self.pending = records.into();
-            self.pending_end = end;
-        }
-        let take = max.min(self.pending.len());
-        let batch: Vec<ConsumedRecord> = self.pending.drain(..take).collect();
-        self.position = match (self.pending.front(), batch.last()) {
-            (Some(_), Some(last)) => last.offset + 1,
-            _ => self.pending_end,
+        let (chunk, taken) = match self.pending.take() {
+            Some((chunk, taken)) if taken < chunk.len() => (chunk, taken),
+            _ => {
+                let (chunk, end) = self.fetched.recv().await.ok_or_else(|| {
+                    Error::internal(format!(
+                        "the reading thread of topic {} stopped after an earlier error",
+                        self.topic
+                    ))
+                })??;
+                self.pending_end = end;
+                (chunk, 0)
+            }
         };
-        Ok(batch)
+        // The common case hands the whole chunk over as it is; a caller asking for fewer
+        // records than a chunk holds gets copies of them.
+        if taken == 0 && chunk.len() <= max {
+            self.position = self.position.max(self.pending_end);
+            return Ok(chunk);
+        }
+        let until = chunk.len().min(taken + max);
+        let out = chunk.copy_range(taken..until);
+        self.position = match chunk.get(until) {
+            Some((next, _)) => next,
+            None => self.pending_end,
+        };
+        self.pending = Some((chunk, until));
+        Ok(out)
     }
 
     fn position(&self) -> Offset {
@@ -302,41 +410,41 @@ impl RestoreCursor for KafkaCursor {
     }
 }
 
-/// Polls until the first record or the timeout, then drains what is already fetched,
-/// up to `max`. Returns the records and the consumer's position afterwards.
-fn poll_batch(
+/// Polls until the first record or the timeout, then drains what is already fetched, up
+/// to `limits`. Returns the records and the consumer's position afterwards.
+fn poll_chunk(
     consumer: &BaseConsumer,
     topic: &str,
     partition: Partition,
     position: Offset,
-    max: usize,
+    limits: ChunkLimits,
     timeout: Duration,
-) -> Result<(Vec<ConsumedRecord>, Offset)> {
+) -> Result<(ChangelogChunk, Offset)> {
     let deadline = Instant::now() + timeout;
-    let mut records = Vec::new();
-    while records.len() < max {
-        let wait = if records.is_empty() {
+    let mut chunk = ChangelogChunk::with_capacity(partition, limits.records, limits.data_hint);
+    while chunk.len() < limits.records && chunk.footprint() < limits.bytes {
+        let wait = if chunk.is_empty() {
             deadline.saturating_duration_since(Instant::now())
         } else {
             Duration::ZERO
         };
         match consumer.poll(wait) {
-            Some(Ok(message)) => records.push(convert(&message)?),
+            Some(Ok(message)) => append(&mut chunk, &message)?,
             Some(Err(err)) if is_transient(&err) => {
                 // librdkafka reconnects by itself; the poll deadline bounds the wait.
                 log::debug!("reading topic {topic} partition {partition}: {err}");
             }
             Some(Err(err)) => return Err(read_error(consumer, topic, partition, position, err)),
-            None if records.is_empty() && Instant::now() < deadline => {}
+            None if chunk.is_empty() && Instant::now() < deadline => {}
             None => break,
         }
     }
     // After a record, reading resumes right behind it; a gap after it (markers, aborted
-    // or compacted records) is crossed by the next call. Only a batch that returned
+    // or compacted records) is crossed by the next call. Only a poll that returned
     // nothing asks the consumer for its position, which moves over such gaps — asking
     // every time costs a round trip through librdkafka's main thread (~3 ms a batch).
-    if let Some(next) = records.last().map(|r| (r.offset + 1).max(position)) {
-        return Ok((records, next));
+    if let Some(next) = chunk.last_offset().map(|last| (last + 1).max(position)) {
+        return Ok((chunk, next));
     }
     let mut next = position;
     let assigned = consumer
@@ -348,7 +456,7 @@ fn poll_batch(
     {
         next = next.max(offset);
     }
-    Ok((records, next))
+    Ok((chunk, next))
 }
 
 fn is_transient(err: &KafkaError) -> bool {
@@ -378,7 +486,8 @@ fn read_error(
     }
 }
 
-fn convert(message: &BorrowedMessage<'_>) -> Result<ConsumedRecord> {
+/// Copies one message into `chunk`: key and value once, headers only when there are any.
+fn append(chunk: &mut ChangelogChunk, message: &BorrowedMessage<'_>) -> Result<()> {
     let Some(key) = message.key() else {
         return Err(Error::corruption(format!(
             "changelog record without a key at topic {} partition {} offset {}",
@@ -387,27 +496,22 @@ fn convert(message: &BorrowedMessage<'_>) -> Result<ConsumedRecord> {
             message.offset()
         )));
     };
-    // Kafka has no null-valued header in our record model: a null value reads as empty.
-    let headers = message.headers().map_or_else(Vec::new, |headers| {
-        headers
-            .iter()
-            .map(|h| {
-                (
-                    h.key.to_owned(),
-                    h.value.map_or_else(Vec::new, <[u8]>::to_vec),
-                )
-            })
-            .collect()
-    });
-    Ok(ConsumedRecord {
-        partition: message.partition(),
-        offset: message.offset(),
-        record: ChangelogRecord {
-            key: key.to_vec(),
-            value: message.payload().map(<[u8]>::to_vec),
-            // -1 is Kafka's "no timestamp".
-            timestamp: message.timestamp().to_millis().unwrap_or(-1),
-            headers,
-        },
-    })
+    // -1 is Kafka's "no timestamp".
+    let timestamp = message.timestamp().to_millis().unwrap_or(-1);
+    chunk.push(message.offset(), key, message.payload(), timestamp);
+    if let Some(headers) = message.headers() {
+        // Kafka has no null-valued header in our record model: a null value reads as empty.
+        chunk.set_last_headers(
+            headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        h.value.map_or_else(Vec::new, <[u8]>::to_vec),
+                    )
+                })
+                .collect(),
+        );
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use state_core::{
     Changelog, ChangelogReader, ChangelogSink, IsolationLevel, LogOffsets, Offset, Partition,
-    RestoreCursor, Result, SinkOptions, TopicSpec,
+    ReadAhead, RestoreCursor, Result, SinkOptions, TopicSpec,
 };
 
 /// `inner`, with every reader's end offset capped per partition.
@@ -78,5 +78,14 @@ impl ChangelogReader for CappedReader {
 
     async fn open(&self, partition: Partition, from: Offset) -> Result<Box<dyn RestoreCursor>> {
         self.inner.open(partition, from).await
+    }
+
+    async fn open_with(
+        &self,
+        partition: Partition,
+        from: Offset,
+        read_ahead: ReadAhead,
+    ) -> Result<Box<dyn RestoreCursor>> {
+        self.inner.open_with(partition, from, read_ahead).await
     }
 }

@@ -49,6 +49,17 @@ impl SerdeKind {
         }
     }
 
+    /// Whether `bytes` decode, without formatting them.
+    pub fn check(self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Self::String => Serdes::string().check(bytes),
+            Self::F64 => Serdes::f64().check(bytes),
+            Self::I64 => Serdes::i64().check(bytes),
+            Self::I32 => Serdes::i32().check(bytes),
+            Self::Bytes => Ok(()),
+        }
+    }
+
     /// Decodes `bytes` and formats the value for display.
     pub fn show(self, bytes: &[u8]) -> Result<String> {
         Ok(match self {
@@ -113,8 +124,14 @@ impl KeyValueSerdes {
 
 impl RecordValidator for KeyValueSerdes {
     fn validate(&self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-        self.show_key(key)?;
-        if let Some(value) = value {
+        // Formatting every record cost more than applying it: check first, and build the
+        // error's text only for a record that fails.
+        if self.key.check(key).is_err() {
+            self.show_key(key)?;
+        }
+        if let Some(value) = value
+            && self.value.check(value).is_err()
+        {
             self.show_value(key, value)?;
         }
         Ok(())

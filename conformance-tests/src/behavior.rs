@@ -30,7 +30,7 @@ pub fn get_returns_last_put(f: &Fixture) {
     store.put(b"k", b"1").unwrap();
     assert_eq!(store.get(b"k").unwrap(), Some(b"1".to_vec()));
     let mut batch = WriteBatch::new();
-    batch.put(b"k".to_vec(), b"2".to_vec());
+    batch.put(b"k", b"2");
     store.write(&batch).unwrap();
     assert_eq!(store.get(b"k").unwrap(), Some(b"2".to_vec()));
 }
@@ -116,12 +116,12 @@ pub fn write_batch_applies_in_order(f: &Fixture) {
     store.put(b"gone", b"x").unwrap();
     let mut batch = WriteBatch::new();
     batch
-        .put(b"a".to_vec(), b"1".to_vec())
-        .delete(b"a".to_vec())
-        .put(b"b".to_vec(), b"1".to_vec())
-        .put(b"b".to_vec(), b"2".to_vec())
-        .delete(b"gone".to_vec())
-        .put(b"c".to_vec(), b"3".to_vec());
+        .put(b"a", b"1")
+        .delete(b"a")
+        .put(b"b", b"1")
+        .put(b"b", b"2")
+        .delete(b"gone")
+        .put(b"c", b"3");
     store.write(&batch).unwrap();
     assert_eq!(
         contents(store.as_ref()),
@@ -172,7 +172,7 @@ pub fn position_starts_empty(f: &Fixture) {
 pub fn write_with_position_sets_both(f: &Fixture) {
     let store = f.open();
     let mut batch = WriteBatch::new();
-    batch.put(b"a".to_vec(), b"1".to_vec());
+    batch.put(b"a", b"1");
     store
         .write_with_position(&batch, &Position::of(0, 41))
         .unwrap();
@@ -334,9 +334,7 @@ pub fn approximate_num_entries_counts(f: &Fixture) {
 pub fn wipe_clears_data_and_position(f: &Fixture) {
     let store = f.open();
     let mut batch = WriteBatch::new();
-    batch
-        .put(b"a".to_vec(), b"1".to_vec())
-        .put(b"b".to_vec(), b"2".to_vec());
+    batch.put(b"a", b"1").put(b"b", b"2");
     store
         .write_with_position(&batch, &Position::of(0, 9))
         .unwrap();
@@ -367,7 +365,7 @@ pub fn position_survives_reopen(f: &Fixture) {
         return;
     }
     let mut batch = WriteBatch::new();
-    batch.put(b"k".to_vec(), b"v".to_vec());
+    batch.put(b"k", b"v");
     store
         .write_with_position(&batch, &Position::of(2, 17))
         .unwrap();

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use state_core::{
-    Capability, ChangelogReader, ConsumedRecord, Error, IsolationLevel, KeyRange, KeyValueStore,
+    Capability, ChangelogChunk, ChangelogReader, Error, IsolationLevel, KeyRange, KeyValueStore,
     KvIter, LogOffsets, Offset, Partition, Position, RestoreCursor, Result, WriteBatch,
 };
 
@@ -125,12 +125,12 @@ struct FailingCursor {
 
 #[async_trait]
 impl RestoreCursor for FailingCursor {
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
+    async fn next_chunk(&mut self, max: usize) -> Result<ChangelogChunk> {
         if self.remaining.load(Ordering::SeqCst) == 0 {
             return Err(Error::unavailable("injected crash during restore"));
         }
         self.remaining.fetch_sub(1, Ordering::SeqCst);
-        self.inner.next_batch(max).await
+        self.inner.next_chunk(max).await
     }
     fn position(&self) -> Offset {
         self.inner.position()

@@ -72,7 +72,7 @@ impl Broker {
 
     fn restore(&self, store: &dyn state_core::KeyValueStore, topic: &str) -> RestoreSummary {
         let options = RestoreOptions {
-            batch_size: 7,
+            batch_size: Some(7),
             ..RestoreOptions::default()
         };
         block_on(restore(

@@ -110,7 +110,7 @@ struct World<'a> {
 
 fn options() -> RestoreOptions {
     RestoreOptions {
-        batch_size: 3,
+        batch_size: Some(3),
         ..RestoreOptions::default()
     }
 }

@@ -64,7 +64,7 @@ pub fn restore_with(
     listener: &RecordingListener,
 ) -> state_core::Result<RestoreSummary> {
     let options = RestoreOptions {
-        batch_size: 5,
+        batch_size: Some(5),
         ..RestoreOptions::default()
     };
     block_on(restore(store, reader, PARTITION, &options, listener))

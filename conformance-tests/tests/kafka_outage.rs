@@ -125,7 +125,7 @@ fn kafka_restore_interrupted_by_a_broker_stop_resumes() {
         restart: Restart(Mutex::new(None)),
     };
     let options = RestoreOptions {
-        batch_size: 100,
+        batch_size: Some(100),
         stall_timeout: Duration::from_secs(5),
         ..RestoreOptions::default()
     };

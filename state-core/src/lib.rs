@@ -28,9 +28,9 @@ pub mod store;
 
 pub use builder::{ByteStore, StoreBuilder, StoreContext, TypedKeyValueStore};
 pub use changelog::{
-    Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, ConsumedRecord, IsolationLevel,
-    LogOffsets, ProcessingGuarantee, RestoreCursor, SinkOptions, SourceOffsets, TopicSpec,
-    changelog_topic_name,
+    Changelog, ChangelogChunk, ChangelogReader, ChangelogRecord, ChangelogSink, ConsumedRecord,
+    IsolationLevel, LogOffsets, ProcessingGuarantee, ReadAhead, RestoreCursor, SinkOptions,
+    SourceOffsets, TopicSpec, changelog_topic_name,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use logging::{CommitSummary, LoggedStore};
@@ -39,12 +39,12 @@ pub use manager::{
     StoreManager,
 };
 pub use restore::{
-    FanOutRestoreListener, NoopRestoreListener, PartitionProgress, RecordValidator,
-    RestoreListener, RestoreOptions, RestorePhase, RestoreProgress, RestoreSummary, RestoreTarget,
-    WipeReason, open_or_rebuild, restore,
+    DEFAULT_MAX_BYTES_IN_FLIGHT, FanOutRestoreListener, NoopRestoreListener, PartitionProgress,
+    RecordValidator, RestoreListener, RestoreOptions, RestorePhase, RestoreProgress,
+    RestoreSummary, RestoreTarget, WipeReason, open_or_rebuild, restore,
 };
 pub use serde::{Serde, Serdes};
 pub use store::{
-    Capability, KeyRange, KeyValue, KeyValueBytesStoreSupplier, KeyValueStore, KvIter, Offset,
-    Partition, Position, WriteBatch, WriteOp,
+    Capability, DEFAULT_RESTORE_BATCH, KeyRange, KeyValue, KeyValueBytesStoreSupplier,
+    KeyValueStore, KvIter, Offset, Partition, Position, WriteBatch, WriteOp,
 };

@@ -168,9 +168,9 @@ struct SerdeValidator<K, V> {
 
 impl<K, V> RecordValidator for SerdeValidator<K, V> {
     fn validate(&self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-        self.keys.deserialize(key)?;
+        self.keys.check(key)?;
         if let Some(value) = value {
-            self.values.deserialize(value)?;
+            self.values.check(value)?;
         }
         Ok(())
     }

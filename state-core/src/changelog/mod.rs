@@ -1,5 +1,6 @@
 //! Changelogs: the sink a logged store writes to and the reader restore reads from.
 
+mod chunk;
 mod guarantee;
 pub mod in_memory;
 mod reader;
@@ -8,8 +9,9 @@ mod sink;
 mod source;
 mod topic;
 
+pub use chunk::{ChangelogChunk, Headers};
 pub use guarantee::{IsolationLevel, ProcessingGuarantee};
-pub use reader::{ChangelogReader, LogOffsets, RestoreCursor};
+pub use reader::{ChangelogReader, LogOffsets, ReadAhead, RestoreCursor};
 pub use record::{ChangelogRecord, ConsumedRecord};
 pub use sink::ChangelogSink;
 pub use source::SourceOffsets;

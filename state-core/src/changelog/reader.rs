@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{ConsumedRecord, IsolationLevel};
+use super::{ChangelogChunk, ConsumedRecord, IsolationLevel};
 use crate::{Offset, Partition, Result};
 
 /// The readable extent of one changelog partition.
@@ -32,6 +32,29 @@ pub trait ChangelogReader: Send + Sync {
     /// end yields an [`ErrorKind::OutOfRange`](crate::ErrorKind::OutOfRange) error, either
     /// here or from the cursor's first read.
     async fn open(&self, partition: Partition, from: Offset) -> Result<Box<dyn RestoreCursor>>;
+
+    /// [`open`](Self::open), telling the cursor how far it may read ahead of its caller.
+    /// A reader that fetches over a network sizes its prefetching by `read_ahead`; the
+    /// default ignores it.
+    async fn open_with(
+        &self,
+        partition: Partition,
+        from: Offset,
+        read_ahead: ReadAhead,
+    ) -> Result<Box<dyn RestoreCursor>> {
+        let _ = read_ahead;
+        self.open(partition, from).await
+    }
+}
+
+/// How much a cursor may fetch before its caller asks for it: restore's memory bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAhead {
+    /// Records per chunk the caller will ask for (its store write size).
+    pub chunk_records: usize,
+    /// Bytes of records the cursor and its client may hold fetched and not yet handed
+    /// out, chunks in flight included.
+    pub max_bytes: usize,
 }
 
 /// A position in one changelog partition that reads forward in batches.
@@ -41,7 +64,12 @@ pub trait RestoreCursor: Send {
     /// most the reader's poll timeout. May return no record while still advancing the
     /// position (over transaction markers, aborted or compacted-away offsets), or without
     /// advancing when nothing arrived in time.
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>>;
+    async fn next_chunk(&mut self, max: usize) -> Result<ChangelogChunk>;
+
+    /// [`next_chunk`](Self::next_chunk), each record copied out on its own.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
+        Ok(self.next_chunk(max).await?.into_records())
+    }
 
     /// The next offset this cursor will read. Restore is complete when it reaches the end
     /// offset captured at restore start — not when a record at `end - 1` is seen, since

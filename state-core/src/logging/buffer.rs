@@ -64,8 +64,8 @@ impl WriteBuffer {
         let mut batch = WriteBatch::with_capacity(self.latest.len());
         for (key, &index) in &self.latest {
             match self.value_at(index) {
-                Some(value) => batch.put(key.clone(), value.to_vec()),
-                None => batch.delete(key.clone()),
+                Some(value) => batch.put(key, value),
+                None => batch.delete(key),
             };
         }
         batch

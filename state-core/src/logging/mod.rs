@@ -153,12 +153,10 @@ impl LoggedStore {
     pub fn write(&self, batch: &WriteBatch) -> Result<()> {
         let mut state = self.lock();
         let timestamp = now_millis();
-        for op in batch.ops() {
+        for op in batch.iter() {
             let record = match op {
-                WriteOp::Put { key, value } => {
-                    ChangelogRecord::put(key.clone(), value.clone(), timestamp)
-                }
-                WriteOp::Delete { key } => ChangelogRecord::tombstone(key.clone(), timestamp),
+                WriteOp::Put { key, value } => ChangelogRecord::put(key, value, timestamp),
+                WriteOp::Delete { key } => ChangelogRecord::tombstone(key, timestamp),
             };
             self.log(&mut state, record)?;
         }

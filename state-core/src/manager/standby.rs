@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::restore::{NoopRestoreListener, RestoreTarget, to_batch};
+use crate::restore::{NoopRestoreListener, RestoreTarget, validate};
 use crate::{
     ChangelogReader, KeyValueStore, Offset, Partition, Position, RestoreCursor, RestoreOptions,
     Result, restore,
@@ -93,13 +93,16 @@ impl Standby {
             )
             .await?;
             let from = self.next_offset(partition)?;
-            self.cursor = Some(reader.open(partition, from).await?);
+            let read_ahead = options.read_ahead(self.store.as_ref());
+            self.cursor = Some(reader.open_with(partition, from, read_ahead).await?);
             return Ok(summary.restored);
         };
         let before = cursor.position();
-        let records = cursor.next_batch(options.batch_size.max(1)).await?;
+        let chunk = cursor
+            .next_chunk(options.batch_records(self.store.as_ref()))
+            .await?;
         let reached = cursor.position();
-        if records.is_empty() && reached <= before {
+        if chunk.is_empty() && reached <= before {
             return Ok(0);
         }
         let target = RestoreTarget {
@@ -107,9 +110,9 @@ impl Standby {
             store: self.store.name(),
             partition,
         };
-        let batch = to_batch(&records, Offset::MAX, target, options)?;
+        validate(&chunk, target, options)?;
         self.store
-            .write_with_position(&batch, &Position::of(partition, reached - 1))?;
-        Ok(batch.len() as u64)
+            .write_with_position(chunk.batch(), &Position::of(partition, reached - 1))?;
+        Ok(chunk.len() as u64)
     }
 }

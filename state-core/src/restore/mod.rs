@@ -12,8 +12,8 @@ pub use open::open_or_rebuild;
 pub use progress::{FanOutRestoreListener, PartitionProgress, RestorePhase, RestoreProgress};
 
 use crate::{
-    ChangelogReader, ConsumedRecord, Error, ErrorKind, KeyValueStore, Offset, Partition, Position,
-    Result, WriteBatch,
+    ChangelogChunk, ChangelogReader, Error, ErrorKind, KeyValueStore, Offset, Partition, Position,
+    ReadAhead, Result,
 };
 
 /// Checks each changelog record before restore applies it, so bytes no serde can read are
@@ -23,11 +23,21 @@ pub trait RecordValidator: Send + Sync {
     fn validate(&self, key: &[u8], value: Option<&[u8]>) -> Result<()>;
 }
 
+/// Default for [`RestoreOptions::max_bytes_in_flight`]: 32 MiB.
+pub const DEFAULT_MAX_BYTES_IN_FLIGHT: usize = 32 << 20;
+
 /// How restore runs.
 #[derive(Clone)]
 pub struct RestoreOptions {
-    /// Records applied per store write (Kafka Streams' `max.poll.records`, 1000).
-    pub batch_size: usize,
+    /// Records applied per store write; `None` (the default) takes the backend's
+    /// [`Capability::restore_batch`](crate::Capability::restore_batch), the size its
+    /// engine writes fastest.
+    pub batch_size: Option<usize>,
+    /// Bytes of changelog records one restore may hold at once: fetched by the changelog
+    /// client, read ahead by the cursor, and the batch being written (default
+    /// [`DEFAULT_MAX_BYTES_IN_FLIGHT`]). The store engine's own buffers (RocksDB's
+    /// memtables) are bounded by the backend's configuration, not by this.
+    pub max_bytes_in_flight: usize,
     /// How long restore may go without reading anything while short of the end offset
     /// before it fails with [`ErrorKind::Timeout`] (Kafka Streams' `task.timeout.ms`,
     /// 5 minutes).
@@ -39,9 +49,27 @@ pub struct RestoreOptions {
 impl Default for RestoreOptions {
     fn default() -> Self {
         Self {
-            batch_size: 1000,
+            batch_size: None,
+            max_bytes_in_flight: DEFAULT_MAX_BYTES_IN_FLIGHT,
             stall_timeout: Duration::from_secs(300),
             validator: None,
+        }
+    }
+}
+
+impl RestoreOptions {
+    /// Records per write into `store`: the configured batch size or the backend's own.
+    pub fn batch_records(&self, store: &dyn KeyValueStore) -> usize {
+        self.batch_size
+            .unwrap_or_else(|| store.capability().restore_batch)
+            .max(1)
+    }
+
+    /// How far a cursor feeding `store` may read ahead.
+    pub fn read_ahead(&self, store: &dyn KeyValueStore) -> ReadAhead {
+        ReadAhead {
+            chunk_records: self.batch_records(store),
+            max_bytes: self.max_bytes_in_flight,
         }
     }
 }
@@ -50,6 +78,7 @@ impl std::fmt::Debug for RestoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestoreOptions")
             .field("batch_size", &self.batch_size)
+            .field("max_bytes_in_flight", &self.max_bytes_in_flight)
             .field("stall_timeout", &self.stall_timeout)
             .field("validator", &self.validator.is_some())
             .finish()
@@ -110,23 +139,25 @@ pub async fn restore(
     listener.on_restore_start(target, from, end);
     store.set_bulk_loading(true)?;
     let mut restored = 0;
+    let batch_records = options.batch_records(store);
     let outcome = async {
-        let mut cursor = match reader.open(partition, from).await {
+        let read_ahead = options.read_ahead(store);
+        let mut cursor = match reader.open_with(partition, from, read_ahead).await {
             Err(err) if err.kind() == ErrorKind::OutOfRange && wiped.is_none() => {
                 let reason = WipeReason::OutOfRangeOnRead(err.to_string());
                 wipe(store, target, &reason, listener)?;
                 wiped = Some(reason);
                 from = reader.offsets(partition).await?.start;
-                reader.open(partition, from).await?
+                reader.open_with(partition, from, read_ahead).await?
             }
             other => other?,
         };
         let mut last_progress = Instant::now();
         while cursor.position() < end {
             let before = cursor.position();
-            let records = cursor.next_batch(options.batch_size.max(1)).await?;
+            let mut chunk = cursor.next_chunk(batch_records).await?;
             let reached = cursor.position().min(end);
-            if reached <= before && records.is_empty() {
+            if reached <= before && chunk.is_empty() {
                 if last_progress.elapsed() > options.stall_timeout {
                     return Err(Error::new(
                         ErrorKind::Timeout,
@@ -139,9 +170,10 @@ pub async fn restore(
                 continue;
             }
             last_progress = Instant::now();
-            let batch = to_batch(&records, end, target, options)?;
-            let applied = batch.len() as u64;
-            store.write_with_position(&batch, &Position::of(partition, reached - 1))?;
+            chunk.truncate_at(end);
+            validate(&chunk, target, options)?;
+            store.write_with_position(chunk.batch(), &Position::of(partition, reached - 1))?;
+            let applied = chunk.len() as u64;
             restored += applied;
             listener.on_batch_restored(target, reached - 1, applied);
         }
@@ -220,33 +252,26 @@ fn wipe(
     Ok(())
 }
 
-pub(crate) fn to_batch(
-    records: &[ConsumedRecord],
-    end: Offset,
+/// Checks every record of `chunk` with the options' validator, naming the first one it
+/// rejects by topic, partition and offset.
+pub(crate) fn validate(
+    chunk: &ChangelogChunk,
     target: RestoreTarget<'_>,
     options: &RestoreOptions,
-) -> Result<WriteBatch> {
-    let mut batch = WriteBatch::with_capacity(records.len());
-    for consumed in records.iter().filter(|r| r.offset < end) {
-        let record = &consumed.record;
-        if let Some(validator) = &options.validator {
-            validator
-                .validate(&record.key, record.value.as_deref())
-                .map_err(|err| {
-                    Error::corruption(format!(
-                        "undecodable changelog record at topic {} partition {} offset {}: {}",
-                        target.topic,
-                        consumed.partition,
-                        consumed.offset,
-                        err.message()
-                    ))
-                    .with_source(err)
-                })?;
-        }
-        match &record.value {
-            Some(value) => batch.put(record.key.clone(), value.clone()),
-            None => batch.delete(record.key.clone()),
-        };
+) -> Result<()> {
+    let Some(validator) = &options.validator else {
+        return Ok(());
+    };
+    for (op, &offset) in chunk.batch().iter().zip(chunk.offsets()) {
+        validator.validate(op.key(), op.value()).map_err(|err| {
+            Error::corruption(format!(
+                "undecodable changelog record at topic {} partition {} offset {offset}: {}",
+                target.topic,
+                chunk.partition(),
+                err.message()
+            ))
+            .with_source(err)
+        })?;
     }
-    Ok(batch)
+    Ok(())
 }

@@ -17,7 +17,12 @@ impl Serde<String> for StringSerde {
     }
 
     fn deserialize(&self, bytes: &[u8]) -> Result<String> {
-        String::from_utf8(bytes.to_vec()).map_err(|err| {
+        self.check(bytes)?;
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    fn check(&self, bytes: &[u8]) -> Result<()> {
+        std::str::from_utf8(bytes).map(drop).map_err(|err| {
             Error::invalid_input(format!(
                 "serde String: {} bytes are not valid UTF-8 ({err})",
                 bytes.len()

@@ -27,6 +27,13 @@ pub trait Serde<T>: Send + Sync {
 
     /// Decodes `bytes`.
     fn deserialize(&self, bytes: &[u8]) -> Result<T>;
+
+    /// Whether `bytes` decode, with the error [`deserialize`](Self::deserialize) would
+    /// give. Restore checks every changelog record with it, so a serde that can tell
+    /// without building a `T` (and allocating) should say so here.
+    fn check(&self, bytes: &[u8]) -> Result<()> {
+        self.deserialize(bytes).map(drop)
+    }
 }
 
 impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
@@ -38,6 +45,9 @@ impl<T, S: Serde<T> + ?Sized> Serde<T> for Arc<S> {
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<T> {
         (**self).deserialize(bytes)
+    }
+    fn check(&self, bytes: &[u8]) -> Result<()> {
+        (**self).check(bytes)
     }
 }
 

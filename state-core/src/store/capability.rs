@@ -15,7 +15,15 @@ pub struct Capability {
     /// still returned in key order but cost a pass over every entry plus a sort of the
     /// matches.
     pub ordered_index: bool,
+    /// Records per store write that restore uses unless told otherwise: the batch size
+    /// the engine applies fastest (`BENCHMARKS.md` has the measurements behind each
+    /// backend's figure).
+    pub restore_batch: usize,
 }
+
+/// [`Capability::restore_batch`] of a backend that does not set its own: Kafka Streams'
+/// `max.poll.records`.
+pub const DEFAULT_RESTORE_BATCH: usize = 1000;
 
 impl Capability {
     /// A capability with every flag off, for `backend`.
@@ -24,6 +32,7 @@ impl Capability {
             backend,
             durable: false,
             ordered_index: false,
+            restore_batch: DEFAULT_RESTORE_BATCH,
         }
     }
 
@@ -36,6 +45,12 @@ impl Capability {
     /// Sets [`Capability::ordered_index`].
     pub const fn ordered_index(mut self, ordered_index: bool) -> Self {
         self.ordered_index = ordered_index;
+        self
+    }
+
+    /// Sets [`Capability::restore_batch`].
+    pub const fn restore_batch(mut self, records: usize) -> Self {
+        self.restore_batch = records;
         self
     }
 }

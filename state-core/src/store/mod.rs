@@ -9,7 +9,7 @@ mod supplier;
 use crate::Result;
 
 pub use batch::{WriteBatch, WriteOp};
-pub use capability::Capability;
+pub use capability::{Capability, DEFAULT_RESTORE_BATCH};
 pub use position::{Offset, Partition, Position};
 pub use range::{KeyRange, prefix_successor};
 pub use supplier::KeyValueBytesStoreSupplier;

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::state::{State, TxnStatus, lock};
 use crate::changelog::{
-    ChangelogReader, ConsumedRecord, IsolationLevel, LogOffsets, RestoreCursor,
+    ChangelogChunk, ChangelogReader, IsolationLevel, LogOffsets, RestoreCursor,
 };
 use crate::{Error, ErrorKind, Offset, Partition, Result};
 
@@ -82,7 +82,7 @@ pub struct InMemoryCursor {
 
 #[async_trait]
 impl RestoreCursor for InMemoryCursor {
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
+    async fn next_chunk(&mut self, max: usize) -> Result<ChangelogChunk> {
         let state = lock(&self.reader.shared);
         let topic = &self.reader.topic;
         let log = state.topic(topic)?.partition(self.partition)?;
@@ -102,16 +102,17 @@ impl RestoreCursor for InMemoryCursor {
             }
         });
         self.position = batch.next.max(self.position);
-        let partition = self.partition;
-        Ok(batch
-            .records
-            .into_iter()
-            .map(|(offset, record)| ConsumedRecord {
-                partition,
+        let mut chunk = ChangelogChunk::with_capacity(self.partition, batch.records.len(), 0);
+        for (offset, record) in batch.records {
+            chunk.push(
                 offset,
-                record,
-            })
-            .collect())
+                &record.key,
+                record.value.as_deref(),
+                record.timestamp,
+            );
+            chunk.set_last_headers(record.headers);
+        }
+        Ok(chunk)
     }
 
     fn position(&self) -> Offset {
