@@ -93,6 +93,10 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
                 serdes: serdes(m)?,
                 exactly_once: m.get_flag("exactly-once"),
                 timeout: timeout(m),
+                parallel: m
+                    .get_one::<u64>("parallel")
+                    .map_or(4, |&n| usize::try_from(n).unwrap_or(4)),
+                json: m.get_flag("json"),
             })
             .await
         }
@@ -180,6 +184,11 @@ fn cli() -> Command {
                 .arg(Arg::new("partitions").long("partitions").value_name("P,P,...").required(true)
                     .value_delimiter(',').value_parser(value_parser!(i32).range(0..))
                     .help("Changelog partitions to restore, comma-separated"))
+                .arg(Arg::new("parallel").long("parallel").value_name("N").default_value("4")
+                    .value_parser(value_parser!(u64).range(1..=64))
+                    .help("Partitions restored at the same time"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue)
+                    .help("Print one JSON object (records, milliseconds, per partition) instead of text"))
                 .arg(exactly_once_arg())
                 .arg(timeout_arg()),
         )

@@ -1,9 +1,14 @@
 //! `statestore restore`: pre-warm local stores from their changelog topic.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use state_core::{Partition, RestoreOptions, Result, open_or_rebuild, restore};
+use state_core::{
+    Error, KeyValueBytesStoreSupplier, Partition, RestoreOptions, RestoreSummary, Result,
+    WipeReason, open_or_rebuild, restore,
+};
+use tokio::sync::Semaphore;
 
 use crate::backend::Location;
 use crate::kafka;
@@ -25,11 +30,24 @@ pub struct RestoreCommand {
     pub exactly_once: bool,
     /// Kafka metadata timeout.
     pub timeout: Duration,
+    /// Partitions restored at the same time.
+    pub parallel: usize,
+    /// Print one JSON object instead of text.
+    pub json: bool,
 }
 
-/// Restores every partition; prints what each restore did.
+/// What one partition's restore did.
+struct Restored {
+    partition: Partition,
+    dir: PathBuf,
+    summary: RestoreSummary,
+    rebuilt: Option<WipeReason>,
+}
+
+/// Restores every partition, up to `parallel` at a time; prints what each restore did.
 pub async fn run(command: &RestoreCommand) -> Result<bool> {
     let location = &command.location;
+    let started = Instant::now();
     let (reader, _offsets) = kafka::existing_reader(
         &command.bootstrap_servers,
         command.timeout,
@@ -38,46 +56,168 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
         command.exactly_once,
     )
     .await?;
+    let metadata = started.elapsed();
     std::fs::create_dir_all(&location.state_dir)?;
+    let reader = Arc::new(reader);
     let supplier = location.backend.supplier(&location.store);
     let listener = Arc::new(BarListener::new());
     let options = RestoreOptions {
         validator: Some(Arc::new(command.serdes)),
         ..RestoreOptions::default()
     };
-    let started = Instant::now();
-    let mut total = 0;
+    let slots = Arc::new(Semaphore::new(command.parallel.max(1)));
+    let restoring = Instant::now();
+    let mut tasks = Vec::with_capacity(command.partitions.len());
     for &partition in &command.partitions {
-        let dir = location.store_dir(partition);
-        let (store, rebuilt) = open_or_rebuild(supplier.as_ref(), &dir)?;
-        let summary = restore(
-            store.as_ref(),
-            &reader,
-            partition,
-            &options,
-            listener.as_ref(),
-        )
-        .await?;
-        store.close()?;
-        total += summary.restored;
-        println!(
-            "partition {partition}: restored {} records (offsets {}..{}) in {:.2?} into {}",
-            summary.restored,
-            summary.from,
-            summary.end,
-            summary.elapsed,
-            dir.display()
+        let (reader, supplier, listener, options, slots) = (
+            reader.clone(),
+            supplier.clone(),
+            listener.clone(),
+            options.clone(),
+            slots.clone(),
         );
-        if let Some(reason) = summary.wiped.or(rebuilt) {
-            println!("partition {partition}: local state was wiped first: {reason}");
+        let dir = location.store_dir(partition);
+        tasks.push(tokio::spawn(async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::internal("the restore slots were closed"))?;
+            restore_one(
+                supplier.as_ref(),
+                reader.as_ref(),
+                partition,
+                dir,
+                &options,
+                &listener,
+            )
+            .await
+        }));
+    }
+    let mut restored = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let outcome = task
+            .await
+            .map_err(|err| Error::internal(format!("a restore task failed: {err}")))?;
+        restored.push(outcome?);
+    }
+    let elapsed = restoring.elapsed();
+    listener.finish();
+    let report = Report {
+        command,
+        restored: &restored,
+        metadata,
+        elapsed,
+    };
+    if command.json {
+        println!("{}", report.json());
+    } else {
+        report.print();
+    }
+    Ok(true)
+}
+
+async fn restore_one(
+    supplier: &dyn KeyValueBytesStoreSupplier,
+    reader: &changelog_kafka::KafkaReader,
+    partition: Partition,
+    dir: PathBuf,
+    options: &RestoreOptions,
+    listener: &BarListener,
+) -> Result<Restored> {
+    let (store, rebuilt) = open_or_rebuild(supplier, &dir)?;
+    let summary = restore(store.as_ref(), reader, partition, options, listener).await?;
+    store.close()?;
+    Ok(Restored {
+        partition,
+        dir,
+        summary,
+        rebuilt,
+    })
+}
+
+/// The figures of one `statestore restore` run.
+struct Report<'a> {
+    command: &'a RestoreCommand,
+    restored: &'a [Restored],
+    /// Time to reach the cluster and check the topic and its partitions.
+    metadata: Duration,
+    /// Wall time of the restores, from the first start to the last end.
+    elapsed: Duration,
+}
+
+impl Report<'_> {
+    fn total(&self) -> u64 {
+        self.restored.iter().map(|r| r.summary.restored).sum()
+    }
+
+    fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.total() as f64 / secs
+        } else {
+            0.0
         }
     }
-    listener.finish();
-    println!(
-        "restored {total} records in total into store {} ({}) in {:.2?}",
-        location.store,
-        location.backend.name(),
-        started.elapsed()
-    );
-    Ok(true)
+
+    fn print(&self) {
+        for r in self.restored {
+            println!(
+                "partition {}: restored {} records (offsets {}..{}) in {:.2?} into {}",
+                r.partition,
+                r.summary.restored,
+                r.summary.from,
+                r.summary.end,
+                r.summary.elapsed,
+                r.dir.display()
+            );
+            if let Some(reason) = r.summary.wiped.as_ref().or(r.rebuilt.as_ref()) {
+                println!(
+                    "partition {}: local state was wiped first: {reason}",
+                    r.partition
+                );
+            }
+        }
+        let location = &self.command.location;
+        println!(
+            "restored {} records in total into store {} ({}) in {:.2?}: {:.0} records/s, {} partition(s), up to {} at a time",
+            self.total(),
+            location.store,
+            location.backend.name(),
+            self.elapsed,
+            self.rate(),
+            self.restored.len(),
+            self.command.parallel.max(1),
+        );
+        println!(
+            "reaching the cluster and checking the topic took {:.2?} before that",
+            self.metadata
+        );
+    }
+
+    fn json(&self) -> String {
+        let partitions: Vec<String> = self
+            .restored
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"partition\":{},\"records\":{},\"from\":{},\"end\":{},\"millis\":{:.1},\"wiped\":{}}}",
+                    r.partition,
+                    r.summary.restored,
+                    r.summary.from,
+                    r.summary.end,
+                    r.summary.elapsed.as_secs_f64() * 1000.0,
+                    r.summary.wiped.is_some() || r.rebuilt.is_some()
+                )
+            })
+            .collect();
+        format!(
+            "{{\"mode\":\"restore\",\"backend\":\"{}\",\"records\":{},\"millis\":{:.1},\"metadata_millis\":{:.1},\"parallel\":{},\"per_partition\":[{}]}}",
+            self.command.location.backend.name(),
+            self.total(),
+            self.elapsed.as_secs_f64() * 1000.0,
+            self.metadata.as_secs_f64() * 1000.0,
+            self.command.parallel.max(1),
+            partitions.join(",")
+        )
+    }
 }
