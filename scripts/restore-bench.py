@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Restore speed side by side: Kafka Streams, statestore and a raw librdkafka consumer.
+
+Produces one changelog topic the way a Kafka Streams application writes it (String keys
+`customer-N`, 8-byte big-endian Double values, or random bytes of --value-size), then, in
+one run and back to back on the same topic and broker, restores it with:
+
+  - a raw librdkafka consumer reading to the end (benches/examples/raw_consumer.rs, with
+    the fetch settings statestore's restore cursor uses): the physical limit of reading;
+  - Kafka Streams 4.1.1 into its RocksDB store and into its in-memory store
+    (benches/kafka-streams, times from its StateRestoreListener);
+  - `statestore restore` into every backend (its own timing of the restores).
+
+Each run starts from an empty state directory. Prints a Markdown table of medians with the
+ratios to Kafka Streams' store of the same kind (RocksDB for rocksdb and redb, in-memory
+for memory) and to the raw consumer, and each process's peak RSS.
+
+Needs a broker (scripts/kafka.sh start single), Java 17 and Maven (for Kafka Streams), and
+GNU time (/usr/bin/time) for the peak RSS.
+
+  scripts/restore-bench.py [--records 1000000] [--keys 100000] [--value-size 8]
+                           [--partitions 1] [--rounds 3] [--backends memory,rocksdb,redb]
+                           [--bootstrap-servers 127.0.0.1:9092] [--keep-topic]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KS_BENCH = ROOT / "scripts" / "kafka-streams-bench.sh"
+STORE = "rewards"
+
+
+def log(message):
+    print(f"restore-bench: {message}", file=sys.stderr, flush=True)
+
+
+def die(message):
+    log(f"error: {message}")
+    sys.exit(1)
+
+
+def target_dir():
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+
+
+def build():
+    log("building statestore-cli and the raw consumer (dev profile)")
+    subprocess.run(
+        ["cargo", "build", "-q", "-p", "statestore-cli", "-p", "benches",
+         "--example", "raw_consumer"],
+        cwd=ROOT, check=True)
+    log("building the Kafka Streams benchmark (mvn)")
+    subprocess.run(["bash", str(KS_BENCH), "build"], cwd=ROOT, check=True)
+    debug = target_dir() / "debug"
+    return debug / "statestore", debug / "examples" / "raw_consumer"
+
+
+def timed(command):
+    """Runs `command` under GNU time; returns its JSON line and its peak RSS in MiB."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as rss_file:
+        done = subprocess.run(
+            ["/usr/bin/time", "-o", rss_file.name, "-f", "%M"] + command,
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            die(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        rss_kib = int(rss_file.read().strip().splitlines()[-1])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        die(f"{' '.join(command)} printed no JSON:\n{done.stdout[-2000:]}")
+    return json.loads(lines[-1]), rss_kib / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--value-size", type=int, default=8)
+    parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", default="memory,rocksdb,redb")
+    parser.add_argument("--bootstrap-servers",
+                        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument("--keep-topic", action="store_true",
+                        help="leave the topics on the broker (they are deleted by default)")
+    args = parser.parse_args()
+    if not Path("/usr/bin/time").exists():
+        die("GNU time (/usr/bin/time, Debian package 'time') is needed for the peak RSS")
+    statestore, raw_consumer = build()
+
+    app = f"restore-bench-{int(time.time())}"
+    changelog = f"{app}-{STORE}-changelog"
+    input_topic = f"{app}-input"
+    servers = args.bootstrap_servers
+    partitions = ",".join(str(p) for p in range(args.partitions))
+    log(f"producing {args.records} records over {args.keys} keys into {changelog} "
+        f"({args.partitions} partition(s), values of {args.value_size} bytes)")
+    produced, _ = timed(["bash", str(KS_BENCH), "produce", "--bootstrap-servers", servers,
+                         "--topic", changelog, "--input-topic", input_topic,
+                         "--partitions", str(args.partitions), "--records", str(args.records),
+                         "--keys", str(args.keys), "--value-size", str(args.value_size)])
+    log(f"produced in {produced['millis']} ms")
+
+    value_serde = "f64" if args.value_size == 8 else "bytes"
+    readers = [("raw librdkafka consumer", "raw", lambda state: [
+        str(raw_consumer), "--bootstrap-servers", servers, "--topic", changelog,
+        "--partitions", partitions])]
+    for kind in ("rocksdb", "memory"):
+        readers.append((f"Kafka Streams 4.1.1, {kind} store", f"ks-{kind}",
+                        lambda state, kind=kind: [
+                            "bash", str(KS_BENCH), "restore", "--bootstrap-servers", servers,
+                            "--application-id", app, "--store", STORE,
+                            "--input-topic", input_topic, "--store-type", kind,
+                            "--state-dir", str(state)]))
+    for backend in args.backends.split(","):
+        readers.append((f"statestore restore, {backend}", backend, lambda state, backend=backend: [
+            str(statestore), "restore", "--bootstrap-servers", servers,
+            "--application-id", app, "--store", STORE, "--state-dir", str(state),
+            "--backend", backend, "--partitions", partitions,
+            "--parallel", str(args.partitions), "--key-serde", "string",
+            "--value-serde", value_serde, "--json"]))
+
+    results = {key: [] for _, key, _ in readers}
+    try:
+        for round_ in range(1, args.rounds + 1):
+            for name, key, command in readers:
+                state = Path(tempfile.mkdtemp(prefix="restore-bench-"))
+                try:
+                    out, rss = timed(command(state))
+                finally:
+                    shutil.rmtree(state, ignore_errors=True)
+                if out["records"] != args.records:
+                    die(f"{name} restored {out['records']} records, expected {args.records}")
+                results[key].append((float(out["millis"]), rss))
+                log(f"round {round_}: {name}: {out['millis']} ms, peak RSS {rss:.0f} MiB")
+    finally:
+        if not args.keep_topic:
+            subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), "run",
+                            "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", servers,
+                            "--delete", "--topic", f"{changelog}|{input_topic}"],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def median_ms(key):
+        return statistics.median(ms for ms, _ in results[key])
+
+    raw = median_ms("raw")
+    print(f"\n{args.records:,} records over {args.keys:,} keys, {args.partitions} partition(s), "
+          f"values of {args.value_size} bytes; median of {args.rounds} round(s), each reader "
+          f"from an empty state directory\n")
+    print("| reader | time | records/s | vs Kafka Streams (same kind of store) | vs raw consumer | peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, key, _ in readers:
+        ms = median_ms(key)
+        rate = args.records / (ms / 1000)
+        rss = statistics.median(r for _, r in results[key])
+        if key in ("memory", "rocksdb", "redb"):
+            same = "ks-memory" if key == "memory" else "ks-rocksdb"
+            vs_ks = f"{median_ms(same) / ms:.2f}x"
+        else:
+            vs_ks = ""
+        vs_raw = f"{raw / ms:.2f}x" if key != "raw" else "1.00x"
+        print(f"| {name} | {ms / 1000:.2f} s | {rate / 1000:,.0f} k | {vs_ks} | {vs_raw} | {rss:.0f} MiB |")
+    print("\nratios are speed ratios (higher is faster): Kafka Streams' time / statestore's time, "
+          "raw consumer's time / reader's time")
+
+
+if __name__ == "__main__":
+    main()
