@@ -299,6 +299,8 @@ type Fetched = Result<(ChangelogChunk, Offset)>;
 struct KafkaCursor {
     partition: Partition,
     fetched: tokio::sync::mpsc::Receiver<Fetched>,
+    /// Where applied chunks go back to the reading thread.
+    recycle: std::sync::mpsc::SyncSender<ChangelogChunk>,
     /// The current fetched chunk and how many of its records were handed out.
     pending: Option<(ChangelogChunk, usize)>,
     /// The position after the current fetched chunk.
@@ -328,6 +330,9 @@ impl KafkaCursor {
         limits: ChunkLimits,
     ) -> Result<Self> {
         let (sender, fetched) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+        // Applied chunks come back to be filled again: no allocation per chunk, and no
+        // buffer freed on another thread than the one that allocated it.
+        let (recycle, spares) = std::sync::mpsc::sync_channel::<ChangelogChunk>(CHUNKS_AHEAD + 2);
         let thread_topic = topic.clone();
         std::thread::Builder::new()
             .name(format!("restore-{partition}"))
@@ -335,10 +340,21 @@ impl KafkaCursor {
                 let mut position = from;
                 let mut limits = limits;
                 while !sender.is_closed() {
+                    let empty = match spares.try_recv() {
+                        Ok(mut spare) => {
+                            spare.clear();
+                            spare
+                        }
+                        Err(_) => ChangelogChunk::with_capacity(
+                            partition,
+                            limits.records,
+                            limits.data_hint,
+                        ),
+                    };
                     let chunk = poll_chunk(
                         &consumer,
                         &thread_topic,
-                        partition,
+                        empty,
                         position,
                         limits,
                         poll_timeout,
@@ -362,6 +378,7 @@ impl KafkaCursor {
         Ok(Self {
             partition,
             fetched,
+            recycle,
             pending: None,
             pending_end: from,
             position: from,
@@ -408,23 +425,39 @@ impl RestoreCursor for KafkaCursor {
     fn position(&self) -> Offset {
         self.position
     }
+
+    fn recycle(&mut self, chunk: ChangelogChunk) {
+        // A full spare queue (or a stopped thread) just drops the chunk.
+        let _ = self.recycle.try_send(chunk);
+    }
 }
 
+/// The first wait for a record before asking the consumer whether its position moved
+/// without one; doubled after each empty wait.
+const FIRST_IDLE_CHECK: Duration = Duration::from_millis(5);
+
 /// Polls until the first record or the timeout, then drains what is already fetched, up
-/// to `limits`. Returns the records and the consumer's position afterwards.
+/// to `limits`, into `chunk` (empty). Returns it and the consumer's position afterwards.
+///
+/// While nothing arrives it asks the consumer for its position after 5 ms, then after
+/// waits that double: a partition whose last offsets are a transaction marker or a
+/// compacted gap yields no record, and only the position shows the restore has reached
+/// its end (waiting out the whole poll timeout instead added 500 ms to every restore of an
+/// exactly-once changelog).
 fn poll_chunk(
     consumer: &BaseConsumer,
     topic: &str,
-    partition: Partition,
+    mut chunk: ChangelogChunk,
     position: Offset,
     limits: ChunkLimits,
     timeout: Duration,
 ) -> Result<(ChangelogChunk, Offset)> {
+    let partition = chunk.partition();
     let deadline = Instant::now() + timeout;
-    let mut chunk = ChangelogChunk::with_capacity(partition, limits.records, limits.data_hint);
+    let mut idle_check = FIRST_IDLE_CHECK;
     while chunk.len() < limits.records && chunk.footprint() < limits.bytes {
         let wait = if chunk.is_empty() {
-            deadline.saturating_duration_since(Instant::now())
+            idle_check.min(deadline.saturating_duration_since(Instant::now()))
         } else {
             Duration::ZERO
         };
@@ -435,7 +468,13 @@ fn poll_chunk(
                 log::debug!("reading topic {topic} partition {partition}: {err}");
             }
             Some(Err(err)) => return Err(read_error(consumer, topic, partition, position, err)),
-            None if chunk.is_empty() && Instant::now() < deadline => {}
+            None if chunk.is_empty() => {
+                let now_at = consumer_position(consumer, topic, partition)?;
+                if now_at > position || Instant::now() >= deadline {
+                    return Ok((chunk, now_at.max(position)));
+                }
+                idle_check = idle_check.saturating_mul(2);
+            }
             None => break,
         }
     }
@@ -443,20 +482,27 @@ fn poll_chunk(
     // or compacted records) is crossed by the next call. Only a poll that returned
     // nothing asks the consumer for its position, which moves over such gaps — asking
     // every time costs a round trip through librdkafka's main thread (~3 ms a batch).
-    if let Some(next) = chunk.last_offset().map(|last| (last + 1).max(position)) {
-        return Ok((chunk, next));
+    match chunk.last_offset() {
+        Some(last) => Ok((chunk, (last + 1).max(position))),
+        None => Ok((chunk, position)),
     }
-    let mut next = position;
+}
+
+/// The consumer's position in `partition` (the offset after the last message it
+/// delivered or skipped), or -1 when it has none yet.
+fn consumer_position(consumer: &BaseConsumer, topic: &str, partition: Partition) -> Result<Offset> {
     let assigned = consumer
         .position()
         .map_err(|err| kafka_error("reading the position", At::partition(topic, partition), err))?;
-    if let Some(KafkaOffset::Offset(offset)) = assigned
-        .find_partition(topic, partition)
-        .map(|e| e.offset())
-    {
-        next = next.max(offset);
-    }
-    Ok((chunk, next))
+    Ok(
+        match assigned
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(KafkaOffset::Offset(offset)) => offset,
+            _ => -1,
+        },
+    )
 }
 
 fn is_transient(err: &KafkaError) -> bool {

@@ -29,7 +29,8 @@ impl Backend {
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "memory" => Ok(Self::Memory),
-            "rocksdb" => Ok(Self::RocksDb),
+            "rocksdb" if cfg!(feature = "rocksdb") => Ok(Self::RocksDb),
+            "rocksdb" => Err(rocksdb_not_built()),
             "redb" => Ok(Self::Redb),
             other => Err(Error::invalid_input(format!(
                 "unknown backend {other}; expected one of {}",
@@ -47,13 +48,24 @@ impl Backend {
         }
     }
 
+    /// The backend commands use when `--backend` is not given: RocksDB (Kafka Streams'
+    /// default) when this binary has it, redb (persistent, pure Rust) otherwise.
+    pub const DEFAULT: Self = if cfg!(feature = "rocksdb") {
+        Self::RocksDb
+    } else {
+        Self::Redb
+    };
+
     /// A supplier of this backend for store `store`.
-    pub fn supplier(self, store: &str) -> Arc<dyn KeyValueBytesStoreSupplier> {
-        match self {
+    pub fn supplier(self, store: &str) -> Result<Arc<dyn KeyValueBytesStoreSupplier>> {
+        Ok(match self {
             Self::Memory => Arc::new(Stores::in_memory_key_value_store(store)),
-            Self::RocksDb => Arc::new(Stores::persistent_key_value_store(store)),
             Self::Redb => Arc::new(Stores::redb_key_value_store(store)),
-        }
+            #[cfg(feature = "rocksdb")]
+            Self::RocksDb => Arc::new(Stores::persistent_key_value_store(store)),
+            #[cfg(not(feature = "rocksdb"))]
+            Self::RocksDb => return Err(rocksdb_not_built()),
+        })
     }
 }
 
@@ -99,6 +111,16 @@ impl Location {
                 ),
             ));
         }
-        self.backend.supplier(&self.store).open(&dir)
+        self.backend.supplier(&self.store)?.open(&dir)
     }
+}
+
+/// Asked for RocksDB in a binary built without it: say which feature brings it.
+fn rocksdb_not_built() -> Error {
+    Error::unsupported(
+        "this statestore binary was built without RocksDB, an opt-in cargo feature (its C++ \
+         takes ~25 minutes to compile and needs libclang): rebuild with \
+         `cargo run -p statestore-cli --features rocksdb -- ...`, or use --backend redb or \
+         --backend memory",
+    )
 }

@@ -127,7 +127,7 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
         }
         context
     };
-    let builder_a = builder(options.backend);
+    let builder_a = builder(options.backend)?;
     let mut a = Instance::new(options.partitions);
     for p in 0..a.position.len() {
         a.stores.push(
@@ -170,7 +170,7 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     // Instance B: a new state directory; opens every partition at once, each restoring
     // from the changelog, as a consumer-group member does when partitions are assigned.
     let listener = Arc::new(BarListener::new());
-    let builder_b = Arc::new(builder(relocate_to));
+    let builder_b = Arc::new(builder(relocate_to)?);
     let mut b = Instance::new(options.partitions);
     b.committed.clone_from(&committed);
     let started = Instant::now();
@@ -195,12 +195,15 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     for line in listener.wiped() {
         println!("{line}");
     }
-    let setup = match listener.restore_window() {
-        Some((first_start, window)) => {
-            tally.restore_time = window;
-            first_start.saturating_duration_since(started)
-        }
-        None => opened,
+    let (setup, spread) = {
+        let intervals = listener.intervals();
+        tally.restore_time = intervals.busy();
+        (
+            intervals
+                .first_start()
+                .map_or(opened, |first| first.saturating_duration_since(started)),
+            intervals.shortest_and_longest(),
+        )
     };
     writing.suspend(|| {
         println!(
@@ -209,13 +212,24 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
             b.stores.len(),
         );
         println!(
-            "  {setup:.2?} to check the changelog topic and fence instance A's producers \
-             (each new transactional producer waits for A's open transactions to be aborted)"
+            "  {setup:.2?} before the first restore began: checking the changelog topic and \
+             fencing instance A's producers (a new transactional producer waits until A's \
+             open transactions are aborted)"
         );
+        let each = spread.map_or(String::new(), |(lo, hi)| {
+            format!(" (each partition {lo:.2?} to {hi:.2?})")
+        });
         println!(
-            "  {:.2?} to restore {} changelog records, all partitions at once",
+            "  {:.2?} restoring {} changelog records, partitions in parallel{each}",
             tally.restore_time, tally.restored
         );
+        let rest = opened.saturating_sub(setup + tally.restore_time);
+        if rest >= Duration::from_millis(1) {
+            println!(
+                "  {rest:.2?} with no restore running: partitions whose producers were fenced \
+                 later waiting to start, and opening the stores"
+            );
+        }
     });
     b.process(0, total_b, options, &mut tally, &writing)
         .await
@@ -285,9 +299,11 @@ impl Instance {
     }
 }
 
-fn builder(backend: Backend) -> StoreBuilder<String, f64> {
-    StoreBuilder::new(backend.supplier(STORE), Serdes::string(), Serdes::f64())
-        .with_logging_enabled(HashMap::new())
+fn builder(backend: Backend) -> Result<StoreBuilder<String, f64>> {
+    Ok(
+        StoreBuilder::new(backend.supplier(STORE)?, Serdes::string(), Serdes::f64())
+            .with_logging_enabled(HashMap::new()),
+    )
 }
 
 /// Where instance A dies: two thirds in, off any commit boundary.

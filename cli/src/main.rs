@@ -8,6 +8,7 @@ mod demo;
 mod errors;
 mod group_instance;
 mod inspect;
+mod intervals;
 mod kafka;
 mod progress;
 mod restore;
@@ -152,7 +153,7 @@ fn cli() -> Command {
                      remaining instances' stores are verified against an independent computation. It needs a \
                      real cluster (--bootstrap-servers): the mock cluster's group rebalances are not faithful.",
                 )
-                .arg(backend_arg("backend", "Backend of instance A").default_value("rocksdb"))
+                .arg(backend_arg("backend", "Backend of instance A").default_value(Backend::DEFAULT.name()))
                 .arg(backend_arg("relocate-to", "Backend of instance B [default: same as --backend]"))
                 .arg(Arg::new("bootstrap-servers").long("bootstrap-servers").value_name("HOST:PORT")
                     .help("A real Kafka cluster [default: the embedded mock cluster]"))
@@ -221,7 +222,7 @@ fn location_args(command: Command) -> Command {
                 .value_parser(value_parser!(PathBuf))
                 .help("The root state directory"),
         )
-        .arg(backend_arg("backend", "The store's backend").default_value("rocksdb"))
+        .arg(backend_arg("backend", "The store's backend").default_value(Backend::DEFAULT.name()))
         .arg(
             Arg::new("store")
                 .long("store")
@@ -291,7 +292,8 @@ fn timeout_arg() -> Arg {
 }
 
 fn backend(m: &ArgMatches, name: &str) -> Result<Backend> {
-    Backend::parse(m.get_one::<String>(name).map_or("rocksdb", String::as_str))
+    m.get_one::<String>(name)
+        .map_or(Ok(Backend::DEFAULT), |name| Backend::parse(name))
 }
 
 fn location(m: &ArgMatches) -> Result<Location> {

@@ -1,10 +1,11 @@
 //! Progress bars (indicatif), and a restore listener that drives one.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use state_core::{Offset, RestoreListener, RestoreTarget, WipeReason};
+
+use crate::intervals::RestoreIntervals;
 
 /// A bar counting `unit` up to `len`. indicatif hides it when stderr is no terminal.
 pub fn bar(len: u64, label: &str, unit: &str) -> ProgressBar {
@@ -17,19 +18,12 @@ pub fn bar(len: u64, label: &str, unit: &str) -> ProgressBar {
     bar
 }
 
-/// Feeds restore progress into a bar; remembers why stores were wiped and when the
-/// first restore started and the last one ended.
+/// Feeds restore progress into a bar; remembers why stores were wiped and when each
+/// partition's restore ran.
 pub struct BarListener {
     bar: ProgressBar,
     wiped: Mutex<Vec<String>>,
-    window: Mutex<RestoreWindow>,
-}
-
-/// From the first restore's start to the last restore's end.
-#[derive(Debug, Default, Clone, Copy)]
-struct RestoreWindow {
-    first_start: Option<Instant>,
-    last_end: Option<Instant>,
+    intervals: Mutex<RestoreIntervals>,
 }
 
 impl BarListener {
@@ -38,7 +32,7 @@ impl BarListener {
         Self {
             bar: bar(0, "restoring", "offsets"),
             wiped: Mutex::new(Vec::new()),
-            window: Mutex::new(RestoreWindow::default()),
+            intervals: Mutex::new(RestoreIntervals::default()),
         }
     }
 
@@ -51,16 +45,9 @@ impl BarListener {
         self.bar.finish_and_clear();
     }
 
-    /// When the first restore started, and how long it was until the last one ended
-    /// (`None` until a restore has ended).
-    pub fn restore_window(&self) -> Option<(Instant, Duration)> {
-        let window = *self.window.lock().unwrap_or_else(|p| p.into_inner());
-        let start = window.first_start?;
-        Some((start, window.last_end?.saturating_duration_since(start)))
-    }
-
-    fn mark(&self, update: impl FnOnce(&mut RestoreWindow)) {
-        update(&mut self.window.lock().unwrap_or_else(|p| p.into_inner()));
+    /// When each partition's restore ran.
+    pub fn intervals(&self) -> MutexGuard<'_, RestoreIntervals> {
+        self.intervals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Why stores were wiped, one line per store.
@@ -73,16 +60,14 @@ impl BarListener {
 }
 
 impl RestoreListener for BarListener {
-    fn on_restore_start(&self, _target: RestoreTarget<'_>, start: Offset, end: Offset) {
-        self.mark(|w| {
-            w.first_start.get_or_insert_with(Instant::now);
-        });
+    fn on_restore_start(&self, target: RestoreTarget<'_>, start: Offset, end: Offset) {
+        self.intervals().started(target.partition);
         self.bar
             .inc_length(u64::try_from(end - start).unwrap_or_default());
     }
 
-    fn on_restore_end(&self, _target: RestoreTarget<'_>, _restored: u64) {
-        self.mark(|w| w.last_end = Some(Instant::now()));
+    fn on_restore_end(&self, target: RestoreTarget<'_>, _restored: u64) {
+        self.intervals().ended(target.partition);
     }
 
     fn on_batch_restored(&self, _target: RestoreTarget<'_>, _end: Offset, restored: u64) {

@@ -6,6 +6,13 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_statestore");
 
+/// The persistent backend this build has: RocksDB is an opt-in feature.
+const DURABLE: &str = if cfg!(feature = "rocksdb") {
+    "rocksdb"
+} else {
+    "redb"
+};
+
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
@@ -35,6 +42,7 @@ fn demo_on_the_embedded_broker_verifies_with_memory() {
     assert_verified(&small_demo(&["--backend", "memory"]));
 }
 
+#[cfg(feature = "rocksdb")]
 #[test]
 fn demo_on_the_embedded_broker_verifies_with_rocksdb() {
     assert_verified(&small_demo(&["--backend", "rocksdb"]));
@@ -45,6 +53,7 @@ fn demo_on_the_embedded_broker_verifies_with_redb() {
     assert_verified(&small_demo(&["--backend", "redb"]));
 }
 
+#[cfg(feature = "rocksdb")]
 #[test]
 fn demo_relocates_from_rocksdb_to_redb() {
     let output = small_demo(&["--backend", "rocksdb", "--relocate-to", "redb"]);
@@ -54,6 +63,16 @@ fn demo_relocates_from_rocksdb_to_redb() {
         "{}",
         text(&output)
     );
+}
+
+#[cfg(not(feature = "rocksdb"))]
+#[test]
+fn asking_for_rocksdb_without_the_feature_names_the_feature() {
+    let output = small_demo(&["--backend", "rocksdb"]);
+    let text = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("built without RocksDB"), "{text}");
+    assert!(text.contains("--features rocksdb"), "{text}");
 }
 
 #[test]
@@ -157,7 +176,7 @@ fn location<'a>(dir: &'a Path, app: &'a str) -> Vec<&'a str> {
         "--store",
         "rewards",
         "--backend",
-        "rocksdb",
+        DURABLE,
     ]
 }
 
@@ -259,7 +278,7 @@ fn on_a_real_broker_a_group_of_three_scales_out_and_verifies() {
         "--purchases",
         "8000",
         "--backend",
-        "rocksdb",
+        DURABLE,
         "--bootstrap-servers",
         &servers,
         "--state-dir",

@@ -48,6 +48,12 @@ impl ChangelogChunk {
         self.timestamps.push(timestamp);
     }
 
+    /// Removes every record, keeping the allocated room, so a reader can fill the chunk
+    /// again instead of allocating a new one.
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
     /// Sets the headers of the record appended last.
     pub fn set_last_headers(&mut self, headers: Headers) {
         if let Some(index) = self.offsets.len().checked_sub(1)
@@ -123,6 +129,9 @@ impl ChangelogChunk {
     }
 
     fn truncate(&mut self, len: usize) {
+        if len == 0 {
+            self.batch.clear();
+        }
         self.batch.truncate(len);
         self.offsets.truncate(len);
         self.timestamps.truncate(len);

@@ -66,6 +66,13 @@ pub trait RestoreCursor: Send {
     /// advancing when nothing arrived in time.
     async fn next_chunk(&mut self, max: usize) -> Result<ChangelogChunk>;
 
+    /// Hands back a chunk this cursor returned, once its records are applied, so the
+    /// cursor can fill it again instead of allocating (restore recycles every chunk). The
+    /// default drops it.
+    fn recycle(&mut self, chunk: ChangelogChunk) {
+        drop(chunk);
+    }
+
     /// [`next_chunk`](Self::next_chunk), each record copied out on its own.
     async fn next_batch(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
         Ok(self.next_chunk(max).await?.into_records())

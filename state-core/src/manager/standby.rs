@@ -113,6 +113,8 @@ impl Standby {
         validate(&chunk, target, options)?;
         self.store
             .write_with_position(chunk.batch(), &Position::of(partition, reached - 1))?;
-        Ok(chunk.len() as u64)
+        let applied = chunk.len() as u64;
+        cursor.recycle(chunk);
+        Ok(applied)
     }
 }

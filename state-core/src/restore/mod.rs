@@ -174,6 +174,7 @@ pub async fn restore(
             validate(&chunk, target, options)?;
             store.write_with_position(chunk.batch(), &Position::of(partition, reached - 1))?;
             let applied = chunk.len() as u64;
+            cursor.recycle(chunk);
             restored += applied;
             listener.on_batch_restored(target, reached - 1, applied);
         }
