@@ -561,3 +561,53 @@ fn append(chunk: &mut ChangelogChunk, message: &BorrowedMessage<'_>) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn setting(settings: &BTreeMap<&str, String>, key: &str) -> usize {
+        settings[key]
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not a number"))
+    }
+
+    #[test]
+    fn the_read_ahead_budget_bounds_what_librdkafka_and_the_chunks_hold() {
+        for max_bytes in [64 << 10, 1 << 20, 8 << 20, 32 << 20, 1 << 30] {
+            let budget = FetchBudget::new(ReadAhead {
+                chunk_records: 1000,
+                max_bytes,
+            });
+            let settings: BTreeMap<_, _> = budget.consumer_settings().into_iter().collect();
+            let fetch = setting(&settings, "max.partition.fetch.bytes");
+            let queued = setting(&settings, "queued.max.messages.kbytes") * 1024;
+            let chunks = budget.chunk_limits().bytes * (CHUNKS_AHEAD + 2);
+            assert!(
+                fetch + queued + chunks <= max_bytes,
+                "budget {max_bytes}: fetch {fetch} + queue {queued} + chunks {chunks}"
+            );
+            assert!(fetch <= FetchBudget::MAX_FETCH_BYTES);
+            assert_eq!(budget.chunk_limits().records, 1000);
+        }
+    }
+
+    #[test]
+    fn a_tiny_budget_still_gives_librdkafka_settings_it_accepts() {
+        let budget = FetchBudget::new(ReadAhead {
+            chunk_records: 0,
+            max_bytes: 0,
+        });
+        let settings: BTreeMap<_, _> = budget.consumer_settings().into_iter().collect();
+        assert!(setting(&settings, "max.partition.fetch.bytes") >= 1024);
+        assert!(setting(&settings, "queued.max.messages.kbytes") >= 1);
+        assert_eq!(budget.chunk_limits().records, 1);
+        let config: rdkafka::ClientConfig = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        assert!(BaseConsumer::from_config(&config).is_ok());
+    }
+}
