@@ -53,11 +53,11 @@ def target_dir():
 
 
 def build():
-    log("building statestore-cli and the raw consumer (dev profile)")
-    subprocess.run(
-        ["cargo", "build", "-q", "-p", "statestore-cli", "-p", "benches",
-         "--example", "raw_consumer"],
-        cwd=ROOT, check=True)
+    log("building statestore-cli (with RocksDB) and the raw consumer (dev profile)")
+    subprocess.run(["cargo", "build", "-q", "-p", "statestore-cli", "--features", "rocksdb"],
+                   cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "-q", "-p", "benches", "--example", "raw_consumer"],
+                   cwd=ROOT, check=True)
     log("building the Kafka Streams benchmark (mvn)")
     subprocess.run(["bash", str(KS_BENCH), "build"], cwd=ROOT, check=True)
     debug = target_dir() / "debug"

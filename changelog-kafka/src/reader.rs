@@ -227,10 +227,12 @@ const DEFAULT_READ_AHEAD: ReadAhead = ReadAhead {
 /// How a cursor splits its read-ahead budget between librdkafka and its own chunks, and
 /// the fetch settings that let librdkafka keep up.
 ///
-/// librdkafka holds a fetch response while it decodes it (`max.partition.fetch.bytes`)
-/// and a queue of decoded messages (`queued.max.messages.kbytes`, key and value bytes
-/// only); the cursor holds the chunk being filled, [`CHUNKS_AHEAD`] chunks waiting and the
-/// one being applied. Half the budget goes to librdkafka, half to chunks.
+/// librdkafka holds a fetch response while it decodes it (`max.partition.fetch.bytes`, a
+/// quarter of the budget and at most 1 MiB) and a queue of decoded messages bounded by a
+/// quarter of the budget both in key and value bytes (`queued.max.messages.kbytes`) and in
+/// messages at ~320 bytes each (`queued.min.messages`); the cursor holds the chunk being
+/// filled, [`CHUNKS_AHEAD`] chunks waiting and the one being applied, sharing the other
+/// half.
 #[derive(Debug, Clone, Copy)]
 struct FetchBudget {
     read_ahead: ReadAhead,
@@ -242,6 +244,10 @@ impl FetchBudget {
     /// librdkafka's default fetch size per partition; larger fetches measured no faster
     /// here and held twice the memory.
     const MAX_FETCH_BYTES: usize = 1 << 20;
+    /// What librdkafka holds per queued message besides its key and value (measured).
+    const QUEUED_MESSAGE_BYTES: usize = 320;
+    /// librdkafka's default `queued.min.messages`.
+    const DEFAULT_QUEUED_MESSAGES: usize = 100_000;
 
     fn new(read_ahead: ReadAhead) -> Self {
         Self { read_ahead }
@@ -256,6 +262,12 @@ impl FetchBudget {
     fn consumer_settings(&self) -> Vec<(&'static str, String)> {
         let fetch = self.quarter().min(Self::MAX_FETCH_BYTES);
         let queued_kbytes = (self.quarter() / 1024).clamp(1, 2_097_151);
+        // librdkafka's byte limit counts keys and values only, but each queued message
+        // also costs it ~320 bytes (its op, its message and its share of the fetch buffer:
+        // 4 partitions with librdkafka's default of 100,000 messages each peaked at 199 MB,
+        // with 10,000 at 84 MB), so the count is bounded by the budget too.
+        let queued_messages =
+            (self.quarter() / Self::QUEUED_MESSAGE_BYTES).clamp(1000, Self::DEFAULT_QUEUED_MESSAGES);
         vec![
             ("max.partition.fetch.bytes", fetch.to_string()),
             ("queued.max.messages.kbytes", queued_kbytes.to_string()),
@@ -264,6 +276,7 @@ impl FetchBudget {
             // the fetcher then idled, so a million-record read took 4.6-5.5 s instead of
             // 0.8 s (`BENCHMARKS.md`).
             ("fetch.queue.backoff.ms", "10".to_owned()),
+            ("queued.min.messages", queued_messages.to_string()),
         ]
     }
 
@@ -584,6 +597,11 @@ mod tests {
             let settings: BTreeMap<_, _> = budget.consumer_settings().into_iter().collect();
             let fetch = setting(&settings, "max.partition.fetch.bytes");
             let queued = setting(&settings, "queued.max.messages.kbytes") * 1024;
+            let messages = setting(&settings, "queued.min.messages");
+            assert!(
+                messages * FetchBudget::QUEUED_MESSAGE_BYTES <= (max_bytes / 4).max(320_000),
+                "budget {max_bytes}: {messages} queued messages"
+            );
             let chunks = budget.chunk_limits().bytes * (CHUNKS_AHEAD + 2);
             assert!(
                 fetch + queued + chunks <= max_bytes,
