@@ -20,14 +20,17 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod admin;
+mod budget;
 mod changelog;
 mod config;
+mod cursor;
 mod error;
 pub mod group;
 pub mod mock;
 mod reader;
 mod sink;
 
+pub use budget::restore_consumer_settings;
 pub use changelog::KafkaChangelog;
 pub use config::{
     DEFAULT_ENQUEUE_TIMEOUT, DEFAULT_FLUSH_TIMEOUT, DEFAULT_METADATA_TIMEOUT, DEFAULT_POLL_TIMEOUT,
@@ -35,5 +38,5 @@ pub use config::{
 };
 pub use group::{GroupConfig, GroupListener, InputRecord, StandbyPolicy, StatefulConsumer};
 pub use mock::EmbeddedKafka;
-pub use reader::{KafkaReader, restore_consumer_settings};
+pub use reader::KafkaReader;
 pub use sink::KafkaSink;
