@@ -49,6 +49,16 @@ pub(crate) struct ChunkLimits {
     pub(crate) data_hint: usize,
 }
 
+impl ChunkLimits {
+    /// Records to make room for up front: a chunk's record limit, unless its byte limit
+    /// stops it sooner even for empty records (a huge batch size must not reserve
+    /// gigabytes).
+    fn reserved_records(&self) -> usize {
+        let per_record = ChangelogChunk::RECORD_OVERHEAD.max(1);
+        self.records.min(self.bytes / per_record + 1)
+    }
+}
+
 impl KafkaCursor {
     pub(crate) fn start(
         consumer: BaseConsumer,
@@ -76,7 +86,7 @@ impl KafkaCursor {
                         }
                         Err(_) => ChangelogChunk::with_capacity(
                             partition,
-                            limits.records,
+                            limits.reserved_records(),
                             limits.data_hint,
                         ),
                     };

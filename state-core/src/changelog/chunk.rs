@@ -23,6 +23,9 @@ pub struct ChangelogChunk {
 }
 
 impl ChangelogChunk {
+    /// Bytes of bookkeeping per record besides its key and value.
+    pub const RECORD_OVERHEAD: usize = WriteBatch::OP_OVERHEAD + 2 * std::mem::size_of::<i64>();
+
     /// An empty chunk of `partition`.
     pub fn new(partition: Partition) -> Self {
         Self::with_capacity(partition, 0, 0)
@@ -114,7 +117,7 @@ impl ChangelogChunk {
     /// Bytes the records take in memory: keys and values plus each record's bookkeeping
     /// (for small records the bookkeeping is the larger part).
     pub fn footprint(&self) -> usize {
-        self.data_bytes() + self.len() * (WriteBatch::OP_OVERHEAD + 2 * std::mem::size_of::<i64>())
+        self.data_bytes() + self.len() * Self::RECORD_OVERHEAD
     }
 
     /// The `index`-th record: its offset and its operation.
