@@ -73,8 +73,8 @@ pub struct Location {
 
 impl Location {
     /// The directory of `partition`'s store.
-    pub fn store_dir(&self, partition: Partition) -> PathBuf {
-        StoreContext::new(&self.application_id, partition, 1, &self.state_dir)
+    pub fn store_dir(&self, partition: Partition) -> Result<PathBuf> {
+        StoreContext::new(&self.application_id, partition, 1, &self.state_dir)?
             .store_dir(&self.store)
     }
 
@@ -86,7 +86,7 @@ impl Location {
             ));
         }
         errors::require_dir(&self.state_dir, "state directory")?;
-        let dir = self.store_dir(partition);
+        let dir = self.store_dir(partition)?;
         if !dir.exists() {
             return Err(Error::new(
                 ErrorKind::NotFound,

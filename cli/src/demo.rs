@@ -119,20 +119,20 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
             partition as i32,
             options.partitions,
             root.join(dir),
-        )
+        )?
         .with_changelog(changelog.clone())
         .with_guarantee(ProcessingGuarantee::ExactlyOnce);
         if let Some(listener) = listener {
             context = context.with_restore_listener(listener);
         }
-        context
+        Ok::<_, Error>(context)
     };
     let builder_a = builder(options.backend);
     let mut a = Instance::new(options.partitions);
     for p in 0..a.position.len() {
         a.stores.push(
             builder_a
-                .build(&context("a", p, &changelog, None))
+                .build(&context("a", p, &changelog, None)?)
                 .await
                 .map_err(kafka_err)?,
         );
@@ -178,7 +178,7 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     for p in 0..b.position.len() {
         let (builder, context) = (
             builder_b.clone(),
-            context("b", p, &changelog_b, Some(listener.clone())),
+            context("b", p, &changelog_b, Some(listener.clone()))?,
         );
         opening.push(tokio::spawn(async move { builder.build(&context).await }));
     }

@@ -29,7 +29,7 @@ pub fn run(command: &InspectCommand) -> Result<bool> {
         "store {} ({}) at {}",
         location.store,
         location.backend.name(),
-        location.store_dir(command.partition).display()
+        location.store_dir(command.partition)?.display()
     );
     let position = store.position()?;
     if position.is_empty() {

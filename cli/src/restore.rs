@@ -76,7 +76,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
             options.clone(),
             slots.clone(),
         );
-        let dir = location.store_dir(partition);
+        let dir = location.store_dir(partition)?;
         tasks.push(tokio::spawn(async move {
             let _slot = slots
                 .acquire_owned()

@@ -204,7 +204,7 @@ impl Demo<'_> {
             0,
             self.options.partitions,
             self.root.join(format!("instance-{id}")),
-        )
+        )?
         .with_changelog(self.changelog.clone());
         let manager = Arc::new(StoreManager::new(builder, context));
         let group = GroupConfig::new(self.config.clone(), &self.application_id, &self.input)

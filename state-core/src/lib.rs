@@ -22,6 +22,7 @@ pub mod changelog;
 mod error;
 pub mod logging;
 pub mod manager;
+pub mod names;
 pub mod restore;
 pub mod serde;
 pub mod store;
@@ -34,6 +35,9 @@ pub use changelog::{
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use logging::{CommitSummary, LoggedStore};
+pub use names::{
+    MAX_TOPIC_NAME_LEN, changelog_topic, validate_application_id, validate_store_name,
+};
 pub use manager::{
     ActiveStore, AfterRevoke, PartitionRestores, PartitionRole, PartitionedStores, StandbyLag,
     StoreManager,

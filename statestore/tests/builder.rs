@@ -19,7 +19,9 @@ fn logging_config_reaches_the_changelog_topic_and_user_config_wins() {
     let changelog = InMemoryChangelog::new();
     let dir = tempfile::tempdir().unwrap();
     let context =
-        StoreContext::new("shop", 2, 4, dir.path()).with_changelog(Arc::new(changelog.clone()));
+        StoreContext::new("shop", 2, 4, dir.path())
+        .unwrap()
+        .with_changelog(Arc::new(changelog.clone()));
     let config = HashMap::from([
         ("min.insync.replicas".to_owned(), "2".to_owned()),
         ("segment.ms".to_owned(), "100".to_owned()),
@@ -60,7 +62,9 @@ fn user_cleanup_policy_overrides_the_default() {
     let changelog = InMemoryChangelog::new();
     let dir = tempfile::tempdir().unwrap();
     let context =
-        StoreContext::new("shop", 0, 1, dir.path()).with_changelog(Arc::new(changelog.clone()));
+        StoreContext::new("shop", 0, 1, dir.path())
+        .unwrap()
+        .with_changelog(Arc::new(changelog.clone()));
     let config = HashMap::from([("cleanup.policy".to_owned(), "compact,delete".to_owned())]);
     block_on(rewards().with_logging_enabled(config).build(&context)).unwrap();
     let spec = changelog.topic_config("shop-rewards-changelog").unwrap();
@@ -70,7 +74,7 @@ fn user_cleanup_policy_overrides_the_default() {
 #[test]
 fn logging_disabled_creates_no_topic_and_needs_no_changelog() {
     let dir = tempfile::tempdir().unwrap();
-    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let context = StoreContext::new("shop", 0, 1, dir.path()).unwrap();
     let mut store = block_on(rewards().with_logging_disabled().build(&context)).unwrap();
     store.put(&"bob".to_owned(), &1.0).unwrap();
     block_on(store.commit()).unwrap();
@@ -81,7 +85,7 @@ fn logging_disabled_creates_no_topic_and_needs_no_changelog() {
 #[test]
 fn logging_enabled_without_a_changelog_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let context = StoreContext::new("shop", 0, 1, dir.path()).unwrap();
     let err = match block_on(rewards().build(&context)) {
         Ok(_) => panic!("building a logged store without a changelog must fail"),
         Err(err) => err,
@@ -93,7 +97,7 @@ fn logging_enabled_without_a_changelog_is_a_clear_error() {
 #[test]
 fn a_value_the_serde_cannot_read_names_the_serde() {
     let dir = tempfile::tempdir().unwrap();
-    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let context = StoreContext::new("shop", 0, 1, dir.path()).unwrap();
     let store = block_on(rewards().with_logging_disabled().build(&context)).unwrap();
     let raw = store.committed().clone();
     raw.put(b"carol", b"abc").unwrap();

@@ -509,7 +509,9 @@ mod tests {
         guarantee: ProcessingGuarantee,
     ) -> Arc<dyn PartitionedStores> {
         let context =
-            StoreContext::new("app", 0, partitions, "/nonexistent").with_guarantee(guarantee);
+            StoreContext::new("app", 0, partitions, "/nonexistent")
+                .unwrap()
+                .with_guarantee(guarantee);
         Arc::new(StoreManager::new(
             StoreBuilder::new(Unopened(name), Serdes::string(), Serdes::i64()),
             context,

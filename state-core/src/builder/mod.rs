@@ -9,7 +9,8 @@ use std::sync::Arc;
 pub use context::StoreContext;
 pub use typed::{ByteStore, TypedEntry, TypedKeyValueStore};
 
-use crate::changelog::{SinkOptions, TopicSpec, changelog_topic_name};
+use crate::changelog::{SinkOptions, TopicSpec};
+use crate::names::changelog_topic;
 use crate::logging::LoggedStore;
 use crate::restore::{RecordValidator, RestoreOptions, WipeReason, open_or_rebuild, restore};
 use crate::serde::Serde;
@@ -78,7 +79,7 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
     /// with logging enabled: ensures the changelog topic, restores the store to the end
     /// of its changelog partition, and wraps it so changes are logged.
     pub async fn build(&self, context: &StoreContext) -> Result<TypedKeyValueStore<K, V>> {
-        let dir = context.store_dir(self.supplier.name());
+        let dir = context.store_dir(self.supplier.name())?;
         let (store, rebuilt) = open_or_rebuild(self.supplier.as_ref(), &dir)?;
         self.build_on(store, rebuilt, context).await
     }
@@ -102,7 +103,7 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
             ));
         };
         let changelog = context.changelog_for(name)?;
-        let topic = changelog_topic_name(&context.application_id, name);
+        let topic = changelog_topic(&context.application_id, name)?;
         changelog
             .ensure_topic(&TopicSpec::changelog(
                 &topic,
