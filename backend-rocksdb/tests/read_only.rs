@@ -54,7 +54,7 @@ fn a_read_only_open_changes_not_a_byte() {
     store.close().unwrap();
     drop(store);
 
-    assert_eq!(snapshot(&dir), before);
+    assert!(snapshot(&dir) == before, "files changed");
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn a_store_without_the_stamp_is_adopted_only_when_it_is_ours() {
     let store = supplier().open_read_only(&dir).unwrap();
     assert_eq!(entries(store.as_ref()).len(), 100);
     drop(store);
-    assert_eq!(snapshot(&dir), before, "a read-only open must not stamp");
+    assert!(snapshot(&dir) == before, "a read-only open must not stamp");
     assert!(supplier().owns(&dir));
 
     let store = supplier().open(&dir).unwrap();
