@@ -22,6 +22,7 @@
 mod admin;
 mod changelog;
 mod config;
+mod deadline;
 mod error;
 pub mod group;
 pub mod mock;
@@ -33,6 +34,7 @@ pub use config::{
     DEFAULT_ENQUEUE_TIMEOUT, DEFAULT_FLUSH_TIMEOUT, DEFAULT_METADATA_TIMEOUT, DEFAULT_POLL_TIMEOUT,
     KafkaChangelogConfig,
 };
+pub use error::is_kafka_error;
 pub use group::{GroupConfig, GroupListener, InputRecord, StandbyPolicy, StatefulConsumer};
 pub use mock::EmbeddedKafka;
 pub use reader::{KafkaReader, restore_consumer_settings};
