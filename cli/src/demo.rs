@@ -92,7 +92,7 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     let root = match &options.state_dir {
         Some(dir) => dir.join(&application_id),
         None => {
-            let temp = tempfile::tempdir()?;
+            let temp = crate::exit::temp_dir()?;
             let root = temp.path().to_owned();
             _temp = temp;
             root
@@ -291,7 +291,7 @@ fn builder(backend: Backend) -> StoreBuilder<String, f64> {
 }
 
 /// Where instance A dies: two thirds in, off any commit boundary.
-fn crash_point(purchases: u64, commit_every: u64) -> u64 {
+pub(crate) fn crash_point(purchases: u64, commit_every: u64) -> u64 {
     (purchases * 2 / 3 + commit_every / 2 + 7).min(purchases.saturating_sub(1))
 }
 

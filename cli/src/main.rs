@@ -2,17 +2,39 @@
 //! verify local stores. Argument parsing and dispatch only; each command has a module.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+/// This crate's `println!`: one line to stdout through [`output::out`], which ends the
+/// process quietly when stdout is closed instead of panicking like `std`'s. Defined
+/// before the modules so it is the `println!` they all use.
+macro_rules! println {
+    () => {
+        $crate::output::out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::out(format_args!($($arg)*))
+    };
+}
+
+/// This crate's `eprintln!`: one line to stderr through [`output::err`], never a panic.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::output::err(format_args!($($arg)*))
+    };
+}
+
 mod backend;
 mod committed_view;
 mod demo;
 mod errors;
+mod exit;
 mod group_instance;
 mod inspect;
 mod kafka;
+mod output;
 mod progress;
 mod restore;
 mod scale_out;
 mod serdes;
+mod usage;
 mod verify;
 mod workload;
 
@@ -20,7 +42,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use state_core::{Error, Result};
 
@@ -28,13 +49,22 @@ use crate::backend::{Backend, Location};
 use crate::serdes::{KeyValueSerdes, SerdeKind};
 
 fn main() -> ExitCode {
-    // Usage errors exit 2 from inside clap.
+    // Usage errors exit 2 from inside clap, before any work: single flags in clap's
+    // parsers, combinations in `usage::check`.
     let matches = cli().get_matches();
+    if let Err(err) = usage::check(&matches) {
+        err.exit();
+    }
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::from)
-        .and_then(|runtime| runtime.block_on(dispatch(&matches)));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                tokio::spawn(exit::on_signal());
+                dispatch(&matches).await
+            })
+        });
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -48,13 +78,6 @@ fn main() -> ExitCode {
 async fn dispatch(matches: &ArgMatches) -> Result<bool> {
     match matches.subcommand() {
         Some(("demo", m)) if instances(m) > 1 => {
-            if m.contains_id("relocate-to")
-                || m.value_source("commit-every") == Some(ValueSource::CommandLine)
-            {
-                return Err(Error::invalid_input(
-                    "--relocate-to and --commit-every apply to the single-instance demo, not to --instances",
-                ));
-            }
             scale_out::run(&scale_out::ScaleOutOptions {
                 backend: backend(m, "backend")?,
                 bootstrap_servers: m.get_one::<String>("bootstrap-servers").cloned(),
@@ -127,6 +150,12 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
     }
 }
 
+/// The largest `--timeout`: a day. Deadlines are computed from it.
+const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+/// The largest `--purchases` and `--commit-every`: far beyond a demo's size, and small
+/// enough that no sum or product of them overflows.
+const MAX_COUNT: u64 = 1_000_000_000;
+
 fn cli() -> Command {
     Command::new("statestore")
         .about("Fault-tolerant, relocatable local state stores: demo, restore, inspect, verify")
@@ -155,6 +184,7 @@ fn cli() -> Command {
                 .arg(backend_arg("backend", "Backend of instance A").default_value("rocksdb"))
                 .arg(backend_arg("relocate-to", "Backend of instance B [default: same as --backend]"))
                 .arg(Arg::new("bootstrap-servers").long("bootstrap-servers").value_name("HOST:PORT")
+                    .value_parser(usage::bootstrap_servers)
                     .help("A real Kafka cluster [default: the embedded mock cluster]"))
                 .arg(Arg::new("instances").long("instances").value_name("N").default_value("1")
                     .value_parser(value_parser!(u64).range(1..=16))
@@ -163,11 +193,11 @@ fn cli() -> Command {
                     .value_parser(value_parser!(i32).range(1..=256))
                     .help("Input and changelog partitions [default: 4; 6 with --instances]"))
                 .arg(Arg::new("purchases").long("purchases").value_name("N")
-                    .value_parser(value_parser!(u64).range(1..))
+                    .value_parser(value_parser!(u64).range(1..=MAX_COUNT))
                     .help("Purchases in the stream [default: 200000; 60000 with --instances]"))
                 .arg(Arg::new("commit-every").long("commit-every").value_name("N").default_value("1000")
-                    .value_parser(value_parser!(u64).range(1..)).help("Purchases per partition between commits"))
-                .arg(Arg::new("state-dir").long("state-dir").value_name("DIR").value_parser(value_parser!(PathBuf))
+                    .value_parser(value_parser!(u64).range(1..=MAX_COUNT)).help("Purchases per partition between commits"))
+                .arg(Arg::new("state-dir").long("state-dir").value_name("DIR").value_parser(usage::state_dir)
                     .help("Keep both instances' state under DIR [default: a temporary directory, removed at exit]"))
                 .arg(timeout_arg()),
         )
@@ -218,7 +248,7 @@ fn location_args(command: Command) -> Command {
                 .long("state-dir")
                 .value_name("DIR")
                 .required(true)
-                .value_parser(value_parser!(PathBuf))
+                .value_parser(usage::state_dir)
                 .help("The root state directory"),
         )
         .arg(backend_arg("backend", "The store's backend").default_value("rocksdb"))
@@ -227,14 +257,16 @@ fn location_args(command: Command) -> Command {
                 .long("store")
                 .value_name("NAME")
                 .required(true)
-                .help("The store name"),
+                .value_parser(usage::store_name)
+                .help("The store name ([a-zA-Z0-9._-], as in Kafka topic names)"),
         )
         .arg(
             Arg::new("application-id")
                 .long("application-id")
                 .value_name("ID")
                 .required(true)
-                .help("The application id (prefix of the changelog topic)"),
+                .value_parser(usage::application_id)
+                .help("The application id (prefix of the changelog topic; [a-zA-Z0-9._-])"),
         )
         .arg(serde_arg("key-serde", "string", "Serde of keys"))
         .arg(serde_arg("value-serde", "f64", "Serde of values"))
@@ -262,6 +294,7 @@ fn servers_arg() -> Arg {
         .long("bootstrap-servers")
         .value_name("HOST:PORT")
         .required(true)
+        .value_parser(usage::bootstrap_servers)
         .help("Kafka bootstrap servers, comma-separated")
 }
 
@@ -286,8 +319,8 @@ fn timeout_arg() -> Arg {
         .long("timeout")
         .value_name("SECS")
         .default_value("10")
-        .value_parser(value_parser!(u64).range(1..))
-        .help("Kafka metadata timeout in seconds")
+        .value_parser(value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))
+        .help("Kafka metadata timeout in seconds (at most a day)")
 }
 
 fn backend(m: &ArgMatches, name: &str) -> Result<Backend> {
@@ -338,8 +371,134 @@ fn timeout(m: &ArgMatches) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use clap::ArgMatches;
+    use proptest::prelude::*;
+
+    use super::*;
+
     #[test]
     fn the_command_line_is_well_formed() {
         super::cli().debug_assert();
+    }
+
+    /// Every numeric flag, with its command.
+    const NUMERIC: [(&str, &str); 11] = [
+        ("demo", "--instances"),
+        ("demo", "--partitions"),
+        ("demo", "--purchases"),
+        ("demo", "--commit-every"),
+        ("demo", "--timeout"),
+        ("restore", "--partitions"),
+        ("restore", "--parallel"),
+        ("restore", "--timeout"),
+        ("inspect", "--partition"),
+        ("verify", "--partition"),
+        ("verify", "--timeout"),
+    ];
+
+    /// A command line of `command` that parses, without `skip`.
+    fn base(command: &str, skip: &str) -> Vec<String> {
+        let mut args = vec!["statestore".to_owned(), command.to_owned()];
+        let location = [
+            ("--state-dir", "/state"),
+            ("--application-id", "app"),
+            ("--store", "rewards"),
+        ];
+        let needs: &[(&str, &str)] = match command {
+            "restore" => &[("--bootstrap-servers", "h:1"), ("--partitions", "0")],
+            "inspect" => &[("--partition", "0")],
+            "verify" => &[("--bootstrap-servers", "h:1"), ("--partition", "0")],
+            _ => &[],
+        };
+        let location: &[(&str, &str)] = if command == "demo" { &[] } else { &location };
+        for (flag, value) in location.iter().chain(needs) {
+            if *flag != skip {
+                args.extend([(*flag).to_owned(), (*value).to_owned()]);
+            }
+        }
+        args
+    }
+
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|v| v.to_string()),
+            any::<i64>().prop_map(|v| v.to_string()),
+            (0u64..2000).prop_map(|v| v.to_string()),
+            Just(u64::MAX.to_string()),
+            Just(i64::MIN.to_string()),
+            Just(format!("{}0", u64::MAX)),
+            "[0-9,.e+-]{0,24}",
+            any::<String>(),
+        ]
+    }
+
+    /// Everything the commands compute from their numbers before any I/O; every timeout
+    /// must fit in a deadline (`Instant + u64::MAX s` panicked).
+    fn derive(matches: &ArgMatches) -> Result<(), TestCaseError> {
+        let Some((command, m)) = matches.subcommand() else {
+            return Ok(());
+        };
+        if command != "inspect" {
+            let timeout = timeout(m);
+            prop_assert!(std::time::Instant::now().checked_add(timeout).is_some());
+        }
+        match command {
+            "demo" => {
+                let _ = instances(m);
+                let partitions = m.get_one::<i32>("partitions").copied().unwrap_or(4);
+                let purchases = m.get_one::<u64>("purchases").copied().unwrap_or(200_000);
+                let commit_every = m.get_one::<u64>("commit-every").copied().unwrap_or(1000);
+                for count in workload::counts(purchases, partitions) {
+                    let _ = workload::changelog_size(count, commit_every);
+                }
+                let _ = demo::crash_point(purchases, commit_every);
+            }
+            "inspect" | "verify" => {
+                let _ = partition(m);
+                let _ = location(m).and_then(|l| l.store_dir(partition(m)));
+            }
+            _ => {
+                let _ = location(m);
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses, checks and derives; a refused command line must be a usage error (2).
+    fn drive(args: &[String]) -> Result<(), TestCaseError> {
+        match cli().try_get_matches_from(args) {
+            Ok(matches) => match usage::check(&matches) {
+                Ok(()) => derive(&matches)?,
+                Err(err) => prop_assert_eq!(err.exit_code(), 2, "{}", err),
+            },
+            Err(err) => prop_assert_eq!(err.exit_code(), 2, "{:?}: {}", args, err),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn every_numeric_flag_parses_or_is_a_usage_error_never_a_panic(
+            which in 0..NUMERIC.len(),
+            value in number(),
+        ) {
+            let (command, flag) = NUMERIC[which];
+            let mut args = base(command, flag);
+            args.extend([flag.to_owned(), value]);
+            drive(&args)?;
+        }
+
+        #[test]
+        fn all_demo_numbers_at_once_never_panic(
+            values in proptest::collection::vec(number(), 5),
+        ) {
+            let mut args = base("demo", "");
+            for ((_, flag), value) in NUMERIC[..5].iter().zip(values) {
+                args.extend([(*flag).to_owned(), value]);
+            }
+            drive(&args)?;
+        }
     }
 }

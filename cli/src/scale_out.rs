@@ -106,7 +106,7 @@ pub async fn run(options: &ScaleOutOptions) -> Result<bool> {
     let root = match &options.state_dir {
         Some(dir) => dir.join(&application_id),
         None => {
-            let temp = tempfile::tempdir()?;
+            let temp = crate::exit::temp_dir()?;
             let root = temp.path().to_owned();
             _temp = temp;
             root
