@@ -186,9 +186,16 @@ mod tests {
         let mut tail = vec![1; 100];
         overlay.read(4990, &mut tail).unwrap();
         assert_eq!(&tail[..10], &original[4990..5000]);
-        assert!(tail[10..].iter().all(|&b| b == 0), "shrunk bytes come back as zeros");
+        assert!(
+            tail[10..].iter().all(|&b| b == 0),
+            "shrunk bytes come back as zeros"
+        );
         assert!(overlay.read(11_990, &mut [0; 20]).is_err());
 
-        assert_eq!(std::fs::read(&path).unwrap(), original, "the file is untouched");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            original,
+            "the file is untouched"
+        );
     }
 }

@@ -36,8 +36,9 @@ pub(crate) fn creating_name(file_name: &str) -> String {
 /// Looks at `dir` and its store file `file_name` without changing anything.
 pub(crate) fn probe(dir: &Path, file_name: &str) -> Result<Contents> {
     let path = dir.join(file_name);
-    let io_error =
-        |err: io::Error, at: &Path| Error::from(err).context(format!("inspecting {}", at.display()));
+    let io_error = |err: io::Error, at: &Path| {
+        Error::from(err).context(format!("inspecting {}", at.display()))
+    };
     match std::fs::metadata(dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Contents::Nothing),
         Err(err) => return Err(io_error(err, dir)),
@@ -85,8 +86,8 @@ fn others(dir: &Path, file_name: &str) -> Result<Contents> {
     let entries = std::fs::read_dir(dir)
         .map_err(|err| Error::from(err).context(format!("listing {}", dir.display())))?;
     for entry in entries {
-        let entry = entry
-            .map_err(|err| Error::from(err).context(format!("listing {}", dir.display())))?;
+        let entry =
+            entry.map_err(|err| Error::from(err).context(format!("listing {}", dir.display())))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name != creating {
             names.push(name);

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase,
-    ReadableTableMetadata, Table, TransactionError, WriteTransaction,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTableMetadata,
+    Table, TransactionError, WriteTransaction,
 };
 use state_core::{
     Capability, Error, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,

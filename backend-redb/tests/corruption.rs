@@ -190,7 +190,12 @@ fn an_empty_file_is_foreign_and_untouched() {
 #[test]
 fn another_backends_store_is_foreign_and_untouched() {
     let dir = TempDir::new().unwrap();
-    for name in ["CURRENT", "MANIFEST-000005", "000009.sst", "STATESTORE-ROCKSDB"] {
+    for name in [
+        "CURRENT",
+        "MANIFEST-000005",
+        "000009.sst",
+        "STATESTORE-ROCKSDB",
+    ] {
         std::fs::write(dir.path().join(name), name).unwrap();
     }
     assert_foreign_and_untouched(dir.path(), "MANIFEST-000005");
@@ -212,7 +217,11 @@ fn assert_foreign_and_untouched(dir: &Path, found: &str) {
         assert!(text.contains(&dir.display().to_string()), "{text}");
         assert!(text.contains(found), "{found} not named in: {text}");
     }
-    assert!(snapshot(dir) == before, "a refused open changed {}", dir.display());
+    assert!(
+        snapshot(dir) == before,
+        "a refused open changed {}",
+        dir.display()
+    );
     assert!(!supplier().owns(dir));
 }
 
@@ -221,7 +230,10 @@ fn a_creation_cut_short_leaves_no_store_and_is_redone() {
     let dir = TempDir::new().unwrap();
     // What a crash inside redb's create leaves under the temporary name.
     std::fs::write(dir.path().join("store.redb.creating"), b"").unwrap();
-    let err = supplier().open_read_only(dir.path()).map(|_| ()).unwrap_err();
+    let err = supplier()
+        .open_read_only(dir.path())
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let store = open(dir.path());
     store.put(b"k", b"v").unwrap();

@@ -53,7 +53,13 @@ pub(crate) fn probe(path: &Path) -> Result<Contents> {
     }
     let mut names = Vec::new();
     for entry in std::fs::read_dir(path).map_err(io_error)? {
-        names.push(entry.map_err(io_error)?.file_name().to_string_lossy().into_owned());
+        names.push(
+            entry
+                .map_err(io_error)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
     }
     if names.is_empty() {
         return Ok(Contents::Nothing);

@@ -75,7 +75,13 @@ impl RocksDbStore {
         Ok(Self::new(name, dir, config, opened, true))
     }
 
-    fn new(name: String, dir: &Path, config: &RocksDbConfig, opened: Opened, read_only: bool) -> Self {
+    fn new(
+        name: String,
+        dir: &Path,
+        config: &RocksDbConfig,
+        opened: Opened,
+        read_only: bool,
+    ) -> Self {
         let Opened {
             db,
             position,

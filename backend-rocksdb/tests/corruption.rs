@@ -166,7 +166,11 @@ fn assert_foreign_and_untouched(dir: &Path, found: &str) {
         assert!(text.contains(&dir.display().to_string()), "{text}");
         assert!(text.contains(found), "{found} not named in: {text}");
     }
-    assert!(snapshot(dir) == before, "a refused open changed {}", dir.display());
+    assert!(
+        snapshot(dir) == before,
+        "a refused open changed {}",
+        dir.display()
+    );
     assert!(!supplier().owns(dir));
 }
 

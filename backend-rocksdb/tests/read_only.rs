@@ -36,7 +36,10 @@ fn a_read_only_open_changes_not_a_byte() {
     let store = supplier().open_read_only(&dir).unwrap();
     assert_eq!(store.position().unwrap(), Position::of(0, 99));
     assert_eq!(entries(store.as_ref()).len(), 100);
-    assert_eq!(store.get(b"key-007").unwrap(), Some(7u32.to_be_bytes().to_vec()));
+    assert_eq!(
+        store.get(b"key-007").unwrap(),
+        Some(7u32.to_be_bytes().to_vec())
+    );
     assert!(store.approximate_num_entries().is_ok());
     for err in [
         store.put(b"k", b"v").unwrap_err(),
@@ -69,7 +72,10 @@ fn a_missing_or_empty_directory_is_not_found_and_nothing_is_created() {
     std::fs::create_dir(&empty).unwrap();
     let err = supplier().open_read_only(&empty).map(|_| ()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains(&empty.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&empty.display().to_string()),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
 
@@ -95,7 +101,8 @@ fn a_read_only_open_is_refused_while_a_writer_holds_the_store() {
     let err = supplier().open_read_only(&dir).map(|_| ()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(
-        err.to_string().contains("open for writing by a store handle in this process"),
+        err.to_string()
+            .contains("open for writing by a store handle in this process"),
         "{err}"
     );
     // The probe must not have released the writer's lock: a second writer is refused.

@@ -71,13 +71,31 @@ pub fn read_only_open_of_nothing_is_not_found(backend: &dyn BackendFactory) {
         return;
     }
     let dir = fixture.store_dir();
-    let err = fixture.supplier().open_read_only(&dir).map(|_| ()).unwrap_err();
+    let err = fixture
+        .supplier()
+        .open_read_only(&dir)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(!dir.exists(), "{}: created {}", backend.name(), dir.display());
+    assert!(
+        !dir.exists(),
+        "{}: created {}",
+        backend.name(),
+        dir.display()
+    );
     std::fs::create_dir(&dir).unwrap();
-    let err = fixture.supplier().open_read_only(&dir).map(|_| ()).unwrap_err();
+    let err = fixture
+        .supplier()
+        .open_read_only(&dir)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(snapshot(&dir).is_empty(), "{}: wrote into {}", backend.name(), dir.display());
+    assert!(
+        snapshot(&dir).is_empty(),
+        "{}: wrote into {}",
+        backend.name(),
+        dir.display()
+    );
 }
 
 /// A store of every other durable backend, and a directory of unknown files, is
@@ -97,7 +115,11 @@ pub fn other_backends_stores_are_refused_not_wiped(backend: &dyn BackendFactory)
         }
         let dir = root.path().join(other.name());
         written(supplier.as_ref(), &dir);
-        assert!(supplier.owns(&dir), "{} does not own its own store", other.name());
+        assert!(
+            supplier.owns(&dir),
+            "{} does not own its own store",
+            other.name()
+        );
         foreign.push(dir);
     }
     let unknown = root.path().join("unknown");
@@ -110,7 +132,9 @@ pub fn other_backends_stores_are_refused_not_wiped(backend: &dyn BackendFactory)
         let errors = [
             probe.open(dir).map(|_| ()).unwrap_err(),
             probe.open_read_only(dir).map(|_| ()).unwrap_err(),
-            open_or_rebuild(probe.as_ref(), dir).map(|_| ()).unwrap_err(),
+            open_or_rebuild(probe.as_ref(), dir)
+                .map(|_| ())
+                .unwrap_err(),
         ];
         for err in errors {
             assert_eq!(err.kind(), ErrorKind::Foreign, "{}: {err}", backend.name());
@@ -126,6 +150,11 @@ pub fn other_backends_stores_are_refused_not_wiped(backend: &dyn BackendFactory)
             backend.name(),
             dir.display()
         );
-        assert!(!probe.owns(dir), "{} claims {}", backend.name(), dir.display());
+        assert!(
+            !probe.owns(dir),
+            "{} claims {}",
+            backend.name(),
+            dir.display()
+        );
     }
 }

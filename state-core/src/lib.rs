@@ -35,12 +35,12 @@ pub use changelog::{
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use logging::{CommitSummary, LoggedStore};
-pub use names::{
-    MAX_TOPIC_NAME_LEN, changelog_topic, validate_application_id, validate_store_name,
-};
 pub use manager::{
     ActiveStore, AfterRevoke, PartitionRestores, PartitionRole, PartitionedStores, StandbyLag,
     StoreManager,
+};
+pub use names::{
+    MAX_TOPIC_NAME_LEN, changelog_topic, validate_application_id, validate_store_name,
 };
 pub use restore::{
     DEFAULT_MAX_BYTES_IN_FLIGHT, FanOutRestoreListener, NoopRestoreListener, PartitionProgress,

@@ -18,8 +18,7 @@ fn rewards() -> StoreBuilder<String, f64> {
 fn logging_config_reaches_the_changelog_topic_and_user_config_wins() {
     let changelog = InMemoryChangelog::new();
     let dir = tempfile::tempdir().unwrap();
-    let context =
-        StoreContext::new("shop", 2, 4, dir.path())
+    let context = StoreContext::new("shop", 2, 4, dir.path())
         .unwrap()
         .with_changelog(Arc::new(changelog.clone()));
     let config = HashMap::from([
@@ -61,8 +60,7 @@ fn logging_config_reaches_the_changelog_topic_and_user_config_wins() {
 fn user_cleanup_policy_overrides_the_default() {
     let changelog = InMemoryChangelog::new();
     let dir = tempfile::tempdir().unwrap();
-    let context =
-        StoreContext::new("shop", 0, 1, dir.path())
+    let context = StoreContext::new("shop", 0, 1, dir.path())
         .unwrap()
         .with_changelog(Arc::new(changelog.clone()));
     let config = HashMap::from([("cleanup.policy".to_owned(), "compact,delete".to_owned())]);

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::changelog::{Changelog, ProcessingGuarantee};
-use crate::restore::{NoopRestoreListener, RestoreListener, RestoreOptions};
 use crate::names::{changelog_topic, validate_application_id};
+use crate::restore::{NoopRestoreListener, RestoreListener, RestoreOptions};
 use crate::{Error, Partition, Result};
 
 /// The runtime facts a [`StoreBuilder`](super::StoreBuilder) needs, like Kafka Streams'

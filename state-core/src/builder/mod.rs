@@ -10,8 +10,8 @@ pub use context::StoreContext;
 pub use typed::{ByteStore, TypedEntry, TypedKeyValueStore};
 
 use crate::changelog::{SinkOptions, TopicSpec};
-use crate::names::changelog_topic;
 use crate::logging::LoggedStore;
+use crate::names::changelog_topic;
 use crate::restore::{RecordValidator, RestoreOptions, WipeReason, open_or_rebuild, restore};
 use crate::serde::Serde;
 use crate::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
