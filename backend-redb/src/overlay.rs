@@ -72,7 +72,7 @@ impl ReadOnlyOverlay {
     }
 
     /// Block `index` as the file (within `file_valid`) and zeros make it.
-    fn from_file(&self, index: u64, file_valid: u64) -> io::Result<Vec<u8>> {
+    fn file_block(&self, index: u64, file_valid: u64) -> io::Result<Vec<u8>> {
         let mut block = vec![0u8; BLOCK as usize];
         let start = index * BLOCK;
         let end = (start + BLOCK).min(file_valid.min(self.file_len));
@@ -108,7 +108,7 @@ impl StorageBackend for ReadOnlyOverlay {
             match state.blocks.get(&index) {
                 Some(block) => dest.copy_from_slice(&block[within..within + take]),
                 None => {
-                    let block = self.from_file(index, state.file_valid)?;
+                    let block = self.file_block(index, state.file_valid)?;
                     dest.copy_from_slice(&block[within..within + take]);
                 }
             }
@@ -150,7 +150,7 @@ impl StorageBackend for ReadOnlyOverlay {
             let (index, within) = (at / BLOCK, (at % BLOCK) as usize);
             let take = (BLOCK as usize - within).min(data.len() - done);
             if !state.blocks.contains_key(&index) {
-                let block = self.from_file(index, state.file_valid)?;
+                let block = self.file_block(index, state.file_valid)?;
                 state.blocks.insert(index, block);
             }
             if let Some(block) = state.blocks.get_mut(&index) {

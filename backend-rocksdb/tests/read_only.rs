@@ -18,7 +18,7 @@ fn written(dir: &Path) {
     let store = supplier().open(dir).unwrap();
     let mut batch = WriteBatch::new();
     for i in 0..100u32 {
-        batch.put(format!("key-{i:03}").into_bytes(), i.to_be_bytes().to_vec());
+        batch.put(format!("key-{i:03}").into_bytes(), i.to_be_bytes());
     }
     store
         .write_with_position(&batch, &Position::of(0, 99))

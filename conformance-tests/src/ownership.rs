@@ -32,7 +32,7 @@ fn written(supplier: &dyn KeyValueBytesStoreSupplier, dir: &Path) {
     let store = supplier.open(dir).unwrap();
     let mut batch = WriteBatch::new();
     for i in 0..50u32 {
-        batch.put(format!("key-{i:02}").into_bytes(), i.to_be_bytes().to_vec());
+        batch.put(format!("key-{i:02}").into_bytes(), i.to_be_bytes());
     }
     store
         .write_with_position(&batch, &Position::of(0, 49))
