@@ -99,6 +99,14 @@ impl StorageBackend for ReadOnlyOverlay {
                 format!("read of {offset}..{end} past the end {}", state.len),
             ));
         }
+        let (first, last) = (offset / BLOCK, end.saturating_sub(1) / BLOCK);
+        let untouched = !state.blocks.keys().any(|i| (first..=last).contains(i));
+        if untouched && end <= state.file_valid.min(self.file_len) {
+            // The common case (the overlay holds a few pages): one read from the file.
+            let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+            file.seek(SeekFrom::Start(offset))?;
+            return file.read_exact(out);
+        }
         let mut done = 0usize;
         while done < out.len() {
             let at = offset + done as u64;

@@ -130,7 +130,24 @@ fn redb_file_without_meta_table_is_rejected() {
         }
         txn.commit().unwrap();
     }
-    assert_foreign_and_untouched(dir.path(), "no \"statestore_meta\"");
+    // Read-only opens leave it as it is; a read-write open's integrity check commits
+    // (rewriting redb's header) before the layout tells it is someone else's file.
+    let before = snapshot(dir.path());
+    let err = supplier()
+        .open_read_only(dir.path())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Foreign, "{err}");
+    assert!(err.to_string().contains("no \"statestore_meta\""), "{err}");
+    assert!(
+        snapshot(dir.path()) == before,
+        "a read-only open changed the file"
+    );
+    assert!(!supplier().owns(dir.path()));
+    let err = open_or_rebuild(&supplier(), dir.path())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Foreign, "{err}");
     assert_rejected_then_recoverable(dir.path(), ErrorKind::Foreign);
 }
 
