@@ -74,8 +74,8 @@ pub fn check(matches: &ArgMatches) -> Result<(), clap::Error> {
     let problem = match name {
         "demo" => demo(m),
         "restore" => location(m).or_else(|| repeated_partition(m)),
-        "inspect" => location(m).or_else(|| keys(m)),
-        "verify" => location(m),
+        "inspect" => location(m).or_else(|| on_disk(m)).or_else(|| keys(m)),
+        "verify" => location(m).or_else(|| on_disk(m)),
         _ => None,
     };
     let Some((kind, message)) = problem else {
@@ -122,6 +122,17 @@ fn location(m: &ArgMatches) -> Problem {
     state_core::changelog_topic(app, store)
         .err()
         .map(|err| (ErrorKind::ValueValidation, err.message().to_owned()))
+}
+
+/// `inspect` and `verify` read a store on disk, which the memory backend never has.
+fn on_disk(m: &ArgMatches) -> Problem {
+    (m.get_one::<String>("backend")? == "memory").then(|| {
+        (
+            ErrorKind::ArgumentConflict,
+            "the memory backend keeps nothing on disk to read; use --backend rocksdb or redb"
+                .to_owned(),
+        )
+    })
 }
 
 fn repeated_partition(m: &ArgMatches) -> Problem {

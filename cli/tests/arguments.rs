@@ -148,6 +148,7 @@ fn numbers_out_of_range_are_usage_errors_not_panics() {
             &huge,
         ],
         vec!["inspect", "--partition", "-1"],
+        vec!["inspect", "--partition", "0", "--backend", "memory"],
         vec!["inspect", "--partition", "2147483648"],
         vec![
             "restore",

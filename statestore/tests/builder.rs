@@ -103,3 +103,31 @@ fn a_value_the_serde_cannot_read_names_the_serde() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("Double"), "{err}");
 }
+
+#[test]
+fn names_outside_kafkas_topic_rules_are_refused_where_they_enter() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for app in ["../escape", "/abs", "my app", "", "..", &"a".repeat(300)] {
+        let err = StoreContext::new(app, 0, 1, &state)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{app:?}: {err}");
+    }
+    let context = StoreContext::new("shop", 0, 1, &state).unwrap();
+    for store in ["../../outside", "a/b", ".", "", &"s".repeat(240)] {
+        let builder = Stores::key_value_store_builder(
+            Stores::in_memory_key_value_store(store),
+            Serdes::string(),
+            Serdes::f64(),
+        )
+        .with_logging_disabled();
+        let err = match block_on(builder.build(&context)) {
+            Ok(_) => panic!("store name {store:?} was accepted"),
+            Err(err) => err,
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{store:?}: {err}");
+    }
+    // Nothing was created anywhere.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

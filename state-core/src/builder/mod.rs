@@ -78,6 +78,11 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
     /// Opens the store for `context`'s partition (rebuilding damaged local files), and
     /// with logging enabled: ensures the changelog topic, restores the store to the end
     /// of its changelog partition, and wraps it so changes are logged.
+    ///
+    /// The store name must follow Kafka's topic-name rules, and with the application id
+    /// make a changelog topic of at most 249 characters (`InvalidInput` naming the rule,
+    /// before anything is opened). What the backend does not recognise as its own store
+    /// is refused as `Foreign` and left untouched.
     pub async fn build(&self, context: &StoreContext) -> Result<TypedKeyValueStore<K, V>> {
         let dir = context.store_dir(self.supplier.name())?;
         let (store, rebuilt) = open_or_rebuild(self.supplier.as_ref(), &dir)?;
