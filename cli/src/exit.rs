@@ -66,30 +66,30 @@ pub fn exit(code: i32) -> ! {
     std::process::exit(code)
 }
 
-/// Waits for SIGINT or SIGTERM, then ends the process through [`exit`].
-pub async fn on_signal() {
-    let interrupted = async {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut terminate) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
+/// Starts listening for SIGINT and SIGTERM (at once, inside the runtime, so no signal
+/// slips through before the listener runs) and returns the wait: when it completes, the
+/// process ends through [`exit`].
+#[cfg(unix)]
+pub fn on_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    };
-    interrupted.await;
-    crate::output::err(format_args!("interrupted"));
-    exit(INTERRUPTED)
+        crate::output::err(format_args!("interrupted"));
+        exit(INTERRUPTED)
+    })
+}
+
+/// Starts listening for Ctrl-C and returns the wait (see the Unix version).
+#[cfg(not(unix))]
+pub fn on_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        crate::output::err(format_args!("interrupted"));
+        exit(INTERRUPTED)
+    })
 }

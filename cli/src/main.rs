@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         .map_err(Error::from)
         .and_then(|runtime| {
             runtime.block_on(async {
-                tokio::spawn(exit::on_signal());
+                tokio::spawn(exit::on_signal()?);
                 dispatch(&matches).await
             })
         });
