@@ -175,7 +175,7 @@ pub fn run_unprivileged(scratch: &Path, args: &[String]) -> Output {
         .arg(&bin)
         .args(args)
         .output()
-        .unwrap()
+        .unwrap_or_else(|err| panic!("running as nobody needs setpriv (util-linux): {err}"))
 }
 
 /// Sets mode `dirs` on `path` and every directory under it, `files` on every file.
