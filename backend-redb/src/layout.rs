@@ -12,6 +12,7 @@ use redb::{
 use state_core::{Error, Position, Result};
 
 use crate::error::map_redb_error;
+use crate::probe::foreign;
 
 /// Raw key to raw value; keys compare as unsigned bytes (redb's `&[u8]` order).
 pub(crate) const DATA: TableDefinition<'static, &'static [u8], &'static [u8]> =
@@ -30,9 +31,10 @@ pub(crate) const POSITION_KEY: &str = "position";
 /// Changes whenever the layout above changes incompatibly.
 pub(crate) const FORMAT_V1: &[u8] = b"statestore-redb/1";
 
-/// Checks that `db` is a statestore file, or initialises it when it holds no table at all
-/// (new, or created by a process that died before its first commit).
-pub(crate) fn prepare(db: &Database, path: &Path) -> Result<()> {
+/// Checks that `db` holds a statestore store, reading only. Another program's redb
+/// file (no tables, or no meta table) is `Foreign`; a missing marker, data table or a
+/// damaged position is `Corruption`; another format version is `InvalidInput`.
+pub(crate) fn check(db: &impl ReadableDatabase, path: &Path) -> Result<()> {
     let txn = db
         .begin_read()
         .map_err(|err| map_redb_error(path, "open", err))?;
@@ -47,17 +49,16 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<()> {
             .map(|table| table.name().to_owned()),
     );
     let has = |name: &str| tables.iter().any(|table| table == name);
-
-    if tables.is_empty() {
-        drop(txn);
-        return initialize(db, path);
-    }
     if !has(META.name()) {
-        return Err(Error::invalid_input(format!(
-            "redb file {} is not a statestore store: it has tables {tables:?} but no {:?}",
-            path.display(),
-            META.name()
-        )));
+        // New files get their tables before they appear under the store's name, so a
+        // redb file without them was written by someone else.
+        return Err(foreign(
+            path,
+            &format!(
+                "it is a redb database with tables {tables:?} but no {:?}",
+                META.name()
+            ),
+        ));
     }
     let meta = txn
         .open_table(META)
@@ -95,9 +96,11 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn initialize(db: &Database, path: &Path) -> Result<()> {
+/// Gives a new, empty database the statestore tables and format marker.
+pub(crate) fn initialize(db: &Database, path: &Path) -> Result<()> {
     let map = |err: redb::Error| map_redb_error(path, "initialise", err);
-    // Default durability is Immediate: the marker is on disk before any data.
+    // Default durability is Immediate: the marker is on disk before the file is linked
+    // under the store's name.
     let txn = db.begin_write().map_err(|err| map(err.into()))?;
     {
         txn.open_table(DATA).map_err(|err| map(err.into()))?;
@@ -105,9 +108,7 @@ fn initialize(db: &Database, path: &Path) -> Result<()> {
         meta.insert(FORMAT_KEY, FORMAT_V1)
             .map_err(|err| map(err.into()))?;
     }
-    txn.commit().map_err(|err| map(err.into()))?;
-    log::info!("created statestore redb file {}", path.display());
-    Ok(())
+    txn.commit().map_err(|err| map(err.into()))
 }
 
 /// Reads the changelog position from the meta table, in a read or a write transaction.

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{
-    Builder, Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata, Table,
-    WriteTransaction,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTableMetadata,
+    Table, TransactionError, WriteTransaction,
 };
 use state_core::{
     Capability, Error, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,
@@ -15,6 +15,7 @@ use crate::commit::CommitPolicy;
 use crate::config::RedbConfig;
 use crate::error::map_redb_error;
 use crate::layout::{self, DATA, META, POSITION_KEY};
+use crate::open::{open_read_only, open_writable};
 use crate::scan::Scan;
 
 type DataTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
@@ -30,8 +31,23 @@ pub struct RedbStore {
     name: String,
     path: Arc<Path>,
     /// `None` once closed. Operations hold the read lock; `close` takes the write lock.
-    db: RwLock<Option<Database>>,
+    db: RwLock<Option<Handle>>,
     policy: CommitPolicy,
+}
+
+/// The open file: writable, or read-only ([`RedbStore::open_read_only`]: a database
+/// whose writes stay in memory, never exposed to a write).
+enum Handle {
+    Writable(Database),
+    ReadOnly(Database),
+}
+
+impl Handle {
+    fn begin_read(&self) -> Result<ReadTransaction, TransactionError> {
+        match self {
+            Handle::Writable(db) | Handle::ReadOnly(db) => db.begin_read(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -45,29 +61,45 @@ impl std::fmt::Debug for RedbStore {
 }
 
 impl RedbStore {
-    /// Opens the store file in `dir` (which must exist), creating the file if it is
-    /// absent or empty.
+    /// Opens the store file in `dir`, creating `dir` and the file when nothing is there.
     ///
-    /// A damaged file, a file that is not redb, or a redb file statestore did not write
-    /// gives an [`ErrorKind::Corruption`](state_core::ErrorKind::Corruption) or
-    /// [`ErrorKind::InvalidInput`](state_core::ErrorKind::InvalidInput) error naming the
-    /// path; the file is left untouched. A file already open (in this process or another)
-    /// gives [`ErrorKind::Unavailable`](state_core::ErrorKind::Unavailable).
+    /// Errors name the path and leave the file untouched: a damaged statestore file is
+    /// [`ErrorKind::Corruption`](state_core::ErrorKind::Corruption); anything this
+    /// backend did not write (an empty file, a file that is not redb, another program's
+    /// redb file, other files without ours) is
+    /// [`ErrorKind::Foreign`](state_core::ErrorKind::Foreign); another format version is
+    /// [`ErrorKind::InvalidInput`](state_core::ErrorKind::InvalidInput). A file already
+    /// open (in this process or another) gives
+    /// [`ErrorKind::Unavailable`](state_core::ErrorKind::Unavailable).
     pub fn open(name: impl Into<String>, dir: &Path, config: &RedbConfig) -> Result<Self> {
         config.validate()?;
-        let path: Arc<Path> = Arc::from(dir.join(config.file_name()));
-        let db = Builder::new()
-            .set_cache_size(config.cache_size())
-            .set_check_integrity_on_open(config.check_integrity_on_open())
-            .create(&path)
-            .map_err(|err| map_redb_error(&path, "open", err))?;
-        layout::prepare(&db, &path)?;
-        Ok(Self {
-            name: name.into(),
-            path,
-            db: RwLock::new(Some(db)),
+        let db = open_writable(dir, config)?;
+        Ok(Self::new(name.into(), dir, config, Handle::Writable(db)))
+    }
+
+    /// Opens the existing store file in `dir` read-only: the file is opened for reading
+    /// only, integrity-checked, and nothing is created, repaired or written on disk (a
+    /// file a crashed writer left is recovered in memory); any number of read-only opens
+    /// may run at once
+    /// (see [`KeyValueBytesStoreSupplier::open_read_only`](state_core::KeyValueBytesStoreSupplier::open_read_only)).
+    /// Nothing there is `NotFound`; a file open for writing is `Unavailable`.
+    pub fn open_read_only(
+        name: impl Into<String>,
+        dir: &Path,
+        config: &RedbConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let db = open_read_only(dir, config)?;
+        Ok(Self::new(name.into(), dir, config, Handle::ReadOnly(db)))
+    }
+
+    fn new(name: String, dir: &Path, config: &RedbConfig, handle: Handle) -> Self {
+        Self {
+            name,
+            path: Arc::from(dir.join(config.file_name())),
+            db: RwLock::new(Some(handle)),
             policy: CommitPolicy::new(config.durability(), config.bulk_immediate_every()),
-        })
+        }
     }
 
     /// The path of the redb file.
@@ -75,7 +107,7 @@ impl RedbStore {
         &self.path
     }
 
-    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+    fn with_db<T>(&self, f: impl FnOnce(&Handle) -> Result<T>) -> Result<T> {
         // A panic elsewhere cannot leave the `Option` half-written, so poison is harmless.
         let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
         match guard.as_ref() {
@@ -89,6 +121,18 @@ impl RedbStore {
                 ),
             )),
         }
+    }
+
+    /// Runs `f` on the writable database; a read-only store refuses.
+    fn with_writable<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        self.with_db(|handle| match handle {
+            Handle::Writable(db) => f(db),
+            Handle::ReadOnly(_) => Err(Error::unsupported(format!(
+                "redb store {:?} at {} is open read-only; it cannot be written",
+                self.name,
+                self.path.display()
+            ))),
+        })
     }
 
     fn map<'a>(&'a self, action: &'a str) -> impl Fn(redb::Error) -> Error + 'a {
@@ -116,7 +160,7 @@ impl RedbStore {
         action: &str,
         f: impl FnOnce(&WriteTransaction) -> Result<(T, bool)>,
     ) -> Result<T> {
-        self.with_db(|db| {
+        self.with_writable(|db| {
             let map = self.map(action);
             let mut txn = db.begin_write().map_err(|e| map(e.into()))?;
             let durability = self.policy.next();
@@ -274,7 +318,11 @@ impl KeyValueStore for RedbStore {
     }
 
     fn flush(&self) -> Result<()> {
-        self.with_db(|db| flush_db(db, &self.policy, &self.path))
+        self.with_db(|handle| match handle {
+            Handle::Writable(db) => flush_db(db, &self.policy, &self.path),
+            // Nothing can have been written.
+            Handle::ReadOnly(_) => Ok(()),
+        })
     }
 
     fn wipe(&self) -> Result<()> {
@@ -295,18 +343,26 @@ impl KeyValueStore for RedbStore {
     }
 
     fn set_bulk_loading(&self, bulk_loading: bool) -> Result<()> {
+        self.with_writable(|_| Ok(()))?;
         self.policy.set_bulk_loading(bulk_loading);
         if bulk_loading { Ok(()) } else { self.flush() }
     }
 
     fn close(&self) -> Result<()> {
         let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
-        let Some(db) = guard.take() else {
-            return Ok(());
+        let db = match guard.take() {
+            None => return Ok(()),
+            Some(Handle::ReadOnly(db)) => {
+                // Its writes go to memory: closing it touches no file.
+                return db
+                    .close()
+                    .map_err(|err| map_redb_error(&self.path, "close", err));
+            }
+            Some(Handle::Writable(db)) => db,
         };
         // Put the database back if the flush fails so the caller can retry or drop.
         if let Err(err) = flush_db(&db, &self.policy, &self.path) {
-            *guard = Some(db);
+            *guard = Some(Handle::Writable(db));
             return Err(err);
         }
         db.close()

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use state_core::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
+use state_core::{ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
 use crate::config::RedbConfig;
 use crate::error::map_io_error;
@@ -51,12 +51,23 @@ impl KeyValueBytesStoreSupplier for RedbSupplier {
         true
     }
 
-    /// Creates `dir` if needed, then opens or creates the redb file in it.
+    /// Opens the redb file in `dir`, creating both when nothing is there.
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
-        std::fs::create_dir_all(dir)
-            .map_err(|err| map_io_error(dir, "create store directory", err))?;
         let store = RedbStore::open(self.name.clone(), dir, &self.config)?;
         Ok(Arc::new(store))
+    }
+
+    fn open_read_only(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        let store = RedbStore::open_read_only(self.name.clone(), dir, &self.config)?;
+        Ok(Arc::new(store))
+    }
+
+    fn owns(&self, dir: &Path) -> bool {
+        // The full read-only open decides, so another program's redb file is not ours.
+        match RedbStore::open_read_only(self.name.clone(), dir, &self.config) {
+            Ok(_) => true,
+            Err(err) => !matches!(err.kind(), ErrorKind::Foreign | ErrorKind::NotFound),
+        }
     }
 
     /// Removes the redb file from `dir` (the directory itself stays). The store must not

@@ -1,4 +1,6 @@
 //! Damaged and foreign files: an error naming the path, then destroy + open recovers.
+//! Damage to our own file is `Corruption` (restore may wipe it); anything else is
+//! `Foreign` and left untouched.
 
 mod common;
 
@@ -6,8 +8,8 @@ use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use common::{all, file, open, supplier};
-use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch};
+use common::{all, file, open, snapshot, supplier};
+use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch, open_or_rebuild};
 use tempfile::TempDir;
 
 /// A closed store whose file is mostly data pages, so damage lands on live data.
@@ -26,15 +28,14 @@ fn written_store(dir: &Path) {
     store.close().unwrap();
 }
 
-/// Opening fails with Corruption or InvalidInput naming the file; destroy + open then
-/// gives an empty, usable store.
-fn assert_rejected_then_recoverable(dir: &Path) {
+/// Opening fails with `kind` naming the file, read-write and read-only; destroy + open
+/// then gives an empty, usable store.
+fn assert_rejected_then_recoverable(dir: &Path, kind: ErrorKind) {
+    let read_only = supplier().open_read_only(dir).map(|_| ()).unwrap_err();
+    assert_eq!(read_only.kind(), kind, "read-only: {read_only}");
     for attempt in 0..2 {
         let err = supplier().open(dir).map(|_| ()).unwrap_err();
-        assert!(
-            matches!(err.kind(), ErrorKind::Corruption | ErrorKind::InvalidInput),
-            "attempt {attempt}: unexpected kind: {err}"
-        );
+        assert_eq!(err.kind(), kind, "attempt {attempt}: {err}");
         assert!(
             err.to_string().contains(&file(dir).display().to_string()),
             "{err}"
@@ -62,7 +63,7 @@ fn truncated_file_is_rejected() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    assert_rejected_then_recoverable(dir.path());
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::Corruption);
 }
 
 #[test]
@@ -75,7 +76,7 @@ fn file_truncated_inside_header_is_rejected() {
         .unwrap()
         .set_len(100)
         .unwrap();
-    assert_rejected_then_recoverable(dir.path());
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::Corruption);
 }
 
 #[test]
@@ -92,7 +93,7 @@ fn bytes_overwritten_in_the_middle_are_rejected() {
         .unwrap();
     f.sync_all().unwrap();
     drop(f);
-    assert_rejected_then_recoverable(dir.path());
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::Corruption);
 }
 
 #[test]
@@ -105,7 +106,7 @@ fn garbled_header_is_rejected() {
         .unwrap();
     f.write_all(&[0x5A; 512]).unwrap();
     drop(f);
-    assert_rejected_then_recoverable(dir.path());
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::Foreign);
 }
 
 #[test]
@@ -113,7 +114,8 @@ fn foreign_file_is_rejected() {
     let dir = TempDir::new().unwrap();
     let text = "this is not a database\n".repeat(1000);
     std::fs::write(file(dir.path()), text).unwrap();
-    assert_rejected_then_recoverable(dir.path());
+    assert_foreign_and_untouched(dir.path(), "magic bytes");
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::Foreign);
 }
 
 #[test]
@@ -128,9 +130,25 @@ fn redb_file_without_meta_table_is_rejected() {
         }
         txn.commit().unwrap();
     }
-    let err = supplier().open(dir.path()).map(|_| ()).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert_rejected_then_recoverable(dir.path());
+    // Read-only opens leave it as it is; a read-write open's integrity check commits
+    // (rewriting redb's header) before the layout tells it is someone else's file.
+    let before = snapshot(dir.path());
+    let err = supplier()
+        .open_read_only(dir.path())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Foreign, "{err}");
+    assert!(err.to_string().contains("no \"statestore_meta\""), "{err}");
+    assert!(
+        snapshot(dir.path()) == before,
+        "a read-only open changed the file"
+    );
+    assert!(!supplier().owns(dir.path()));
+    let err = open_or_rebuild(&supplier(), dir.path())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Foreign, "{err}");
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::Foreign);
 }
 
 #[test]
@@ -153,7 +171,7 @@ fn wrong_format_marker_is_rejected() {
     let err = supplier().open(dir.path()).map(|_| ()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("statestore-redb/99"), "{err}");
-    assert_rejected_then_recoverable(dir.path());
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::InvalidInput);
 }
 
 #[test]
@@ -175,14 +193,68 @@ fn damaged_position_is_corruption() {
     }
     let err = supplier().open(dir.path()).map(|_| ()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
-    assert_rejected_then_recoverable(dir.path());
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::Corruption);
 }
 
 #[test]
-fn empty_file_becomes_a_new_store() {
+fn an_empty_file_is_foreign_and_untouched() {
     let dir = TempDir::new().unwrap();
     std::fs::write(file(dir.path()), b"").unwrap();
+    assert_foreign_and_untouched(dir.path(), "an empty file");
+    assert_rejected_then_recoverable(dir.path(), ErrorKind::Foreign);
+}
+
+#[test]
+fn another_backends_store_is_foreign_and_untouched() {
+    let dir = TempDir::new().unwrap();
+    for name in [
+        "CURRENT",
+        "MANIFEST-000005",
+        "000009.sst",
+        "STATESTORE-ROCKSDB",
+    ] {
+        std::fs::write(dir.path().join(name), name).unwrap();
+    }
+    assert_foreign_and_untouched(dir.path(), "MANIFEST-000005");
+    assert!(!file(dir.path()).exists());
+}
+
+/// Opening read-write, read-only and through `open_or_rebuild` (what restore uses) fails
+/// as `Foreign` naming the path and `found`, and not a byte under `dir` changed.
+fn assert_foreign_and_untouched(dir: &Path, found: &str) {
+    let before = snapshot(dir);
+    let errors = [
+        supplier().open(dir).map(|_| ()).unwrap_err(),
+        supplier().open_read_only(dir).map(|_| ()).unwrap_err(),
+        open_or_rebuild(&supplier(), dir).map(|_| ()).unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(err.kind(), ErrorKind::Foreign, "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+        assert!(text.contains(found), "{found} not named in: {text}");
+    }
+    assert!(
+        snapshot(dir) == before,
+        "a refused open changed {}",
+        dir.display()
+    );
+    assert!(!supplier().owns(dir));
+}
+
+#[test]
+fn a_creation_cut_short_leaves_no_store_and_is_redone() {
+    let dir = TempDir::new().unwrap();
+    // What a crash inside redb's create leaves under the temporary name.
+    std::fs::write(dir.path().join("store.redb.creating"), b"").unwrap();
+    let err = supplier()
+        .open_read_only(dir.path())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let store = open(dir.path());
-    assert!(all(&*store).is_empty());
     store.put(b"k", b"v").unwrap();
+    store.close().unwrap();
+    assert!(!dir.path().join("store.redb.creating").exists());
+    assert!(supplier().owns(dir.path()));
 }

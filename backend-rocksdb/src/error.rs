@@ -27,7 +27,16 @@ pub(crate) fn map_rocksdb_error(err: rocksdb::Error, path: &Path) -> Error {
         RocksKind::ShutdownInProgress => ErrorKind::Closed,
         _ => ErrorKind::Internal,
     };
-    Error::new(kind, format!("rocksdb at {}: {message}", path.display())).with_source(err)
+    let text = if kind == ErrorKind::Unavailable && is_lock_conflict(&message) {
+        format!(
+            "rocksdb at {} is open in another process or store handle (its LOCK file is \
+             held); only one writer may open a store",
+            path.display()
+        )
+    } else {
+        format!("rocksdb at {}: {message}", path.display())
+    };
+    Error::new(kind, text).with_source(err)
 }
 
 fn is_lock_conflict(message: &str) -> bool {
@@ -42,11 +51,10 @@ pub(crate) fn closed(name: &str, path: &Path) -> Error {
     )
 }
 
-/// The error for a directory that is not (or no longer) a statestore RocksDB database.
-pub(crate) fn not_a_store(path: &Path, why: &str) -> Error {
-    Error::corruption(format!(
-        "{} is not a usable statestore rocksdb directory: {why} \
-         (destroy it and restore from the changelog)",
+/// The error for a write to a store opened read-only.
+pub(crate) fn read_only(name: &str, path: &Path) -> Error {
+    Error::unsupported(format!(
+        "rocksdb store {name} at {} is open read-only; it cannot be written",
         path.display()
     ))
 }

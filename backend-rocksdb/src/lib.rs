@@ -3,7 +3,9 @@
 
 mod config;
 mod error;
+mod lock;
 mod open;
+mod probe;
 mod scan;
 mod store;
 mod supplier;

@@ -11,8 +11,9 @@ use state_core::{
 };
 
 use crate::config::RocksDbConfig;
-use crate::error::{closed, map_rocksdb_error};
-use crate::open::{POSITION_KEY, default_cf, meta_cf, open_db};
+use crate::error::{closed, map_rocksdb_error, read_only};
+use crate::lock::Registration;
+use crate::open::{Opened, POSITION_KEY, default_cf, meta_cf, open_db, open_db_read_only};
 use crate::scan::{Db, last_key, scan};
 
 /// A durable [`KeyValueStore`] on a RocksDB database in one directory.
@@ -30,6 +31,10 @@ pub struct RocksDbStore {
     name: String,
     path: PathBuf,
     db: Db,
+    /// Set for a read-write open; dropped after `db` (fields drop in order), so the
+    /// directory stays registered until RocksDB has released its lock.
+    _registration: Option<Registration>,
+    read_only: bool,
     /// Serialises writes and holds the position last written.
     writer: Mutex<Position>,
     wal_enabled: bool,
@@ -42,31 +47,66 @@ pub struct RocksDbStore {
 impl RocksDbStore {
     /// Opens the store `name` kept in `dir`, creating it when `dir` is missing or empty.
     ///
-    /// A directory that is not a statestore RocksDB database (foreign files, a damaged
-    /// CURRENT, MANIFEST or table file, another application's RocksDB) yields a
-    /// `Corruption` or `InvalidInput` error naming `dir`; it is never overwritten.
+    /// Errors name `dir`, which is never overwritten: a damaged store of this backend
+    /// (a damaged CURRENT, MANIFEST or table file) is `Corruption`; anything this backend
+    /// did not write (another backend's files, unknown files, another program's RocksDB)
+    /// is `Foreign`; a store of another format version is `InvalidInput`.
     pub fn open(name: impl Into<String>, dir: &Path, config: &RocksDbConfig) -> Result<Self> {
         let name = name.into();
         let options = config.to_options(dir)?;
-        let (db, position) = open_db(dir, &options)
+        let opened = open_db(dir, &options)
             .map_err(|err| err.context(format!("opening rocksdb store {name}")))?;
+        Ok(Self::new(name, dir, config, opened, false))
+    }
+
+    /// Opens the existing store `name` in `dir` read-only: RocksDB's read-only mode, no
+    /// lock taken, nothing created or written (see
+    /// [`KeyValueBytesStoreSupplier::open_read_only`](state_core::KeyValueBytesStoreSupplier::open_read_only)).
+    /// A missing or empty `dir` is `NotFound`; a store a writer holds is `Unavailable`.
+    pub fn open_read_only(
+        name: impl Into<String>,
+        dir: &Path,
+        config: &RocksDbConfig,
+    ) -> Result<Self> {
+        let name = name.into();
+        let options = config.to_options(dir)?;
+        let opened = open_db_read_only(dir, &options)
+            .map_err(|err| err.context(format!("opening rocksdb store {name} read-only")))?;
+        Ok(Self::new(name, dir, config, opened, true))
+    }
+
+    fn new(
+        name: String,
+        dir: &Path,
+        config: &RocksDbConfig,
+        opened: Opened,
+        read_only: bool,
+    ) -> Self {
+        let Opened {
+            db,
+            position,
+            registration,
+        } = opened;
         log::debug!(
-            "opened rocksdb store {name} at {} at position {position:?}",
-            dir.display()
+            "opened rocksdb store {name} at {} at position {position:?}{}",
+            dir.display(),
+            if read_only { " (read-only)" } else { "" }
         );
         let mut without_wal = WriteOptions::default();
         without_wal.disable_wal(true);
-        Ok(Self {
+        Self {
             name,
             path: dir.to_path_buf(),
             db,
+            _registration: registration,
+            read_only,
             writer: Mutex::new(position),
             wal_enabled: config.wal_enabled(),
             with_wal: WriteOptions::default(),
             without_wal,
             bulk_loading: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-        })
+        }
     }
 
     /// The directory of the database.
@@ -93,6 +133,9 @@ impl RocksDbStore {
     /// lock is still usable.
     fn lock_writer(&self) -> Result<MutexGuard<'_, Position>> {
         self.ensure_open()?;
+        if self.read_only {
+            return Err(read_only(&self.name, &self.path));
+        }
         Ok(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -203,7 +246,12 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn position(&self) -> Result<Position> {
-        Ok(self.lock_writer()?.clone())
+        self.ensure_open()?;
+        Ok(self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
     }
 
     fn range(&self, range: &KeyRange) -> Result<KvIter<'_>> {
@@ -226,8 +274,8 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn flush(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            // Close already flushed everything; nothing can have been written since.
+        if self.closed.load(Ordering::Acquire) || self.read_only {
+            // Close already flushed everything, or nothing can have been written.
             return Ok(());
         }
         self.flush_all()
@@ -250,7 +298,7 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn set_bulk_loading(&self, bulk_loading: bool) -> Result<()> {
-        self.ensure_open()?;
+        drop(self.lock_writer()?);
         if self.bulk_loading.swap(bulk_loading, Ordering::AcqRel) == bulk_loading {
             return Ok(());
         }
@@ -272,7 +320,9 @@ impl KeyValueStore for RocksDbStore {
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.flush_all()?;
+        if !self.read_only {
+            self.flush_all()?;
+        }
         self.closed.store(true, Ordering::Release);
         log::debug!(
             "closed rocksdb store {} at {}",

@@ -8,6 +8,8 @@ use state_core::{Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Re
 
 use crate::config::RocksDbConfig;
 use crate::error::map_rocksdb_error;
+use crate::open::META_CF;
+use crate::probe::{Contents, probe};
 use crate::scan::Db;
 use crate::store::RocksDbStore;
 
@@ -59,6 +61,21 @@ impl KeyValueBytesStoreSupplier for RocksDbSupplier {
             dir,
             &self.config,
         )?))
+    }
+
+    fn open_read_only(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        Ok(Arc::new(RocksDbStore::open_read_only(
+            self.name.clone(),
+            dir,
+            &self.config,
+        )?))
+    }
+
+    fn owns(&self, dir: &Path) -> bool {
+        matches!(probe(dir), Ok(Contents::Stamped))
+            || (dir.join("CURRENT").is_file()
+                && Db::list_cf(&Options::default(), dir)
+                    .is_ok_and(|families| families.iter().any(|f| f == META_CF)))
     }
 
     fn destroy(&self, dir: &Path) -> Result<()> {

@@ -1,12 +1,13 @@
-//! Damaged and foreign directories: open fails naming the path, destroy recovers.
+//! Damaged and foreign directories: open fails naming the path; damage to our own store
+//! is `Corruption` (restore may wipe it), anything else is `Foreign` and left untouched.
 
 mod common;
 
 use std::path::Path;
 
 use backend_rocksdb::{RocksDbConfig, RocksDbSupplier};
-use common::{files, garble, truncate_half};
-use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch};
+use common::{files, garble, snapshot, truncate_half};
+use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch, open_or_rebuild};
 
 fn supplier() -> RocksDbSupplier {
     RocksDbSupplier::new("damaged")
@@ -25,22 +26,21 @@ fn populated(dir: &Path) {
     store.close().unwrap();
 }
 
-/// Opening `dir` fails with Corruption or InvalidInput naming it; then destroy and open
-/// give an empty, usable store.
-fn assert_rejected_then_recoverable(dir: &Path) {
+/// Opening `dir` fails with `kind` naming it, read-write and read-only; then destroy and
+/// open give an empty, usable store.
+fn assert_rejected_then_recoverable(dir: &Path, kind: ErrorKind) {
     let err = open_error(dir);
     eprintln!(
         "open of damaged {} failed as expected: {err}",
         dir.display()
     );
-    assert!(
-        matches!(err.kind(), ErrorKind::Corruption | ErrorKind::InvalidInput),
-        "wrong kind: {err}"
-    );
+    assert_eq!(err.kind(), kind, "wrong kind: {err}");
     assert!(
         err.to_string().contains(&dir.display().to_string()),
         "no path in: {err}"
     );
+    let read_only = supplier().open_read_only(dir).map(|_| ()).unwrap_err();
+    assert_eq!(read_only.kind(), kind, "read-only: {read_only}");
 
     supplier().destroy(dir).unwrap();
     assert!(!dir.exists());
@@ -72,7 +72,7 @@ fn damaged(damage: impl Fn(&Path), pick: impl Fn(&str) -> bool) {
     for target in &targets {
         damage(target);
     }
-    assert_rejected_then_recoverable(&dir);
+    assert_rejected_then_recoverable(&dir, ErrorKind::Corruption);
 }
 
 #[test]
@@ -104,6 +104,18 @@ fn truncated_manifest_is_rejected() {
 }
 
 #[test]
+fn a_damaged_manifest_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store-0");
+    populated(&dir);
+    let current = std::fs::read_to_string(dir.join("CURRENT")).unwrap();
+    let name = current.trim();
+    truncate_half(&dir.join(name));
+    let err = open_error(&dir).to_string();
+    assert!(err.contains(name), "{name} not named in: {err}");
+}
+
+#[test]
 fn garbled_sst_is_rejected() {
     damaged(garble, |name| name.ends_with(".sst"));
 }
@@ -124,7 +136,7 @@ fn missing_current_is_not_replaced_by_a_fresh_database() {
     // The failed open created nothing and deleted nothing.
     assert!(!dir.join("CURRENT").exists());
     assert_eq!(files(&dir, |name| name.ends_with(".sst")), tables);
-    assert_rejected_then_recoverable(&dir);
+    assert_rejected_then_recoverable(&dir, ErrorKind::Corruption);
 }
 
 #[test]
@@ -135,7 +147,40 @@ fn foreign_directory_is_rejected() {
     std::fs::write(dir.join("notes.txt"), b"hello").unwrap();
     std::fs::create_dir(dir.join("sub")).unwrap();
     std::fs::write(dir.join("sub").join("data.bin"), [0u8, 1, 2]).unwrap();
-    assert_rejected_then_recoverable(&dir);
+    assert_foreign_and_untouched(&dir, "notes.txt");
+    assert_rejected_then_recoverable(&dir, ErrorKind::Foreign);
+}
+
+/// Opening `dir` read-write, read-only and through `open_or_rebuild` (what restore uses)
+/// fails as `Foreign` naming `dir` and `found`, and not a byte under `dir` changed.
+fn assert_foreign_and_untouched(dir: &Path, found: &str) {
+    let before = snapshot(dir);
+    let errors = [
+        open_error(dir),
+        supplier().open_read_only(dir).map(|_| ()).unwrap_err(),
+        open_or_rebuild(&supplier(), dir).map(|_| ()).unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(err.kind(), ErrorKind::Foreign, "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+        assert!(text.contains(found), "{found} not named in: {text}");
+    }
+    assert!(
+        snapshot(dir) == before,
+        "a refused open changed {}",
+        dir.display()
+    );
+    assert!(!supplier().owns(dir));
+}
+
+#[test]
+fn another_backends_store_is_foreign_and_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store-0");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("store.redb"), vec![7u8; 4096]).unwrap();
+    assert_foreign_and_untouched(&dir, "store.redb");
 }
 
 #[test]
@@ -148,7 +193,8 @@ fn foreign_rocksdb_without_meta_column_family_is_rejected() {
         let db = rocksdb::DB::open(&options, &dir).unwrap();
         db.put(b"their", b"data").unwrap();
     }
-    assert_rejected_then_recoverable(&dir);
+    assert_foreign_and_untouched(&dir, "column families [\"default\"]");
+    assert_rejected_then_recoverable(&dir, ErrorKind::Foreign);
 }
 
 #[test]
@@ -168,7 +214,7 @@ fn wrong_format_marker_is_rejected() {
             .unwrap();
         db.flush_cf(meta).unwrap();
     }
-    assert_rejected_then_recoverable(&dir);
+    assert_rejected_then_recoverable(&dir, ErrorKind::InvalidInput);
 }
 
 #[test]
@@ -187,7 +233,7 @@ fn damaged_position_is_rejected() {
         db.put_cf(meta, b"position", [1u8, 2, 3]).unwrap();
         db.flush_cf(meta).unwrap();
     }
-    assert_rejected_then_recoverable(&dir);
+    assert_rejected_then_recoverable(&dir, ErrorKind::Corruption);
 }
 
 #[test]

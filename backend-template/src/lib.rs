@@ -119,11 +119,23 @@ impl KeyValueBytesStoreSupplier for TemplateSupplier {
     }
 
     fn open(&self, _dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
-        // A real backend opens or creates the engine at `dir` and checks that what is
-        // there is its own, intact store (Corruption / InvalidInput naming `dir`).
+        // A real backend creates the engine at `dir` only where nothing is, and otherwise
+        // checks that what is there is its own, intact store: Corruption (its own, damaged)
+        // or Foreign (not its own), naming `dir` and what was found.
         Ok(Arc::new(TemplateStore {
             name: self.name.clone(),
         }))
+    }
+
+    fn open_read_only(&self, _dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        // The engine's read-only mode: nothing created or written, NotFound where nothing
+        // is, Unavailable while a writer holds the store, writes refused as Unsupported.
+        Err(todo("open_read_only"))
+    }
+
+    fn owns(&self, _dir: &Path) -> bool {
+        // Whether `dir` holds this backend's store, intact or damaged; reads only.
+        false
     }
 
     fn destroy(&self, _dir: &Path) -> Result<()> {

@@ -94,7 +94,9 @@ fn instance(backend: Backend, app: &str, dir: &TempDir, poll_timeout: Option<Dur
         config = config.with_poll_timeout(timeout);
     }
     let changelog = Arc::new(KafkaChangelog::new(config).unwrap());
-    let context = StoreContext::new(app, PARTITION, 1, dir.path()).with_changelog(changelog);
+    let context = StoreContext::new(app, PARTITION, 1, dir.path())
+        .unwrap()
+        .with_changelog(changelog);
     StoreManager::new(backend.builder(), context)
 }
 

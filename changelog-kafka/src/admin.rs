@@ -10,6 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use state_core::{Error, ErrorKind, Result, TopicSpec};
 
+use crate::deadline::deadline_after;
 use crate::error::{At, kafka_error};
 
 /// Whether a create request made the topic or found it already there.
@@ -109,7 +110,7 @@ async fn wait_until_ready(
     created: Created,
     timeout: Duration,
 ) -> Result<()> {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let mut last_seen: String;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());

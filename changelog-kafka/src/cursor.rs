@@ -10,6 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use state_core::{ChangelogChunk, Error, ErrorKind, Offset, Partition, RestoreCursor, Result};
 
+use crate::deadline::deadline_after;
 use crate::error::{At, kafka_error};
 
 /// Chunks waiting in the hand-over channel: with the one being filled and the one the
@@ -192,7 +193,7 @@ fn poll_chunk(
     timeout: Duration,
 ) -> Result<(ChangelogChunk, Offset)> {
     let partition = chunk.partition();
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let mut idle_check = FIRST_IDLE_CHECK;
     while chunk.len() < limits.records && chunk.footprint() < limits.bytes {
         let wait = if chunk.is_empty() {

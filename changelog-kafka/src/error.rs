@@ -80,6 +80,20 @@ pub(crate) fn kafka_error(op: &str, at: At<'_>, err: KafkaError) -> Error {
     Error::new(kind, message).with_source(err)
 }
 
+/// Whether `err` came from the Kafka client (an rdkafka error anywhere in its causes),
+/// as opposed to local storage or the caller: tools use it to say "Kafka" only when
+/// Kafka is the cause.
+pub fn is_kafka_error(err: &Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(current) = cause {
+        if current.is::<KafkaError>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
 fn kind_of(err: &KafkaError) -> ErrorKind {
     match err {
         KafkaError::Transaction(txn) => {
@@ -208,6 +222,22 @@ fn code_kind(code: RDKafkaErrorCode) -> ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kafka_errors_are_told_from_local_ones() {
+        let kafka = kafka_error(
+            "fetching watermarks",
+            At::topic("t"),
+            KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown),
+        );
+        assert!(is_kafka_error(&kafka));
+        assert!(is_kafka_error(
+            &Error::internal("wrapper").with_source(kafka)
+        ));
+        let disk = Error::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert!(!is_kafka_error(&disk));
+        assert!(!is_kafka_error(&Error::unavailable("LOCK held")));
+    }
 
     #[test]
     fn retriable_and_fatal_codes_are_told_apart() {

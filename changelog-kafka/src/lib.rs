@@ -24,6 +24,7 @@ mod budget;
 mod changelog;
 mod config;
 mod cursor;
+mod deadline;
 mod error;
 pub mod group;
 pub mod mock;
@@ -36,6 +37,7 @@ pub use config::{
     DEFAULT_ENQUEUE_TIMEOUT, DEFAULT_FLUSH_TIMEOUT, DEFAULT_METADATA_TIMEOUT, DEFAULT_POLL_TIMEOUT,
     KafkaChangelogConfig,
 };
+pub use error::is_kafka_error;
 pub use group::{GroupConfig, GroupListener, InputRecord, StandbyPolicy, StatefulConsumer};
 pub use mock::EmbeddedKafka;
 pub use reader::KafkaReader;

@@ -18,6 +18,7 @@ use state_core::{
 use crate::budget::{DEFAULT_READ_AHEAD, FetchBudget};
 use crate::config::KafkaChangelogConfig;
 use crate::cursor::KafkaCursor;
+use crate::deadline::deadline_after;
 use crate::error::{At, kafka_error};
 
 /// Pause between watermark queries that failed with a retriable error.
@@ -118,7 +119,7 @@ impl ChangelogReader for KafkaReader {
             // Right after a topic is created or a leader moves, brokers answer with
             // NotLeader / UnknownTopicOrPartition until metadata settles: retry those until
             // the metadata timeout rather than failing a restore that would succeed.
-            let deadline = Instant::now() + timeout;
+            let deadline = deadline_after(timeout);
             // Short first attempts, doubling: a query sent while the client's broker
             // connection is still coming up waited out librdkafka's reconnect backoff
             // (500-700 ms, measured one query in ~20 right after another client
@@ -148,8 +149,19 @@ impl ChangelogReader for KafkaReader {
                         std::thread::sleep(WATERMARK_RETRY_BACKOFF.saturating_sub(asked.elapsed()));
                         if settling {
                             // The watermark query trusts the client's cached metadata;
-                            // ask the cluster again so a re-elected leader is found.
-                            let _ = meta.fetch_metadata(Some(&topic), timeout);
+                            // ask the cluster again so a re-elected leader is found, and
+                            // so a partition the topic does not have is reported now
+                            // rather than after the whole timeout.
+                            if let Ok(metadata) = meta.fetch_metadata(Some(&topic), timeout)
+                                && let Some(count) = partition_count(&metadata, &topic)
+                                && partition >= count
+                            {
+                                return Err(Error::invalid_input(format!(
+                                    "changelog topic {topic} has {count} partition(s), 0 to {}; \
+                                     partition {partition} does not exist",
+                                    count - 1
+                                )));
+                            }
                         }
                     }
                 }
@@ -218,4 +230,13 @@ impl ChangelogReader for KafkaReader {
             budget.chunk_limits(),
         )?))
     }
+}
+
+/// The number of partitions `metadata` shows for `topic`, when it shows the topic.
+fn partition_count(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Option<i32> {
+    let found = metadata.topics().iter().find(|t| t.name() == topic)?;
+    if found.error().is_some() || found.partitions().is_empty() {
+        return None;
+    }
+    i32::try_from(found.partitions().len()).ok()
 }

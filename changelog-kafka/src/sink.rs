@@ -19,6 +19,7 @@ use state_core::{
 };
 
 use crate::config::KafkaChangelogConfig;
+use crate::deadline::deadline_after;
 use crate::error::{At, kafka_error};
 
 /// What the delivery callbacks learned.
@@ -313,7 +314,7 @@ impl KafkaSink {
             .blocking(op, move |p| {
                 let context = p.context();
                 let target = context.enqueued.load(Ordering::SeqCst);
-                let deadline = Instant::now() + timeout;
+                let deadline = deadline_after(timeout);
                 let mut deliveries = context.lock();
                 while deliveries.settled < target {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -409,7 +410,7 @@ impl ChangelogSink for KafkaSink {
         if let Some(value) = &record.value {
             message = message.payload(value.as_slice());
         }
-        let deadline = Instant::now() + self.enqueue_timeout;
+        let deadline = deadline_after(self.enqueue_timeout);
         loop {
             match self.producer.send(message) {
                 Ok(()) => {

@@ -419,3 +419,39 @@ async fn broker_sink_is_usable_through_the_trait_object() {
     // A second flush with nothing new reports the same acknowledged offsets.
     assert_eq!(sink.flush().await.unwrap().applied(0), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_a_partition_the_topic_lacks_is_reported_at_once_with_the_count() {
+    let Some(bootstrap) = common::single_broker() else {
+        return;
+    };
+    let changelog = KafkaChangelog::new(
+        KafkaChangelogConfig::new(&bootstrap)
+            .with_client_id("changelog-kafka-tests")
+            .with_metadata_timeout(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let topic = common::unique_topic("broker-missing-partition");
+    changelog
+        .ensure_topic(&TopicSpec::changelog(&topic, 4, &BTreeMap::new()))
+        .await
+        .unwrap();
+    let reader = changelog
+        .reader(&topic, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    assert!(reader.offsets(3).await.is_ok());
+    let started = std::time::Instant::now();
+    let err = reader.offsets(7).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?} of the 30 s metadata timeout",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("4 partition(s)") && text.contains("partition 7") && text.contains(&topic),
+        "{text}"
+    );
+}

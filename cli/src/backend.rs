@@ -1,6 +1,6 @@
 //! Choosing a store backend (`--backend`) and locating a store on disk.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use state_core::{
@@ -25,18 +25,32 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Parses one of [`NAMES`].
+    /// Every backend, in the order of [`NAMES`].
+    pub const ALL: [Backend; 3] = [Self::Memory, Self::RocksDb, Self::Redb];
+
+    /// The backend commands use when `--backend` is not given: RocksDB (Kafka Streams'
+    /// default) when this binary has it, redb (persistent, pure Rust) otherwise.
+    pub const DEFAULT: Self = if cfg!(feature = "rocksdb") {
+        Self::RocksDb
+    } else {
+        Self::Redb
+    };
+
+    /// Parses one of [`NAMES`]; RocksDB only when this binary was built with it.
     pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "memory" => Ok(Self::Memory),
-            "rocksdb" if cfg!(feature = "rocksdb") => Ok(Self::RocksDb),
-            "rocksdb" => Err(rocksdb_not_built()),
-            "redb" => Ok(Self::Redb),
-            other => Err(Error::invalid_input(format!(
-                "unknown backend {other}; expected one of {}",
-                NAMES.join(", ")
-            ))),
+        let backend = Self::ALL
+            .into_iter()
+            .find(|backend| backend.name() == name)
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "unknown backend {name}; expected one of {}",
+                    NAMES.join(", ")
+                ))
+            })?;
+        if backend == Self::RocksDb && !cfg!(feature = "rocksdb") {
+            return Err(rocksdb_not_built());
         }
+        Ok(backend)
     }
 
     /// The name `--backend` uses.
@@ -48,16 +62,17 @@ impl Backend {
         }
     }
 
-    /// The backend commands use when `--backend` is not given: RocksDB (Kafka Streams'
-    /// default) when this binary has it, redb (persistent, pure Rust) otherwise.
-    pub const DEFAULT: Self = if cfg!(feature = "rocksdb") {
-        Self::RocksDb
-    } else {
-        Self::Redb
-    };
-
-    /// A supplier of this backend for store `store`.
+    /// A supplier of this backend for store `store`. When it refuses a directory as
+    /// foreign, its error says which backend's store is there.
     pub fn supplier(self, store: &str) -> Result<Arc<dyn KeyValueBytesStoreSupplier>> {
+        Ok(Arc::new(Hinting {
+            inner: self.engine(store)?,
+            backend: self,
+            store: store.to_owned(),
+        }))
+    }
+
+    fn engine(self, store: &str) -> Result<Arc<dyn KeyValueBytesStoreSupplier>> {
         Ok(match self {
             Self::Memory => Arc::new(Stores::in_memory_key_value_store(store)),
             Self::Redb => Arc::new(Stores::redb_key_value_store(store)),
@@ -66,6 +81,70 @@ impl Backend {
             #[cfg(not(feature = "rocksdb"))]
             Self::RocksDb => return Err(rocksdb_not_built()),
         })
+    }
+}
+
+/// A supplier whose `Foreign` errors name the backend that owns the directory, so a
+/// wrong `--backend` is answered with the right one.
+struct Hinting {
+    inner: Arc<dyn KeyValueBytesStoreSupplier>,
+    backend: Backend,
+    store: String,
+}
+
+impl Hinting {
+    fn hint(&self, err: Error, dir: &Path) -> Error {
+        if err.kind() != ErrorKind::Foreign {
+            return err;
+        }
+        // A backend this binary lacks cannot tell its own stores.
+        let owner = Backend::ALL.into_iter().find(|other| {
+            *other != self.backend
+                && other
+                    .engine(&self.store)
+                    .is_ok_and(|engine| engine.owns(dir))
+        });
+        match owner {
+            Some(owner) => Error::foreign(format!(
+                "{}; it is a {} store: use --backend {}",
+                err.message(),
+                owner.name(),
+                owner.name()
+            )),
+            None => err,
+        }
+    }
+}
+
+impl KeyValueBytesStoreSupplier for Hinting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    fn durable(&self) -> bool {
+        self.inner.durable()
+    }
+
+    fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        self.inner.open(dir).map_err(|err| self.hint(err, dir))
+    }
+
+    fn open_read_only(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        self.inner
+            .open_read_only(dir)
+            .map_err(|err| self.hint(err, dir))
+    }
+
+    fn owns(&self, dir: &Path) -> bool {
+        self.inner.owns(dir)
+    }
+
+    fn destroy(&self, dir: &Path) -> Result<()> {
+        self.inner.destroy(dir)
     }
 }
 
@@ -85,33 +164,40 @@ pub struct Location {
 
 impl Location {
     /// The directory of `partition`'s store.
-    pub fn store_dir(&self, partition: Partition) -> PathBuf {
-        StoreContext::new(&self.application_id, partition, 1, &self.state_dir)
+    pub fn store_dir(&self, partition: Partition) -> Result<PathBuf> {
+        StoreContext::new(&self.application_id, partition, 1, &self.state_dir)?
             .store_dir(&self.store)
     }
 
-    /// Opens an existing store for reading; never creates one.
-    pub fn open_existing(&self, partition: Partition) -> Result<Arc<dyn KeyValueStore>> {
+    /// Opens an existing store read-only: nothing is created or changed on disk.
+    pub fn open_read_only(&self, partition: Partition) -> Result<Arc<dyn KeyValueStore>> {
         if self.backend == Backend::Memory {
             return Err(Error::unsupported(
                 "the memory backend keeps nothing on disk; use --backend rocksdb or redb",
             ));
         }
         errors::require_dir(&self.state_dir, "state directory")?;
-        let dir = self.store_dir(partition);
-        if !dir.exists() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "no store {} of application {} partition {partition} in state directory {} (looked for {})",
-                    self.store,
-                    self.application_id,
-                    self.state_dir.display(),
-                    dir.display()
-                ),
-            ));
-        }
-        self.backend.supplier(&self.store)?.open(&dir)
+        let dir = self.store_dir(partition)?;
+        self.backend
+            .supplier(&self.store)?
+            .open_read_only(&dir)
+            .map_err(|err| {
+                if err.kind() != ErrorKind::NotFound {
+                    return err;
+                }
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "no {} store {} of application {} partition {partition} in state \
+                         directory {}",
+                        self.backend.name(),
+                        self.store,
+                        self.application_id,
+                        self.state_dir.display(),
+                    ),
+                )
+                .with_source(err)
+            })
     }
 }
 

@@ -92,7 +92,7 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     let root = match &options.state_dir {
         Some(dir) => dir.join(&application_id),
         None => {
-            let temp = tempfile::tempdir()?;
+            let temp = crate::exit::temp_dir()?;
             let root = temp.path().to_owned();
             _temp = temp;
             root
@@ -119,20 +119,20 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
             partition as i32,
             options.partitions,
             root.join(dir),
-        )
+        )?
         .with_changelog(changelog.clone())
         .with_guarantee(ProcessingGuarantee::ExactlyOnce);
         if let Some(listener) = listener {
             context = context.with_restore_listener(listener);
         }
-        context
+        Ok::<_, Error>(context)
     };
     let builder_a = builder(options.backend)?;
     let mut a = Instance::new(options.partitions);
     for p in 0..a.position.len() {
         a.stores.push(
             builder_a
-                .build(&context("a", p, &changelog, None))
+                .build(&context("a", p, &changelog, None)?)
                 .await
                 .map_err(kafka_err)?,
         );
@@ -178,7 +178,7 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     for p in 0..b.position.len() {
         let (builder, context) = (
             builder_b.clone(),
-            context("b", p, &changelog_b, Some(listener.clone())),
+            context("b", p, &changelog_b, Some(listener.clone()))?,
         );
         opening.push(tokio::spawn(async move { builder.build(&context).await }));
     }
@@ -307,7 +307,7 @@ fn builder(backend: Backend) -> Result<StoreBuilder<String, f64>> {
 }
 
 /// Where instance A dies: two thirds in, off any commit boundary.
-fn crash_point(purchases: u64, commit_every: u64) -> u64 {
+pub(crate) fn crash_point(purchases: u64, commit_every: u64) -> u64 {
     (purchases * 2 / 3 + commit_every / 2 + 7).min(purchases.saturating_sub(1))
 }
 

@@ -5,8 +5,12 @@ use std::path::Path;
 use state_core::{Error, ErrorKind};
 
 /// Explains a Kafka failure: an unreachable cluster names the servers, a missing topic
-/// says that nothing was created.
+/// says that nothing was created. An error Kafka did not cause (a local disk, a lock, a
+/// bad argument) passes unchanged: labelling it with the cluster named the wrong cause.
 pub fn kafka(err: Error, servers: &str, topic: Option<&str>) -> Error {
+    if !changelog_kafka::is_kafka_error(&err) {
+        return err;
+    }
     // Admin requests report an unreachable cluster as an untyped timeout, so the cause's
     // text is consulted as well as the kind.
     let text = err.to_string();
@@ -26,17 +30,19 @@ pub fn kafka(err: Error, servers: &str, topic: Option<&str>) -> Error {
     }
 }
 
-/// Fails unless `dir` is an existing directory.
+/// Fails unless `dir` is an existing directory, naming the cause: missing, not a
+/// directory, or not readable (permission denied is not "not found").
 pub fn require_dir(dir: &Path, what: &str) -> state_core::Result<()> {
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(Error::new(
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::invalid_input(format!(
+            "{what} {} is not a directory",
+            dir.display()
+        ))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
             ErrorKind::NotFound,
-            format!(
-                "{what} {} does not exist or is not a directory",
-                dir.display()
-            ),
-        ))
+            format!("{what} {} does not exist", dir.display()),
+        )),
+        Err(err) => Err(Error::from(err).context(format!("{what} {}", dir.display()))),
     }
 }

@@ -2,18 +2,40 @@
 //! verify local stores. Argument parsing and dispatch only; each command has a module.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+/// This crate's `println!`: one line to stdout through [`output::out`], which ends the
+/// process quietly when stdout is closed instead of panicking like `std`'s. Defined
+/// before the modules so it is the `println!` they all use.
+macro_rules! println {
+    () => {
+        $crate::output::out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::out(format_args!($($arg)*))
+    };
+}
+
+/// This crate's `eprintln!`: one line to stderr through [`output::err`], never a panic.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::output::err(format_args!($($arg)*))
+    };
+}
+
 mod backend;
 mod committed_view;
 mod demo;
 mod errors;
+mod exit;
 mod group_instance;
 mod inspect;
 mod intervals;
 mod kafka;
+mod output;
 mod progress;
 mod restore;
 mod scale_out;
 mod serdes;
+mod usage;
 mod verify;
 mod workload;
 
@@ -21,7 +43,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use state_core::{Error, Result};
 
@@ -29,13 +50,22 @@ use crate::backend::{Backend, Location};
 use crate::serdes::{KeyValueSerdes, SerdeKind};
 
 fn main() -> ExitCode {
-    // Usage errors exit 2 from inside clap.
+    // Usage errors exit 2 from inside clap, before any work: single flags in clap's
+    // parsers, combinations in `usage::check`.
     let matches = cli().get_matches();
+    if let Err(err) = usage::check(&matches) {
+        err.exit();
+    }
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::from)
-        .and_then(|runtime| runtime.block_on(dispatch(&matches)));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                tokio::spawn(exit::on_signal()?);
+                dispatch(&matches).await
+            })
+        });
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -49,13 +79,6 @@ fn main() -> ExitCode {
 async fn dispatch(matches: &ArgMatches) -> Result<bool> {
     match matches.subcommand() {
         Some(("demo", m)) if instances(m) > 1 => {
-            if m.contains_id("relocate-to")
-                || m.value_source("commit-every") == Some(ValueSource::CommandLine)
-            {
-                return Err(Error::invalid_input(
-                    "--relocate-to and --commit-every apply to the single-instance demo, not to --instances",
-                ));
-            }
             scale_out::run(&scale_out::ScaleOutOptions {
                 backend: backend(m, "backend")?,
                 bootstrap_servers: m.get_one::<String>("bootstrap-servers").cloned(),
@@ -128,6 +151,12 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
     }
 }
 
+/// The largest `--timeout`: a day. Deadlines are computed from it.
+const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+/// The largest `--purchases` and `--commit-every`: far beyond a demo's size, and small
+/// enough that no sum or product of them overflows.
+const MAX_COUNT: u64 = 1_000_000_000;
+
 fn cli() -> Command {
     Command::new("statestore")
         .about("Fault-tolerant, relocatable local state stores: demo, restore, inspect, verify")
@@ -156,6 +185,7 @@ fn cli() -> Command {
                 .arg(backend_arg("backend", "Backend of instance A").default_value(Backend::DEFAULT.name()))
                 .arg(backend_arg("relocate-to", "Backend of instance B [default: same as --backend]"))
                 .arg(Arg::new("bootstrap-servers").long("bootstrap-servers").value_name("HOST:PORT")
+                    .value_parser(usage::bootstrap_servers)
                     .help("A real Kafka cluster [default: the embedded mock cluster]"))
                 .arg(Arg::new("instances").long("instances").value_name("N").default_value("1")
                     .value_parser(value_parser!(u64).range(1..=16))
@@ -164,11 +194,11 @@ fn cli() -> Command {
                     .value_parser(value_parser!(i32).range(1..=256))
                     .help("Input and changelog partitions [default: 4; 6 with --instances]"))
                 .arg(Arg::new("purchases").long("purchases").value_name("N")
-                    .value_parser(value_parser!(u64).range(1..))
+                    .value_parser(value_parser!(u64).range(1..=MAX_COUNT))
                     .help("Purchases in the stream [default: 200000; 60000 with --instances]"))
                 .arg(Arg::new("commit-every").long("commit-every").value_name("N").default_value("1000")
-                    .value_parser(value_parser!(u64).range(1..)).help("Purchases per partition between commits"))
-                .arg(Arg::new("state-dir").long("state-dir").value_name("DIR").value_parser(value_parser!(PathBuf))
+                    .value_parser(value_parser!(u64).range(1..=MAX_COUNT)).help("Purchases per partition between commits"))
+                .arg(Arg::new("state-dir").long("state-dir").value_name("DIR").value_parser(usage::state_dir)
                     .help("Keep both instances' state under DIR [default: a temporary directory, removed at exit]"))
                 .arg(timeout_arg()),
         )
@@ -219,7 +249,7 @@ fn location_args(command: Command) -> Command {
                 .long("state-dir")
                 .value_name("DIR")
                 .required(true)
-                .value_parser(value_parser!(PathBuf))
+                .value_parser(usage::state_dir)
                 .help("The root state directory"),
         )
         .arg(backend_arg("backend", "The store's backend").default_value(Backend::DEFAULT.name()))
@@ -228,14 +258,16 @@ fn location_args(command: Command) -> Command {
                 .long("store")
                 .value_name("NAME")
                 .required(true)
-                .help("The store name"),
+                .value_parser(usage::store_name)
+                .help("The store name ([a-zA-Z0-9._-], as in Kafka topic names)"),
         )
         .arg(
             Arg::new("application-id")
                 .long("application-id")
                 .value_name("ID")
                 .required(true)
-                .help("The application id (prefix of the changelog topic)"),
+                .value_parser(usage::application_id)
+                .help("The application id (prefix of the changelog topic; [a-zA-Z0-9._-])"),
         )
         .arg(serde_arg("key-serde", "string", "Serde of keys"))
         .arg(serde_arg("value-serde", "f64", "Serde of values"))
@@ -263,6 +295,7 @@ fn servers_arg() -> Arg {
         .long("bootstrap-servers")
         .value_name("HOST:PORT")
         .required(true)
+        .value_parser(usage::bootstrap_servers)
         .help("Kafka bootstrap servers, comma-separated")
 }
 
@@ -287,8 +320,8 @@ fn timeout_arg() -> Arg {
         .long("timeout")
         .value_name("SECS")
         .default_value("10")
-        .value_parser(value_parser!(u64).range(1..))
-        .help("Kafka metadata timeout in seconds")
+        .value_parser(value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))
+        .help("Kafka metadata timeout in seconds (at most a day)")
 }
 
 fn backend(m: &ArgMatches, name: &str) -> Result<Backend> {
@@ -339,9 +372,4 @@ fn timeout(m: &ArgMatches) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn the_command_line_is_well_formed() {
-        super::cli().debug_assert();
-    }
-}
+mod parse_tests;

@@ -76,7 +76,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
             options.clone(),
             slots.clone(),
         );
-        let dir = location.store_dir(partition);
+        let dir = location.store_dir(partition)?;
         tasks.push(tokio::spawn(async move {
             let _slot = slots
                 .acquire_owned()
@@ -124,8 +124,21 @@ async fn restore_one(
     options: &RestoreOptions,
     listener: &BarListener,
 ) -> Result<Restored> {
+    // A store this run creates and then fails to fill must not stay behind: inspect would
+    // show it as a valid empty store.
+    let existed = dir.exists();
     let (store, rebuilt) = open_or_rebuild(supplier, &dir)?;
-    let summary = restore(store.as_ref(), reader, partition, options, listener).await?;
+    let summary = match restore(store.as_ref(), reader, partition, options, listener).await {
+        Ok(summary) => summary,
+        Err(err) => {
+            drop(store);
+            if !existed {
+                let _ = supplier.destroy(&dir);
+                let _ = std::fs::remove_dir(&dir);
+            }
+            return Err(err);
+        }
+    };
     store.close()?;
     Ok(Restored {
         partition,

@@ -106,7 +106,7 @@ pub async fn run(options: &ScaleOutOptions) -> Result<bool> {
     let root = match &options.state_dir {
         Some(dir) => dir.join(&application_id),
         None => {
-            let temp = tempfile::tempdir()?;
+            let temp = crate::exit::temp_dir()?;
             let root = temp.path().to_owned();
             _temp = temp;
             root
@@ -204,7 +204,7 @@ impl Demo<'_> {
             0,
             self.options.partitions,
             self.root.join(format!("instance-{id}")),
-        )
+        )?
         .with_changelog(self.changelog.clone());
         let manager = Arc::new(StoreManager::new(builder, context));
         let group = GroupConfig::new(self.config.clone(), &self.application_id, &self.input)

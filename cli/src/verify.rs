@@ -39,7 +39,8 @@ type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
 /// compares; `Ok(false)` on divergence.
 pub async fn run(command: &VerifyCommand) -> Result<bool> {
     let (location, partition) = (&command.location, command.partition);
-    let store = location.open_existing(partition)?;
+    // Read-only: verifying changes nothing on disk and can run beside other readers.
+    let store = location.open_read_only(partition)?;
     let (reader, offsets) = kafka::existing_reader(
         &command.bootstrap_servers,
         command.timeout,

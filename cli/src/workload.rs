@@ -38,13 +38,28 @@ pub fn points(amount: f64) -> f64 {
     amount.floor()
 }
 
-/// Purchases per partition.
+/// The customer sequence of [`purchase`] repeats every this many purchases:
+/// `7i + i/3` grows by 10500 + 500 = 11000, a multiple of [`CUSTOMERS`], per period.
+const PERIOD: u64 = 1500;
+
+/// Purchases per partition, from one period and the remainder: a size check must not
+/// walk a billion purchases before it can refuse them (`--purchases 1000000000` took 35 s).
 pub fn counts(purchases: u64, partitions: i32) -> Vec<u64> {
-    let mut counts = vec![0; partitions.max(1) as usize];
-    for i in 0..purchases {
-        counts[partition_of(purchase(i).0, partitions)] += 1;
+    let mut period = vec![0u64; partitions.max(1) as usize];
+    let mut rest = period.clone();
+    for i in 0..PERIOD {
+        let p = partition_of(purchase(i).0, partitions);
+        period[p] += 1;
+        if i < purchases % PERIOD {
+            rest[p] += 1;
+        }
     }
-    counts
+    let full = purchases / PERIOD;
+    period
+        .iter()
+        .zip(&rest)
+        .map(|(per, rest)| per.saturating_mul(full).saturating_add(*rest))
+        .collect()
 }
 
 /// Totals per customer, computed independently of any store.
@@ -61,11 +76,42 @@ pub fn expected_totals(purchases: u64) -> BTreeMap<String, f64> {
 /// receives `count` purchases: every purchase writes one record, and up to
 /// `commit_every` are written twice (the crashed instance's uncommitted interval).
 pub fn changelog_size(count: u64, commit_every: u64) -> (u64, u64) {
-    let records = count + commit_every;
+    // Saturating: the answer only has to be compared with the mock's limits.
+    let records = count.saturating_add(commit_every);
     let key_len = customer_name(CUSTOMERS - 1).len() as u64;
-    let batches = count / commit_every.max(1) + 3;
+    let batches = (count / commit_every.max(1)).saturating_add(3);
     (
-        records * (key_len + 8 + RECORD_OVERHEAD) + batches * BATCH_OVERHEAD,
+        records
+            .saturating_mul(key_len + 8 + RECORD_OVERHEAD)
+            .saturating_add(batches.saturating_mul(BATCH_OVERHEAD)),
         batches,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_the_period_equal_counting_every_purchase() {
+        for purchases in [0, 1, 1499, 1500, 1501, 4321, 20_000] {
+            for partitions in [1, 3, 4, 7] {
+                let mut slow = vec![0; partitions as usize];
+                for i in 0..purchases {
+                    slow[partition_of(purchase(i).0, partitions)] += 1;
+                }
+                assert_eq!(
+                    counts(purchases, partitions),
+                    slow,
+                    "{purchases}/{partitions}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_of_absurd_arguments_saturate() {
+        assert_eq!(changelog_size(u64::MAX, u64::MAX).0, u64::MAX);
+        assert_eq!(counts(u64::MAX, 1), vec![u64::MAX]);
+    }
 }

@@ -298,9 +298,9 @@ fn on_a_real_broker_a_group_of_three_scales_out_and_verifies() {
 }
 
 #[test]
-fn a_group_demo_without_a_cluster_is_a_clear_error() {
+fn a_group_demo_without_a_cluster_is_a_usage_error() {
     let output = run(&["demo", "--instances", "2"]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     assert!(
         text(&output).contains("--instances needs --bootstrap-servers"),
         "{}",

@@ -61,7 +61,9 @@ pub fn damaged_files_are_rebuilt_from_the_changelog(backend: &dyn BackendFactory
     }
     let root = tempfile::tempdir().unwrap();
     let changelog = Arc::new(InMemoryChangelog::new());
-    let context = StoreContext::new("shop", 0, 1, root.path()).with_changelog(changelog.clone());
+    let context = StoreContext::new("shop", 0, 1, root.path())
+        .unwrap()
+        .with_changelog(changelog.clone());
     let builder = StoreBuilder::new(backend.supplier("rewards"), Serdes::string(), Serdes::i64())
         .with_logging_enabled(HashMap::new());
     let mut store = block_on(builder.build(&context)).unwrap();
@@ -74,7 +76,7 @@ pub fn damaged_files_are_rebuilt_from_the_changelog(backend: &dyn BackendFactory
     let written: Vec<(String, i64)> = store.all().unwrap().collect::<Result<_, _>>().unwrap();
     store.close().unwrap();
 
-    let dir = context.store_dir("rewards");
+    let dir = context.store_dir("rewards").unwrap();
     damage(&dir, how);
     let err = match backend.supplier("rewards").open(&dir) {
         Ok(_) => panic!(

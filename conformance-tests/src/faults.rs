@@ -254,6 +254,7 @@ pub fn undecodable_record_stops_restore(
     let topic = format!("{application_id}-rewards-changelog");
     let f = Fixture::new(backend, "rewards");
     let context = StoreContext::new(application_id, partition, partition + 1, f.root())
+        .unwrap()
         .with_changelog(changelog.clone());
     let builder = StoreBuilder::new(backend.supplier("rewards"), Serdes::string(), Serdes::f64())
         .with_logging_enabled(HashMap::new());
@@ -271,6 +272,7 @@ pub fn undecodable_record_stops_restore(
 
     let elsewhere = Fixture::new(backend, "rewards");
     let context = StoreContext::new(application_id, partition, partition + 1, elsewhere.root())
+        .unwrap()
         .with_changelog(changelog);
     let err = match block_on(builder.build(&context)) {
         Ok(_) => panic!("restoring an undecodable record from {topic} must fail"),

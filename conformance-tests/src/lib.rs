@@ -25,6 +25,7 @@ pub mod kill;
 pub mod kill_kafka;
 pub mod manager;
 pub mod model;
+pub mod ownership;
 pub mod relocation;
 #[cfg(feature = "kafka")]
 pub mod rewards;
@@ -168,6 +169,18 @@ macro_rules! conformance_suite {
                     &factory(),
                     $crate::corruption::Damage::GarbleMiddle,
                 );
+            }
+            #[test]
+            fn ownership_read_only_open_changes_nothing() {
+                $crate::ownership::read_only_open_changes_nothing(&factory());
+            }
+            #[test]
+            fn ownership_read_only_open_of_nothing_is_not_found() {
+                $crate::ownership::read_only_open_of_nothing_is_not_found(&factory());
+            }
+            #[test]
+            fn ownership_other_backends_stores_are_refused_not_wiped() {
+                $crate::ownership::other_backends_stores_are_refused_not_wiped(&factory());
             }
             #[test]
             fn manager_assign_restores_before_serving_at_least_once() {

@@ -37,6 +37,7 @@ fn instance(
     let dir = tempfile::tempdir().unwrap();
     let builder = StoreBuilder::new(backend.supplier(STORE), Serdes::string(), Serdes::i64());
     let mut context = StoreContext::new("app", 0, PARTITIONS, dir.path())
+        .unwrap()
         .with_changelog(Arc::new(changelog.clone()))
         .with_guarantee(guarantee);
     if let Some(listener) = listener {

@@ -17,9 +17,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// A named thing (topic, partition, file, key space) does not exist.
     NotFound,
-    /// Local state or a changelog record is damaged: a torn file, a foreign directory,
-    /// an undecodable record. Restoring from the changelog can repair local state.
+    /// Local state or a changelog record is damaged: a torn or garbled file of the
+    /// backend's own store, an undecodable record. Restoring from the changelog can
+    /// repair local state, so restore may wipe a store that fails with this kind.
     Corruption,
+    /// A store location holds something the backend did not write: another backend's
+    /// store, another program's files or database, an empty file where the database
+    /// should be. It may be someone's data, so it is refused and never wiped; the
+    /// message names the path and what was found there.
+    Foreign,
     /// A dependency is unreachable or temporarily unable to serve (broker down, not
     /// enough in-sync replicas). Retrying later may succeed.
     Unavailable,
@@ -53,6 +59,7 @@ impl ErrorKind {
         match self {
             ErrorKind::NotFound => "not found",
             ErrorKind::Corruption => "corruption",
+            ErrorKind::Foreign => "not this backend's store",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Timeout => "timeout",
             ErrorKind::InvalidInput => "invalid input",
@@ -125,6 +132,11 @@ impl Error {
     /// Shorthand for an [`ErrorKind::Corruption`] error.
     pub fn corruption(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Corruption, message)
+    }
+
+    /// Shorthand for an [`ErrorKind::Foreign`] error.
+    pub fn foreign(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Foreign, message)
     }
 
     /// Shorthand for an [`ErrorKind::Unavailable`] error.

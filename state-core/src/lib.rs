@@ -22,6 +22,7 @@ pub mod changelog;
 mod error;
 pub mod logging;
 pub mod manager;
+pub mod names;
 pub mod restore;
 pub mod serde;
 pub mod store;
@@ -37,6 +38,9 @@ pub use logging::{CommitSummary, LoggedStore};
 pub use manager::{
     ActiveStore, AfterRevoke, PartitionRestores, PartitionRole, PartitionedStores, StandbyLag,
     StoreManager,
+};
+pub use names::{
+    MAX_TOPIC_NAME_LEN, changelog_topic, validate_application_id, validate_store_name,
 };
 pub use restore::{
     DEFAULT_MAX_BYTES_IN_FLIGHT, FanOutRestoreListener, NoopRestoreListener, PartitionProgress,

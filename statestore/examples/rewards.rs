@@ -63,7 +63,7 @@ async fn run() -> Result<bool> {
 
     // Instance A on its own state directory.
     let dir_a = tempfile::tempdir()?;
-    let context_a = StoreContext::new("shop", 0, 1, dir_a.path())
+    let context_a = StoreContext::new("shop", 0, 1, dir_a.path())?
         .with_changelog(changelog.clone())
         .with_guarantee(guarantee);
     let mut store_a = builder().build(&context_a).await?;
@@ -76,7 +76,7 @@ async fn run() -> Result<bool> {
 
     // Instance B somewhere else: nothing local, everything comes from the changelog.
     let dir_b = tempfile::tempdir()?;
-    let context_b = StoreContext::new("shop", 0, 1, dir_b.path())
+    let context_b = StoreContext::new("shop", 0, 1, dir_b.path())?
         .with_changelog(changelog.clone())
         .with_guarantee(guarantee);
     let mut store_b = builder().build(&context_b).await?;

@@ -16,7 +16,7 @@
 //! # futures::executor::block_on(async {
 //! let changelog = InMemoryChangelog::new();
 //! let dir = tempfile::tempdir()?;
-//! let context = StoreContext::new("shop", 0, 1, dir.path()).with_changelog(Arc::new(changelog));
+//! let context = StoreContext::new("shop", 0, 1, dir.path())?.with_changelog(Arc::new(changelog));
 //! let mut rewards = Stores::key_value_store_builder(
 //!     Stores::in_memory_key_value_store("rewards"), Serdes::string(), Serdes::f64(),
 //! )

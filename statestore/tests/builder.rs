@@ -18,8 +18,9 @@ fn rewards() -> StoreBuilder<String, f64> {
 fn logging_config_reaches_the_changelog_topic_and_user_config_wins() {
     let changelog = InMemoryChangelog::new();
     let dir = tempfile::tempdir().unwrap();
-    let context =
-        StoreContext::new("shop", 2, 4, dir.path()).with_changelog(Arc::new(changelog.clone()));
+    let context = StoreContext::new("shop", 2, 4, dir.path())
+        .unwrap()
+        .with_changelog(Arc::new(changelog.clone()));
     let config = HashMap::from([
         ("min.insync.replicas".to_owned(), "2".to_owned()),
         ("segment.ms".to_owned(), "100".to_owned()),
@@ -59,8 +60,9 @@ fn logging_config_reaches_the_changelog_topic_and_user_config_wins() {
 fn user_cleanup_policy_overrides_the_default() {
     let changelog = InMemoryChangelog::new();
     let dir = tempfile::tempdir().unwrap();
-    let context =
-        StoreContext::new("shop", 0, 1, dir.path()).with_changelog(Arc::new(changelog.clone()));
+    let context = StoreContext::new("shop", 0, 1, dir.path())
+        .unwrap()
+        .with_changelog(Arc::new(changelog.clone()));
     let config = HashMap::from([("cleanup.policy".to_owned(), "compact,delete".to_owned())]);
     block_on(rewards().with_logging_enabled(config).build(&context)).unwrap();
     let spec = changelog.topic_config("shop-rewards-changelog").unwrap();
@@ -70,7 +72,7 @@ fn user_cleanup_policy_overrides_the_default() {
 #[test]
 fn logging_disabled_creates_no_topic_and_needs_no_changelog() {
     let dir = tempfile::tempdir().unwrap();
-    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let context = StoreContext::new("shop", 0, 1, dir.path()).unwrap();
     let mut store = block_on(rewards().with_logging_disabled().build(&context)).unwrap();
     store.put(&"bob".to_owned(), &1.0).unwrap();
     block_on(store.commit()).unwrap();
@@ -81,7 +83,7 @@ fn logging_disabled_creates_no_topic_and_needs_no_changelog() {
 #[test]
 fn logging_enabled_without_a_changelog_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let context = StoreContext::new("shop", 0, 1, dir.path()).unwrap();
     let err = match block_on(rewards().build(&context)) {
         Ok(_) => panic!("building a logged store without a changelog must fail"),
         Err(err) => err,
@@ -93,11 +95,39 @@ fn logging_enabled_without_a_changelog_is_a_clear_error() {
 #[test]
 fn a_value_the_serde_cannot_read_names_the_serde() {
     let dir = tempfile::tempdir().unwrap();
-    let context = StoreContext::new("shop", 0, 1, dir.path());
+    let context = StoreContext::new("shop", 0, 1, dir.path()).unwrap();
     let store = block_on(rewards().with_logging_disabled().build(&context)).unwrap();
     let raw = store.committed().clone();
     raw.put(b"carol", b"abc").unwrap();
     let err = store.get(&"carol".to_owned()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("Double"), "{err}");
+}
+
+#[test]
+fn names_outside_kafkas_topic_rules_are_refused_where_they_enter() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for app in ["../escape", "/abs", "my app", "", "..", &"a".repeat(300)] {
+        let err = StoreContext::new(app, 0, 1, &state)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{app:?}: {err}");
+    }
+    let context = StoreContext::new("shop", 0, 1, &state).unwrap();
+    for store in ["../../outside", "a/b", ".", "", &"s".repeat(240)] {
+        let builder = Stores::key_value_store_builder(
+            Stores::in_memory_key_value_store(store),
+            Serdes::string(),
+            Serdes::f64(),
+        )
+        .with_logging_disabled();
+        let err = match block_on(builder.build(&context)) {
+            Ok(_) => panic!("store name {store:?} was accepted"),
+            Err(err) => err,
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{store:?}: {err}");
+    }
+    // Nothing was created anywhere.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

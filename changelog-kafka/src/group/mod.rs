@@ -508,8 +508,9 @@ mod tests {
         partitions: i32,
         guarantee: ProcessingGuarantee,
     ) -> Arc<dyn PartitionedStores> {
-        let context =
-            StoreContext::new("app", 0, partitions, "/nonexistent").with_guarantee(guarantee);
+        let context = StoreContext::new("app", 0, partitions, "/nonexistent")
+            .unwrap()
+            .with_guarantee(guarantee);
         Arc::new(StoreManager::new(
             StoreBuilder::new(Unopened(name), Serdes::string(), Serdes::i64()),
             context,

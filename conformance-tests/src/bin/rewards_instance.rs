@@ -134,7 +134,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let kafka =
         KafkaChangelogConfig::new(bootstrap.clone()).with_poll_timeout(Duration::from_millis(100));
     let changelog = Arc::new(KafkaChangelog::new(kafka.clone())?);
-    let context = StoreContext::new(app.clone(), 0, partitions.parse()?, dir)
+    let context = StoreContext::new(app.clone(), 0, partitions.parse()?, dir)?
         .with_changelog(changelog)
         .with_guarantee(if exactly_once {
             ProcessingGuarantee::ExactlyOnce

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::changelog::{Changelog, ProcessingGuarantee};
+use crate::names::{changelog_topic, validate_application_id};
 use crate::restore::{NoopRestoreListener, RestoreListener, RestoreOptions};
 use crate::{Error, Partition, Result};
 
@@ -25,14 +26,21 @@ pub struct StoreContext {
 impl StoreContext {
     /// A context for `partition` (of `num_partitions`) of application `application_id`,
     /// keeping local state under `state_dir`, at-least-once, with no changelog yet.
+    ///
+    /// The application id must follow Kafka's topic-name rules (see
+    /// [`validate_application_id`](crate::validate_application_id)); otherwise this is
+    /// an [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error naming the
+    /// rule, so the id can never make an invalid topic or a path outside `state_dir`.
     pub fn new(
         application_id: impl Into<String>,
         partition: Partition,
         num_partitions: i32,
         state_dir: impl Into<PathBuf>,
-    ) -> Self {
-        Self {
-            application_id: application_id.into(),
+    ) -> Result<Self> {
+        let application_id = application_id.into();
+        validate_application_id(&application_id)?;
+        Ok(Self {
+            application_id,
             partition,
             num_partitions,
             state_dir: state_dir.into(),
@@ -40,7 +48,7 @@ impl StoreContext {
             changelog: None,
             listener: Arc::new(NoopRestoreListener),
             restore_options: RestoreOptions::default(),
-        }
+        })
     }
 
     /// The changelog service logged stores write to and restore from.
@@ -83,12 +91,20 @@ impl StoreContext {
     }
 
     /// The local directory of `store_name` for this partition:
-    /// `<state_dir>/<application_id>/<partition>/<store_name>`.
-    pub fn store_dir(&self, store_name: &str) -> PathBuf {
-        self.state_dir
+    /// `<state_dir>/<application_id>/<partition>/<store_name>`, always inside the state
+    /// directory.
+    ///
+    /// The store name must follow Kafka's topic-name rules and, with the application id,
+    /// make a changelog topic within Kafka's length limit (see
+    /// [`changelog_topic`](crate::changelog_topic)); otherwise this is an
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error naming the rule.
+    pub fn store_dir(&self, store_name: &str) -> Result<PathBuf> {
+        changelog_topic(&self.application_id, store_name)?;
+        Ok(self
+            .state_dir
             .join(&self.application_id)
             .join(self.partition.to_string())
-            .join(store_name)
+            .join(store_name))
     }
 
     /// This context for another partition of the same application.

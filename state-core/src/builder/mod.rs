@@ -9,8 +9,9 @@ use std::sync::Arc;
 pub use context::StoreContext;
 pub use typed::{ByteStore, TypedEntry, TypedKeyValueStore};
 
-use crate::changelog::{SinkOptions, TopicSpec, changelog_topic_name};
+use crate::changelog::{SinkOptions, TopicSpec};
 use crate::logging::LoggedStore;
+use crate::names::changelog_topic;
 use crate::restore::{RecordValidator, RestoreOptions, WipeReason, open_or_rebuild, restore};
 use crate::serde::Serde;
 use crate::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
@@ -77,8 +78,13 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
     /// Opens the store for `context`'s partition (rebuilding damaged local files), and
     /// with logging enabled: ensures the changelog topic, restores the store to the end
     /// of its changelog partition, and wraps it so changes are logged.
+    ///
+    /// The store name must follow Kafka's topic-name rules, and with the application id
+    /// make a changelog topic of at most 249 characters (`InvalidInput` naming the rule,
+    /// before anything is opened). What the backend does not recognise as its own store
+    /// is refused as `Foreign` and left untouched.
     pub async fn build(&self, context: &StoreContext) -> Result<TypedKeyValueStore<K, V>> {
-        let dir = context.store_dir(self.supplier.name());
+        let dir = context.store_dir(self.supplier.name())?;
         let (store, rebuilt) = open_or_rebuild(self.supplier.as_ref(), &dir)?;
         self.build_on(store, rebuilt, context).await
     }
@@ -102,7 +108,7 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
             ));
         };
         let changelog = context.changelog_for(name)?;
-        let topic = changelog_topic_name(&context.application_id, name);
+        let topic = changelog_topic(&context.application_id, name)?;
         changelog
             .ensure_topic(&TopicSpec::changelog(
                 &topic,

@@ -188,7 +188,7 @@ impl<K: 'static, V: 'static> StoreManager<K, V> {
                 Some(store) => (store, None),
                 None => open_or_rebuild(
                     self.builder.supplier().as_ref(),
-                    &context.store_dir(self.builder.name()),
+                    &context.store_dir(self.builder.name())?,
                 )?,
             };
             self.builder.build_on(store, rebuilt, &context).await
@@ -323,7 +323,7 @@ impl<K: 'static, V: 'static> StoreManager<K, V> {
         let dir = self
             .context
             .for_partition(partition)
-            .store_dir(self.store_name());
+            .store_dir(self.store_name())?;
         let (store, _) = open_or_rebuild(self.builder.supplier().as_ref(), &dir)?;
         *slot = Slot::Standby(Standby::new(store));
         self.set_role(partition, PartitionRole::Standby);

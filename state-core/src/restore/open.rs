@@ -6,11 +6,13 @@ use std::sync::Arc;
 use super::WipeReason;
 use crate::{ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
-/// Opens the store under `dir`. When the local files are damaged
-/// ([`ErrorKind::Corruption`]) they are destroyed and an empty store is opened, to be
-/// restored from the changelog; the reason is returned and logged. Any other error — a
-/// foreign directory ([`ErrorKind::InvalidInput`]) among them, which may hold someone
-/// else's data — is returned untouched.
+/// Opens the store under `dir`. When the backend reports its own store damaged
+/// ([`ErrorKind::Corruption`]) the files are destroyed and an empty store is opened, to
+/// be restored from the changelog; the reason is returned and logged. Any other error is
+/// returned with `dir` untouched: above all [`ErrorKind::Foreign`] (another backend's
+/// store, unknown files), which may be someone's data.
+///
+/// [`ErrorKind::Foreign`]: crate::ErrorKind::Foreign
 pub fn open_or_rebuild(
     supplier: &dyn KeyValueBytesStoreSupplier,
     dir: &Path,

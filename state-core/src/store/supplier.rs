@@ -21,13 +21,50 @@ pub trait KeyValueBytesStoreSupplier: Send + Sync {
     /// Opens (creating if needed) the store kept under `dir`. Non-durable backends ignore
     /// `dir` and return an empty store.
     ///
-    /// A damaged or foreign directory yields an [`ErrorKind::Corruption`] or
-    /// [`ErrorKind::InvalidInput`] error naming the path; the caller may then
-    /// [`destroy`](Self::destroy) it and restore from the changelog.
+    /// A store is created only where nothing is: a missing or empty directory. Errors
+    /// name the path:
+    /// - [`ErrorKind::Corruption`]: this backend's own store, damaged. Only then may the
+    ///   caller [`destroy`](Self::destroy) it and restore from the changelog
+    ///   ([`open_or_rebuild`](crate::open_or_rebuild) does).
+    /// - [`ErrorKind::Foreign`]: something this backend did not write (another backend's
+    ///   store, unknown files, an empty file where the database should be); the message
+    ///   says what was found. Never destroy it on your own.
+    /// - [`ErrorKind::InvalidInput`]: a store of another statestore version, or a file
+    ///   where the directory should be.
+    /// - [`ErrorKind::Unavailable`]: another handle or process has the store open.
     ///
     /// [`ErrorKind::Corruption`]: crate::ErrorKind::Corruption
+    /// [`ErrorKind::Foreign`]: crate::ErrorKind::Foreign
     /// [`ErrorKind::InvalidInput`]: crate::ErrorKind::InvalidInput
+    /// [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>>;
+
+    /// Opens the existing store under `dir` for reading only, for tools that look at a
+    /// store without owning it (`statestore inspect`, `verify`).
+    ///
+    /// It never creates, repairs or changes anything on disk (not a byte, not a lock
+    /// file), works on a read-only directory, and any number of read-only opens may run
+    /// at once. Writes through the returned store fail with
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported). Errors name the path:
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) when no store is there (a
+    /// missing or empty directory), [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable)
+    /// when a writer holds the store, and otherwise the kinds of [`open`](Self::open).
+    ///
+    /// The default, for backends that keep nothing on disk, is an `Unsupported` error.
+    fn open_read_only(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        Err(crate::Error::unsupported(format!(
+            "the {} backend keeps no store on disk to open read-only at {}",
+            self.backend(),
+            dir.display()
+        )))
+    }
+
+    /// Whether `dir` holds a store of this backend, intact or damaged: what
+    /// [`open`](Self::open) would not call foreign. Reads only; `false` when unsure.
+    /// Tools use it to say which backend a refused store belongs to.
+    fn owns(&self, _dir: &Path) -> bool {
+        false
+    }
 
     /// Deletes everything this backend keeps under `dir` (a no-op when nothing is there).
     fn destroy(&self, dir: &Path) -> Result<()>;
@@ -45,6 +82,12 @@ impl<S: KeyValueBytesStoreSupplier + ?Sized> KeyValueBytesStoreSupplier for Arc<
     }
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
         (**self).open(dir)
+    }
+    fn open_read_only(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        (**self).open_read_only(dir)
+    }
+    fn owns(&self, dir: &Path) -> bool {
+        (**self).owns(dir)
     }
     fn destroy(&self, dir: &Path) -> Result<()> {
         (**self).destroy(dir)

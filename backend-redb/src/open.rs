@@ -1,0 +1,132 @@
+//! Opening a store file: create a new one atomically, open ours, or refuse.
+//!
+//! redb's own `create` makes the file first and writes its header after, so a crash in
+//! between leaves an empty file, which the next open could not tell from someone else's
+//! empty file. A new store is therefore built under a temporary name, given its tables
+//! and format marker, and only then hard-linked under the store's name (a link never
+//! replaces a file that appeared meanwhile). What is found under the store's name is
+//! classified by [`probe`] before redb sees it: an empty file, a file without redb's
+//! magic bytes, or other files without ours are refused before redb could initialise or
+//! touch them.
+//!
+//! Read-only opens go through a [`ReadOnlyOverlay`] (integrity and layout checked, not a
+//! byte written). Writers are told apart by the whole-file `flock` a redb writer holds
+//! exclusively (redb keeps taking it for older versions' sake): the read-only open takes
+//! it shared, so it fails at once while a writer has the file, and no writer can start
+//! while a read-only store is open. redb's own read-only handle is not used: its open
+//! reads allocator pages without the checksum check.
+
+use std::fs::TryLockError;
+use std::path::Path;
+
+use redb::{Builder, Database};
+use state_core::{Error, ErrorKind, Result};
+
+use crate::config::RedbConfig;
+use crate::error::{map_io_error, map_redb_error};
+use crate::layout;
+use crate::overlay::ReadOnlyOverlay;
+use crate::probe::{Contents, creating_name, probe};
+
+/// Opens the store file in `dir` for writing, creating `dir` and the file when neither
+/// holds anything.
+pub(crate) fn open_writable(dir: &Path, config: &RedbConfig) -> Result<Database> {
+    let path = dir.join(config.file_name());
+    if probe(dir, config.file_name())? == Contents::Nothing {
+        create(dir, config)?;
+    }
+    // redb takes the writer's lock before it reads anything, so a live writer is
+    // `Unavailable` here rather than a check misreading a file in flux; its integrity
+    // check fails before it commits anything to a damaged file. (On another program's
+    // sound redb file the check's commit does rewrite the header before `layout::check`
+    // refuses it: checking through the overlay first cost a second 60 ms load of the
+    // allocator state per open of a 68 MB file.)
+    let db = builder(config)
+        .open(&path)
+        .map_err(|err| map_redb_error(&path, "open", err))?;
+    layout::check(&db, &path)?;
+    Ok(db)
+}
+
+/// Opens the existing store file in `dir` without writing anything to disk: no repair,
+/// no initialisation on disk; a file a crashed writer left is recovered in memory.
+/// Nothing there is `NotFound`; a writer holding the file is `Unavailable`.
+pub(crate) fn open_read_only(dir: &Path, config: &RedbConfig) -> Result<Database> {
+    let path = dir.join(config.file_name());
+    if probe(dir, config.file_name())? == Contents::Nothing {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no redb store at {}: the directory is missing or empty",
+                dir.display()
+            ),
+        ));
+    }
+    checked_read_only(&path, config)
+}
+
+/// The file at `path` opened through a [`ReadOnlyOverlay`] holding a shared lock,
+/// integrity-checked (unless the config turns that off) and laid out as ours.
+fn checked_read_only(path: &Path, config: &RedbConfig) -> Result<Database> {
+    let overlay =
+        ReadOnlyOverlay::open(path).map_err(|err| map_io_error(path, "open read-only", err))?;
+    match overlay.try_lock_shared() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(Error::unavailable(format!(
+                "redb file {} is open for writing (by another process or a store handle in \
+                 this process); only one writer may open a store, and readers wait until it \
+                 closes",
+                path.display()
+            )));
+        }
+        // A filesystem without flock: go on without telling writers apart.
+        Err(TryLockError::Error(err)) => {
+            log::debug!("no shared lock on {}: {err}", path.display());
+        }
+    }
+    let db = builder(config)
+        .create_with_backend(overlay)
+        .map_err(|err| map_redb_error(path, "check", err))?;
+    layout::check(&db, path)?;
+    Ok(db)
+}
+
+fn builder(config: &RedbConfig) -> Builder {
+    let mut builder = Builder::new();
+    builder
+        .set_cache_size(config.cache_size())
+        .set_check_integrity_on_open(config.check_integrity_on_open());
+    builder
+}
+
+/// Creates the store file in `dir` under a temporary name and links it into place.
+fn create(dir: &Path, config: &RedbConfig) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|err| map_io_error(dir, "create store directory", err))?;
+    let path = dir.join(config.file_name());
+    let creating = dir.join(creating_name(config.file_name()));
+    // Left by a creation that crashed: never linked, so never a store.
+    match std::fs::remove_file(&creating) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(map_io_error(&creating, "remove unfinished redb file", err));
+        }
+        _ => {}
+    }
+    let db = builder(config)
+        .create(&creating)
+        .map_err(|err| map_redb_error(&creating, "create", err))?;
+    layout::initialize(&db, &creating)?;
+    db.close()
+        .map_err(|err| map_redb_error(&creating, "close new file", err))?;
+    match std::fs::hard_link(&creating, &path) {
+        // Another process created the store meanwhile: use theirs.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(map_io_error(&path, "link new redb file", err)),
+        Ok(()) => log::info!("created statestore redb file {}", path.display()),
+    }
+    std::fs::remove_file(&creating)
+        .map_err(|err| map_io_error(&creating, "remove temporary name of", err))?;
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|err| map_io_error(dir, "sync store directory", err))
+}

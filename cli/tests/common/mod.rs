@@ -1,0 +1,235 @@
+//! Helpers shared by the CLI test files: running the binary, stores made through the
+//! library, snapshots of every file, the real broker.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use statestore::{
+    KeyValueBytesStoreSupplier, Position, Serde, Serdes, StoreContext, Stores, WriteBatch,
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_statestore");
+
+/// The store name every test uses.
+pub const STORE: &str = "rewards";
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// Stdout and stderr together.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Asserts the exit code and that nothing panicked.
+pub fn assert_exit(output: &Output, code: i32) {
+    let text = text(output);
+    assert_eq!(output.status.code(), Some(code), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+/// `--state-dir DIR --application-id APP --store rewards --backend BACKEND`.
+pub fn location(dir: &Path, app: &str, backend: &str) -> Vec<String> {
+    [
+        "--state-dir",
+        dir.to_str().unwrap(),
+        "--application-id",
+        app,
+        "--store",
+        STORE,
+        "--backend",
+        backend,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+pub fn args(parts: &[&[&str]]) -> Vec<String> {
+    parts
+        .iter()
+        .flat_map(|p| p.iter().map(|s| (*s).to_owned()))
+        .collect()
+}
+
+pub fn run_owned(args: &[String]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// A supplier of `backend` for the store [`STORE`].
+pub fn supplier(backend: &str) -> Arc<dyn KeyValueBytesStoreSupplier> {
+    match backend {
+        "rocksdb" => Arc::new(Stores::persistent_key_value_store(STORE)),
+        "redb" => Arc::new(Stores::redb_key_value_store(STORE)),
+        other => panic!("no durable backend {other}"),
+    }
+}
+
+/// Where the CLI looks for partition `partition` of application `app`.
+pub fn store_dir(state_dir: &Path, app: &str, partition: i32) -> PathBuf {
+    StoreContext::new(app, partition, 1, state_dir)
+        .unwrap()
+        .store_dir(STORE)
+        .unwrap()
+}
+
+/// A closed store written through the library: `customer-NNNN -> N` for `keys`, with
+/// every other key then overwritten and every fifth deleted (so RocksDB's estimate of the
+/// number of keys is wrong), at position `keys * 2`. Returns the number of entries left.
+pub fn write_store(backend: &str, state_dir: &Path, app: &str, partition: i32, keys: u32) -> u64 {
+    let store = supplier(backend)
+        .open(&store_dir(state_dir, app, partition))
+        .unwrap();
+    let key = |i: u32| {
+        Serdes::string()
+            .serialize(&format!("customer-{i:04}"))
+            .unwrap()
+    };
+    let value = |v: f64| Serdes::f64().serialize(&v).unwrap();
+    let mut batch = WriteBatch::new();
+    for i in 0..keys {
+        batch.put(key(i), value(f64::from(i)));
+    }
+    store.write(&batch).unwrap();
+    store.flush().unwrap();
+    let mut batch = WriteBatch::new();
+    for i in (0..keys).step_by(2) {
+        batch.put(key(i), value(f64::from(i) + 0.5));
+    }
+    for i in (0..keys).step_by(5) {
+        batch.delete(key(i));
+    }
+    store
+        .write_with_position(&batch, &Position::of(partition, i64::from(keys) * 2))
+        .unwrap();
+    store.close().unwrap();
+    u64::from(keys - keys.div_ceil(5))
+}
+
+/// Every file and directory under `dir` with its bytes (directories: empty).
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return out;
+    }
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.insert(path.clone(), Vec::new());
+                pending.push(path);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Asserts `dir` holds exactly `before`, naming what changed (not dumping bytes).
+pub fn assert_unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>) {
+    let after = snapshot(dir);
+    let names = |m: &BTreeMap<PathBuf, Vec<u8>>| m.keys().cloned().collect::<BTreeSet<_>>();
+    let changed: Vec<_> = before
+        .iter()
+        .filter(|(path, bytes)| after.get(*path).is_some_and(|now| now != *bytes))
+        .map(|(path, _)| path.clone())
+        .collect();
+    assert_eq!(names(&after), names(before), "files appeared or vanished");
+    assert!(changed.is_empty(), "files changed: {changed:?}");
+}
+
+/// Whether this process runs as root, which ignores file permissions.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
+    })
+}
+
+/// Runs the binary without root's power over permissions: as `nobody` (via `setpriv`)
+/// when this test runs as root, else as the current user. The binary is linked into
+/// `scratch` (made traversable), since root's build directory may not be.
+pub fn run_unprivileged(scratch: &Path, args: &[String]) -> Output {
+    if !is_root() {
+        return run_owned(args);
+    }
+    std::fs::set_permissions(scratch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = scratch.join("statestore");
+    if !bin.exists() && std::fs::hard_link(BIN, &bin).is_err() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("running as nobody needs setpriv (util-linux): {err}"))
+}
+
+/// Sets mode `dirs` on `path` and every directory under it, `files` on every file.
+pub fn chmod_tree(path: &Path, dirs: u32, files: u32) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chmod_tree(&entry.unwrap().path(), dirs, files);
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(dirs)).unwrap();
+    } else {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(files)).unwrap();
+    }
+}
+
+/// Polls `ready` every few milliseconds until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ready()
+}
+
+/// The real broker, or `None` (with a notice) when it does not answer locally.
+pub fn broker() -> Option<String> {
+    let servers =
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let reachable = servers.split(',').any(|server| {
+        server
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .is_some_and(|addr| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+            })
+    });
+    if reachable {
+        return Some(servers);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "no Kafka broker at {servers} and CI=true"
+    );
+    eprintln!("skipping: no Kafka broker at {servers} (start one with scripts/kafka.sh start)");
+    None
+}
+
+/// An application id no other test run uses.
+pub fn unique_app(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
