@@ -60,9 +60,11 @@ impl MemoryStore {
         self.position.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sets `key` to `value`. An existing key's value buffer is reused when it fits:
-    /// restoring a changelog is mostly overwrites, and skipping the allocation of a new
-    /// key and value (and freeing the old ones) made a million-record apply 40% faster.
+    /// Sets `key` to `value` for a batch. An existing key's value buffer is reused when it
+    /// fits: restoring a changelog is mostly overwrites, and skipping the allocation of a
+    /// new key and value (and freeing the old ones) made a million-record apply 40%
+    /// faster. Single puts insert instead; measured one at a time at random keys, reuse
+    /// gained nothing there.
     fn set(&self, key: &[u8], value: &[u8]) {
         if let Some(mut existing) = self.data.get_mut(key)
             && fits(existing.capacity(), value.len())
@@ -103,7 +105,7 @@ impl KeyValueStore for MemoryStore {
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let _gate = self.shared();
-        self.set(key, value);
+        self.data.insert(key.to_vec(), value.to_vec());
         Ok(())
     }
 
