@@ -249,6 +249,13 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     }
     let verified = actual == expected;
     print_table(&tally, verified, options.purchases, actual.len());
+    if mock.is_some() {
+        println!(
+            "(restore rate on librdkafka's embedded mock broker, with small partitions: \
+             BENCHMARKS.md measures restores on a real broker; --bootstrap-servers runs this \
+             demo on one)"
+        );
+    }
     Ok(verified)
 }
 
