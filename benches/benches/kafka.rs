@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use benches::kafka::{bootstrap, runtime};
+use benches::kafka::{bootstrap, runtime, unique};
 use benches::{key, value};
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -20,14 +20,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use state_core::{Changelog, KeyValueBytesStoreSupplier, LoggedStore, SinkOptions, TopicSpec};
 
 const WRITES: usize = 10_000;
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("bench-{prefix}-{}-{nanos}", std::process::id())
-}
 
 fn changelog_with_topic(rt: &tokio::runtime::Runtime, topic: &str) -> KafkaChangelog {
     let changelog = KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap())).unwrap();

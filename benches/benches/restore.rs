@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::kafka::{bootstrap, runtime};
+use benches::kafka::{bootstrap, runtime, unique};
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig, KafkaReader};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rdkafka::ClientConfig;
@@ -42,14 +42,6 @@ use tempfile::TempDir;
 
 const RECORDS: usize = 1_000_000;
 const KEYS: usize = 100_000;
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("bench-{prefix}-{}-{nanos}", std::process::id())
-}
 
 /// A topic of `partitions` holding the changelog, keys spread by librdkafka's default
 /// partitioner (murmur2, as Kafka Streams').

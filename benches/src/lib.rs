@@ -48,6 +48,15 @@ pub mod raw_rocksdb {
 
 /// What the Kafka benchmarks share: where the broker is and the runtime they drive it on.
 pub mod kafka {
+    /// A topic or group name no other run shares: `bench-<prefix>-<pid>-<nanos>`.
+    pub fn unique(prefix: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("bench-{prefix}-{}-{nanos}", std::process::id())
+    }
+
     /// `KAFKA_BOOTSTRAP_SERVERS`, default `127.0.0.1:9092` (`scripts/kafka.sh start`).
     pub fn bootstrap() -> String {
         std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
