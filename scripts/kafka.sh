@@ -183,7 +183,10 @@ cluster_id_file() { echo "$KAFKA_STATE/$1.cluster-id"; }
 # Prints the PID of the running broker <role> <n> and succeeds, or fails.
 # A PID only counts when its command line is this broker's java process, so a
 # stale pid file whose PID was reused is never signalled; zombies have an
-# empty command line and so count as stopped too.
+# empty command line and so count as stopped too. The program must be java
+# itself: setsid and nohup, which exec into it, carry the same arguments, and
+# while the exec replaces them the command line reads empty for a moment, so
+# accepting them made a broker that was starting look as if it had died.
 running_pid() {
   local file pid cmdline
   file="$(pid_file "$1" "$2")"
@@ -191,8 +194,22 @@ running_pid() {
   pid="$(<"$file")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || return 1
+  [[ "$cmdline" == java\ * || "$cmdline" == */java\ * ]] || return 1
   [[ "$cmdline" == *kafka.Kafka*"$(broker_dir "$1" "$2")/server.properties"* ]] || return 1
   echo "$pid"
+}
+
+# Succeeds when the process the pid file of <role> <n> names is gone or a
+# zombie: the test for a broker that died while starting, which must not
+# mistake a command line caught mid-exec for an exit.
+launched_process_gone() {
+  local file pid state
+  file="$(pid_file "$1" "$2")"
+  [[ -f "$file" ]] || return 0
+  pid="$(<"$file")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || state=""
+  [[ -z "$state" || "$state" == Z ]]
 }
 
 port_open() {
@@ -342,7 +359,7 @@ wait_ready() {
   while ((${#pending[@]} > 0)); do
     local still=()
     for n in "${pending[@]}"; do
-      if ! running_pid "$role" "$n" >/dev/null; then
+      if launched_process_gone "$role" "$n"; then
         print_log_tail "$role" "$n"
         die "$role-$n exited during startup"
       fi
@@ -359,7 +376,7 @@ wait_ready() {
   done
   until brokers_answer "$role" "$@"; do
     for n in "$@"; do
-      if ! running_pid "$role" "$n" >/dev/null; then
+      if launched_process_gone "$role" "$n"; then
         print_log_tail "$role" "$n"
         die "$role-$n exited during startup"
       fi
