@@ -245,11 +245,17 @@ fn consumer_position(consumer: &BaseConsumer, topic: &str, partition: Partition)
     )
 }
 
+/// Connection errors librdkafka reports while it reconnects on its own. "All broker
+/// connections are down" is one of them: it fires whenever the last connection drops, even
+/// for a moment (a CI run saw it abort a restore from a healthy single broker under load);
+/// a broker that stays away ends the restore at its stall timeout instead.
 fn is_transient(err: &KafkaError) -> bool {
     matches!(
         err,
         KafkaError::MessageConsumption(
-            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
         )
     )
 }
@@ -300,4 +306,36 @@ fn append(chunk: &mut ChangelogChunk, message: &BorrowedMessage<'_>) -> Result<(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_connections_are_waited_out_and_record_errors_are_not() {
+        for code in [
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::Resolve,
+        ] {
+            assert!(
+                is_transient(&KafkaError::MessageConsumption(code)),
+                "{code:?}"
+            );
+        }
+        for code in [
+            RDKafkaErrorCode::OffsetOutOfRange,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        ] {
+            assert!(
+                !is_transient(&KafkaError::MessageConsumption(code)),
+                "{code:?}"
+            );
+        }
+        assert!(!is_transient(&KafkaError::MessageConsumptionFatal(
+            RDKafkaErrorCode::AllBrokersDown
+        )));
+    }
 }
