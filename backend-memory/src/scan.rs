@@ -1,7 +1,9 @@
-//! Ordered scans over an unordered map: filter every entry, then sort the matches.
+//! Ordered scans: the index yields the keys of a range in order, the hash map their values.
 
 use dashmap::DashMap;
 use state_core::{KeyRange, KeyValue, KvIter};
+
+use crate::index::{self, Key, OrderedKeys};
 
 /// Which way a scan returns its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,42 +12,34 @@ pub(crate) enum Order {
     Descending,
 }
 
-/// The entries whose key `matches`, cloned and sorted by unsigned key bytes (`Vec<u8>`
-/// orders lexicographically by `u8`). Costs a pass over every entry plus a sort of the
-/// matches; the result is a snapshot, so no map lock outlives the call.
+/// The entries inside `range`, in `order`, cloned: O(log n) to find the first key plus one
+/// hash lookup per match. An inverted range yields nothing.
+///
+/// Holds the index's read lock throughout, so no key enters or leaves the map meanwhile
+/// (the store changes both under the index's write lock): every key the index yields is
+/// in the map.
 pub(crate) fn collect(
-    data: &DashMap<Vec<u8>, Vec<u8>>,
-    matches: impl Fn(&[u8]) -> bool,
-    order: Order,
-) -> Vec<KeyValue> {
-    let mut entries: Vec<KeyValue> = data
-        .iter()
-        .filter(|entry| matches(entry.key()))
-        .map(|entry| (entry.key().clone(), entry.value().clone()))
-        .collect();
-    // Keys are unique, so an unstable sort gives the one correct order.
-    match order {
-        Order::Ascending => entries.sort_unstable_by(|a, b| a.0.cmp(&b.0)),
-        Order::Descending => entries.sort_unstable_by(|a, b| b.0.cmp(&a.0)),
-    }
-    entries
-}
-
-/// Entries inside `range`, in `order`; an inverted range yields nothing.
-pub(crate) fn range(
-    data: &DashMap<Vec<u8>, Vec<u8>>,
+    data: &DashMap<Key, Vec<u8>>,
+    keys: &OrderedKeys,
     range: &KeyRange,
     order: Order,
 ) -> Vec<KeyValue> {
+    let mut entries = Vec::new();
     if range.is_empty() {
-        return Vec::new();
+        return entries;
     }
-    collect(data, |key| range.contains(key), order)
-}
-
-/// Entries whose key starts with `prefix`, ascending.
-pub(crate) fn prefix(data: &DashMap<Vec<u8>, Vec<u8>>, prefix: &[u8]) -> Vec<KeyValue> {
-    collect(data, |key| key.starts_with(prefix), Order::Ascending)
+    let keys = keys.read();
+    index::visit(
+        &keys,
+        range.as_slices(),
+        order == Order::Descending,
+        |key| {
+            if let Some(value) = data.get(&**key) {
+                entries.push((key.to_vec(), value.clone()));
+            }
+        },
+    );
+    entries
 }
 
 /// A snapshot as the iterator type the store trait returns.

@@ -81,11 +81,11 @@ fn wipe_clears_data_and_position() {
 }
 
 #[test]
-fn capability_reports_a_non_durable_unordered_backend() {
+fn capability_reports_a_non_durable_ordered_backend() {
     let capability = MemoryStore::new("s").capability();
     assert_eq!(capability.backend, "memory");
     assert!(!capability.durable);
-    assert!(!capability.ordered_index);
+    assert!(capability.ordered_index);
 }
 
 #[test]
