@@ -1,13 +1,17 @@
-//! Per backend and operation — get, put, delete, a 100-key range scan, a prefix scan —
-//! the statestore `KeyValueStore` next to the raw engine (dashmap / rocksdb / redb) doing
-//! the same work in the same run. Groups are `<backend>/<op>`, each with a `statestore`
-//! and a `raw` function, so the ratio reads straight off one group.
+//! Per backend and operation — get, put, delete, a range holding 100 keys in either
+//! direction, the first 100 keys of an open-ended range, a prefix scan — the statestore
+//! `KeyValueStore` next to the raw engine (dashmap / rocksdb / redb) doing the same work
+//! in the same run, and for the memory backend a `BTreeMap` behind a `RwLock` too, the
+//! ordered map a scan-heavy in-memory store is measured against. Groups are
+//! `<backend>/<op>`, each with a `statestore` and a `raw` function (and `btree`), so the
+//! ratio reads straight off one group.
 //!
 //! Run: `cargo bench -p benches --bench stores --profile dev -- --noplot`.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use benches::{PRELOADED, key, raw_rocksdb, value};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -21,8 +25,13 @@ trait Ops {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
     fn put(&self, key: &[u8], value: &[u8]);
     fn delete(&self, key: &[u8]) -> Option<Vec<u8>>;
-    /// The first 100 entries from `start` on, in key order.
-    fn range_100(&self, start: &[u8]) -> usize;
+    /// Every entry from `from` to `to`, both included, in key order.
+    fn range(&self, from: &[u8], to: &[u8]) -> usize;
+    /// Every entry from `from` to `to`, both included, in descending key order.
+    fn reverse_range(&self, from: &[u8], to: &[u8]) -> usize;
+    /// The first 100 entries from `start` on, in key order: an open-ended range the
+    /// reader stops early.
+    fn range_from_take_100(&self, start: &[u8]) -> usize;
     /// Every entry whose key starts with `prefix`.
     fn prefix(&self, prefix: &[u8]) -> usize;
 }
@@ -39,12 +48,79 @@ impl Ops for Statestore {
     fn delete(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.0.delete(key).unwrap()
     }
-    fn range_100(&self, start: &[u8]) -> usize {
+    fn range(&self, from: &[u8], to: &[u8]) -> usize {
+        self.0
+            .range(&KeyRange::inclusive(from, to))
+            .unwrap()
+            .fold(0, |n, entry| {
+                black_box(entry.unwrap());
+                n + 1
+            })
+    }
+    fn reverse_range(&self, from: &[u8], to: &[u8]) -> usize {
+        self.0
+            .reverse_range(&KeyRange::inclusive(from, to))
+            .unwrap()
+            .fold(0, |n, entry| {
+                black_box(entry.unwrap());
+                n + 1
+            })
+    }
+    fn range_from_take_100(&self, start: &[u8]) -> usize {
         let range = KeyRange::new(Bound::Included(start.to_vec()), Bound::Unbounded);
         self.0.range(&range).unwrap().take(100).count()
     }
     fn prefix(&self, prefix: &[u8]) -> usize {
         self.0.prefix_scan(prefix).unwrap().count()
+    }
+}
+
+/// The ordered map an in-memory store's scans are held to: a `BTreeMap` behind a
+/// `RwLock`, entries cloned out as the store hands out owned bytes.
+struct RawBTreeMap(RwLock<BTreeMap<Vec<u8>, Vec<u8>>>);
+
+impl RawBTreeMap {
+    fn owned_count<'a>(entries: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>) -> usize {
+        entries.fold(0, |n, (k, v)| {
+            black_box((k.clone(), v.clone()));
+            n + 1
+        })
+    }
+}
+
+impl Ops for RawBTreeMap {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.read().unwrap().get(key).cloned()
+    }
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.0.write().unwrap().insert(key.to_vec(), value.to_vec());
+    }
+    fn delete(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.write().unwrap().remove(key)
+    }
+    fn range(&self, from: &[u8], to: &[u8]) -> usize {
+        let map = self.0.read().unwrap();
+        Self::owned_count(map.range::<[u8], _>((Bound::Included(from), Bound::Included(to))))
+    }
+    fn reverse_range(&self, from: &[u8], to: &[u8]) -> usize {
+        let map = self.0.read().unwrap();
+        Self::owned_count(
+            map.range::<[u8], _>((Bound::Included(from), Bound::Included(to)))
+                .rev(),
+        )
+    }
+    fn range_from_take_100(&self, start: &[u8]) -> usize {
+        let map = self.0.read().unwrap();
+        Self::owned_count(
+            map.range::<[u8], _>((Bound::Included(start), Bound::Unbounded))
+                .take(100),
+        )
+    }
+    fn prefix(&self, prefix: &[u8]) -> usize {
+        let map = self.0.read().unwrap();
+        let end = state_core::store::prefix_successor(prefix);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        Self::owned_count(map.range::<[u8], _>((Bound::Included(prefix), end)))
     }
 }
 
@@ -61,25 +137,36 @@ impl Ops for RawDashMap {
         self.0.remove(key).map(|(_, v)| v)
     }
     // dashmap has no order: a range is a filtered pass plus a sort, as any user would do.
-    fn range_100(&self, start: &[u8]) -> usize {
-        let mut hits: Vec<(Vec<u8>, Vec<u8>)> = self
-            .0
-            .iter()
-            .filter(|e| e.key().as_slice() >= start)
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect();
-        hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        hits.into_iter().take(100).count()
+    fn range(&self, from: &[u8], to: &[u8]) -> usize {
+        self.sorted(|key| key >= from && key <= to).len()
+    }
+    fn reverse_range(&self, from: &[u8], to: &[u8]) -> usize {
+        let mut hits = self.sorted(|key| key >= from && key <= to);
+        hits.reverse();
+        hits.len()
+    }
+    fn range_from_take_100(&self, start: &[u8]) -> usize {
+        self.sorted(|key| key >= start)
+            .into_iter()
+            .take(100)
+            .count()
     }
     fn prefix(&self, prefix: &[u8]) -> usize {
+        self.sorted(|key| key.starts_with(prefix)).len()
+    }
+}
+
+impl RawDashMap {
+    /// The entries whose key `matches`, cloned and sorted by key.
+    fn sorted(&self, matches: impl Fn(&[u8]) -> bool) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut hits: Vec<(Vec<u8>, Vec<u8>)> = self
             .0
             .iter()
-            .filter(|e| e.key().starts_with(prefix))
+            .filter(|e| matches(e.key()))
             .map(|e| (e.key().clone(), e.value().clone()))
             .collect();
         hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        hits.len()
+        hits
     }
 }
 
@@ -101,7 +188,13 @@ impl Ops for RawRocksDb {
         self.db.delete_opt(key, &self.write).unwrap();
         old
     }
-    fn range_100(&self, start: &[u8]) -> usize {
+    fn range(&self, from: &[u8], to: &[u8]) -> usize {
+        self.bounded(from, to, rocksdb::IteratorMode::Start)
+    }
+    fn reverse_range(&self, from: &[u8], to: &[u8]) -> usize {
+        self.bounded(from, to, rocksdb::IteratorMode::End)
+    }
+    fn range_from_take_100(&self, start: &[u8]) -> usize {
         let mut options = rocksdb::ReadOptions::default();
         options.set_iterate_lower_bound(start.to_vec());
         self.db
@@ -117,6 +210,22 @@ impl Ops for RawRocksDb {
         options.set_iterate_range(rocksdb::PrefixRange(prefix.to_vec()));
         self.db
             .iterator_opt(rocksdb::IteratorMode::Start, options)
+            .map(|r| r.unwrap())
+            .fold(0, |n, entry| {
+                n + usize::from(!black_box(entry).0.is_empty())
+            })
+    }
+}
+
+impl RawRocksDb {
+    /// Every entry from `from` to `to`, both included, read from the end `mode` names.
+    fn bounded(&self, from: &[u8], to: &[u8], mode: rocksdb::IteratorMode<'_>) -> usize {
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_lower_bound(from.to_vec());
+        // RocksDB's upper bound is exclusive; `to ++ [0]` is the next key after `to`.
+        options.set_iterate_upper_bound([to, &[0]].concat());
+        self.db
+            .iterator_opt(mode, options)
             .map(|r| r.unwrap())
             .fold(0, |n, entry| {
                 n + usize::from(!black_box(entry).0.is_empty())
@@ -151,7 +260,30 @@ impl Ops for RawRedb {
         txn.commit().unwrap();
         old
     }
-    fn range_100(&self, start: &[u8]) -> usize {
+    fn range(&self, from: &[u8], to: &[u8]) -> usize {
+        let read = self.0.begin_read().unwrap();
+        let table = read.open_table(RAW_TABLE).unwrap();
+        table
+            .range::<&[u8]>(from..=to)
+            .unwrap()
+            .map(|r| owned(r.unwrap()))
+            .fold(0, |n, entry| {
+                n + usize::from(!black_box(entry).0.is_empty())
+            })
+    }
+    fn reverse_range(&self, from: &[u8], to: &[u8]) -> usize {
+        let read = self.0.begin_read().unwrap();
+        let table = read.open_table(RAW_TABLE).unwrap();
+        table
+            .range::<&[u8]>(from..=to)
+            .unwrap()
+            .rev()
+            .map(|r| owned(r.unwrap()))
+            .fold(0, |n, entry| {
+                n + usize::from(!black_box(entry).0.is_empty())
+            })
+    }
+    fn range_from_take_100(&self, start: &[u8]) -> usize {
         let read = self.0.begin_read().unwrap();
         let table = read.open_table(RAW_TABLE).unwrap();
         table
@@ -203,14 +335,27 @@ fn preload_store(store: &dyn KeyValueStore) {
     store.flush().unwrap();
 }
 
-/// Benchmarks every operation on both sides, grouped per operation.
-fn compare(c: &mut Criterion, backend: &str, sides: [(&str, &dyn Ops); 2]) {
+/// The preloaded keys in key order, so a range can be chosen to hold exactly 100 keys.
+fn sorted_keys() -> Vec<[u8; 16]> {
+    let mut keys: Vec<_> = (0..PRELOADED).map(key).collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// Benchmarks every operation on every side, grouped per operation.
+fn compare(c: &mut Criterion, backend: &str, sides: &[(&str, &dyn Ops)]) {
     let next = |i: &mut usize| {
         *i = (*i + 7919) % PRELOADED;
         *i
     };
+    let sorted = sorted_keys();
+    // The first and last key of a range holding 100 keys.
+    let window = |i: &mut usize| {
+        let first = next(i) % (PRELOADED - 99);
+        (&sorted[first], &sorted[first + 99])
+    };
     let mut group = c.benchmark_group(format!("{backend}/get"));
-    for (name, ops) in sides {
+    for &(name, ops) in sides {
         let mut i = 0;
         group.bench_function(name, |b| b.iter(|| black_box(ops.get(&key(next(&mut i))))));
     }
@@ -218,7 +363,7 @@ fn compare(c: &mut Criterion, backend: &str, sides: [(&str, &dyn Ops); 2]) {
     // Puts overwrite preloaded keys (a state store mostly updates aggregates), so the
     // size stays constant and later scans see the same data.
     let mut group = c.benchmark_group(format!("{backend}/put"));
-    for (name, ops) in sides {
+    for &(name, ops) in sides {
         let mut i = 0;
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -228,10 +373,10 @@ fn compare(c: &mut Criterion, backend: &str, sides: [(&str, &dyn Ops); 2]) {
         });
     }
     group.finish();
-    // Each delete is followed by re-inserting the key (outside the timing) so the size
+    // Each delete is followed by re-inserting the key (inside the timing) so the size
     // stays constant.
     let mut group = c.benchmark_group(format!("{backend}/delete"));
-    for (name, ops) in sides {
+    for &(name, ops) in sides {
         let mut i = 0;
         group.bench_function(name, |b| {
             b.iter_batched(
@@ -247,16 +392,38 @@ fn compare(c: &mut Criterion, backend: &str, sides: [(&str, &dyn Ops); 2]) {
     }
     group.finish();
     let mut group = c.benchmark_group(format!("{backend}/range_100"));
-    for (name, ops) in sides {
+    for &(name, ops) in sides {
         let mut i = 0;
         group.bench_function(name, |b| {
-            b.iter(|| black_box(ops.range_100(&key(next(&mut i)))))
+            b.iter(|| {
+                let (from, to) = window(&mut i);
+                assert_eq!(ops.range(from, to), 100);
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group(format!("{backend}/reverse_range_100"));
+    for &(name, ops) in sides {
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let (from, to) = window(&mut i);
+                assert_eq!(ops.reverse_range(from, to), 100);
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group(format!("{backend}/range_from_take_100"));
+    for &(name, ops) in sides {
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(ops.range_from_take_100(&key(next(&mut i)))))
         });
     }
     group.finish();
     // A 2-byte prefix selects ~1.5 of 100k keys: the scan must seek, not walk.
     let mut group = c.benchmark_group(format!("{backend}/prefix_scan"));
-    for (name, ops) in sides {
+    for &(name, ops) in sides {
         let mut i = 0;
         group.bench_function(name, |b| {
             b.iter(|| black_box(ops.prefix(&key(next(&mut i))[..2])))
@@ -272,10 +439,16 @@ fn memory(c: &mut Criterion) {
     preload_store(store.as_ref());
     let raw = RawDashMap(dashmap::DashMap::new());
     preload(&raw);
+    let btree = RawBTreeMap(RwLock::new(BTreeMap::new()));
+    preload(&btree);
     compare(
         c,
         "memory",
-        [("statestore", &Statestore(store)), ("raw", &raw)],
+        &[
+            ("statestore", &Statestore(store)),
+            ("raw", &raw),
+            ("btree", &btree),
+        ],
     );
 }
 
@@ -294,7 +467,7 @@ fn rocksdb(c: &mut Criterion) {
     compare(
         c,
         "rocksdb",
-        [("statestore", &Statestore(store)), ("raw", &raw)],
+        &[("statestore", &Statestore(store)), ("raw", &raw)],
     );
 }
 
@@ -320,7 +493,7 @@ fn redb(c: &mut Criterion) {
     compare(
         c,
         "redb",
-        [("statestore", &Statestore(store)), ("raw", &raw)],
+        &[("statestore", &Statestore(store)), ("raw", &raw)],
     );
 }
 
