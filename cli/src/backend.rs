@@ -8,7 +8,7 @@ use state_core::{
 };
 use statestore::Stores;
 
-use crate::errors;
+use crate::{errors, exit};
 
 /// The backend names `--backend` accepts.
 pub const NAMES: [&str; 3] = ["memory", "rocksdb", "redb"];
@@ -130,13 +130,11 @@ impl KeyValueBytesStoreSupplier for Hinting {
     }
 
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
-        self.inner.open(dir).map_err(|err| self.hint(err, dir))
+        exit::while_opening(|| self.inner.open(dir)).map_err(|err| self.hint(err, dir))
     }
 
     fn open_read_only(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
-        self.inner
-            .open_read_only(dir)
-            .map_err(|err| self.hint(err, dir))
+        exit::while_opening(|| self.inner.open_read_only(dir)).map_err(|err| self.hint(err, dir))
     }
 
     fn owns(&self, dir: &Path) -> bool {

@@ -6,7 +6,7 @@
 //! [`exit`] — the one way this program ends early — removes what is registered first.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use state_core::Result;
 
@@ -19,6 +19,19 @@ pub const INTERRUPTED: i32 = 130;
 pub const BROKEN_PIPE: i32 = 141;
 
 static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Shared while a store opens (opening creates its directories); [`exit`] takes it for
+/// good before removing the temporary directories. Without it an open running on another
+/// thread recreated a store's directory path after the removal, and the interrupted demo
+/// left its temporary directory behind.
+static OPENING: RwLock<()> = RwLock::new(());
+
+/// Runs `open`, which may create directories, unless the process is ending: then it
+/// waits for the end.
+pub fn while_opening<T>(open: impl FnOnce() -> T) -> T {
+    let _open = OPENING.read().unwrap_or_else(PoisonError::into_inner);
+    open()
+}
 
 fn temp_dirs() -> MutexGuard<'static, Vec<PathBuf>> {
     // Pushes and removals are single statements: a panic cannot leave the list torn.
@@ -52,8 +65,11 @@ impl Drop for TempDir {
     }
 }
 
-/// Removes the registered temporary directories, then ends the process with `code`.
+/// Waits for store opens under way to finish and stops new ones, removes the registered
+/// temporary directories, then ends the process with `code`. Never called from inside
+/// [`while_opening`].
 pub fn exit(code: i32) -> ! {
+    let _no_more_opens = OPENING.write().unwrap_or_else(PoisonError::into_inner);
     for dir in temp_dirs().drain(..) {
         // Engine threads may still be writing files into it; a few attempts win the race.
         for _ in 0..5 {
