@@ -39,6 +39,7 @@ mod index;
 mod scan;
 mod store;
 mod supplier;
+mod tombstones;
 
 pub use store::MemoryStore;
 pub use supplier::MemorySupplier;

@@ -4,6 +4,7 @@ use dashmap::DashMap;
 use state_core::{KeyRange, KeyValue, KvIter};
 
 use crate::index::{self, Key, OrderedKeys};
+use crate::store::Slot;
 
 /// Which way a scan returns its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,10 +17,10 @@ pub(crate) enum Order {
 /// hash lookup per match. An inverted range yields nothing.
 ///
 /// Holds the index's read lock throughout, so no key enters or leaves the map meanwhile
-/// (the store changes both under the index's write lock): every key the index yields is
-/// in the map.
+/// (the store adds and purges keys under the index's write lock): every key the index
+/// yields is in the map, with a value or a tombstone, which is skipped.
 pub(crate) fn collect(
-    data: &DashMap<Key, Vec<u8>>,
+    data: &DashMap<Key, Slot>,
     keys: &OrderedKeys,
     range: &KeyRange,
     order: Order,
@@ -34,7 +35,9 @@ pub(crate) fn collect(
         range.as_slices(),
         order == Order::Descending,
         |key| {
-            if let Some(value) = data.get(&**key) {
+            if let Some(slot) = data.get(&**key)
+                && let Some(value) = &*slot
+            {
                 entries.push((key.to_vec(), value.clone()));
             }
         },

@@ -13,13 +13,18 @@ use state_core::{
 use crate::BACKEND;
 use crate::index::{IndexKey, Key, OrderedKeys};
 use crate::scan::{self, Order};
+use crate::tombstones::Tombstones;
+
+/// A key's value in the map, or `None` for a key deleted but not yet purged (a tombstone).
+pub(crate) type Slot = Option<Vec<u8>>;
 
 /// An in-memory, non-durable [`KeyValueStore`] on a [`DashMap`], with an ordered index of
 /// its keys beside it.
 ///
-/// Gets and overwrites of existing keys lock one map shard. A put of a new key or a delete
-/// also takes the index's write lock and changes the map and the index under it, so
-/// every scan, which holds the index's read lock, sees them in step. Batches are atomic
+/// Gets, overwrites and deletes lock one map shard: a delete leaves a tombstone in the
+/// key's slot, and every 1,024 deletes the keys still deleted leave the map and the index
+/// together. A put of a new key also takes the index's write lock and enters both under
+/// it, so a scan, which holds the index's read lock, never misses a key the map holds. Batches are atomic
 /// for readers through a store-wide reader-writer gate: [`write`](KeyValueStore::write),
 /// [`write_with_position`](KeyValueStore::write_with_position) and
 /// [`wipe`](KeyValueStore::wipe) take it exclusively, every other operation shares it.
@@ -33,15 +38,16 @@ use crate::scan::{self, Order};
 /// call; an open-ended range collects every entry to its end, so bound a range when only
 /// its first entries are wanted. What a scan sees of writes running beside it:
 /// - each batch whole or not at all;
-/// - the store's keys as they were at one moment (no key enters or leaves while it runs);
-/// - for each key, its value from some moment while the scan ran: an overwrite running
-///   beside the scan may or may not be in it;
+/// - for each key, its value (or its absence) at some moment while the scan ran: a put or
+///   delete running beside the scan may or may not be in it;
+/// - every key written before the scan began and not written while it ran, as written;
 /// - never a value no write produced, never a key twice, never a key out of order.
 #[derive(Debug)]
 pub struct MemoryStore {
     name: String,
-    data: DashMap<Key, Vec<u8>>,
+    data: DashMap<Key, Slot>,
     keys: OrderedKeys,
+    tombstones: Tombstones,
     position: Mutex<Position>,
     /// Exclusive for batches and wipe, shared for everything else.
     gate: RwLock<()>,
@@ -54,6 +60,7 @@ impl MemoryStore {
             name: name.into(),
             data: DashMap::new(),
             keys: OrderedKeys::default(),
+            tombstones: Tombstones::default(),
             position: Mutex::new(Position::empty()),
             gate: RwLock::new(()),
         }
@@ -73,35 +80,51 @@ impl MemoryStore {
         self.position.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Overwrites `key` with `value` for a batch if the store holds it, and says whether it
-    /// did. The value buffer is reused when it fits: restoring a changelog is mostly
-    /// overwrites, and skipping the allocation of a new key and value (and freeing the old
-    /// ones) made a million-record apply 40% faster. Single puts replace the buffer
-    /// instead; measured one at a time at random keys, reuse gained nothing there.
+    /// Overwrites `key` with `value` for a batch if the map holds it (as a value or a
+    /// tombstone), and says whether it did. The value buffer is reused when it fits:
+    /// restoring a changelog is mostly overwrites, and skipping the allocation of a new
+    /// key and value (and freeing the old ones) made a million-record apply 40% faster.
+    /// Single puts replace the buffer instead; measured one at a time at random keys,
+    /// reuse gained nothing there.
     fn overwrite(&self, key: &[u8], value: &[u8]) -> bool {
-        let Some(mut existing) = self.data.get_mut(key) else {
+        let Some(mut slot) = self.data.get_mut(key) else {
             return false;
         };
-        if fits(existing.capacity(), value.len()) {
-            existing.clear();
-            existing.extend_from_slice(value);
-        } else {
-            *existing = value.to_vec();
+        match &mut *slot {
+            Some(existing) if fits(existing.capacity(), value.len()) => {
+                existing.clear();
+                existing.extend_from_slice(value);
+            }
+            Some(existing) => *existing = value.to_vec(),
+            None => {
+                *slot = Some(value.to_vec());
+                self.tombstones.revived();
+            }
         }
         true
     }
 
-    /// Sets `key` to `value` and returns the value it replaces. An existing key only has
-    /// its value swapped, without allocating a key or touching the index.
+    /// Sets `key` to `value` and returns the value it replaces. A key the map holds only
+    /// has its slot filled, without allocating a key or touching the index.
     fn insert(&self, key: &[u8], value: Vec<u8>) -> Option<Vec<u8>> {
-        if let Some(mut existing) = self.data.get_mut(key) {
-            return Some(std::mem::replace(&mut *existing, value));
+        if let Some(mut slot) = self.data.get_mut(key) {
+            return self.fill(&mut slot, value);
         }
         self.insert_new(&mut self.keys.write(), key, value)
     }
 
-    /// Sets `key`, most likely absent (another thread may have inserted it since the
-    /// caller looked), to `value`; the caller holds the index's write lock (`keys`).
+    /// Puts `value` in `slot` and returns what it held.
+    fn fill(&self, slot: &mut Slot, value: Vec<u8>) -> Option<Vec<u8>> {
+        let old = slot.replace(value);
+        if old.is_none() {
+            self.tombstones.revived();
+        }
+        old
+    }
+
+    /// Sets `key`, most likely absent from the map (another thread may have inserted it
+    /// since the caller looked), to `value`; the caller holds the index's write lock
+    /// (`keys`), so the key enters the map and the index together.
     fn insert_new(
         &self,
         keys: &mut BTreeSet<IndexKey>,
@@ -109,36 +132,50 @@ impl MemoryStore {
         value: Vec<u8>,
     ) -> Option<Vec<u8>> {
         match self.data.entry(Key::from(key)) {
-            Entry::Occupied(mut existing) => Some(existing.insert(value)),
+            Entry::Occupied(mut existing) => self.fill(existing.get_mut(), value),
             Entry::Vacant(vacant) => {
                 keys.insert(IndexKey::new(Key::clone(vacant.key())));
-                vacant.insert(value);
+                vacant.insert(Some(value));
                 None
             }
         }
     }
 
-    /// Removes `key` from the map and the index and returns its value. A key the map does
-    /// not hold returns at once, without the index's write lock.
-    fn remove(&self, key: &[u8]) -> Option<Vec<u8>> {
-        if !self.data.contains_key(key) {
-            return None;
-        }
-        self.remove_indexed(&mut self.keys.write(), key)
+    /// Empties `key`'s slot and returns its value; the key stays in the map and the index
+    /// as a tombstone (see [`crate::tombstones`]). Returns the buried keys when a purge is
+    /// due; the caller purges them once it holds no index or shard lock.
+    fn bury(&self, key: &[u8]) -> (Option<Vec<u8>>, Option<Vec<Key>>) {
+        let Some(mut slot) = self.data.get_mut(key) else {
+            return (None, None);
+        };
+        let Some(old) = slot.take() else {
+            return (None, None);
+        };
+        let due = self.tombstones.bury(slot.key());
+        (Some(old), due)
     }
 
-    /// Removes `key` from the map and from `keys`, the index under its write lock.
-    fn remove_indexed(&self, keys: &mut BTreeSet<IndexKey>, key: &[u8]) -> Option<Vec<u8>> {
-        let (key, value) = self.data.remove(key)?;
-        keys.remove(&IndexKey::new(key));
-        Some(value)
+    /// Removes the keys in `buried` whose slot is still empty from the map and the index.
+    fn purge(&self, buried: Vec<Key>) {
+        let mut keys = self.keys.write();
+        for key in buried {
+            if self
+                .data
+                .remove_if(&*key, |_, slot| slot.is_none())
+                .is_some()
+            {
+                keys.remove(&IndexKey::new(key));
+                self.tombstones.purged();
+            }
+        }
     }
 
     /// Applies `batch` in order; the caller holds the gate exclusively. The index's write
-    /// lock is taken once, by the first put of a new key or delete, for the whole batch:
-    /// a batch of overwrites (most of a restore) never takes it.
+    /// lock is taken once, by the first put of a new key, for the whole batch: a batch of
+    /// overwrites and deletes (most of a restore) never takes it.
     fn apply(&self, batch: &WriteBatch) {
         let mut keys = None;
+        let mut due = Vec::new();
         for op in batch.iter() {
             match op {
                 WriteOp::Put { key, value } => {
@@ -147,11 +184,12 @@ impl MemoryStore {
                         self.insert_new(keys, key, value.to_vec());
                     }
                 }
-                WriteOp::Delete { key } => {
-                    let keys = keys.get_or_insert_with(|| self.keys.write());
-                    self.remove_indexed(keys, key);
-                }
+                WriteOp::Delete { key } => due.extend(self.bury(key).1),
             }
+        }
+        drop(keys);
+        for buried in due {
+            self.purge(buried);
         }
     }
 }
@@ -167,7 +205,7 @@ impl KeyValueStore for MemoryStore {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let _gate = self.shared();
-        Ok(self.data.get(key).map(|value| value.clone()))
+        Ok(self.data.get(key).and_then(|slot| slot.clone()))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -178,16 +216,22 @@ impl KeyValueStore for MemoryStore {
 
     fn put_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         let _gate = self.shared();
-        if let Some(existing) = self.data.get(key) {
-            return Ok(Some(existing.clone()));
+        // Holding the slot (its shard's write lock) makes check and fill one step.
+        if let Some(mut slot) = self.data.get_mut(key) {
+            return Ok(match &*slot {
+                Some(existing) => Some(existing.clone()),
+                None => self.fill(&mut slot, value.to_vec()),
+            });
         }
         let mut keys = self.keys.write();
-        // The entry holds the shard's write lock, so check and insert are one step.
         match self.data.entry(Key::from(key)) {
-            Entry::Occupied(existing) => Ok(Some(existing.get().clone())),
+            Entry::Occupied(mut existing) => Ok(match existing.get() {
+                Some(value) => Some(value.clone()),
+                None => self.fill(existing.get_mut(), value.to_vec()),
+            }),
             Entry::Vacant(vacant) => {
                 keys.insert(IndexKey::new(Key::clone(vacant.key())));
-                vacant.insert(value.to_vec());
+                vacant.insert(Some(value.to_vec()));
                 Ok(None)
             }
         }
@@ -195,7 +239,11 @@ impl KeyValueStore for MemoryStore {
 
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let _gate = self.shared();
-        Ok(self.remove(key))
+        let (old, due) = self.bury(key);
+        if let Some(buried) = due {
+            self.purge(buried);
+        }
+        Ok(old)
     }
 
     fn write(&self, batch: &WriteBatch) -> Result<()> {
@@ -251,7 +299,11 @@ impl KeyValueStore for MemoryStore {
 
     fn approximate_num_entries(&self) -> Result<u64> {
         let _gate = self.shared();
-        Ok(u64::try_from(self.data.len()).unwrap_or(u64::MAX))
+        let entries = self
+            .data
+            .len()
+            .saturating_sub(self.tombstones.empty_slots());
+        Ok(u64::try_from(entries).unwrap_or(u64::MAX))
     }
 
     fn flush(&self) -> Result<()> {
@@ -263,6 +315,7 @@ impl KeyValueStore for MemoryStore {
         let mut keys = self.keys.write();
         self.data.clear();
         keys.clear();
+        self.tombstones.clear();
         *self.position_lock() = Position::empty();
         Ok(())
     }
@@ -282,6 +335,46 @@ mod tests {
     use std::thread;
 
     use super::*;
+
+    /// Deleted keys linger as tombstones until a purge, which removes from the map and the
+    /// index those still deleted and keeps those written again.
+    #[test]
+    fn purges_remove_keys_still_deleted_and_keep_revived_ones() {
+        use crate::tombstones::PURGE_EVERY;
+        let store = MemoryStore::new("purge");
+        let key = |i: usize| (i as u64).to_be_bytes();
+        for i in 0..2 * PURGE_EVERY {
+            store.put(&key(i), b"v").unwrap();
+        }
+        for i in 0..PURGE_EVERY - 1 {
+            store.delete(&key(i)).unwrap();
+        }
+        store.put(&key(0), b"again").unwrap();
+        assert_eq!(
+            store.data.len(),
+            2 * PURGE_EVERY,
+            "no purge before it is due"
+        );
+        assert_eq!(
+            store.approximate_num_entries().unwrap(),
+            (PURGE_EVERY + 2) as u64
+        );
+        // The burial that makes the purge due.
+        store.delete(&key(PURGE_EVERY)).unwrap();
+        assert_eq!(store.data.len(), PURGE_EVERY + 1);
+        assert_eq!(store.keys.read().len(), PURGE_EVERY + 1);
+        assert_eq!(store.tombstones.empty_slots(), 0);
+        assert_eq!(store.get(&key(0)).unwrap().as_deref(), Some(&b"again"[..]));
+        let scanned: Vec<_> = store.all().unwrap().map(|e| e.unwrap().0).collect();
+        // 0 was deleted and written again; PURGE_EVERY - 1 was never deleted.
+        let mut expected: Vec<Vec<u8>> = [0, PURGE_EVERY - 1]
+            .into_iter()
+            .chain(PURGE_EVERY + 1..2 * PURGE_EVERY)
+            .map(|i| key(i).to_vec())
+            .collect();
+        expected.sort();
+        assert!(scanned == expected, "the scan differs from the keys left");
+    }
 
     /// Puts, deletes and batches racing on the same few keys leave the index holding
     /// exactly the map's keys: a key missing from the index would vanish from scans, a key
@@ -322,5 +415,11 @@ mod tests {
             .collect();
         assert_eq!(indexed, mapped);
         assert_eq!(store.keys.read().len(), mapped.len());
+        let empty = store.data.iter().filter(|e| e.value().is_none()).count();
+        assert_eq!(store.tombstones.empty_slots(), empty);
+        assert_eq!(
+            store.approximate_num_entries().unwrap(),
+            (mapped.len() - empty) as u64
+        );
     }
 }
