@@ -36,7 +36,7 @@ pub(crate) fn collect(
         order == Order::Descending,
         |key| {
             if let Some(slot) = data.get(&**key)
-                && let Some(value) = &*slot
+                && let Some(value) = slot.live()
             {
                 entries.push((key.to_vec(), value.clone()));
             }

@@ -13,10 +13,24 @@ use state_core::{
 use crate::BACKEND;
 use crate::index::{IndexKey, Key, OrderedKeys};
 use crate::scan::{self, Order};
-use crate::tombstones::Tombstones;
+use crate::tombstones::{Grave, Tombstones};
 
-/// A key's value in the map, or `None` for a key deleted but not yet purged (a tombstone).
-pub(crate) type Slot = Option<Vec<u8>>;
+/// A key's entry in the map: its value, or the grave of a key deleted but not yet purged.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    Live(Vec<u8>),
+    Buried(Grave),
+}
+
+impl Slot {
+    /// The value, unless the key is deleted.
+    pub(crate) fn live(&self) -> Option<&Vec<u8>> {
+        match self {
+            Self::Live(value) => Some(value),
+            Self::Buried(_) => None,
+        }
+    }
+}
 
 /// An in-memory, non-durable [`KeyValueStore`] on a [`DashMap`], with an ordered index of
 /// its keys beside it.
@@ -91,14 +105,15 @@ impl MemoryStore {
             return false;
         };
         match &mut *slot {
-            Some(existing) if fits(existing.capacity(), value.len()) => {
+            Slot::Live(existing) if fits(existing.capacity(), value.len()) => {
                 existing.clear();
                 existing.extend_from_slice(value);
             }
-            Some(existing) => *existing = value.to_vec(),
-            None => {
-                *slot = Some(value.to_vec());
-                self.tombstones.revived();
+            Slot::Live(existing) => *existing = value.to_vec(),
+            Slot::Buried(grave) => {
+                let grave = *grave;
+                *slot = Slot::Live(value.to_vec());
+                self.tombstones.revive(grave);
             }
         }
         true
@@ -115,11 +130,13 @@ impl MemoryStore {
 
     /// Puts `value` in `slot` and returns what it held.
     fn fill(&self, slot: &mut Slot, value: Vec<u8>) -> Option<Vec<u8>> {
-        let old = slot.replace(value);
-        if old.is_none() {
-            self.tombstones.revived();
+        match std::mem::replace(slot, Slot::Live(value)) {
+            Slot::Live(old) => Some(old),
+            Slot::Buried(grave) => {
+                self.tombstones.revive(grave);
+                None
+            }
         }
-        old
     }
 
     /// Sets `key`, most likely absent from the map (another thread may have inserted it
@@ -135,7 +152,7 @@ impl MemoryStore {
             Entry::Occupied(mut existing) => self.fill(existing.get_mut(), value),
             Entry::Vacant(vacant) => {
                 keys.insert(IndexKey::new(Key::clone(vacant.key())));
-                vacant.insert(Some(value));
+                vacant.insert(Slot::Live(value));
                 None
             }
         }
@@ -144,24 +161,28 @@ impl MemoryStore {
     /// Empties `key`'s slot and returns its value; the key stays in the map and the index
     /// as a tombstone (see [`crate::tombstones`]). Returns the buried keys when a purge is
     /// due; the caller purges them once it holds no index or shard lock.
-    fn bury(&self, key: &[u8]) -> (Option<Vec<u8>>, Option<Vec<Key>>) {
+    fn bury(&self, key: &[u8]) -> (Option<Vec<u8>>, Option<Vec<Option<Key>>>) {
         let Some(mut slot) = self.data.get_mut(key) else {
             return (None, None);
         };
-        let Some(old) = slot.take() else {
+        if matches!(*slot, Slot::Buried(_)) {
             return (None, None);
-        };
-        let due = self.tombstones.bury(slot.key());
-        (Some(old), due)
+        }
+        let (grave, due) = self.tombstones.bury(slot.key());
+        match std::mem::replace(&mut *slot, Slot::Buried(grave)) {
+            Slot::Live(old) => (Some(old), due),
+            Slot::Buried(_) => (None, due),
+        }
     }
 
-    /// Removes the keys in `buried` whose slot is still empty from the map and the index.
-    fn purge(&self, buried: Vec<Key>) {
+    /// Removes the keys in `buried` (a graveyard; `None` for keys written again since) whose
+    /// slot still holds a grave from the map and the index.
+    fn purge(&self, buried: Vec<Option<Key>>) {
         let mut keys = self.keys.write();
-        for key in buried {
+        for key in buried.into_iter().flatten() {
             if self
                 .data
-                .remove_if(&*key, |_, slot| slot.is_none())
+                .remove_if(&*key, |_, slot| matches!(slot, Slot::Buried(_)))
                 .is_some()
             {
                 keys.remove(&IndexKey::new(key));
@@ -205,7 +226,7 @@ impl KeyValueStore for MemoryStore {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let _gate = self.shared();
-        Ok(self.data.get(key).and_then(|slot| slot.clone()))
+        Ok(self.data.get(key).and_then(|slot| slot.live().cloned()))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -219,19 +240,19 @@ impl KeyValueStore for MemoryStore {
         // Holding the slot (its shard's write lock) makes check and fill one step.
         if let Some(mut slot) = self.data.get_mut(key) {
             return Ok(match &*slot {
-                Some(existing) => Some(existing.clone()),
-                None => self.fill(&mut slot, value.to_vec()),
+                Slot::Live(existing) => Some(existing.clone()),
+                Slot::Buried(_) => self.fill(&mut slot, value.to_vec()),
             });
         }
         let mut keys = self.keys.write();
         match self.data.entry(Key::from(key)) {
             Entry::Occupied(mut existing) => Ok(match existing.get() {
-                Some(value) => Some(value.clone()),
-                None => self.fill(existing.get_mut(), value.to_vec()),
+                Slot::Live(value) => Some(value.clone()),
+                Slot::Buried(_) => self.fill(existing.get_mut(), value.to_vec()),
             }),
             Entry::Vacant(vacant) => {
                 keys.insert(IndexKey::new(Key::clone(vacant.key())));
-                vacant.insert(Some(value.to_vec()));
+                vacant.insert(Slot::Live(value.to_vec()));
                 Ok(None)
             }
         }
@@ -299,10 +320,7 @@ impl KeyValueStore for MemoryStore {
 
     fn approximate_num_entries(&self) -> Result<u64> {
         let _gate = self.shared();
-        let entries = self
-            .data
-            .len()
-            .saturating_sub(self.tombstones.empty_slots());
+        let entries = self.data.len().saturating_sub(self.tombstones.graves());
         Ok(u64::try_from(entries).unwrap_or(u64::MAX))
     }
 
@@ -363,7 +381,7 @@ mod tests {
         store.delete(&key(PURGE_EVERY)).unwrap();
         assert_eq!(store.data.len(), PURGE_EVERY + 1);
         assert_eq!(store.keys.read().len(), PURGE_EVERY + 1);
-        assert_eq!(store.tombstones.empty_slots(), 0);
+        assert_eq!(store.tombstones.graves(), 0);
         assert_eq!(store.get(&key(0)).unwrap().as_deref(), Some(&b"again"[..]));
         let scanned: Vec<_> = store.all().unwrap().map(|e| e.unwrap().0).collect();
         // 0 was deleted and written again; PURGE_EVERY - 1 was never deleted.
@@ -415,8 +433,12 @@ mod tests {
             .collect();
         assert_eq!(indexed, mapped);
         assert_eq!(store.keys.read().len(), mapped.len());
-        let empty = store.data.iter().filter(|e| e.value().is_none()).count();
-        assert_eq!(store.tombstones.empty_slots(), empty);
+        let empty = store
+            .data
+            .iter()
+            .filter(|e| e.value().live().is_none())
+            .count();
+        assert_eq!(store.tombstones.graves(), empty);
         assert_eq!(
             store.approximate_num_entries().unwrap(),
             (mapped.len() - empty) as u64
