@@ -8,8 +8,10 @@
 //!   returns an empty store, so a logged memory store always restores from the
 //!   beginning of its changelog.
 //! - **Point operations** (`get`, `put`, `put_if_absent`, `delete`) cost one hash lookup
-//!   and run in parallel on different keys; a put of a new key or a delete also updates
-//!   the ordered index, O(log n), and those serialise on its lock.
+//!   and run in parallel on different keys; a put of a new key also enters the ordered
+//!   index, O(log n), and those serialise on its lock. A delete leaves a grave that a
+//!   later put of the key clears; every 1,024 deletes the keys still deleted leave the
+//!   map and the index together.
 //! - **Batches** (`write`, `write_with_position`) are atomic for every reader: they take
 //!   a store-wide lock exclusively, so for their duration every other operation waits.
 //! - **Scans** (`range`, `reverse_range`, `prefix_scan`, `all`) use an ordered index of
@@ -17,7 +19,7 @@
 //!   `ordered_index: true`): O(log n + m) for m matches, in either direction, returned as
 //!   a collected snapshot, as Kafka Streams' in-memory store answers from its `TreeMap`.
 //!   Only a put of a new key or a delete writes to the index; gets and overwrites never
-//!   touch it. The index costs about 55 bytes per entry (`BENCHMARKS.md`).
+//!   touch it. The index costs about 40 bytes per entry (`BENCHMARKS.md`).
 //!
 //! ```
 //! use backend_memory::MemoryStore;

@@ -35,11 +35,12 @@ impl Slot {
 /// An in-memory, non-durable [`KeyValueStore`] on a [`DashMap`], with an ordered index of
 /// its keys beside it.
 ///
-/// Gets, overwrites and deletes lock one map shard: a delete leaves a tombstone in the
-/// key's slot, and every 1,024 deletes the keys still deleted leave the map and the index
+/// Gets, overwrites and deletes lock one map shard: a delete leaves a grave in the key's
+/// slot, and every 1,024 deletes the keys still deleted leave the map and the index
 /// together. A put of a new key also takes the index's write lock and enters both under
-/// it, so a scan, which holds the index's read lock, never misses a key the map holds. Batches are atomic
-/// for readers through a store-wide reader-writer gate: [`write`](KeyValueStore::write),
+/// it, so a scan, which holds the index's read lock, never misses a key the map holds.
+/// Batches are atomic for readers through a store-wide reader-writer gate:
+/// [`write`](KeyValueStore::write),
 /// [`write_with_position`](KeyValueStore::write_with_position) and
 /// [`wipe`](KeyValueStore::wipe) take it exclusively, every other operation shares it.
 /// The cost: while a batch applies, every get, put and scan waits for it, and a batch
