@@ -310,13 +310,12 @@ launch_broker() {
     -Dlog4j2.configurationFile="$VERSION_DIR/broker-log4j2.properties" \
     -cp "$LIB_DIR/*" kafka.Kafka "$dir/server.properties" \
     >>"$(log_file "$role" "$n")" 2>&1 </dev/null &
-  local pid=$! state exec_deadline=$((SECONDS + 10))
+  local pid=$! exec_deadline=$((SECONDS + 10))
   echo "$pid" >"$(pid_file "$role" "$n")"
   # The job runs bash, setsid and nohup before it execs java; until then
   # running_pid does not recognise it, so wait for that (or its death).
   until running_pid "$role" "$n" >/dev/null; do
-    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || state=""
-    if [[ -z "$state" || "$state" == Z ]] || ((SECONDS >= exec_deadline)); then
+    if launched_process_gone "$role" "$n" || ((SECONDS >= exec_deadline)); then
       print_log_tail "$role" "$n"
       die "$role-$n (pid $pid) did not start java"
     fi
