@@ -1,10 +1,9 @@
 //! Ordered scans: the index yields the keys of a range in order, the hash map their values.
 
-use dashmap::DashMap;
 use state_core::{KeyRange, KeyValue, KvIter};
 
-use crate::index::{self, Key, OrderedKeys};
-use crate::store::Slot;
+use crate::index::{self, OrderedKeys};
+use crate::store::Map;
 
 /// Which way a scan returns its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +19,7 @@ pub(crate) enum Order {
 /// (the store adds and purges keys under the index's write lock): every key the index
 /// yields is in the map, with a value or a tombstone, which is skipped.
 pub(crate) fn collect(
-    data: &DashMap<Key, Slot>,
+    data: &Map,
     keys: &OrderedKeys,
     range: &KeyRange,
     order: Order,

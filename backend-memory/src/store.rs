@@ -15,6 +15,15 @@ use crate::index::{IndexKey, Key, OrderedKeys};
 use crate::scan::{self, Order};
 use crate::tombstones::{Grave, Tombstones};
 
+/// The point index: every key the store holds, with its slot.
+///
+/// Hashed with foldhash rather than the standard library's SipHash: a get took 0.4–0.7x
+/// the time (`BENCHMARKS.md`). SipHash's strength is against an attacker who learns the
+/// seed from the map's iteration order or timing and then sends colliding keys; each
+/// store draws its own random seed, and nothing the store returns follows hash order
+/// (scans walk the ordered index), which leaves timing alone to learn it from.
+pub(crate) type Map = DashMap<Key, Slot, foldhash::quality::RandomState>;
+
 /// A key's entry in the map: its value, or the grave of a key deleted but not yet purged.
 #[derive(Debug)]
 pub(crate) enum Slot {
@@ -60,7 +69,7 @@ impl Slot {
 #[derive(Debug)]
 pub struct MemoryStore {
     name: String,
-    data: DashMap<Key, Slot>,
+    data: Map,
     keys: OrderedKeys,
     tombstones: Tombstones,
     position: Mutex<Position>,
@@ -73,7 +82,7 @@ impl MemoryStore {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            data: DashMap::new(),
+            data: Map::default(),
             keys: OrderedKeys::default(),
             tombstones: Tombstones::default(),
             position: Mutex::new(Position::empty()),
