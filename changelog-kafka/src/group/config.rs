@@ -14,6 +14,22 @@ pub enum StandbyPolicy {
     /// instances each partition has `n - 1` warm copies (Kafka Streams'
     /// `num.standby.replicas = n - 1`); revoked partitions stay open as standbys.
     AllUnowned,
+    /// `k` warm copies of each partition, on members other than its owner (Kafka
+    /// Streams' `num.standby.replicas = k`), placed by rendezvous hashing of partition
+    /// and member over the group's current members: every member computes the same
+    /// placement from the group's description, on every rebalance and every few seconds
+    /// between them, and when one member joins or leaves only about `k/n` of the
+    /// standbys move. With fewer than `k + 1` members, each partition has a standby on
+    /// every member but its owner.
+    ///
+    /// An instance opens the standbys it gains and closes those it loses, keeping their
+    /// directories (a durable store that comes back later replays only the changelog
+    /// tail); it never tails a changelog it holds no copy of. A revoked partition stays
+    /// open as a standby only if the placement puts one here. Members are told apart
+    /// by their client id, which the consumer makes unique per instance (see
+    /// [`GroupConfig::instance_id`]): a `client.id` set in the consumer settings must
+    /// then be unique in the group too.
+    Replicas(usize),
 }
 
 /// How a [`StatefulConsumer`](super::StatefulConsumer) joins its group.
@@ -33,6 +49,12 @@ pub struct GroupConfig {
     pub session_timeout: Duration,
     /// Standby copies this instance keeps.
     pub standbys: StandbyPolicy,
+    /// This instance's stable identity in the group. When set, it is the consumer's
+    /// `group.instance.id` (static membership, KIP-345): an instance restarted with the
+    /// same id within `session.timeout.ms` gets its partitions back without a
+    /// rebalance. Either way the group consumer's `client.id` ends in it, which is how
+    /// standby placement tells members apart; unset, a random id is drawn per consumer.
+    pub instance_id: Option<String>,
 }
 
 impl GroupConfig {
@@ -49,6 +71,7 @@ impl GroupConfig {
             commit_interval: Duration::from_secs(1),
             session_timeout: Duration::from_secs(10),
             standbys: StandbyPolicy::None,
+            instance_id: None,
         }
     }
 
@@ -67,6 +90,12 @@ impl GroupConfig {
     /// Sets [`standbys`](Self::standbys).
     pub fn with_standbys(mut self, standbys: StandbyPolicy) -> Self {
         self.standbys = standbys;
+        self
+    }
+
+    /// Sets [`instance_id`](Self::instance_id): static membership under this id.
+    pub fn with_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
         self
     }
 }

@@ -125,7 +125,8 @@ impl GroupContext {
             offsets
         };
         let after = match member.standbys {
-            StandbyPolicy::AllUnowned => AfterRevoke::KeepAsStandby,
+            // Under Replicas the placement that follows closes it unless it is placed here.
+            StandbyPolicy::AllUnowned | StandbyPolicy::Replicas(_) => AfterRevoke::KeepAsStandby,
             StandbyPolicy::None => AfterRevoke::Close,
         };
         // Callbacks run on the polling thread, never a runtime worker (checked when

@@ -13,6 +13,7 @@ use state_core::{
 };
 use tokio::runtime::Handle;
 
+use super::view;
 use super::{GroupListener, StandbyPolicy};
 
 /// `Ok` when every result is, else the first error.
@@ -63,6 +64,21 @@ pub(crate) struct Member {
     pub(crate) standby_updates: AtomicBool,
     /// Held by the standby updater for each round of updates.
     pub(crate) standby_round: tokio::sync::Mutex<()>,
+    /// Where standbys go under [`StandbyPolicy::Replicas`].
+    pub(crate) placement: Placement,
+}
+
+/// What placing [`StandbyPolicy::Replicas`] standbys needs.
+pub(crate) struct Placement {
+    /// This member's client id, which the group's description lists it by.
+    pub(crate) identity: String,
+    pub(crate) group_id: String,
+    /// A client outside the group that reads the group's description, so placement
+    /// never waits on (or blocks) the group consumer's polling thread.
+    pub(crate) describer: rdkafka::consumer::BaseConsumer,
+    pub(crate) timeout: std::time::Duration,
+    /// Held by each placement, so two never open and close standbys at once.
+    pub(crate) running: tokio::sync::Mutex<()>,
 }
 
 impl Member {
@@ -179,12 +195,77 @@ impl Member {
         Ok(())
     }
 
-    /// Starts standbys for every partition not assigned here, under
-    /// [`StandbyPolicy::AllUnowned`].
+    /// Opens and closes standbys as the policy places them: under
+    /// [`StandbyPolicy::AllUnowned`] one for every partition not assigned here; under
+    /// [`StandbyPolicy::Replicas`] those the group's current placement puts here.
     pub(crate) fn refresh_standbys(self: &Arc<Self>) {
-        if self.standbys != StandbyPolicy::AllUnowned {
-            return;
+        match self.standbys {
+            StandbyPolicy::None => {}
+            StandbyPolicy::AllUnowned => self.stand_by_all_unowned(),
+            StandbyPolicy::Replicas(k) => {
+                let member = self.clone();
+                self.runtime.spawn(async move {
+                    if let Err(err) = member.place_replicas(k).await {
+                        log::warn!("placing standbys of {}: {err}", member.topic);
+                    }
+                });
+            }
         }
+    }
+
+    /// Opens the standbys the group's placement puts here and closes the others (keeping
+    /// their directories). Does nothing while the group is rebalancing: the next
+    /// rebalance callback or periodic refresh places them.
+    pub(crate) async fn place_replicas(self: &Arc<Self>, k: usize) -> Result<()> {
+        let _running = self.placement.running.lock().await;
+        let member = self.clone();
+        let view = tokio::task::spawn_blocking(move || {
+            let placement = &member.placement;
+            view::describe(
+                &placement.describer,
+                &placement.group_id,
+                &member.topic,
+                placement.timeout,
+            )
+        })
+        .await
+        .map_err(|err| Error::internal(format!("describing the group: {err}")))??;
+        let Some(view) = view else {
+            return Ok(());
+        };
+        let assigned = self.assignment().assigned.clone();
+        let wanted: BTreeSet<Partition> = view
+            .standbys_on(&self.placement.identity, self.partitions, k)
+            .difference(&assigned)
+            .copied()
+            .collect();
+        let mut results = Vec::new();
+        for store in &self.stores {
+            let standing: BTreeSet<Partition> = store
+                .partitions_in(state_core::PartitionRole::Standby)
+                .into_iter()
+                .collect();
+            let lost: Vec<Partition> = standing.difference(&wanted).copied().collect();
+            if !lost.is_empty() {
+                log::info!(
+                    "store {}: closing standbys {lost:?}, placed elsewhere now",
+                    store.store_name()
+                );
+                results.push(store.remove_standbys(&lost).await);
+            }
+            for &partition in wanted.difference(&standing) {
+                // Assigned here since the group was described: the assign opens it.
+                if self.assignment().assigned.contains(&partition) {
+                    continue;
+                }
+                results.push(store.add_standby(partition).await);
+            }
+        }
+        first_error(results)
+    }
+
+    /// Starts standbys for every partition not assigned here.
+    fn stand_by_all_unowned(self: &Arc<Self>) {
         let unowned: Vec<Partition> = {
             let assignment = self.assignment();
             (0..self.partitions)

@@ -23,6 +23,8 @@ mod config;
 mod context;
 mod events;
 mod member;
+mod placement;
+mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,12 +44,16 @@ pub use config::{GroupConfig, StandbyPolicy};
 pub use context::GroupContext;
 use context::OffsetCommit;
 pub use events::{GroupListener, NoopGroupListener};
-use member::{Assignment, Member, Restored};
+use member::{Assignment, Member, Placement, Restored};
 
 use crate::error::{At, kafka_error};
 
 /// The longest a poll waits while a partition restores.
 const RESTORE_CHECK_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How often [`StandbyPolicy::Replicas`] placement is recomputed between rebalances: a
+/// member sees its own rebalances, but a placement also changes when others' do.
+const PLACEMENT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// One input record handed to the processing closure.
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +111,13 @@ impl StatefulConsumer {
         };
         let session = config.session_timeout.as_millis().to_string();
         let heartbeat = (config.session_timeout.as_millis() / 3).max(1).to_string();
-        let ours = [
+        let instance = config
+            .instance_id
+            .clone()
+            .unwrap_or_else(random_instance_id);
+        let client_id = format!("{}-{instance}", config.kafka.client_id);
+        let mut ours = vec![
+            ("client.id", client_id.as_str()),
             ("group.id", config.group_id.as_str()),
             ("partition.assignment.strategy", "cooperative-sticky"),
             ("enable.auto.commit", "false"),
@@ -116,7 +128,15 @@ impl StatefulConsumer {
             ("enable.partition.eof", "false"),
             ("isolation.level", isolation),
         ];
+        if let Some(id) = &config.instance_id {
+            ours.push(("group.instance.id", id.as_str()));
+        }
         let client = config.kafka.client_config(&ours, &config.kafka.consumer);
+        let describer = config
+            .kafka
+            .client_config(&[], &config.kafka.consumer)
+            .create()
+            .map_err(|err| kafka_error("creating the group describer", At::topic(topic), err))?;
         let (sender, restored) = channel();
         let member = Arc::new(Member {
             stores,
@@ -129,6 +149,14 @@ impl StatefulConsumer {
             standby_updates: AtomicBool::new(true),
             standby_round: tokio::sync::Mutex::new(()),
             assignment: Mutex::new(Assignment::default()),
+            placement: Placement {
+                // The settings may override ours: the group lists the one in effect.
+                identity: client.get("client.id").unwrap_or(&client_id).to_owned(),
+                group_id: config.group_id.clone(),
+                describer,
+                timeout: config.kafka.metadata_timeout,
+                running: tokio::sync::Mutex::new(()),
+            },
         });
         let consumer: BaseConsumer<GroupContext> = client
             .create_with_context(GroupContext {
@@ -438,11 +466,29 @@ fn check_partitions<C: rdkafka::consumer::ConsumerContext>(
     }
 }
 
-/// Keeps standbys tailing their changelogs until `stop` is set.
+/// A random instance id, for a consumer not given one: the process id and 64 random
+/// bits (std's hasher keys are drawn from the OS).
+fn random_instance_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new().hash_one(std::process::id());
+    format!("{:x}-{random:016x}", std::process::id())
+}
+
+/// Keeps standbys tailing their changelogs, and places them again every
+/// [`PLACEMENT_INTERVAL`] under [`StandbyPolicy::Replicas`], until `stop` is set.
 fn spawn_standby_updates(member: &Arc<Member>, stop: Arc<AtomicBool>) {
     let member = member.clone();
     member.runtime.clone().spawn(async move {
+        let mut placed = Instant::now();
         while !stop.load(Ordering::SeqCst) {
+            if let StandbyPolicy::Replicas(k) = member.standbys
+                && placed.elapsed() >= PLACEMENT_INTERVAL
+            {
+                placed = Instant::now();
+                if let Err(err) = member.place_replicas(k).await {
+                    log::warn!("placing standbys of {}: {err}", member.topic);
+                }
+            }
             let paused = !member.standby_updates.load(Ordering::SeqCst);
             if paused || !member.has_standbys() {
                 // Nothing to tail: an idle wait, not a synchronisation.

@@ -3,7 +3,8 @@
 //! on stdout, one event per line.
 //!
 //! Usage: `rewards_instance BOOTSTRAP APP_ID INPUT_TOPIC PARTITIONS BACKEND STATE_DIR
-//! STANDBYS GUARANTEE` with STANDBYS `none` or `all` and GUARANTEE `at_least_once`
+//! STANDBYS GUARANTEE` with STANDBYS `none`, `all` or `replicas:K` and GUARANTEE
+//! `at_least_once`
 //! (purchases already counted are skipped, the idempotent-consumer pattern) or
 //! `exactly_once` (every purchase is simply added: only the transaction keeps totals
 //! exact across a crash). `STATESTORE_COMMIT_INTERVAL_MS` sets the commit interval
@@ -149,12 +150,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let standbys = match standbys.as_str() {
         "all" => StandbyPolicy::AllUnowned,
-        _ => StandbyPolicy::None,
+        "none" => StandbyPolicy::None,
+        other => match other.strip_prefix("replicas:").map(str::parse) {
+            Some(Ok(k)) => StandbyPolicy::Replicas(k),
+            _ => return Err(format!("unknown standby policy {other}").into()),
+        },
     };
-    let config = GroupConfig::new(kafka, app.clone(), input.clone())
+    let mut config = GroupConfig::new(kafka, app.clone(), input.clone())
         .with_commit_interval(commit_interval()?)
         .with_session_timeout(Duration::from_secs(6))
         .with_standbys(standbys);
+    // Static membership when the test gives the instance an id.
+    if let Ok(id) = std::env::var("STATESTORE_INSTANCE_ID") {
+        config = config.with_instance_id(id);
+    }
     let served = Arc::new(Mutex::new(BTreeSet::new()));
     let events = Arc::new(Events {
         served: served.clone(),

@@ -40,6 +40,9 @@ pub trait PartitionedStores: Send + Sync {
     /// See [`StoreManager::add_standby`].
     async fn add_standby(&self, partition: Partition) -> Result<()>;
 
+    /// See [`StoreManager::remove_standbys`].
+    async fn remove_standbys(&self, partitions: &[Partition]) -> Result<()>;
+
     /// See [`StoreManager::update_standbys`].
     async fn update_standbys(&self) -> Result<u64>;
 
@@ -91,6 +94,10 @@ impl<K: 'static, V: 'static> PartitionedStores for StoreManager<K, V> {
 
     async fn add_standby(&self, partition: Partition) -> Result<()> {
         StoreManager::add_standby(self, partition).await
+    }
+
+    async fn remove_standbys(&self, partitions: &[Partition]) -> Result<()> {
+        StoreManager::remove_standbys(self, partitions).await
     }
 
     async fn update_standbys(&self) -> Result<u64> {
