@@ -46,5 +46,8 @@ mod tombstones;
 pub use store::MemoryStore;
 pub use supplier::MemorySupplier;
 
-/// The backend name in [`Capability::backend`](state_core::Capability::backend).
-pub const BACKEND: &str = "memory";
+/// What the in-memory backend can do; its stores and its supplier report it.
+const CAPABILITY: state_core::Capability = state_core::Capability::new("memory")
+    .durable(false)
+    .ordered_index(true)
+    .exact_count(true);

@@ -110,12 +110,8 @@ impl KeyValueBytesStoreSupplier for TemplateSupplier {
         &self.name
     }
 
-    fn backend(&self) -> &'static str {
-        "template"
-    }
-
-    fn durable(&self) -> bool {
-        false
+    fn capability(&self) -> Capability {
+        Capability::new("template")
     }
 
     fn open(&self, _dir: &Path) -> Result<Arc<dyn KeyValueStore>> {

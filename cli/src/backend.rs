@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use state_core::{
-    Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Partition, Result, StoreContext,
+    Capability, Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Partition, Result,
+    StoreContext,
 };
 use statestore::Stores;
 
@@ -121,12 +122,8 @@ impl KeyValueBytesStoreSupplier for Hinting {
         self.inner.name()
     }
 
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-
-    fn durable(&self) -> bool {
-        self.inner.durable()
+    fn capability(&self) -> Capability {
+        self.inner.capability()
     }
 
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
