@@ -46,8 +46,13 @@ mod tombstones;
 pub use store::MemoryStore;
 pub use supplier::MemorySupplier;
 
-/// What the in-memory backend can do; its stores and its supplier report it.
+/// What the in-memory backend can do; its stores, its supplier and [`BACKEND`] report it.
 const CAPABILITY: state_core::Capability = state_core::Capability::new("memory")
     .durable(false)
     .ordered_index(true)
     .exact_count(true);
+
+/// The in-memory backend in the registry ([`state_core::Backends`]): name `"memory"`.
+pub const BACKEND: state_core::Backend = state_core::Backend::new(CAPABILITY, |name| {
+    std::sync::Arc::new(MemorySupplier::new(name))
+});

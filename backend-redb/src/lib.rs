@@ -16,7 +16,7 @@ pub use config::{CommitDurability, DEFAULT_FILE_NAME, RedbConfig};
 pub use store::RedbStore;
 pub use supplier::RedbSupplier;
 
-/// What the redb backend can do; its stores and its supplier report it.
+/// What the redb backend can do; its stores, its supplier and [`BACKEND`] report it.
 ///
 /// Restore batches of 4,000: each is a write transaction and a commit (and every 256th
 /// commit an fsync, see [`RedbConfig::with_bulk_immediate_every`]); beyond that redb's
@@ -27,3 +27,9 @@ const CAPABILITY: state_core::Capability = state_core::Capability::new("redb")
     .ordered_index(true)
     .exact_count(true)
     .restore_batch(4000);
+
+/// The redb backend in the registry ([`state_core::Backends`]): name `"redb"`,
+/// suppliers with the default [`RedbConfig`].
+pub const BACKEND: state_core::Backend = state_core::Backend::new(CAPABILITY, |name| {
+    std::sync::Arc::new(RedbSupplier::new(name))
+});

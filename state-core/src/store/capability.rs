@@ -4,8 +4,9 @@
 /// facts about a backend are kept. The conformance suite, the restore driver and tools
 /// read these instead of probing for optional traits or testing the backend's name.
 ///
-/// A backend reports the same value from its stores and its supplier, so the facts are
-/// known before a store is opened.
+/// A backend reports the same value from its store, its supplier and its
+/// [`Backend`](crate::Backend) registration, so the facts are known before a store is
+/// opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capability {
