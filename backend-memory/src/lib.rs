@@ -46,5 +46,13 @@ mod tombstones;
 pub use store::MemoryStore;
 pub use supplier::MemorySupplier;
 
-/// The backend name in [`Capability::backend`](state_core::Capability::backend).
-pub const BACKEND: &str = "memory";
+/// What the in-memory backend can do; its stores, its supplier and [`BACKEND`] report it.
+const CAPABILITY: state_core::Capability = state_core::Capability::new("memory")
+    .durable(false)
+    .ordered_index(true)
+    .exact_count(true);
+
+/// The in-memory backend in the registry ([`state_core::Backends`]): name `"memory"`.
+pub const BACKEND: state_core::Backend = state_core::Backend::new(CAPABILITY, |name| {
+    std::sync::Arc::new(MemorySupplier::new(name))
+});

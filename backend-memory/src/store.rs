@@ -10,7 +10,7 @@ use state_core::{
     Capability, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,
 };
 
-use crate::BACKEND;
+use crate::CAPABILITY;
 use crate::index::{IndexKey, Key, OrderedKeys};
 use crate::scan::{self, Order};
 use crate::tombstones::{Grave, Tombstones};
@@ -231,7 +231,7 @@ impl KeyValueStore for MemoryStore {
     }
 
     fn capability(&self) -> Capability {
-        Capability::new(BACKEND).durable(false).ordered_index(true)
+        CAPABILITY
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

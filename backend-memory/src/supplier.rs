@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use state_core::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
+use state_core::{Capability, KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
-use crate::{BACKEND, MemoryStore};
+use crate::{CAPABILITY, MemoryStore};
 
 /// A [`KeyValueBytesStoreSupplier`] of [`MemoryStore`]s, like Kafka Streams'
 /// `Stores.inMemoryKeyValueStore(name)`.
@@ -30,12 +30,8 @@ impl KeyValueBytesStoreSupplier for MemorySupplier {
         &self.name
     }
 
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
-
-    fn durable(&self) -> bool {
-        false
+    fn capability(&self) -> Capability {
+        CAPABILITY
     }
 
     fn open(&self, _dir: &Path) -> Result<Arc<dyn KeyValueStore>> {

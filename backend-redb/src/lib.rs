@@ -15,3 +15,21 @@ mod supplier;
 pub use config::{CommitDurability, DEFAULT_FILE_NAME, RedbConfig};
 pub use store::RedbStore;
 pub use supplier::RedbSupplier;
+
+/// What the redb backend can do; its stores, its supplier and [`BACKEND`] report it.
+///
+/// Restore batches of 4,000: each is a write transaction and a commit (and every 256th
+/// commit an fsync, see [`RedbConfig::with_bulk_immediate_every`]); beyond that redb's
+/// B-tree insert is all that is left (`BENCHMARKS.md`, restore/apply). The count is the
+/// table's exact length.
+const CAPABILITY: state_core::Capability = state_core::Capability::new("redb")
+    .durable(true)
+    .ordered_index(true)
+    .exact_count(true)
+    .restore_batch(4000);
+
+/// The redb backend in the registry ([`state_core::Backends`]): name `"redb"`,
+/// suppliers with the default [`RedbConfig`].
+pub const BACKEND: state_core::Backend = state_core::Backend::new(CAPABILITY, |name| {
+    std::sync::Arc::new(RedbSupplier::new(name))
+});

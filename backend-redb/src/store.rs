@@ -213,13 +213,7 @@ impl KeyValueStore for RedbStore {
     }
 
     fn capability(&self) -> Capability {
-        // Restore batches of 4,000: each is a write transaction and a commit (and every
-        // 256th commit an fsync, see RedbConfig::with_bulk_immediate_every); beyond that
-        // redb's B-tree insert is all that is left (BENCHMARKS.md, restore/apply).
-        Capability::new("redb")
-            .durable(true)
-            .ordered_index(true)
-            .restore_batch(4000)
+        crate::CAPABILITY
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use state_core::{ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Result};
+use state_core::{Capability, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
 use crate::config::RedbConfig;
 use crate::error::map_io_error;
@@ -43,12 +43,8 @@ impl KeyValueBytesStoreSupplier for RedbSupplier {
         &self.name
     }
 
-    fn backend(&self) -> &'static str {
-        "redb"
-    }
-
-    fn durable(&self) -> bool {
-        true
+    fn capability(&self) -> Capability {
+        crate::CAPABILITY
     }
 
     /// Opens the redb file in `dir`, creating both when nothing is there.

@@ -13,3 +13,21 @@ mod supplier;
 pub use config::{RocksDbCompression, RocksDbConfig, SharedRocksDbResources};
 pub use store::RocksDbStore;
 pub use supplier::RocksDbSupplier;
+
+/// What the RocksDB backend can do; its stores, its supplier and [`BACKEND`] report it.
+///
+/// Restore batches of 4,000: a write costs a WriteBatch, the write group and the
+/// position, so fewer, larger batches; beyond a few thousand records the memtable insert
+/// is all that is left (`BENCHMARKS.md`, restore/apply). The count is RocksDB's
+/// `estimate-num-keys`, not exact.
+const CAPABILITY: state_core::Capability = state_core::Capability::new("rocksdb")
+    .durable(true)
+    .ordered_index(true)
+    .exact_count(false)
+    .restore_batch(4000);
+
+/// The RocksDB backend in the registry ([`state_core::Backends`]): name `"rocksdb"`,
+/// suppliers with the default [`RocksDbConfig`].
+pub const BACKEND: state_core::Backend = state_core::Backend::new(CAPABILITY, |name| {
+    std::sync::Arc::new(RocksDbSupplier::new(name))
+});

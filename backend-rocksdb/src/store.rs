@@ -181,13 +181,7 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn capability(&self) -> Capability {
-        // Restore batches of 4,000: a write costs a WriteBatch, the write group and the
-        // position, so fewer, larger batches; beyond a few thousand records the memtable
-        // insert is all that is left (BENCHMARKS.md, restore/apply).
-        Capability::new("rocksdb")
-            .durable(true)
-            .ordered_index(true)
-            .restore_batch(4000)
+        crate::CAPABILITY
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::Options;
-use state_core::{Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Result};
+use state_core::{Capability, Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
 use crate::config::RocksDbConfig;
 use crate::error::map_rocksdb_error;
@@ -47,12 +47,8 @@ impl KeyValueBytesStoreSupplier for RocksDbSupplier {
         &self.name
     }
 
-    fn backend(&self) -> &'static str {
-        "rocksdb"
-    }
-
-    fn durable(&self) -> bool {
-        true
+    fn capability(&self) -> Capability {
+        crate::CAPABILITY
     }
 
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {

@@ -1,86 +1,83 @@
 //! Choosing a store backend (`--backend`) and locating a store on disk.
+//!
+//! Every fact about a backend comes from `statestore::backends()`: the names `--backend`
+//! accepts, the default, whether a backend keeps a store on disk, and which backend owns
+//! a directory. Nothing here names a backend.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use state_core::{
-    Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Partition, Result, StoreContext,
+    Capability, Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Partition, Result,
+    StoreContext,
 };
-use statestore::Stores;
 
 use crate::{errors, exit};
 
-/// The backend names `--backend` accepts.
-pub const NAMES: [&str; 3] = ["memory", "rocksdb", "redb"];
-
-/// A store backend.
+/// A store backend of this binary: one of `statestore::backends()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// dashmap, nothing on disk.
-    Memory,
-    /// RocksDB.
-    RocksDb,
-    /// redb.
-    Redb,
-}
+pub struct Backend(&'static statestore::Backend);
 
 impl Backend {
-    /// Every backend, in the order of [`NAMES`].
-    pub const ALL: [Backend; 3] = [Self::Memory, Self::RocksDb, Self::Redb];
+    /// The names `--backend` accepts: every backend statestore knows, sorted. One this
+    /// binary was built without is refused by [`parse`](Self::parse) with the feature
+    /// that brings it.
+    pub fn names() -> Vec<&'static str> {
+        statestore::backends().names()
+    }
 
-    /// The backend commands use when `--backend` is not given: RocksDB (Kafka Streams'
-    /// default) when this binary has it, redb (persistent, pure Rust) otherwise.
-    pub const DEFAULT: Self = if cfg!(feature = "rocksdb") {
-        Self::RocksDb
-    } else {
-        Self::Redb
-    };
+    /// The backend commands use when `--backend` is not given: the first durable backend
+    /// built in, in statestore's order of preference (RocksDB, Kafka Streams' default,
+    /// when this binary has it; redb otherwise).
+    pub fn preferred() -> Option<Self> {
+        statestore::backends()
+            .iter()
+            .find(|backend| backend.capability().durable)
+            .map(Self)
+    }
 
-    /// Parses one of [`NAMES`]; RocksDB only when this binary was built with it.
+    /// The backend called `name`. An unknown name lists the names there are; a backend
+    /// this binary was built without says how to rebuild with it.
     pub fn parse(name: &str) -> Result<Self> {
-        let backend = Self::ALL
-            .into_iter()
-            .find(|backend| backend.name() == name)
-            .ok_or_else(|| {
-                Error::invalid_input(format!(
-                    "unknown backend {name}; expected one of {}",
-                    NAMES.join(", ")
-                ))
-            })?;
-        if backend == Self::RocksDb && !cfg!(feature = "rocksdb") {
-            return Err(rocksdb_not_built());
-        }
-        Ok(backend)
+        statestore::backends()
+            .get(name)
+            .map(Self)
+            .map_err(|err| match err.kind() {
+                // The registry names statestore's feature; say how to rebuild this binary.
+                ErrorKind::Unsupported => not_built(name),
+                _ => err,
+            })
     }
 
     /// The name `--backend` uses.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::RocksDb => "rocksdb",
-            Self::Redb => "redb",
-        }
+        self.0.name()
+    }
+
+    /// What the backend's stores can do.
+    pub fn capability(self) -> Capability {
+        self.0.capability()
     }
 
     /// A supplier of this backend for store `store`. When it refuses a directory as
     /// foreign, its error says which backend's store is there.
-    pub fn supplier(self, store: &str) -> Result<Arc<dyn KeyValueBytesStoreSupplier>> {
-        Ok(Arc::new(Hinting {
-            inner: self.engine(store)?,
+    pub fn supplier(self, store: &str) -> Arc<dyn KeyValueBytesStoreSupplier> {
+        Arc::new(Hinting {
+            inner: self.0.supplier(store),
             backend: self,
             store: store.to_owned(),
-        }))
+        })
     }
 
-    fn engine(self, store: &str) -> Result<Arc<dyn KeyValueBytesStoreSupplier>> {
-        Ok(match self {
-            Self::Memory => Arc::new(Stores::in_memory_key_value_store(store)),
-            Self::Redb => Arc::new(Stores::redb_key_value_store(store)),
-            #[cfg(feature = "rocksdb")]
-            Self::RocksDb => Arc::new(Stores::persistent_key_value_store(store)),
-            #[cfg(not(feature = "rocksdb"))]
-            Self::RocksDb => return Err(rocksdb_not_built()),
-        })
+    /// The built-in backends that keep stores on disk, as `--backend` alternatives to a
+    /// backend that does not: `rocksdb or redb`.
+    pub fn on_disk_alternatives() -> String {
+        statestore::backends()
+            .iter()
+            .filter(|backend| backend.capability().durable)
+            .map(|backend| backend.name())
+            .collect::<Vec<_>>()
+            .join(" or ")
     }
 }
 
@@ -98,12 +95,10 @@ impl Hinting {
             return err;
         }
         // A backend this binary lacks cannot tell its own stores.
-        let owner = Backend::ALL.into_iter().find(|other| {
-            *other != self.backend
-                && other
-                    .engine(&self.store)
-                    .is_ok_and(|engine| engine.owns(dir))
-        });
+        let owner = statestore::backends()
+            .owner_of(&self.store, dir)
+            .map(Backend)
+            .filter(|owner| *owner != self.backend);
         match owner {
             Some(owner) => Error::foreign(format!(
                 "{}; it is a {} store: use --backend {}",
@@ -121,12 +116,8 @@ impl KeyValueBytesStoreSupplier for Hinting {
         self.inner.name()
     }
 
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-
-    fn durable(&self) -> bool {
-        self.inner.durable()
+    fn capability(&self) -> Capability {
+        self.inner.capability()
     }
 
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
@@ -169,15 +160,17 @@ impl Location {
 
     /// Opens an existing store read-only: nothing is created or changed on disk.
     pub fn open_read_only(&self, partition: Partition) -> Result<Arc<dyn KeyValueStore>> {
-        if self.backend == Backend::Memory {
-            return Err(Error::unsupported(
-                "the memory backend keeps nothing on disk; use --backend rocksdb or redb",
-            ));
+        if !self.backend.capability().durable {
+            return Err(Error::unsupported(format!(
+                "the {} backend keeps nothing on disk; use --backend {}",
+                self.backend.name(),
+                Backend::on_disk_alternatives()
+            )));
         }
         errors::require_dir(&self.state_dir, "state directory")?;
         let dir = self.store_dir(partition)?;
         self.backend
-            .supplier(&self.store)?
+            .supplier(&self.store)
             .open_read_only(&dir)
             .map_err(|err| {
                 if err.kind() != ErrorKind::NotFound {
@@ -199,12 +192,16 @@ impl Location {
     }
 }
 
-/// Asked for RocksDB in a binary built without it: say which feature brings it.
-fn rocksdb_not_built() -> Error {
-    Error::unsupported(
-        "this statestore binary was built without RocksDB, an opt-in cargo feature (its C++ \
-         takes ~25 minutes to compile and needs libclang): rebuild with \
-         `cargo run -p statestore-cli --features rocksdb -- ...`, or use --backend redb or \
-         --backend memory",
-    )
+/// Asked for a backend this binary was built without: say which feature brings it.
+fn not_built(name: &str) -> Error {
+    let built: Vec<_> = statestore::backends()
+        .iter()
+        .map(|backend| format!("--backend {}", backend.name()))
+        .collect();
+    Error::unsupported(format!(
+        "this statestore binary was built without the {name} backend, an opt-in cargo \
+         feature: rebuild with `cargo run -p statestore-cli --features {name} -- ...`, or use \
+         {}",
+        built.join(" or ")
+    ))
 }

@@ -308,7 +308,7 @@ impl Instance {
 
 fn builder(backend: Backend) -> Result<StoreBuilder<String, f64>> {
     Ok(
-        StoreBuilder::new(backend.supplier(STORE)?, Serdes::string(), Serdes::f64())
+        StoreBuilder::new(backend.supplier(STORE), Serdes::string(), Serdes::f64())
             .with_logging_enabled(HashMap::new()),
     )
 }

@@ -182,7 +182,7 @@ fn cli() -> Command {
                      remaining instances' stores are verified against an independent computation. It needs a \
                      real cluster (--bootstrap-servers): the mock cluster's group rebalances are not faithful.",
                 )
-                .arg(backend_arg("backend", "Backend of instance A").default_value(Backend::DEFAULT.name()))
+                .arg(default_backend(backend_arg("backend", "Backend of instance A")))
                 .arg(backend_arg("relocate-to", "Backend of instance B [default: same as --backend]"))
                 .arg(Arg::new("bootstrap-servers").long("bootstrap-servers").value_name("HOST:PORT")
                     .value_parser(usage::bootstrap_servers)
@@ -252,7 +252,10 @@ fn location_args(command: Command) -> Command {
                 .value_parser(usage::state_dir)
                 .help("The root state directory"),
         )
-        .arg(backend_arg("backend", "The store's backend").default_value(Backend::DEFAULT.name()))
+        .arg(default_backend(backend_arg(
+            "backend",
+            "The store's backend",
+        )))
         .arg(
             Arg::new("store")
                 .long("store")
@@ -277,8 +280,16 @@ fn backend_arg(name: &'static str, help: &'static str) -> Arg {
     Arg::new(name)
         .long(name)
         .value_name("BACKEND")
-        .value_parser(backend::NAMES)
+        .value_parser(Backend::names())
         .help(help)
+}
+
+/// `--backend` defaults to the first durable backend built in.
+fn default_backend(arg: Arg) -> Arg {
+    match Backend::preferred() {
+        Some(backend) => arg.default_value(backend.name()),
+        None => arg.required(true),
+    }
 }
 
 fn serde_arg(name: &'static str, default: &'static str, help: &'static str) -> Arg {
@@ -325,8 +336,11 @@ fn timeout_arg() -> Arg {
 }
 
 fn backend(m: &ArgMatches, name: &str) -> Result<Backend> {
-    m.get_one::<String>(name)
-        .map_or(Ok(Backend::DEFAULT), |name| Backend::parse(name))
+    match m.get_one::<String>(name) {
+        Some(name) => Backend::parse(name),
+        None => Backend::preferred()
+            .ok_or_else(|| Error::invalid_input(format!("--{name} is required"))),
+    }
 }
 
 fn location(m: &ArgMatches) -> Result<Location> {

@@ -59,7 +59,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
     let metadata = started.elapsed();
     std::fs::create_dir_all(&location.state_dir)?;
     let reader = Arc::new(reader);
-    let supplier = location.backend.supplier(&location.store)?;
+    let supplier = location.backend.supplier(&location.store);
     let listener = Arc::new(BarListener::new());
     let options = RestoreOptions {
         validator: Some(Arc::new(command.serdes)),

@@ -194,7 +194,7 @@ impl Demo<'_> {
 
     fn start_instance(&mut self, id: usize) -> Result<()> {
         let builder = StoreBuilder::new(
-            self.options.backend.supplier(STORE)?,
+            self.options.backend.supplier(STORE),
             Serdes::string(),
             Serdes::f64(),
         )

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use clap::ArgMatches;
 use clap::error::ErrorKind;
 
+use crate::backend::Backend;
 use crate::serdes::SerdeKind;
 
 /// `--application-id`: Kafka's topic-name rules.
@@ -124,13 +125,17 @@ fn location(m: &ArgMatches) -> Problem {
         .map(|err| (ErrorKind::ValueValidation, err.message().to_owned()))
 }
 
-/// `inspect` and `verify` read a store on disk, which the memory backend never has.
+/// `inspect` and `verify` read a store on disk, which a non-durable backend never has.
 fn on_disk(m: &ArgMatches) -> Problem {
-    (m.get_one::<String>("backend")? == "memory").then(|| {
+    let backend = Backend::parse(m.get_one::<String>("backend")?).ok()?;
+    (!backend.capability().durable).then(|| {
         (
             ErrorKind::ArgumentConflict,
-            "the memory backend keeps nothing on disk to read; use --backend rocksdb or redb"
-                .to_owned(),
+            format!(
+                "the {} backend keeps nothing on disk to read; use --backend {}",
+                backend.name(),
+                Backend::on_disk_alternatives()
+            ),
         )
     })
 }

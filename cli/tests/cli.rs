@@ -6,12 +6,19 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_statestore");
 
-/// The persistent backend this build has: RocksDB is an opt-in feature.
-const DURABLE: &str = if cfg!(feature = "rocksdb") {
-    "rocksdb"
-} else {
-    "redb"
-};
+/// The backends this binary has, in statestore's order of preference.
+fn built() -> Vec<&'static str> {
+    statestore::backends().iter().map(|b| b.name()).collect()
+}
+
+/// The persistent backend `--backend` defaults to (RocksDB is an opt-in feature).
+fn durable() -> &'static str {
+    statestore::backends()
+        .iter()
+        .find(|b| b.capability().durable)
+        .map(|b| b.name())
+        .unwrap()
+}
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
@@ -38,41 +45,58 @@ fn small_demo(extra: &[&str]) -> Output {
 }
 
 #[test]
-fn demo_on_the_embedded_broker_verifies_with_memory() {
-    assert_verified(&small_demo(&["--backend", "memory"]));
+fn demo_on_the_embedded_broker_verifies_with_every_backend() {
+    std::thread::scope(|scope| {
+        let demos: Vec<_> = built()
+            .into_iter()
+            .map(|backend| {
+                (
+                    backend,
+                    scope.spawn(move || small_demo(&["--backend", backend])),
+                )
+            })
+            .collect();
+        for (backend, demo) in demos {
+            let output = demo.join().unwrap();
+            assert!(
+                text(&output).contains(&format!("({backend})")),
+                "{}",
+                text(&output)
+            );
+            assert_verified(&output);
+        }
+    });
 }
 
-#[cfg(feature = "rocksdb")]
 #[test]
-fn demo_on_the_embedded_broker_verifies_with_rocksdb() {
-    assert_verified(&small_demo(&["--backend", "rocksdb"]));
-}
-
-#[test]
-fn demo_on_the_embedded_broker_verifies_with_redb() {
-    assert_verified(&small_demo(&["--backend", "redb"]));
-}
-
-#[cfg(feature = "rocksdb")]
-#[test]
-fn demo_relocates_from_rocksdb_to_redb() {
-    let output = small_demo(&["--backend", "rocksdb", "--relocate-to", "redb"]);
+fn demo_relocates_from_the_default_backend_to_another() {
+    let from = durable();
+    let to = built().into_iter().find(|b| *b != from).unwrap();
+    let output = small_demo(&["--backend", from, "--relocate-to", to]);
     assert_verified(&output);
     assert!(
-        text(&output).contains("instance B (redb)"),
+        text(&output).contains(&format!("instance B ({to})")),
         "{}",
         text(&output)
     );
 }
 
-#[cfg(not(feature = "rocksdb"))]
 #[test]
-fn asking_for_rocksdb_without_the_feature_names_the_feature() {
-    let output = small_demo(&["--backend", "rocksdb"]);
-    let text = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(text.contains("built without RocksDB"), "{text}");
-    assert!(text.contains("--features rocksdb"), "{text}");
+fn asking_for_a_backend_not_built_in_names_the_feature() {
+    let built = built();
+    for name in statestore::backends().names() {
+        if built.contains(&name) {
+            continue;
+        }
+        let output = small_demo(&["--backend", name]);
+        let text = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains(&format!("built without the {name} backend")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("--features {name}")), "{text}");
+    }
 }
 
 #[test]
@@ -176,7 +200,7 @@ fn location<'a>(dir: &'a Path, app: &'a str) -> Vec<&'a str> {
         "--store",
         "rewards",
         "--backend",
-        DURABLE,
+        durable(),
     ]
 }
 
@@ -278,7 +302,7 @@ fn on_a_real_broker_a_group_of_three_scales_out_and_verifies() {
         "--purchases",
         "8000",
         "--backend",
-        DURABLE,
+        durable(),
         "--bootstrap-servers",
         &servers,
         "--state-dir",

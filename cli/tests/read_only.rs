@@ -7,11 +7,10 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::{
-    BIN, args, assert_exit, assert_unchanged, chmod_tree, location, run_owned, run_unprivileged,
-    snapshot, store_dir, supplier, text, write_store,
+    BIN, args, assert_exit, assert_unchanged, chmod_tree, durable_backends, location,
+    other_backend_pairs, run_owned, run_unprivileged, snapshot, store_dir, supplier, text,
+    write_store,
 };
-
-const BACKENDS: [&str; 2] = ["rocksdb", "redb"];
 
 fn inspect(dir: &std::path::Path, app: &str, backend: &str, extra: &[&str]) -> Vec<String> {
     let mut out = args(&[&["inspect", "--partition", "0"], extra]);
@@ -21,7 +20,7 @@ fn inspect(dir: &std::path::Path, app: &str, backend: &str, extra: &[&str]) -> V
 
 #[test]
 fn inspect_changes_not_a_byte_and_counts_entries_exactly() {
-    for backend in BACKENDS {
+    for backend in durable_backends() {
         let dir = tempfile::tempdir().unwrap();
         let entries = write_store(backend, dir.path(), "app", 0, 500);
         let before = snapshot(dir.path());
@@ -55,7 +54,7 @@ fn inspect_changes_not_a_byte_and_counts_entries_exactly() {
 
 #[test]
 fn inspect_works_on_a_read_only_directory_as_another_user() {
-    for backend in BACKENDS {
+    for backend in durable_backends() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let entries = write_store(backend, &state, "app", 0, 100);
@@ -75,7 +74,7 @@ fn inspect_works_on_a_read_only_directory_as_another_user() {
 
 #[test]
 fn six_inspects_of_one_store_run_at_once() {
-    for backend in BACKENDS {
+    for backend in durable_backends() {
         let dir = tempfile::tempdir().unwrap();
         write_store(backend, dir.path(), "app", 0, 2000);
         let before = snapshot(dir.path());
@@ -99,7 +98,7 @@ fn six_inspects_of_one_store_run_at_once() {
 
 #[test]
 fn inspect_says_when_a_writer_holds_the_store() {
-    for backend in BACKENDS {
+    for backend in durable_backends() {
         let dir = tempfile::tempdir().unwrap();
         write_store(backend, dir.path(), "app", 0, 10);
         let writer = supplier(backend)
@@ -122,7 +121,7 @@ fn inspect_says_when_a_writer_holds_the_store() {
 
 #[test]
 fn a_missing_store_is_not_found_and_nothing_is_created() {
-    for backend in BACKENDS {
+    for backend in durable_backends() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         // No state directory at all.
@@ -171,7 +170,7 @@ fn an_empty_file_where_the_database_should_be_is_refused() {
 
 #[test]
 fn a_store_of_another_backend_is_refused_naming_the_right_backend() {
-    for (written, asked) in [("rocksdb", "redb"), ("redb", "rocksdb")] {
+    for (written, asked) in other_backend_pairs() {
         let dir = tempfile::tempdir().unwrap();
         write_store(written, dir.path(), "app", 0, 10);
         let before = snapshot(dir.path());
@@ -190,7 +189,7 @@ fn a_store_of_another_backend_is_refused_naming_the_right_backend() {
 
 #[test]
 fn a_directory_that_cannot_be_read_is_permission_denied_not_missing() {
-    for backend in BACKENDS {
+    for backend in durable_backends() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         write_store(backend, &state, "app", 0, 10);

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use common::{
-    args, assert_exit, assert_unchanged, broker, location, run_owned, snapshot, store_dir, text,
-    unique_app, write_store,
+    args, assert_exit, assert_unchanged, broker, durable, durable_backends, location,
+    other_backend_pairs, run_owned, snapshot, store_dir, text, unique_app, write_store,
 };
 use statestore::{
     Changelog, ChangelogRecord, Serde, Serdes, SinkOptions, TopicSpec, changelog_topic_name,
@@ -66,7 +66,7 @@ fn on_a_real_broker_restore_refuses_what_is_not_its_backends_store() {
     let Some(servers) = broker() else { return };
     let app = unique_app("cli-foreign");
     topic_with_records(&servers, &app, 1, 20);
-    for (written, asked) in [("redb", "rocksdb"), ("rocksdb", "redb")] {
+    for (written, asked) in other_backend_pairs() {
         let dir = tempfile::tempdir().unwrap();
         write_store(written, dir.path(), &app, 0, 10);
         let before = snapshot(dir.path());
@@ -94,7 +94,7 @@ fn on_a_real_broker_restore_refuses_what_is_not_its_backends_store() {
     std::fs::create_dir_all(&unknown).unwrap();
     std::fs::write(unknown.join("notes.txt"), b"someone's notes").unwrap();
     let before = snapshot(dir.path());
-    for backend in ["rocksdb", "redb"] {
+    for backend in durable_backends() {
         let output = run_owned(&restore(
             &servers,
             dir.path(),
@@ -113,7 +113,7 @@ fn on_a_real_broker_a_failed_restore_leaves_no_store_and_a_good_one_is_read_unto
     let Some(servers) = broker() else { return };
     let app = unique_app("cli-failed-restore");
     topic_with_records(&servers, &app, 1, 50);
-    for backend in ["rocksdb", "redb"] {
+    for backend in durable_backends() {
         let dir = tempfile::tempdir().unwrap();
         // String keys restored as i64 keys: the first record does not fit.
         let output = run_owned(&restore(
@@ -174,7 +174,7 @@ fn on_a_real_broker_a_partition_the_topic_lacks_is_reported_at_once() {
         &servers,
         dir.path(),
         &app,
-        "rocksdb",
+        durable(),
         &["--partitions", "1,7"],
     ));
     assert_exit(&output, 1);

@@ -314,7 +314,8 @@ pub fn all_returns_every_entry_in_order(f: &Fixture) {
     assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "not in key order");
 }
 
-/// Exact backends count exactly; estimating ones return something plausible.
+/// Backends with `Capability::exact_count` count exactly; estimating ones return
+/// something within a factor of two.
 pub fn approximate_num_entries_counts(f: &Fixture) {
     let store = f.open();
     for i in 0..100u8 {
@@ -322,11 +323,10 @@ pub fn approximate_num_entries_counts(f: &Fixture) {
     }
     store.flush().unwrap();
     let count = store.approximate_num_entries().unwrap();
-    if store.capability().backend == "rocksdb" {
-        // RocksDB's estimate-num-keys is an estimate; it must be in the right ballpark.
-        assert!((50..=200).contains(&count), "estimate {count} for 100 keys");
-    } else {
+    if store.capability().exact_count {
         assert_eq!(count, 100);
+    } else {
+        assert!((50..=200).contains(&count), "estimate {count} for 100 keys");
     }
 }
 

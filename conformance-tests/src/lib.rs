@@ -2,9 +2,11 @@
 //!
 //! One behaviour + property + fault suite, run against every backend x changelog pair.
 //! Each group is a plain `pub fn` taking a [`BackendFactory`]; the
-//! [`conformance_suite!`] macro stamps them into one module per pair, so each pair and
-//! each test shows up by name (`memory_x_in_process::model_exactly_once`). A new backend
-//! runs the whole suite with one `BackendFactory` and one macro call; see `README.md`.
+//! [`conformance_suite!`] macro stamps them into one module per changelog, each test
+//! running every backend of `statestore::backends()` and naming the ones that fail
+//! (`every_backend_x_in_process::model_exactly_once`). A backend registered in the
+//! facade runs the whole suite with nothing added here; an out-of-tree one runs it with
+//! one macro call; see `README.md`.
 #![allow(missing_docs)] // the macro-generated test functions
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,6 +28,7 @@ pub mod kill_kafka;
 pub mod manager;
 pub mod model;
 pub mod ownership;
+mod registry;
 pub mod relocation;
 #[cfg(feature = "kafka")]
 pub mod rewards;
@@ -34,54 +37,32 @@ pub mod scale_out;
 pub mod support;
 
 pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents};
+pub use registry::{backend, backends, durable_backends, for_each_backend, only, panic_message};
 
-/// The backends compiled into this build, for relocation matrices.
-pub fn backends() -> Vec<Box<dyn BackendFactory>> {
-    #[allow(unused_mut)]
-    let mut backends: Vec<Box<dyn BackendFactory>> = vec![Box::new(memory())];
-    #[cfg(feature = "rocksdb")]
-    backends.push(Box::new(rocksdb()));
-    #[cfg(feature = "redb")]
-    backends.push(Box::new(redb()));
-    backends
-}
-
-/// The in-memory backend.
-pub fn memory() -> impl BackendFactory {
-    SupplierFactory::new("memory", |name| {
-        std::sync::Arc::new(backend_memory::MemorySupplier::new(name)) as _
-    })
-}
-
-/// The RocksDB backend with default options.
-#[cfg(feature = "rocksdb")]
-pub fn rocksdb() -> impl BackendFactory {
-    SupplierFactory::new("rocksdb", |name| {
-        std::sync::Arc::new(backend_rocksdb::RocksDbSupplier::new(name)) as _
-    })
-}
-
-/// The redb backend with default options.
-#[cfg(feature = "redb")]
-pub fn redb() -> impl BackendFactory {
-    SupplierFactory::new("redb", |name| {
-        std::sync::Arc::new(backend_redb::RedbSupplier::new(name)) as _
-    })
-}
-
-/// Stamps the whole suite for one backend x the in-process changelog into module
-/// `$module`: `conformance_suite!(memory_x_in_process, conformance_tests::memory());`.
+/// Stamps the whole suite for a list of backends x the in-process changelog into module
+/// `$module`. Each test runs every backend of the list (a
+/// `Vec<Box<dyn BackendFactory>>`) and fails naming each backend that failed:
+///
+/// ```ignore
+/// conformance_suite!(every_backend_x_in_process, conformance_tests::backends());
+/// conformance_suite!(mine_x_in_process, conformance_tests::only(my_backend::BACKEND));
+/// ```
+///
+/// `conformance_suite!(@kafka $module, $backends)` stamps the Kafka cells (model and
+/// relocation on a real broker) the same way.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($module:ident, $factory:expr) => {
+    ($module:ident, $backends:expr) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
             use $crate::BackendFactory as _;
             use state_core::ProcessingGuarantee::{AtLeastOnce, ExactlyOnce};
 
-            fn factory() -> impl $crate::BackendFactory {
-                $factory
+            /// Runs `test` against every backend of the suite.
+            fn each(test: impl Fn(&dyn $crate::BackendFactory)) {
+                let backends: Vec<Box<dyn $crate::BackendFactory>> = $backends;
+                $crate::for_each_backend(&backends, test);
             }
 
             $crate::conformance_suite!(@behavior
@@ -98,175 +79,243 @@ macro_rules! conformance_suite {
 
             #[test]
             fn model_at_least_once() {
-                $crate::model::model_test(
-                    &factory(),
-                    &$crate::changelogs::in_process(),
-                    AtLeastOnce,
-                    $crate::model::in_process_cases(),
-                    1,
-                );
+                each(|factory| {
+                    $crate::model::model_test(
+                        factory,
+                        &$crate::changelogs::in_process(),
+                        AtLeastOnce,
+                        $crate::model::in_process_cases(),
+                        1,
+                    );
+                });
             }
             #[test]
             fn model_exactly_once() {
-                $crate::model::model_test(
-                    &factory(),
-                    &$crate::changelogs::in_process(),
-                    ExactlyOnce,
-                    $crate::model::in_process_cases(),
-                    1,
-                );
+                each(|factory| {
+                    $crate::model::model_test(
+                        factory,
+                        &$crate::changelogs::in_process(),
+                        ExactlyOnce,
+                        $crate::model::in_process_cases(),
+                        1,
+                    );
+                });
             }
             #[test]
             fn fault_sink_failing_mid_flush_at_least_once() {
-                $crate::faults::sink_failing_mid_flush(&factory(), AtLeastOnce);
+                each(|factory| {
+                    $crate::faults::sink_failing_mid_flush(factory, AtLeastOnce);
+                });
             }
             #[test]
             fn fault_sink_failing_mid_flush_exactly_once() {
-                $crate::faults::sink_failing_mid_flush(&factory(), ExactlyOnce);
+                each(|factory| {
+                    $crate::faults::sink_failing_mid_flush(factory, ExactlyOnce);
+                });
             }
             #[test]
             fn fault_log_start_truncated_above_position() {
-                $crate::faults::log_start_truncated_above_position(&factory());
+                each(|factory| {
+                    $crate::faults::log_start_truncated_above_position(factory);
+                });
             }
             #[test]
             fn fault_topic_recreated_below_position() {
-                $crate::faults::topic_recreated_below_position(&factory());
+                each(|factory| {
+                    $crate::faults::topic_recreated_below_position(factory);
+                });
             }
             #[test]
             fn fault_crash_during_restore_resumes_at_least_once() {
-                $crate::faults::crash_during_restore_resumes(&factory(), AtLeastOnce);
+                each(|factory| {
+                    $crate::faults::crash_during_restore_resumes(factory, AtLeastOnce);
+                });
             }
             #[test]
             fn fault_crash_during_restore_resumes_exactly_once() {
-                $crate::faults::crash_during_restore_resumes(&factory(), ExactlyOnce);
+                each(|factory| {
+                    $crate::faults::crash_during_restore_resumes(factory, ExactlyOnce);
+                });
             }
             #[test]
             fn fault_failing_appends_surface_as_errors() {
-                $crate::faults::failing_appends_surface_as_errors(&factory());
+                each(|factory| {
+                    $crate::faults::failing_appends_surface_as_errors(factory);
+                });
             }
             #[test]
             fn fault_undecodable_record_is_reported() {
-                $crate::faults::undecodable_record_is_reported(&factory());
+                each(|factory| {
+                    $crate::faults::undecodable_record_is_reported(factory);
+                });
             }
             #[test]
             fn reopen_after_close_replays_only_the_tail() {
-                $crate::durable::reopen_replays_only_the_tail(&factory(), true);
+                each(|factory| {
+                    $crate::durable::reopen_replays_only_the_tail(factory, true);
+                });
             }
             #[test]
             fn reopen_after_drop_replays_only_the_tail() {
-                $crate::durable::reopen_replays_only_the_tail(&factory(), false);
+                each(|factory| {
+                    $crate::durable::reopen_replays_only_the_tail(factory, false);
+                });
             }
             #[test]
             fn corruption_truncated_files_are_rebuilt() {
-                $crate::corruption::damaged_files_are_rebuilt_from_the_changelog(
-                    &factory(),
-                    $crate::corruption::Damage::TruncateHalf,
-                );
+                each(|factory| {
+                    $crate::corruption::damaged_files_are_rebuilt_from_the_changelog(
+                        factory,
+                        $crate::corruption::Damage::TruncateHalf,
+                    );
+                });
             }
             #[test]
             fn corruption_garbled_files_are_rebuilt() {
-                $crate::corruption::damaged_files_are_rebuilt_from_the_changelog(
-                    &factory(),
-                    $crate::corruption::Damage::GarbleMiddle,
-                );
+                each(|factory| {
+                    $crate::corruption::damaged_files_are_rebuilt_from_the_changelog(
+                        factory,
+                        $crate::corruption::Damage::GarbleMiddle,
+                    );
+                });
             }
             #[test]
             fn ownership_read_only_open_changes_nothing() {
-                $crate::ownership::read_only_open_changes_nothing(&factory());
+                each(|factory| {
+                    $crate::ownership::read_only_open_changes_nothing(factory);
+                });
             }
             #[test]
             fn ownership_read_only_open_of_nothing_is_not_found() {
-                $crate::ownership::read_only_open_of_nothing_is_not_found(&factory());
+                each(|factory| {
+                    $crate::ownership::read_only_open_of_nothing_is_not_found(factory);
+                });
             }
             #[test]
             fn ownership_other_backends_stores_are_refused_not_wiped() {
-                $crate::ownership::other_backends_stores_are_refused_not_wiped(&factory());
+                each(|factory| {
+                    $crate::ownership::other_backends_stores_are_refused_not_wiped(factory);
+                });
             }
             #[test]
             fn manager_assign_restores_before_serving_at_least_once() {
-                $crate::manager::assign_restores_before_serving(&factory(), AtLeastOnce);
+                each(|factory| {
+                    $crate::manager::assign_restores_before_serving(factory, AtLeastOnce);
+                });
             }
             #[test]
             fn manager_assign_restores_before_serving_exactly_once() {
-                $crate::manager::assign_restores_before_serving(&factory(), ExactlyOnce);
+                each(|factory| {
+                    $crate::manager::assign_restores_before_serving(factory, ExactlyOnce);
+                });
             }
             #[test]
             fn manager_returning_partition_replays_only_the_tail_at_least_once() {
-                $crate::manager::returning_partition_replays_only_the_tail(&factory(), AtLeastOnce);
+                each(|factory| {
+                    $crate::manager::returning_partition_replays_only_the_tail(factory, AtLeastOnce);
+                });
             }
             #[test]
             fn manager_returning_partition_replays_only_the_tail_exactly_once() {
-                $crate::manager::returning_partition_replays_only_the_tail(&factory(), ExactlyOnce);
+                each(|factory| {
+                    $crate::manager::returning_partition_replays_only_the_tail(factory, ExactlyOnce);
+                });
             }
             #[test]
             fn manager_promoted_standby_replays_only_its_lag_at_least_once() {
-                $crate::manager::promoted_standby_replays_only_its_lag(&factory(), AtLeastOnce);
+                each(|factory| {
+                    $crate::manager::promoted_standby_replays_only_its_lag(factory, AtLeastOnce);
+                });
             }
             #[test]
             fn manager_promoted_standby_replays_only_its_lag_exactly_once() {
-                $crate::manager::promoted_standby_replays_only_its_lag(&factory(), ExactlyOnce);
+                each(|factory| {
+                    $crate::manager::promoted_standby_replays_only_its_lag(factory, ExactlyOnce);
+                });
             }
             #[test]
             fn manager_revoked_partition_kept_as_standby_stays_warm() {
-                $crate::manager::revoked_partition_kept_as_standby_stays_warm(&factory());
+                each(|factory| {
+                    $crate::manager::revoked_partition_kept_as_standby_stays_warm(factory);
+                });
             }
             #[test]
             fn manager_lost_partition_drops_uncommitted_writes() {
-                $crate::manager::lost_partition_drops_uncommitted_writes(&factory());
+                each(|factory| {
+                    $crate::manager::lost_partition_drops_uncommitted_writes(factory);
+                });
             }
             #[test]
             fn manager_withdrawn_assignment_opens_nothing() {
-                $crate::manager::withdrawn_assignment_opens_nothing(&factory());
+                each(|factory| {
+                    $crate::manager::withdrawn_assignment_opens_nothing(factory);
+                });
             }
             #[test]
             fn manager_restores_run_within_the_parallel_bound() {
-                $crate::manager::restores_run_within_the_parallel_bound(&factory());
+                each(|factory| {
+                    $crate::manager::restores_run_within_the_parallel_bound(factory);
+                });
             }
             #[test]
             fn relocate_to_every_backend() {
-                let changelogs = $crate::changelogs::in_process();
-                for target in $crate::backends() {
-                    for guarantee in [AtLeastOnce, ExactlyOnce] {
-                        $crate::relocation::relocate(&factory(), target.as_ref(), &changelogs, guarantee);
+                each(|factory| {
+                    let changelogs = $crate::changelogs::in_process();
+                    for target in $crate::backends() {
+                        for guarantee in [AtLeastOnce, ExactlyOnce] {
+                            $crate::relocation::relocate(factory, target.as_ref(), &changelogs, guarantee);
+                        }
                     }
-                }
+                });
             }
         }
     };
-    (@kafka $module:ident, $factory:expr) => {
+    (@kafka $module:ident, $backends:expr) => {
         mod $module {
             use state_core::ProcessingGuarantee::{AtLeastOnce, ExactlyOnce};
 
-            fn run(guarantee: state_core::ProcessingGuarantee) {
-                if let Some(kafka) = $crate::changelogs::kafka() {
-                    $crate::model::model_test(
-                        &$factory,
-                        &kafka,
-                        guarantee,
-                        $crate::model::kafka_cases(),
-                        $crate::model::KAFKA_RUNNERS,
-                    );
-                }
+            /// Runs `test` against every backend of the suite, when a broker is there.
+            fn each(test: impl Fn(&dyn $crate::BackendFactory, &$crate::changelogs::Kafka)) {
+                let Some(kafka) = $crate::changelogs::kafka() else {
+                    return;
+                };
+                let backends: Vec<Box<dyn $crate::BackendFactory>> = $backends;
+                $crate::for_each_backend(&backends, |factory| test(factory, &kafka));
             }
 
             #[test]
             fn model_at_least_once() {
-                run(AtLeastOnce);
+                each(|factory, kafka| {
+                    $crate::model::model_test(
+                        factory,
+                        kafka,
+                        AtLeastOnce,
+                        $crate::model::kafka_cases(),
+                        $crate::model::KAFKA_RUNNERS,
+                    );
+                });
             }
             #[test]
             fn model_exactly_once() {
-                run(ExactlyOnce);
+                each(|factory, kafka| {
+                    $crate::model::model_test(
+                        factory,
+                        kafka,
+                        ExactlyOnce,
+                        $crate::model::kafka_cases(),
+                        $crate::model::KAFKA_RUNNERS,
+                    );
+                });
             }
             #[test]
             fn relocate_to_every_backend() {
-                let Some(kafka) = $crate::changelogs::kafka() else {
-                    return;
-                };
-                for target in $crate::backends() {
-                    for guarantee in [AtLeastOnce, ExactlyOnce] {
-                        $crate::relocation::relocate(&$factory, target.as_ref(), &kafka, guarantee);
+                each(|factory, kafka| {
+                    for target in $crate::backends() {
+                        for guarantee in [AtLeastOnce, ExactlyOnce] {
+                            $crate::relocation::relocate(factory, target.as_ref(), kafka, guarantee);
+                        }
                     }
-                }
+                });
             }
         }
     };
@@ -274,8 +323,10 @@ macro_rules! conformance_suite {
         $(
             #[test]
             fn $name() {
-                let fixture = $crate::Fixture::new(&factory(), "behavior");
-                $crate::behavior::$name(&fixture);
+                each(|factory| {
+                    let fixture = $crate::Fixture::new(factory, "behavior");
+                    $crate::behavior::$name(&fixture);
+                });
             }
         )*
     };

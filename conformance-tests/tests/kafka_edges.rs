@@ -7,9 +7,9 @@ fn each_backend(case: fn(&Broker, &dyn conformance_tests::BackendFactory)) {
     let Some(broker) = Broker::connect() else {
         return;
     };
-    for backend in conformance_tests::backends() {
-        case(&broker, backend.as_ref());
-    }
+    conformance_tests::for_each_backend(&conformance_tests::backends(), |backend| {
+        case(&broker, backend);
+    });
 }
 
 #[test]

@@ -1,5 +1,10 @@
 //! Partitions and their state moving between instances of one consumer group on a real
 //! broker (`scripts/kafka.sh start`). Under `CI=true` a missing broker fails the tests.
+//!
+//! Each scenario runs once per kind of backend, picked by capability from the backends
+//! compiled in: a durable one (the scenarios rotate through the durable backends, so
+//! each takes part) and, where the scenario means something without a directory, a
+//! non-durable one.
 #![cfg(feature = "kafka")]
 
 fn bootstrap() -> Option<String> {
@@ -11,60 +16,71 @@ fn binary() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_rewards_instance"))
 }
 
-#[cfg(feature = "rocksdb")]
+/// The `scenario`-th durable backend, rotating through those compiled in, if any.
+fn durable(scenario: usize) -> Option<&'static str> {
+    let durable = conformance_tests::durable_backends();
+    (!durable.is_empty()).then(|| durable[scenario % durable.len()].name())
+}
+
+/// A backend compiled in that keeps nothing across restarts, if there is one.
+fn volatile() -> Option<&'static str> {
+    conformance_tests::backends()
+        .iter()
+        .find(|backend| !backend.supplier("probe").durable())
+        .map(|backend| backend.name())
+}
+
 #[test]
-fn three_instances_scale_out_kill_and_scale_in_rocksdb() {
-    if let Some(bootstrap) = bootstrap() {
+fn three_instances_scale_out_kill_and_scale_in_durable() {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), durable(0)) {
         conformance_tests::group_scenarios::three_instances_scale_out_and_in(
             &bootstrap,
             binary(),
-            "rocksdb",
+            backend,
         );
     }
 }
 
 #[test]
-fn promoted_standby_replays_only_its_lag_memory() {
-    if let Some(bootstrap) = bootstrap() {
+fn promoted_standby_replays_only_its_lag_volatile() {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), volatile()) {
         conformance_tests::group_scenarios::promoted_standby_replays_only_its_lag(
             &bootstrap,
             binary(),
-            "memory",
+            backend,
         );
     }
 }
 
-#[cfg(feature = "redb")]
 #[test]
-fn promoted_standby_replays_only_its_lag_redb() {
-    if let Some(bootstrap) = bootstrap() {
+fn promoted_standby_replays_only_its_lag_durable() {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), durable(1)) {
         conformance_tests::group_scenarios::promoted_standby_replays_only_its_lag(
             &bootstrap,
             binary(),
-            "redb",
-        );
-    }
-}
-
-#[cfg(feature = "rocksdb")]
-#[test]
-fn exactly_once_group_survives_a_kill_rocksdb() {
-    if let Some(bootstrap) = bootstrap() {
-        conformance_tests::group_scenarios::exactly_once_group_survives_a_kill(
-            &bootstrap,
-            binary(),
-            "rocksdb",
+            backend,
         );
     }
 }
 
 #[test]
-fn exactly_once_group_survives_a_kill_memory() {
-    if let Some(bootstrap) = bootstrap() {
+fn exactly_once_group_survives_a_kill_durable() {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), durable(2)) {
         conformance_tests::group_scenarios::exactly_once_group_survives_a_kill(
             &bootstrap,
             binary(),
-            "memory",
+            backend,
+        );
+    }
+}
+
+#[test]
+fn exactly_once_group_survives_a_kill_volatile() {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), volatile()) {
+        conformance_tests::group_scenarios::exactly_once_group_survives_a_kill(
+            &bootstrap,
+            binary(),
+            backend,
         );
     }
 }

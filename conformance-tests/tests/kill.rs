@@ -1,21 +1,44 @@
-//! SIGKILL rounds for every durable backend compiled in (memory is not durable: a killed
-//! process takes its state along, and the model test covers its restore).
+//! SIGKILL rounds for every durable backend compiled in (a non-durable one is not
+//! killed: a killed process takes its state along, and the model test covers its
+//! restore).
 use std::path::Path;
 
 fn child() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_crash_child"))
 }
 
-#[cfg(feature = "rocksdb")]
+/// The rounds of each durable backend run side by side, each in its own thread, and a
+/// failure names its backend.
 #[test]
-fn rocksdb_sigkill_rounds() {
-    conformance_tests::kill::kill_test(&conformance_tests::rocksdb(), child());
-}
-
-#[cfg(feature = "redb")]
-#[test]
-fn redb_sigkill_rounds() {
-    conformance_tests::kill::kill_test(&conformance_tests::redb(), child());
+fn sigkill_rounds_for_every_durable_backend() {
+    let backends = conformance_tests::durable_backends();
+    let failed: Vec<String> = std::thread::scope(|scope| {
+        let rounds: Vec<_> = backends
+            .iter()
+            .map(|backend| {
+                let name = backend.name();
+                (
+                    name,
+                    scope.spawn(|| conformance_tests::kill::kill_test(backend.as_ref(), child())),
+                )
+            })
+            .collect();
+        rounds
+            .into_iter()
+            .filter_map(|(name, rounds)| {
+                let panic = rounds.join().err()?;
+                Some(format!(
+                    "{name}: {}",
+                    conformance_tests::panic_message(panic.as_ref())
+                ))
+            })
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "SIGKILL rounds failed:\n{}",
+        failed.join("\n")
+    );
 }
 
 /// SIGKILL rounds with the Kafka changelog on a real broker, both guarantees, the new

@@ -23,6 +23,7 @@ mod error;
 pub mod logging;
 pub mod manager;
 pub mod names;
+pub mod registry;
 pub mod restore;
 pub mod serde;
 pub mod store;
@@ -42,6 +43,7 @@ pub use manager::{
 pub use names::{
     MAX_TOPIC_NAME_LEN, changelog_topic, validate_application_id, validate_store_name,
 };
+pub use registry::{Backend, Backends};
 pub use restore::{
     DEFAULT_MAX_BYTES_IN_FLIGHT, FanOutRestoreListener, NoopRestoreListener, PartitionProgress,
     RecordValidator, RestoreListener, RestoreOptions, RestorePhase, RestoreProgress,

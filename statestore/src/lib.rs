@@ -6,7 +6,8 @@
 //! store can be rebuilt anywhere from that changelog.
 //!
 //! Pick backends with cargo features: `memory` (default), `rocksdb`, `redb`, and `kafka`
-//! for the Kafka changelog.
+//! for the Kafka changelog. [`backends()`] lists the backends compiled in, by name, with
+//! the [`Capability`] of each; [`Stores::key_value_store`] opens one by name.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -31,8 +32,10 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod backends;
 mod stores;
 
+pub use backends::backends;
 pub use state_core::*;
 pub use stores::Stores;
 

@@ -1,7 +1,9 @@
 //! `Stores`: the factory a Kafka Streams user knows.
 
+use std::sync::Arc;
+
 use state_core::serde::Serde;
-use state_core::{KeyValueBytesStoreSupplier, StoreBuilder};
+use state_core::{KeyValueBytesStoreSupplier, Result, StoreBuilder};
 
 /// Store suppliers and builders, named after Kafka Streams' `Stores` class.
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +17,21 @@ impl Stores {
         values: impl Serde<V> + 'static,
     ) -> StoreBuilder<K, V> {
         StoreBuilder::new(supplier, keys, values)
+    }
+
+    /// A store of the backend called `backend` (one of [`backends()`](crate::backends)),
+    /// with that backend's default configuration: for choosing the backend at run time,
+    /// from configuration or a command line.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an unknown name,
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) for a backend whose
+    /// cargo feature is off; both name the backends there are.
+    pub fn key_value_store(
+        backend: &str,
+        name: &str,
+    ) -> Result<Arc<dyn KeyValueBytesStoreSupplier>> {
+        Ok(crate::backends().get(backend)?.supplier(name))
     }
 
     /// An in-memory store (dashmap); not durable, restores from the changelog start.

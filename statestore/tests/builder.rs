@@ -131,3 +131,25 @@ fn names_outside_kafkas_topic_rules_are_refused_where_they_enter() {
     // Nothing was created anywhere.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_store_chosen_by_backend_name_builds_like_a_named_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = StoreContext::new("shop", 0, 1, dir.path())
+        .unwrap()
+        .with_changelog(Arc::new(InMemoryChangelog::new()));
+    let supplier = Stores::key_value_store("memory", "rewards").unwrap();
+    assert_eq!(supplier.capability().backend, "memory");
+    let store = block_on(
+        Stores::key_value_store_builder(supplier, Serdes::string(), Serdes::f64()).build(&context),
+    )
+    .unwrap();
+    store.put(&"alice".to_owned(), &1.5).unwrap();
+    assert_eq!(store.get(&"alice".to_owned()).unwrap(), Some(1.5));
+
+    let Err(err) = Stores::key_value_store("lmdb", "rewards") else {
+        panic!("lmdb is not a backend");
+    };
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("unknown backend lmdb"), "{err}");
+}

@@ -523,7 +523,8 @@ mod tests {
     use std::path::Path;
 
     use state_core::{
-        KeyValueBytesStoreSupplier, KeyValueStore, Serdes, StoreBuilder, StoreContext, StoreManager,
+        Capability, KeyValueBytesStoreSupplier, KeyValueStore, Serdes, StoreBuilder, StoreContext,
+        StoreManager,
     };
 
     use super::*;
@@ -535,11 +536,8 @@ mod tests {
         fn name(&self) -> &str {
             self.0
         }
-        fn backend(&self) -> &'static str {
-            "unopened"
-        }
-        fn durable(&self) -> bool {
-            false
+        fn capability(&self) -> Capability {
+            Capability::new("unopened")
         }
         fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
             Err(Error::unsupported(format!("not opening {}", dir.display())))

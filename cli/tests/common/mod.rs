@@ -67,11 +67,38 @@ pub fn run_owned(args: &[String]) -> Output {
 
 /// A supplier of `backend` for the store [`STORE`].
 pub fn supplier(backend: &str) -> Arc<dyn KeyValueBytesStoreSupplier> {
-    match backend {
-        "rocksdb" => Arc::new(Stores::persistent_key_value_store(STORE)),
-        "redb" => Arc::new(Stores::redb_key_value_store(STORE)),
-        other => panic!("no durable backend {other}"),
+    match Stores::key_value_store(backend, STORE) {
+        Ok(supplier) => supplier,
+        Err(err) => panic!("{err}"),
     }
+}
+
+/// The durable backends this build has, in statestore's order of preference.
+pub fn durable_backends() -> Vec<&'static str> {
+    statestore::backends()
+        .iter()
+        .filter(|backend| backend.capability().durable)
+        .map(|backend| backend.name())
+        .collect()
+}
+
+/// The durable backend `--backend` defaults to.
+pub fn durable() -> &'static str {
+    durable_backends()[0]
+}
+
+/// Every (written, asked) pair of two different durable backends.
+pub fn other_backend_pairs() -> Vec<(&'static str, &'static str)> {
+    let durable = durable_backends();
+    let mut pairs = Vec::new();
+    for written in &durable {
+        for asked in &durable {
+            if written != asked {
+                pairs.push((*written, *asked));
+            }
+        }
+    }
+    pairs
 }
 
 /// Where the CLI looks for partition `partition` of application `app`.

@@ -28,10 +28,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let [_, backend, dir, changelog, journal, seed] = args.as_slice() else {
         return Err("usage: crash_child BACKEND STORE_DIR CHANGELOG JOURNAL_FILE SEED".into());
     };
-    let backend = conformance_tests::backends()
-        .into_iter()
-        .find(|b| b.name() == backend)
-        .ok_or_else(|| format!("backend {backend} is not compiled in"))?;
+    let backend = conformance_tests::backend(backend)?;
     let sink = open_sink(changelog)?;
     let store = backend.supplier("kill-store").open(&PathBuf::from(dir))?;
     let mut logged = LoggedStore::new(store, sink, KILL_PARTITION);

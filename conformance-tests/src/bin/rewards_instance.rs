@@ -128,10 +128,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "at_least_once" => false,
         other => return Err(format!("unknown guarantee {other}").into()),
     };
-    let backend = conformance_tests::backends()
-        .into_iter()
-        .find(|b| b.name() == backend)
-        .ok_or_else(|| format!("backend {backend} is not compiled in"))?;
+    let backend = conformance_tests::backend(backend)?;
     let kafka =
         KafkaChangelogConfig::new(bootstrap.clone()).with_poll_timeout(Duration::from_millis(100));
     let changelog = Arc::new(KafkaChangelog::new(kafka.clone())?);

@@ -1,7 +1,12 @@
 //! What a backend can do, reported as data.
 
-/// The abilities of a [`KeyValueStore`](crate::KeyValueStore) backend. The conformance
-/// suite and the restore driver read these instead of probing for optional traits.
+/// The abilities of a [`KeyValueStore`](crate::KeyValueStore) backend: the one place
+/// facts about a backend are kept. The conformance suite, the restore driver and tools
+/// read these instead of probing for optional traits or testing the backend's name.
+///
+/// A backend reports the same value from its store, its supplier and its
+/// [`Backend`](crate::Backend) registration, so the facts are known before a store is
+/// opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capability {
@@ -15,6 +20,10 @@ pub struct Capability {
     /// still returned in key order but cost a pass over every entry plus a sort of the
     /// matches.
     pub ordered_index: bool,
+    /// [`approximate_num_entries`](crate::KeyValueStore::approximate_num_entries) is
+    /// the exact number of live entries. When `false` it is the engine's cheap estimate,
+    /// which may lag deletes and overwrites (RocksDB's `estimate-num-keys`).
+    pub exact_count: bool,
     /// Records per store write that restore uses unless told otherwise: the batch size
     /// the engine applies fastest (`BENCHMARKS.md` has the measurements behind each
     /// backend's figure).
@@ -32,6 +41,7 @@ impl Capability {
             backend,
             durable: false,
             ordered_index: false,
+            exact_count: false,
             restore_batch: DEFAULT_RESTORE_BATCH,
         }
     }
@@ -45,6 +55,12 @@ impl Capability {
     /// Sets [`Capability::ordered_index`].
     pub const fn ordered_index(mut self, ordered_index: bool) -> Self {
         self.ordered_index = ordered_index;
+        self
+    }
+
+    /// Sets [`Capability::exact_count`].
+    pub const fn exact_count(mut self, exact_count: bool) -> Self {
+        self.exact_count = exact_count;
         self
     }
 

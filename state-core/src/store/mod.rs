@@ -121,11 +121,13 @@ pub trait KeyValueStore: Send + Sync {
         self.range(&KeyRange::all())
     }
 
-    /// An estimate of the number of entries; exact for in-memory backends, the engine's
-    /// own estimate for persistent ones (cheap, may lag deletes and overwrites).
+    /// An estimate of the number of entries: exact when the backend's
+    /// [`Capability::exact_count`] says so, else the engine's own estimate (cheap, may
+    /// lag deletes and overwrites).
     ///
     /// # Behavior
-    /// - `approximate_num_entries_counts` (exact backends only).
+    /// - `approximate_num_entries_counts`: exact where `exact_count`, else within a
+    ///   factor of two of the truth.
     fn approximate_num_entries(&self) -> Result<u64>;
 
     /// Makes every write so far durable (a no-op for non-durable backends).

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::KeyValueStore;
+use super::{Capability, KeyValueStore};
 use crate::Result;
 
 /// Opens one backend's stores. One supplier serves every partition of a store name: the
@@ -12,11 +12,22 @@ pub trait KeyValueBytesStoreSupplier: Send + Sync {
     /// The store name every opened store reports.
     fn name(&self) -> &str;
 
-    /// The backend name, as in [`Capability::backend`](crate::Capability::backend).
-    fn backend(&self) -> &'static str;
+    /// What the stores this supplier opens can do: the same [`Capability`] they report,
+    /// known without opening one.
+    fn capability(&self) -> Capability;
 
-    /// Whether stores opened by this supplier keep data across reopen.
-    fn durable(&self) -> bool;
+    /// The backend name, [`Capability::backend`]. Derived from
+    /// [`capability`](Self::capability); not meant to be overridden.
+    fn backend(&self) -> &'static str {
+        self.capability().backend
+    }
+
+    /// Whether stores opened by this supplier keep data across reopen,
+    /// [`Capability::durable`]. Derived from [`capability`](Self::capability); not meant
+    /// to be overridden.
+    fn durable(&self) -> bool {
+        self.capability().durable
+    }
 
     /// Opens (creating if needed) the store kept under `dir`. Non-durable backends ignore
     /// `dir` and return an empty store.
@@ -74,11 +85,8 @@ impl<S: KeyValueBytesStoreSupplier + ?Sized> KeyValueBytesStoreSupplier for Arc<
     fn name(&self) -> &str {
         (**self).name()
     }
-    fn backend(&self) -> &'static str {
-        (**self).backend()
-    }
-    fn durable(&self) -> bool {
-        (**self).durable()
+    fn capability(&self) -> Capability {
+        (**self).capability()
     }
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
         (**self).open(dir)
