@@ -8,7 +8,7 @@ use state_core::Partition;
 
 use crate::scale_out::{CUSTOMERS, Group, Instance, PARTITIONS, Ready};
 
-fn owned_by(owners: &BTreeMap<Partition, String>, name: &str) -> Vec<Partition> {
+pub(crate) fn owned_by(owners: &BTreeMap<Partition, String>, name: &str) -> Vec<Partition> {
     owners
         .iter()
         .filter(|(_, o)| o.as_str() == name)
@@ -17,7 +17,7 @@ fn owned_by(owners: &BTreeMap<Partition, String>, name: &str) -> Vec<Partition> 
 }
 
 /// The readies `instance` reported after the first `seen` of them.
-fn readies_since(instance: &Instance, seen: usize) -> Vec<Ready> {
+pub(crate) fn readies_since(instance: &Instance, seen: usize) -> Vec<Ready> {
     instance.readies().into_iter().skip(seen).collect()
 }
 

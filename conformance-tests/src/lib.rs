@@ -31,6 +31,8 @@ pub mod ownership;
 mod registry;
 pub mod relocation;
 #[cfg(feature = "kafka")]
+pub mod replica_scenarios;
+#[cfg(feature = "kafka")]
 pub mod rewards;
 #[cfg(feature = "kafka")]
 pub mod scale_out;

@@ -150,6 +150,11 @@ impl Instance {
         (stores, visits)
     }
 
+    /// The name it was started with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Records processed so far (nothing is committed by asking).
     pub fn processed(&mut self) -> u64 {
         let line = self.request("count", "count ", "count-end").pop();

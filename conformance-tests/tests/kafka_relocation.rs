@@ -84,3 +84,14 @@ fn exactly_once_group_survives_a_kill_volatile() {
         );
     }
 }
+
+#[test]
+fn replicas_place_k_standbys_and_move_few_durable() {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), durable(3)) {
+        conformance_tests::replica_scenarios::replicas_place_k_standbys_and_move_few(
+            &bootstrap,
+            binary(),
+            backend,
+        );
+    }
+}

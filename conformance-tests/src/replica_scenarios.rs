@@ -1,0 +1,173 @@
+//! `StandbyPolicy::Replicas(k)` on a real broker: k standbys per partition, never on its
+//! owner, placed alike by every member, moving little when membership changes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use state_core::Partition;
+
+use crate::group_scenarios::{owned_by, readies_since};
+use crate::scale_out::{Group, Instance, PARTITIONS};
+
+/// How long standbys may take to settle after the group does: placement is recomputed
+/// every 2 s and after each rebalance.
+const PLACEMENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Which instances hold a standby of each partition.
+type Standbys = BTreeMap<Partition, Vec<String>>;
+
+/// Waits until every partition has exactly `k` standbys (or one on every instance but
+/// its owner, when there are fewer), none on its owner; returns them.
+fn wait_for_placement(
+    owners: &BTreeMap<Partition, String>,
+    instances: &mut [&mut Instance],
+    k: usize,
+) -> Standbys {
+    let expected = k.min(instances.len() - 1);
+    let deadline = Instant::now() + PLACEMENT_DEADLINE;
+    loop {
+        let mut standbys = Standbys::new();
+        for instance in instances.iter_mut() {
+            for partition in instance.lags().into_keys() {
+                standbys
+                    .entry(partition)
+                    .or_default()
+                    .push(instance.name().to_owned());
+            }
+        }
+        let settled = (0..PARTITIONS).all(|p| {
+            standbys.get(&p).map_or(0, Vec::len) == expected
+                && !standbys
+                    .get(&p)
+                    .is_some_and(|holders| holders.contains(&owners[&p]))
+        });
+        if settled {
+            return standbys;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "standbys never settled at {expected} per partition off their owners: standbys \
+             {standbys:?}, owners {owners:?}"
+        );
+        std::thread::park_timeout(Duration::from_millis(200));
+    }
+}
+
+/// Waits until every standby on `instances` has applied its whole changelog.
+fn wait_until_caught_up(instances: &mut [&mut Instance]) {
+    let deadline = Instant::now() + PLACEMENT_DEADLINE;
+    for instance in instances.iter_mut() {
+        loop {
+            let lags = instance.lags();
+            if lags.values().all(|lag| *lag == 0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}'s standbys never caught up: {lags:?}",
+                instance.name()
+            );
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Four instances under `Replicas(1)` on `backend`:
+/// - after three start, and after a fourth joins, every partition has exactly one
+///   standby, never on its owner;
+/// - when the fourth joins, a standby moves only to the newcomer or off a partition
+///   whose owner changed (rendezvous placement), and the moves are counted;
+/// - the instance owning the most partitions is SIGKILLed with the others' standbys
+///   paused (their lag known): a partition whose new owner held its standby replays
+///   exactly that lag; the union of the stores equals the model, and the standbys
+///   settle again over three members.
+pub fn replicas_place_k_standbys_and_move_few(bootstrap: &str, binary: &Path, backend: &str) {
+    const K: usize = 1;
+    let policy = format!("replicas:{K}");
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut group = Group::new(bootstrap, binary);
+    group.produce_wave();
+    let mut a = group.start("a", backend, dirs[0].path(), &policy);
+    let mut b = group.start("b", backend, dirs[1].path(), &policy);
+    let mut c = group.start("c", backend, dirs[2].path(), &policy);
+    let owners = group.wait_for_model(&mut [&mut a, &mut b, &mut c]);
+    let three = wait_for_placement(&owners, &mut [&mut a, &mut b, &mut c], K);
+
+    group.produce_wave();
+    let mut d = group.start("d", backend, dirs[3].path(), &policy);
+    let joined = group.wait_for_model(&mut [&mut a, &mut b, &mut c, &mut d]);
+    let four = wait_for_placement(&joined, &mut [&mut a, &mut b, &mut c, &mut d], K);
+    let mut moved = Vec::new();
+    for p in 0..PARTITIONS {
+        if three[&p] != four[&p] {
+            moved.push(p);
+            assert!(
+                four[&p] == ["d"] || owners[&p] != joined[&p],
+                "partition {p}'s standby moved from {:?} to {:?} though its owner stayed {} \
+                 and the newcomer did not take it",
+                three[&p],
+                four[&p],
+                joined[&p]
+            );
+        }
+    }
+    eprintln!(
+        "replicas: {} of {PARTITIONS} standbys moved when d joined: {moved:?}",
+        moved.len()
+    );
+
+    // The instance owning the most partitions dies: the likelier that some of them land
+    // where their standby is (the assignor, not the placement, picks new owners).
+    let mut instances = vec![a, b, c, d];
+    let victim = (0..instances.len())
+        .max_by_key(|&i| owned_by(&joined, instances[i].name()).len())
+        .unwrap_or_default();
+    let victim = instances.remove(victim);
+    let victim_owned = owned_by(&joined, victim.name());
+    // The survivors' standbys catch up, then stop, so what each promotion must replay
+    // is known.
+    let mut survivors: Vec<&mut Instance> = instances.iter_mut().collect();
+    wait_until_caught_up(&mut survivors);
+    for instance in survivors.iter_mut() {
+        instance.pause_standbys();
+    }
+    group.produce_wave();
+    let mut everyone: Vec<&mut Instance> = instances.iter_mut().collect();
+    let mut victim = victim;
+    everyone.push(&mut victim);
+    group.wait_for_model(&mut everyone);
+    let before: Vec<(BTreeMap<Partition, u64>, usize)> = instances
+        .iter_mut()
+        .map(|i| (i.lags(), i.readies().len()))
+        .collect();
+    let victim_name = victim.name().to_owned();
+    victim.kill();
+    let mut survivors: Vec<&mut Instance> = instances.iter_mut().collect();
+    let owners_after = group.wait_for_model(&mut survivors);
+    let mut promoted = 0;
+    for (instance, (lags, seen)) in instances.iter().zip(&before) {
+        let name = instance.name();
+        instance.assert_served_only_after_restore();
+        for ready in readies_since(instance, *seen) {
+            let p = ready.partition;
+            if victim_owned.contains(&p) && four[&p].iter().any(|holder| holder == name) {
+                promoted += 1;
+                assert_eq!(
+                    ready.restored, lags[&p],
+                    "{name} promoted its standby of {p} and replayed more than it lagged: {ready:?}"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "replicas: {promoted} of {victim_name}'s {} partitions went to the instance holding \
+         their standby",
+        victim_owned.len()
+    );
+    let mut survivors: Vec<&mut Instance> = instances.iter_mut().collect();
+    wait_for_placement(&owners_after, &mut survivors, K);
+    for instance in instances {
+        instance.stop();
+    }
+}
