@@ -171,3 +171,53 @@ pub fn replicas_place_k_standbys_and_move_few(bootstrap: &str, binary: &Path, ba
         instance.stop();
     }
 }
+
+/// Static membership (`group.instance.id`) on `backend` (a durable one): two static
+/// instances; one is SIGKILLed and restarted with the same id and directory within the
+/// session timeout. It gets the same partitions back without a rebalance (the other
+/// instance is never called back), and every partition it reopens replays only the
+/// changelog tail written since its last commit.
+pub fn static_member_restarts_without_a_rebalance(bootstrap: &str, binary: &Path, backend: &str) {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut group = Group::new(bootstrap, binary);
+    group.produce_wave();
+    let mut a = group.start_static("a", backend, dirs[0].path(), "none");
+    let mut b = group.start_static("b", backend, dirs[1].path(), "none");
+    let owners = group.wait_for_model(&mut [&mut a, &mut b]);
+    let b_owned = owned_by(&owners, "b");
+    group.produce_wave();
+    group.wait_for_model(&mut [&mut a, &mut b]);
+    let a_rebalances = a.rebalances();
+
+    b.kill();
+    let mut b = group.start_static("b", backend, dirs[1].path(), "none");
+    group.produce_wave();
+    let after = group.wait_for_model(&mut [&mut a, &mut b]);
+    assert_eq!(
+        after, owners,
+        "the restarted member did not get its partitions back"
+    );
+    assert_eq!(
+        a.rebalances(),
+        a_rebalances,
+        "the group rebalanced while b restarted"
+    );
+    let readies = b.readies();
+    let mut reopened: Vec<Partition> = readies.iter().map(|r| r.partition).collect();
+    reopened.sort_unstable();
+    assert_eq!(
+        reopened, b_owned,
+        "b reopened other partitions than its own"
+    );
+    for ready in &readies {
+        assert!(
+            ready.from > 0,
+            "b restored partition {} from scratch despite its kept directory: {ready:?}",
+            ready.partition
+        );
+        assert_eq!(ready.restored as i64, ready.end - ready.from, "{ready:?}");
+    }
+    b.assert_served_only_after_restore();
+    a.stop();
+    b.stop();
+}

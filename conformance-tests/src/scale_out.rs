@@ -53,8 +53,19 @@ pub struct Instance {
 }
 
 impl Instance {
-    fn spawn(name: &str, group: &Group, backend: &str, state_dir: &Path, standbys: &str) -> Self {
-        let mut child = Command::new(&group.instance_binary)
+    fn spawn(
+        name: &str,
+        group: &Group,
+        backend: &str,
+        state_dir: &Path,
+        standbys: &str,
+        instance_id: Option<&str>,
+    ) -> Self {
+        let mut command = Command::new(&group.instance_binary);
+        if let Some(id) = instance_id {
+            command.env("STATESTORE_INSTANCE_ID", id);
+        }
+        let mut child = command
             .env(
                 "STATESTORE_COMMIT_INTERVAL_MS",
                 group.commit_interval.as_millis().to_string(),
@@ -213,6 +224,18 @@ impl Instance {
             .collect()
     }
 
+    /// Rebalance callbacks it reported (`assigned` and `revoked` events). A cooperative
+    /// rebalance calls back every member, even those whose assignment stays the same
+    /// (with no partitions), so this counts the rebalances it took part in.
+    pub fn rebalances(&self) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.starts_with("assigned") || line.starts_with("revoked"))
+            .count()
+    }
+
     /// Asserts from the event log that every partition was served only after its
     /// restore in the current assignment finished.
     pub fn assert_served_only_after_restore(&self) {
@@ -363,7 +386,19 @@ impl Group {
 
     /// Starts an instance with its own state directory.
     pub fn start(&self, name: &str, backend: &str, state_dir: &Path, standbys: &str) -> Instance {
-        Instance::spawn(name, self, backend, state_dir, standbys)
+        Instance::spawn(name, self, backend, state_dir, standbys, Some(name))
+    }
+
+    /// Starts an instance that is a static member of the group, its name its
+    /// `group.instance.id`.
+    pub fn start_static(
+        &self,
+        name: &str,
+        backend: &str,
+        state_dir: &Path,
+        standbys: &str,
+    ) -> Instance {
+        Instance::spawn(name, self, backend, state_dir, standbys, Some(name))
     }
 
     /// Produces one purchase per customer and updates the model.

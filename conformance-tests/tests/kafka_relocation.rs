@@ -95,3 +95,24 @@ fn replicas_place_k_standbys_and_move_few_durable() {
         );
     }
 }
+
+/// redb, if compiled in: it makes every commit durable at once, so a store reopened
+/// after a SIGKILL is at its last commit. RocksDB with the WAL off (Kafka Streams'
+/// default, and ours) loses what its memtables held since their last flush in a crash
+/// and restores that from the changelog: consistent, but more than the tail.
+fn commits_survive_a_crash() -> Option<&'static str> {
+    conformance_tests::backend("redb")
+        .ok()
+        .map(|backend| backend.name())
+}
+
+#[test]
+fn static_member_restarts_without_a_rebalance() {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), commits_survive_a_crash()) {
+        conformance_tests::replica_scenarios::static_member_restarts_without_a_rebalance(
+            &bootstrap,
+            binary(),
+            backend,
+        );
+    }
+}
