@@ -221,3 +221,60 @@ pub fn static_member_restarts_without_a_rebalance(bootstrap: &str, binary: &Path
     a.stop();
     b.stop();
 }
+
+/// Changelog records `instances`' standbys read while `waves` of input are processed
+/// with placement unchanged, as a multiple of the records the changelog gained.
+fn standby_reads_per_changelog_record(
+    group: &mut Group,
+    instances: &mut [&mut Instance],
+    waves: u32,
+) -> f64 {
+    let logged = |group: &Group| -> i64 {
+        (0..PARTITIONS)
+            .map(|p| group.changelog_high_watermark(p))
+            .sum()
+    };
+    let applied = |instances: &mut [&mut Instance]| -> Vec<BTreeMap<Partition, u64>> {
+        instances.iter_mut().map(|i| i.standby_applied()).collect()
+    };
+    wait_until_caught_up(instances);
+    let (logged_before, applied_before) = (logged(group), applied(instances));
+    group.produce_waves(waves);
+    group.wait_for_model(instances);
+    wait_until_caught_up(instances);
+    let (logged_after, applied_after) = (logged(group), applied(instances));
+    let mut read = 0;
+    for (before, after) in applied_before.iter().zip(&applied_after) {
+        assert_eq!(
+            before.keys().collect::<Vec<_>>(),
+            after.keys().collect::<Vec<_>>(),
+            "standbys moved while input was steady"
+        );
+        read += after.values().sum::<u64>() - before.values().sum::<u64>();
+    }
+    read as f64 / (logged_after - logged_before) as f64
+}
+
+/// Changelog records read by standbys under steady input, three instances: `AllUnowned`
+/// reads every changelog twice (n - 1 copies), `Replicas(1)` once.
+pub fn replicas_read_k_copies_of_the_changelog(bootstrap: &str, binary: &Path, backend: &str) {
+    for (policy, copies) in [("all", 2), ("replicas:1", 1)] {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut group = Group::new(bootstrap, binary);
+        group.produce_wave();
+        let mut a = group.start("a", backend, dirs[0].path(), policy);
+        let mut b = group.start("b", backend, dirs[1].path(), policy);
+        let mut c = group.start("c", backend, dirs[2].path(), policy);
+        let owners = group.wait_for_model(&mut [&mut a, &mut b, &mut c]);
+        wait_for_placement(&owners, &mut [&mut a, &mut b, &mut c], copies);
+        let read = standby_reads_per_changelog_record(&mut group, &mut [&mut a, &mut b, &mut c], 4);
+        eprintln!("standbys under {policy}: {read:.2} changelog copies read");
+        assert!(
+            (read - copies as f64).abs() < 0.05,
+            "under {policy} the standbys read {read:.2} copies of the changelog, not {copies}"
+        );
+        for instance in [a, b, c] {
+            instance.stop();
+        }
+    }
+}

@@ -184,6 +184,17 @@ impl Instance {
             .collect()
     }
 
+    /// Changelog records each standby applied since it was opened.
+    pub fn standby_applied(&mut self) -> BTreeMap<Partition, u64> {
+        self.request("lag", "lag ", "lag-end")
+            .iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                (fields[1].parse().unwrap(), fields[3].parse().unwrap())
+            })
+            .collect()
+    }
+
     /// Stops tailing standbys.
     pub fn pause_standbys(&mut self) {
         self.request("pause-standbys", "", "paused");

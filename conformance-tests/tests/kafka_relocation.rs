@@ -116,3 +116,14 @@ fn static_member_restarts_without_a_rebalance() {
         );
     }
 }
+
+#[test]
+fn replicas_read_k_copies_of_the_changelog_volatile() {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), volatile()) {
+        conformance_tests::replica_scenarios::replicas_read_k_copies_of_the_changelog(
+            &bootstrap,
+            binary(),
+            backend,
+        );
+    }
+}
