@@ -3,7 +3,7 @@
 //! offsets, when each partition arrived and was ready).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -52,14 +52,22 @@ pub struct Arrival {
     pub summary: Option<RestoreSummary>,
 }
 
-/// Records when partitions are assigned and ready.
+/// Records when partitions are assigned and ready, and counts rebalance callbacks.
 #[derive(Default)]
 struct ArrivalListener {
     arrivals: Mutex<BTreeMap<Partition, Arrival>>,
+    /// Assign and revoke callbacks: a cooperative rebalance calls back every member,
+    /// even one whose assignment stays the same.
+    callbacks: AtomicU64,
 }
 
 impl GroupListener for ArrivalListener {
+    fn on_revoked(&self, _: &[Partition], _: bool) {
+        self.callbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn on_assigned(&self, partitions: &[Partition]) {
+        self.callbacks.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut arrivals = lock(&self.arrivals);
         for &p in partitions {
@@ -143,6 +151,11 @@ impl Instance {
     /// What the thread last published.
     pub fn report(&self) -> Report {
         lock(&self.report).clone()
+    }
+
+    /// Rebalance callbacks (assign and revoke) this instance received so far.
+    pub fn rebalance_callbacks(&self) -> u64 {
+        self.listener.callbacks.load(Ordering::Relaxed)
     }
 
     /// The latest arrival of `partition` here.

@@ -176,9 +176,11 @@ fn cli() -> Command {
                      Without --bootstrap-servers the changelog lives on librdkafka's embedded MOCK cluster, which \
                      drops a partition's data past 5 MiB; sizes that would exceed it are refused.\n\n\
                      With --instances N > 1 it runs a scale-out instead: N instances of one consumer group \
-                     (cooperative-sticky, at-least-once) join one by one while purchases arrive in N+1 waves; \
+                     (cooperative-sticky, at-least-once) join one by one while purchases arrive in N+2 waves; \
                      each step prints who owns which partitions and how each moved partition was restored \
-                     (cold, or only the tail from a kept directory). Then instance 2 leaves cleanly and the \
+                     (cold, or only the tail from a kept directory). Then instance 1, a static member \
+                     (group.instance.id), restarts and gets its partitions back without a rebalance, \
+                     replaying only their tails. Then instance 2 leaves cleanly and the \
                      remaining instances' stores are verified against an independent computation. It needs a \
                      real cluster (--bootstrap-servers): the mock cluster's group rebalances are not faithful.",
                 )
@@ -189,7 +191,7 @@ fn cli() -> Command {
                     .help("A real Kafka cluster [default: the embedded mock cluster]"))
                 .arg(Arg::new("instances").long("instances").value_name("N").default_value("1")
                     .value_parser(value_parser!(u64).range(1..=16))
-                    .help("Above 1: instances of one consumer group join one by one while partitions and their state move between them; then instance 2 leaves. Needs --bootstrap-servers"))
+                    .help("Above 1: instances of one consumer group join one by one while partitions and their state move between them; then instance 1 (a static member) restarts and instance 2 leaves. Needs --bootstrap-servers"))
                 .arg(Arg::new("partitions").long("partitions").value_name("N")
                     .value_parser(value_parser!(i32).range(1..=256))
                     .help("Input and changelog partitions [default: 4; 6 with --instances]"))

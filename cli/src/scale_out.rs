@@ -1,7 +1,9 @@
 //! `statestore demo --instances N`: a scale-out for real. Instances of one consumer group
 //! join one by one while purchases arrive in waves; cooperative-sticky rebalancing moves
-//! partitions, and each moved partition's store is restored on its new owner. Finally
-//! instance 2 leaves cleanly, its partitions move on, and the totals are verified.
+//! partitions, and each moved partition's store is restored on its new owner. Then
+//! instance 1, a static member, restarts with its `group.instance.id` and gets its
+//! partitions back without a rebalance, replaying only their tails. Finally instance 2
+//! leaves cleanly, its partitions move on, and the totals are verified.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -26,6 +28,10 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long one step may take to settle (rebalance, restore, process the wave).
 const STEP_DEADLINE: Duration = Duration::from_secs(40);
+/// The instance that is a static member (`group.instance.id`), and restarts. The others
+/// are dynamic: a static member's clean close keeps its place in the group, so instance
+/// 2's clean leave would wait out the session timeout.
+const STATIC_MEMBER: usize = 1;
 /// How often the main task looks at the instances while waiting.
 const LOOK_EVERY: Duration = Duration::from_millis(20);
 
@@ -66,6 +72,8 @@ struct Demo<'a> {
     owners: BTreeMap<Partition, usize>,
     produced: u64,
     moves: Moves,
+    /// What instances that stopped before the end (a restart's first run) processed.
+    stopped: Report,
 }
 
 /// Partition moves between instances, for the summary.
@@ -112,7 +120,8 @@ pub async fn run(options: &ScaleOutOptions) -> Result<bool> {
             root
         }
     };
-    let waves = options.instances + 1;
+    // One wave per join, one for the static member's restart, one for the leave.
+    let waves = options.instances + 2;
     println!(
         "group {application_id}: {} purchases in {waves} waves over {} partitions, {} instances ({}), \
          at-least-once, commit every {} ms",
@@ -137,6 +146,7 @@ pub async fn run(options: &ScaleOutOptions) -> Result<bool> {
         owners: BTreeMap::new(),
         produced: 0,
         moves: Moves::default(),
+        stopped: Report::default(),
     };
     let outcome = demo.scale_out(waves).await;
     match outcome {
@@ -163,6 +173,7 @@ impl Demo<'_> {
             self.step(&format!("instance {id} joined"), id, waves)
                 .await?;
         }
+        self.restart_static_member(waves).await?;
         let leaver = self.instances.remove(1);
         let report = leaver.report();
         let id = leaver.id;
@@ -174,6 +185,55 @@ impl Demo<'_> {
         );
         self.step(&label, waves, waves).await?;
         Ok(report)
+    }
+
+    /// Instance 1, the group's static member, stops and starts again with the same
+    /// `group.instance.id` and directory within the session timeout: the group hands its
+    /// partitions back without a rebalance, and it replays only their changelog tails.
+    async fn restart_static_member(&mut self, waves: usize) -> Result<()> {
+        let id = STATIC_MEMBER;
+        let others = |demo: &Self| -> u64 {
+            demo.instances
+                .iter()
+                .filter(|i| i.id != id)
+                .map(Instance::rebalance_callbacks)
+                .sum()
+        };
+        let callbacks_before = others(self);
+        let restarting = self.instances.remove(id - 1);
+        let stopping = Instant::now();
+        let report = restarting.report();
+        restarting.leave()?;
+        self.stopped.processed += report.processed;
+        self.stopped.refused_commits += report.refused_commits;
+        self.start_instance(id)?;
+        // Back in its place in the list, which is ordered by id.
+        let restarted = self.instances.pop().ok_or_else(|| {
+            Error::internal(format!("instance {id} was started but is not listed"))
+        })?;
+        self.instances.insert(id - 1, restarted);
+        let label = format!(
+            "instance {id} restarted with its group.instance.id (down for {:.2?})",
+            stopping.elapsed()
+        );
+        self.step(&label, self.options.instances + 1, waves).await?;
+        let instance = &self.instances[id - 1];
+        for p in instance.report().ready {
+            let how = match instance.arrival(p).and_then(|a| a.summary) {
+                Some(s) if s.from > 0 => format!(
+                    "kept directory: tail from offset {}, {} records",
+                    s.from, s.restored
+                ),
+                Some(s) => format!("whole changelog, {} records", s.restored),
+                None => "no restore".to_owned(),
+            };
+            println!("    p{p}: reopened by instance {id}, {how}");
+        }
+        println!(
+            "  rebalance callbacks on the other instances during the restart: {}",
+            others(self) - callbacks_before
+        );
+        Ok(())
     }
 
     /// After a join or leave: waits for the rebalance, produces wave `wave` (1-based),
@@ -207,9 +267,12 @@ impl Demo<'_> {
         )?
         .with_changelog(self.changelog.clone());
         let manager = Arc::new(StoreManager::new(builder, context));
-        let group = GroupConfig::new(self.config.clone(), &self.application_id, &self.input)
+        let mut group = GroupConfig::new(self.config.clone(), &self.application_id, &self.input)
             .with_commit_interval(COMMIT_INTERVAL)
             .with_session_timeout(SESSION_TIMEOUT);
+        if id == STATIC_MEMBER {
+            group = group.with_instance_id(format!("{}-instance-{id}", self.application_id));
+        }
         let instance = Instance::start(
             id,
             group,
@@ -385,7 +448,10 @@ impl Demo<'_> {
     /// Reads every remaining instance's totals and compares them with an independent
     /// computation; prints the summary.
     fn verify(mut self, leaver: Report, started: Instant) -> Result<bool> {
-        let (mut processed, mut refused) = (leaver.processed, leaver.refused_commits);
+        let (mut processed, mut refused) = (
+            leaver.processed + self.stopped.processed,
+            leaver.refused_commits + self.stopped.refused_commits,
+        );
         for instance in &self.instances {
             let report = instance.report();
             processed += report.processed;
@@ -418,7 +484,7 @@ impl Demo<'_> {
         println!(
             "  purchases          {:>10}  in {} waves",
             self.produced,
-            self.options.instances + 1
+            self.options.instances + 2
         );
         println!("  records processed  {processed:>10}  ({replayed} processed twice)");
         println!(

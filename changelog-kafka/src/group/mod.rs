@@ -83,6 +83,8 @@ pub struct StatefulConsumer {
     last_commit: Instant,
     refused_commits: u64,
     stop_standbys: Arc<AtomicBool>,
+    /// Has a `group.instance.id`: closing keeps its place in the group.
+    static_member: bool,
 }
 
 impl StatefulConsumer {
@@ -179,6 +181,7 @@ impl StatefulConsumer {
             last_commit: Instant::now(),
             refused_commits: 0,
             stop_standbys,
+            static_member: config.instance_id.is_some(),
         })
     }
 
@@ -316,15 +319,31 @@ impl StatefulConsumer {
         );
     }
 
-    /// Commits, leaves the group (revoking — committing and closing — every partition)
-    /// and closes the standbys, keeping all directories.
+    /// Commits, revokes (commits and closes) every partition, closes the standbys,
+    /// keeping all directories, and leaves the group — except a static member
+    /// ([`GroupConfig::instance_id`]), which keeps its place: its partitions wait for it
+    /// until `session.timeout.ms` runs out, and an instance that comes back with the same
+    /// id within it gets them back without a rebalance. (An unsubscribe would send a
+    /// LeaveGroup even for a static member; closing the consumer does not: KIP-345, and
+    /// `rd_kafka_cgrp_leave_maybe` in librdkafka.)
     pub fn close(mut self) -> Result<()> {
         let committed = self.commit();
-        self.consumer.unsubscribe();
-        // Unsubscribing revokes the partitions in the next poll's callbacks.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.member.assignment().assigned.is_empty() && Instant::now() < deadline {
-            let _ = self.consumer.poll(Duration::from_millis(100));
+        if self.static_member {
+            // Closing the consumer revokes the partitions in the callbacks that the
+            // polls below serve.
+            if let Err(err) = self.consumer.close_queue() {
+                log::warn!("closing the consumer of {}: {err}", self.member.topic);
+            }
+            while !self.consumer.closed() && Instant::now() < deadline {
+                let _ = self.consumer.poll(Duration::from_millis(100));
+            }
+        } else {
+            self.consumer.unsubscribe();
+            // Unsubscribing revokes the partitions in the next poll's callbacks.
+            while !self.member.assignment().assigned.is_empty() && Instant::now() < deadline {
+                let _ = self.consumer.poll(Duration::from_millis(100));
+            }
         }
         self.stop_standbys.store(true, Ordering::SeqCst);
         let closed = self.member.runtime.block_on(self.member.close());
