@@ -50,6 +50,8 @@ pub struct Instance {
     child: Child,
     stdin: ChildStdin,
     lines: Arc<Mutex<Vec<String>>>,
+    /// `assigned` and `ready` events with the moment they were read.
+    timed: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Instance {
@@ -87,13 +89,20 @@ impl Instance {
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
+        let timed = Arc::new(Mutex::new(Vec::new()));
+        let (sink, timed_sink) = (lines.clone(), timed.clone());
         let label = name.to_owned();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if line.starts_with("error") {
                     eprintln!("instance {label}: {line}");
+                }
+                if line.starts_with("assigned ") || line.starts_with("ready ") {
+                    timed_sink
+                        .lock()
+                        .unwrap()
+                        .push((Instant::now(), line.clone()));
                 }
                 sink.lock().unwrap().push(line);
             }
@@ -103,6 +112,7 @@ impl Instance {
             child,
             stdin,
             lines,
+            timed,
         }
     }
 
@@ -182,6 +192,46 @@ impl Instance {
                 (fields[1].parse().unwrap(), fields[2].parse().unwrap())
             })
             .collect()
+    }
+
+    /// The partitions it serves now (restored and resumed).
+    pub fn owned(&mut self) -> Vec<Partition> {
+        self.request("owned", "owned", "owned-end")
+            .iter()
+            .flat_map(|line| line.split(' ').skip(1).filter_map(|p| p.parse().ok()))
+            .collect()
+    }
+
+    /// When each partition was last assigned here and last ready (restored and
+    /// resumed) after `since`, as this process read the events.
+    pub fn arrivals_since(
+        &self,
+        since: Instant,
+    ) -> BTreeMap<Partition, (Instant, Option<Instant>)> {
+        let mut arrivals = BTreeMap::new();
+        for (at, line) in self
+            .timed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= since)
+        {
+            let mut fields = line.split(' ');
+            match fields.next() {
+                Some("assigned") => {
+                    for p in fields.filter_map(|p| p.parse().ok()) {
+                        arrivals.insert(p, (*at, None));
+                    }
+                }
+                Some("ready") => {
+                    if let Some(p) = fields.next().and_then(|p| p.parse().ok()) {
+                        arrivals.entry(p).or_insert((*at, None)).1 = Some(*at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        arrivals
     }
 
     /// Changelog records each standby applied since it was opened.
@@ -300,6 +350,7 @@ pub struct Group {
     producer: BaseProducer,
     model: Totals,
     waves: u32,
+    customers: u32,
     guarantee: &'static str,
     commit_interval: Duration,
     uncommitted_reader: OnceLock<Arc<dyn ChangelogReader>>,
@@ -332,10 +383,29 @@ impl Group {
             producer,
             model: Totals::new(),
             waves: 0,
+            customers: CUSTOMERS,
             guarantee: "at_least_once",
             commit_interval: Duration::from_millis(200),
             uncommitted_reader: OnceLock::new(),
             offsets_client: OnceLock::new(),
+        }
+    }
+
+    /// Sets how many customers each wave has a purchase of (default [`CUSTOMERS`]).
+    pub fn with_customers(mut self, customers: u32) -> Self {
+        self.customers = customers;
+        self
+    }
+
+    /// Waits until all input is processed and committed.
+    pub fn wait_until_committed(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.all_input_committed() {
+            assert!(
+                Instant::now() < deadline,
+                "input not processed and committed within {within:?}"
+            );
+            std::thread::park_timeout(Duration::from_millis(100));
         }
     }
 
@@ -412,6 +482,30 @@ impl Group {
         Instance::spawn(name, self, backend, state_dir, standbys, Some(name))
     }
 
+    /// Produces `per_second` purchases a second for `seconds` seconds, to customers in
+    /// turn, and updates the model: steady input. A wave's worth of purchases is one
+    /// wave in the model's amounts.
+    pub fn produce_steady(&mut self, per_second: u32, seconds: u32) {
+        let started = Instant::now();
+        let mut next = 0u32;
+        for second in 0..seconds {
+            for _ in 0..per_second {
+                if next.is_multiple_of(self.customers) {
+                    self.waves += 1;
+                }
+                let c = next % self.customers;
+                self.produce_one(c);
+                next += 1;
+            }
+            self.producer.flush(Duration::from_secs(30)).unwrap();
+            // Pacing the input rate, not waiting for anything to happen.
+            let due = started + Duration::from_secs(u64::from(second) + 1);
+            while Instant::now() < due {
+                std::thread::park_timeout(due - Instant::now());
+            }
+        }
+    }
+
     /// Produces one purchase per customer and updates the model.
     pub fn produce_wave(&mut self) {
         self.produce_waves(1);
@@ -426,18 +520,38 @@ impl Group {
 
     fn produce_one_wave(&mut self) {
         self.waves += 1;
-        for c in 0..CUSTOMERS {
-            let (key, cents) = (customer(c), amount(self.waves, c));
-            let value = cents.to_be_bytes();
-            let record = BaseRecord::to(&self.input)
-                .key(key.as_bytes())
-                .payload(&value[..])
-                .partition(partition_of(c, PARTITIONS));
-            self.producer.send(record).map_err(|(err, _)| err).unwrap();
-            self.producer.poll(Duration::ZERO);
-            *self.model.entry(key).or_default() += cents;
+        for c in 0..self.customers {
+            self.produce_one(c);
         }
         self.producer.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Produces customer `c`'s purchase of the current wave.
+    fn produce_one(&mut self, c: u32) {
+        let (key, cents) = (customer(c), amount(self.waves, c));
+        let value = cents.to_be_bytes();
+        let mut record = BaseRecord::to(&self.input)
+            .key(key.as_bytes())
+            .payload(&value[..])
+            .partition(partition_of(c, PARTITIONS));
+        // A full local queue (a million records in flight) drains as delivery reports
+        // are served.
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((err, returned)) => {
+                    assert!(
+                        err.rdkafka_error_code()
+                            == Some(rdkafka::error::RDKafkaErrorCode::QueueFull),
+                        "producing purchase of {key}: {err}"
+                    );
+                    record = returned;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        *self.model.entry(key).or_default() += cents;
     }
 
     /// Waits until all input is processed and committed, `instances` together serve

@@ -14,8 +14,8 @@
 //! (the first record processed since the partition became ready). Commands: `dump`
 //! (commit, then `entry P CUSTOMER TOTAL LAST_OFFSET` lines and `dump-end`), `count`
 //! (`count N`: records processed, without committing), `lag`
-//! (`lag P LAG APPLIED` lines and `lag-end`), `pause-standbys`, `stop` (clean close,
-//! then `closed`).
+//! (`lag P LAG APPLIED` lines and `lag-end`), `owned` (`owned P..`: the partitions served,
+//! then `owned-end`), `pause-standbys`, `stop` (clean close, then `closed`).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -246,6 +246,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     ));
                 }
                 say("lag-end");
+            }
+            "owned" => {
+                let owned: Vec<Partition> = consumer.ready_partitions().into_iter().collect();
+                say(&format!("owned {}", list(&owned)));
+                say("owned-end");
             }
             "pause-standbys" => {
                 consumer.set_standby_updates(false);
