@@ -119,7 +119,9 @@ pub fn customer(c: u32) -> String {
 
 /// The purchase amount of the `n`th purchase of a wave, in cents.
 pub fn amount(wave: u32, n: u32) -> i64 {
-    i64::from((wave * 7919 + n * 104_729) % 10_000 + 1)
+    // In u64: a million customers would overflow u32.
+    let cents = (u64::from(wave) * 7919 + u64::from(n) * 104_729) % 10_000 + 1;
+    i64::try_from(cents).unwrap_or(1)
 }
 
 /// Totals per customer.
