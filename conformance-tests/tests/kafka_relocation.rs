@@ -99,7 +99,8 @@ fn replicas_place_k_standbys_and_move_few_durable() {
 /// redb, if compiled in: it makes every commit durable at once, so a store reopened
 /// after a SIGKILL is at its last commit. RocksDB with the WAL off (Kafka Streams'
 /// default, and ours) loses what its memtables held since their last flush in a crash
-/// and restores that from the changelog: consistent, but more than the tail.
+/// and restores that from the changelog: consistent, but more than the tail (a commit
+/// flushes it every 10,000 records or 30 s, more than this test writes).
 fn commits_survive_a_crash() -> Option<&'static str> {
     conformance_tests::backend("redb")
         .ok()
