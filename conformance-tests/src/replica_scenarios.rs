@@ -10,8 +10,8 @@ use state_core::Partition;
 use crate::group_scenarios::{owned_by, readies_since};
 use crate::scale_out::{Group, Instance, PARTITIONS};
 
-/// How long standbys may take to settle after the group does: placement is recomputed
-/// every 2 s and after each rebalance.
+/// How long standbys may take to settle after the group does: placement runs after each
+/// rebalance, and again every second while the group was still rebalancing.
 const PLACEMENT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Which instances hold a standby of each partition.

@@ -17,8 +17,8 @@ pub enum StandbyPolicy {
     /// `k` warm copies of each partition, on members other than its owner (Kafka
     /// Streams' `num.standby.replicas = k`), placed by rendezvous hashing of partition
     /// and member over the group's current members: every member computes the same
-    /// placement from the group's description, on every rebalance and every few seconds
-    /// between them, and when one member joins or leaves only about `k/n` of the
+    /// placement from the group's description after every rebalance (and every 30 s as
+    /// a safety net), and when one member joins or leaves only about `k/n` of the
     /// standbys move. With fewer than `k + 1` members, each partition has a standby on
     /// every member but its owner.
     ///

@@ -2,7 +2,7 @@
 //! the restore tasks they start.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -79,6 +79,9 @@ pub(crate) struct Placement {
     pub(crate) timeout: std::time::Duration,
     /// Held by each placement, so two never open and close standbys at once.
     pub(crate) running: tokio::sync::Mutex<()>,
+    /// Set by every rebalance callback, cleared by a placement that saw the group
+    /// `Stable`: while set, the standby updater retries placement every second.
+    pub(crate) pending: AtomicBool,
 }
 
 impl Member {
@@ -203,6 +206,7 @@ impl Member {
             StandbyPolicy::None => {}
             StandbyPolicy::AllUnowned => self.stand_by_all_unowned(),
             StandbyPolicy::Replicas(k) => {
+                self.placement.pending.store(true, Ordering::SeqCst);
                 let member = self.clone();
                 self.runtime.spawn(async move {
                     if let Err(err) = member.place_replicas(k).await {
@@ -214,10 +218,21 @@ impl Member {
     }
 
     /// Opens the standbys the group's placement puts here and closes the others (keeping
-    /// their directories). Does nothing while the group is rebalancing: the next
-    /// rebalance callback or periodic refresh places them.
+    /// their directories). Does nothing while the group is rebalancing (placement stays
+    /// pending and the standby updater tries again).
     pub(crate) async fn place_replicas(self: &Arc<Self>, k: usize) -> Result<()> {
         let _running = self.placement.running.lock().await;
+        // Cleared first: a rebalance callback from now on sets it again.
+        self.placement.pending.store(false, Ordering::SeqCst);
+        let placed = self.place_replicas_now(k).await;
+        if !matches!(placed, Ok(true)) {
+            self.placement.pending.store(true, Ordering::SeqCst);
+        }
+        placed.map(drop)
+    }
+
+    /// One placement; `Ok(false)` when the group was not `Stable`.
+    async fn place_replicas_now(self: &Arc<Self>, k: usize) -> Result<bool> {
         let member = self.clone();
         let view = tokio::task::spawn_blocking(move || {
             let placement = &member.placement;
@@ -231,7 +246,7 @@ impl Member {
         .await
         .map_err(|err| Error::internal(format!("describing the group: {err}")))??;
         let Some(view) = view else {
-            return Ok(());
+            return Ok(false);
         };
         let assigned = self.assignment().assigned.clone();
         let wanted: BTreeSet<Partition> = view
@@ -261,7 +276,7 @@ impl Member {
                 results.push(store.add_standby(partition).await);
             }
         }
-        first_error(results)
+        first_error(results).map(|()| true)
     }
 
     /// Starts standbys for every partition not assigned here.

@@ -51,9 +51,12 @@ use crate::error::{At, kafka_error};
 /// The longest a poll waits while a partition restores.
 const RESTORE_CHECK_INTERVAL: Duration = Duration::from_millis(5);
 
-/// How often [`StandbyPolicy::Replicas`] placement is recomputed between rebalances: a
-/// member sees its own rebalances, but a placement also changes when others' do.
-const PLACEMENT_INTERVAL: Duration = Duration::from_secs(2);
+/// How soon [`StandbyPolicy::Replicas`] placement is tried again after a rebalance whose
+/// callback found the group still rebalancing (or the description failed).
+const PLACEMENT_RETRY: Duration = Duration::from_secs(1);
+/// How often placement is recomputed with no rebalance seen: a safety net only, since a
+/// cooperative rebalance calls back every member, each of which then places again.
+const PLACEMENT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// One input record handed to the processing closure.
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +161,7 @@ impl StatefulConsumer {
                 describer,
                 timeout: config.kafka.metadata_timeout,
                 running: tokio::sync::Mutex::new(()),
+                pending: AtomicBool::new(true),
             },
         });
         let consumer: BaseConsumer<GroupContext> = client
@@ -493,15 +497,18 @@ fn random_instance_id() -> String {
     format!("{:x}-{random:016x}", std::process::id())
 }
 
-/// Keeps standbys tailing their changelogs, and places them again every
-/// [`PLACEMENT_INTERVAL`] under [`StandbyPolicy::Replicas`], until `stop` is set.
+/// Keeps standbys tailing their changelogs, and under [`StandbyPolicy::Replicas`] places
+/// them again while a placement is pending and every [`PLACEMENT_INTERVAL`], until
+/// `stop` is set.
 fn spawn_standby_updates(member: &Arc<Member>, stop: Arc<AtomicBool>) {
     let member = member.clone();
     member.runtime.clone().spawn(async move {
         let mut placed = Instant::now();
         while !stop.load(Ordering::SeqCst) {
+            let pending = member.placement.pending.load(Ordering::SeqCst);
             if let StandbyPolicy::Replicas(k) = member.standbys
-                && placed.elapsed() >= PLACEMENT_INTERVAL
+                && (placed.elapsed() >= PLACEMENT_INTERVAL
+                    || (pending && placed.elapsed() >= PLACEMENT_RETRY))
             {
                 placed = Instant::now();
                 if let Err(err) = member.place_replicas(k).await {
