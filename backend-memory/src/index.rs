@@ -1,17 +1,20 @@
 //! The ordered index beside the hash map: every key of the store, in unsigned-byte order,
-//! so a scan seeks to its first key in O(log n) and walks only its matches, in either
-//! direction.
+//! with the key's value cell (the one the map holds too), so a scan seeks to its first key
+//! in O(log n) and walks only its matches, in either direction, reading each value from
+//! its cell without a hash lookup.
 //!
-//! A `BTreeSet` behind a reader-writer lock, not a lock-free skip list: on 100,000 16-byte
+//! A `BTreeMap` behind a reader-writer lock, not a lock-free skip list: on 100,000 16-byte
 //! keys (`BENCHMARKS.md`) `crossbeam-skiplist` took 1.8–2.5 µs to remove and re-insert a
 //! key against 0.77 µs here, 4.9 µs against 2.1 µs to walk 100 keys forward, and 28 µs
 //! against 3 µs backward (its nodes link one way, so each step back is a new search).
 //! The lock is taken for writing only when a key enters or leaves the store; gets and
 //! overwrites of existing keys never touch it.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::store::Cell;
 
 /// A key as the store holds it: one allocation, shared by the hash map and the index.
 pub(crate) type Key = Arc<[u8]>;
@@ -45,35 +48,36 @@ impl IndexKey {
     }
 }
 
-/// Every key of the store, ordered.
+/// Every key of the store, ordered, with its value cell.
 #[derive(Debug, Default)]
-pub(crate) struct OrderedKeys(RwLock<BTreeSet<IndexKey>>);
+pub(crate) struct OrderedKeys(RwLock<BTreeMap<IndexKey, Cell>>);
 
 impl OrderedKeys {
-    // No code panics while holding the lock with the set half-changed (a `BTreeSet`
+    // No code panics while holding the lock with the map half-changed (a `BTreeMap`
     // operation completes or unwinds before changing it), so poisoning is recovered.
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, BTreeSet<IndexKey>> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, BTreeMap<IndexKey, Cell>> {
         self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, BTreeSet<IndexKey>> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<IndexKey, Cell>> {
         self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Calls `visit` with each key of `keys` within `bounds`, ascending or descending. Bounds
-/// must not be inverted (the caller checks `KeyRange::is_empty` first).
+/// Calls `visit` with each key of `keys` within `bounds` and its cell, ascending or
+/// descending. Bounds must not be inverted (the caller checks `KeyRange::is_empty`
+/// first).
 pub(crate) fn visit(
-    keys: &BTreeSet<IndexKey>,
+    keys: &BTreeMap<IndexKey, Cell>,
     (start, end): (Bound<&[u8]>, Bound<&[u8]>),
     descending: bool,
-    mut visit: impl FnMut(&Key),
+    mut visit: impl FnMut(&Key, &Cell),
 ) {
     let bound = |bound: Bound<&[u8]>| bound.map(|key| IndexKey::new(Key::from(key)));
     let range = keys.range((bound(start), bound(end)));
     if descending {
-        range.rev().for_each(|key| visit(key.key()));
+        range.rev().for_each(|(key, cell)| visit(key.key(), cell));
     } else {
-        range.for_each(|key| visit(key.key()));
+        range.for_each(|(key, cell)| visit(key.key(), cell));
     }
 }

@@ -15,11 +15,13 @@
 //! - **Batches** (`write`, `write_with_position`) are atomic for every reader: they take
 //!   a store-wide lock exclusively, so for their duration every other operation waits.
 //! - **Scans** (`range`, `reverse_range`, `prefix_scan`, `all`) use an ordered index of
-//!   the keys beside the map, a `BTreeSet` behind a reader-writer lock (capability
-//!   `ordered_index: true`): O(log n + m) for m matches, in either direction, returned as
-//!   a collected snapshot, as Kafka Streams' in-memory store answers from its `TreeMap`.
-//!   Only a put of a new key or a delete writes to the index; gets and overwrites never
-//!   touch it. The index costs about 40 bytes per entry (`BENCHMARKS.md`).
+//!   the keys beside the map, a `BTreeMap` behind a reader-writer lock (capability
+//!   `ordered_index: true`), which holds each key's value cell, the one the map holds:
+//!   O(log n + m) for m matches, in either direction, no hash lookup per match, returned
+//!   as a collected snapshot, as Kafka Streams' in-memory store answers from its
+//!   `TreeMap`. Only a put of a new key or a delete writes to the index; gets and
+//!   overwrites never touch it. What the index and the cells cost per entry is in
+//!   `BENCHMARKS.md`.
 //!
 //! ```
 //! use backend_memory::MemoryStore;

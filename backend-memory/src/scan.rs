@@ -1,9 +1,9 @@
-//! Ordered scans: the index yields the keys of a range in order, the hash map their values.
+//! Ordered scans: the index yields the keys of a range in order, each with its value cell.
 
 use state_core::{KeyRange, KeyValue, KvIter};
 
 use crate::index::{self, OrderedKeys};
-use crate::store::Map;
+use crate::store::lock;
 
 /// Which way a scan returns its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,18 +12,14 @@ pub(crate) enum Order {
     Descending,
 }
 
-/// The entries inside `range`, in `order`, cloned: O(log n) to find the first key plus one
-/// hash lookup per match. An inverted range yields nothing.
+/// The entries inside `range`, in `order`, cloned: O(log n) to find the first key, then
+/// one cell lock per match, no hash lookup. An inverted range yields nothing.
 ///
-/// Holds the index's read lock throughout, so no key enters or leaves the map meanwhile
-/// (the store adds and purges keys under the index's write lock): every key the index
-/// yields is in the map, with a value or a tombstone, which is skipped.
-pub(crate) fn collect(
-    data: &Map,
-    keys: &OrderedKeys,
-    range: &KeyRange,
-    order: Order,
-) -> Vec<KeyValue> {
+/// Holds the index's read lock throughout, so no key enters or leaves the store meanwhile
+/// (the store adds and purges keys under the index's write lock); each value is read
+/// under its cell's lock, at one moment, and a buried key (deleted, not yet purged) is
+/// skipped.
+pub(crate) fn collect(keys: &OrderedKeys, range: &KeyRange, order: Order) -> Vec<KeyValue> {
     let mut entries = Vec::new();
     if range.is_empty() {
         return entries;
@@ -33,10 +29,8 @@ pub(crate) fn collect(
         &keys,
         range.as_slices(),
         order == Order::Descending,
-        |key| {
-            if let Some(slot) = data.get(&**key)
-                && let Some(value) = slot.live()
-            {
+        |key, cell| {
+            if let Some(value) = lock(cell).live() {
                 entries.push((key.to_vec(), value.clone()));
             }
         },

@@ -1,8 +1,8 @@
 //! The store: a concurrent hash map for point operations, an ordered index of its keys
 //! for scans, the changelog position, and a gate that makes batches atomic.
 
-use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
@@ -22,7 +22,18 @@ use crate::tombstones::{Grave, Tombstones};
 /// seed from the map's iteration order or timing and then sends colliding keys; each
 /// store draws its own random seed, and nothing the store returns follows hash order
 /// (scans walk the ordered index), which leaves timing alone to learn it from.
-pub(crate) type Map = DashMap<Key, Slot, foldhash::quality::RandomState>;
+pub(crate) type Map = DashMap<Key, Cell, foldhash::quality::RandomState>;
+
+/// A key's slot, shared by the map (for point operations) and the index (for scans, which
+/// so read values without a hash lookup per match). Its own lock, not the map shard's,
+/// guards the slot: an overwrite holds its shard only for reading.
+pub(crate) type Cell = Arc<Mutex<Slot>>;
+
+/// Locks `cell`. Every change to a slot is one assignment, so a panic cannot leave one
+/// torn: poisoning is recovered.
+pub(crate) fn lock(cell: &Cell) -> MutexGuard<'_, Slot> {
+    cell.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A key's entry in the map: its value, or the grave of a key deleted but not yet purged.
 #[derive(Debug)]
@@ -44,20 +55,23 @@ impl Slot {
 /// An in-memory, non-durable [`KeyValueStore`] on a [`DashMap`], with an ordered index of
 /// its keys beside it.
 ///
-/// Gets, overwrites and deletes lock one map shard: a delete leaves a grave in the key's
-/// slot, and every 1,024 deletes the keys still deleted leave the map and the index
-/// together. A put of a new key also takes the index's write lock and enters both under
-/// it, so a scan, which holds the index's read lock, never misses a key the map holds.
+/// Each key's slot (its value, or the grave of a deletion) lives in a cell that the map
+/// and the ordered index share. Gets, overwrites and deletes find the cell through the
+/// map (one shard, for reading) and lock the cell: a delete leaves a grave in it, and
+/// every 1,024 deletes the keys still deleted leave the map and the index together. A put
+/// of a new key also takes the index's write lock and enters both under it, so a scan,
+/// which holds the index's read lock, never misses a key the map holds.
 /// Batches are atomic for readers through a store-wide reader-writer gate:
 /// [`write`](KeyValueStore::write),
 /// [`write_with_position`](KeyValueStore::write_with_position) and
 /// [`wipe`](KeyValueStore::wipe) take it exclusively, every other operation shares it.
 /// The cost: while a batch applies, every get, put and scan waits for it, and a batch
 /// waits for running scans to finish. Locks are always taken in the order gate, index,
-/// map shard, so none of this can deadlock.
+/// map shard, cell (a scan skips the shard), so none of this can deadlock.
 ///
 /// Scans cost O(log n + m) for m matches: the index finds the first key and yields the
-/// matches in order, in either direction, and each value is one hash lookup. A scan
+/// matches in order, in either direction, each with its cell, so a value costs a lock and
+/// no hash lookup. A scan
 /// returns a collected snapshot in unsigned-byte key order, so no lock outlives the
 /// call; an open-ended range collects every entry to its end, so bound a range when only
 /// its first entries are wanted. What a scan sees of writes running beside it:
@@ -111,9 +125,12 @@ impl MemoryStore {
     /// Single puts replace the buffer instead; measured one at a time at random keys,
     /// reuse gained nothing there.
     fn overwrite(&self, key: &[u8], value: &[u8]) -> bool {
-        let Some(mut slot) = self.data.get_mut(key) else {
+        // Holding the map entry (its shard, for reading) keeps a purge from removing the
+        // key while its slot changes.
+        let Some(cell) = self.data.get(key) else {
             return false;
         };
+        let mut slot = lock(&cell);
         match &mut *slot {
             Slot::Live(existing) if fits(existing.capacity(), value.len()) => {
                 existing.clear();
@@ -132,8 +149,8 @@ impl MemoryStore {
     /// Sets `key` to `value` and returns the value it replaces. A key the map holds only
     /// has its slot filled, without allocating a key or touching the index.
     fn insert(&self, key: &[u8], value: Vec<u8>) -> Option<Vec<u8>> {
-        if let Some(mut slot) = self.data.get_mut(key) {
-            return self.fill(&mut slot, value);
+        if let Some(cell) = self.data.get(key) {
+            return self.fill(&mut lock(&cell), value);
         }
         self.insert_new(&mut self.keys.write(), key, value)
     }
@@ -154,15 +171,16 @@ impl MemoryStore {
     /// (`keys`), so the key enters the map and the index together.
     fn insert_new(
         &self,
-        keys: &mut BTreeSet<IndexKey>,
+        keys: &mut BTreeMap<IndexKey, Cell>,
         key: &[u8],
         value: Vec<u8>,
     ) -> Option<Vec<u8>> {
         match self.data.entry(Key::from(key)) {
-            Entry::Occupied(mut existing) => self.fill(existing.get_mut(), value),
+            Entry::Occupied(existing) => self.fill(&mut lock(existing.get()), value),
             Entry::Vacant(vacant) => {
-                keys.insert(IndexKey::new(Key::clone(vacant.key())));
-                vacant.insert(Slot::Live(value));
+                let cell = Arc::new(Mutex::new(Slot::Live(value)));
+                keys.insert(IndexKey::new(Key::clone(vacant.key())), Arc::clone(&cell));
+                vacant.insert(cell);
                 None
             }
         }
@@ -172,13 +190,14 @@ impl MemoryStore {
     /// as a tombstone (see [`crate::tombstones`]). Returns the buried keys when a purge is
     /// due; the caller purges them once it holds no index or shard lock.
     fn bury(&self, key: &[u8]) -> (Option<Vec<u8>>, Option<Vec<Option<Key>>>) {
-        let Some(mut slot) = self.data.get_mut(key) else {
+        let Some(cell) = self.data.get(key) else {
             return (None, None);
         };
+        let mut slot = lock(&cell);
         if matches!(*slot, Slot::Buried(_)) {
             return (None, None);
         }
-        let (grave, due) = self.tombstones.bury(slot.key());
+        let (grave, due) = self.tombstones.bury(cell.key());
         match std::mem::replace(&mut *slot, Slot::Buried(grave)) {
             Slot::Live(old) => (Some(old), due),
             Slot::Buried(_) => (None, due),
@@ -192,7 +211,7 @@ impl MemoryStore {
         for key in buried.into_iter().flatten() {
             if self
                 .data
-                .remove_if(&*key, |_, slot| matches!(slot, Slot::Buried(_)))
+                .remove_if(&*key, |_, cell| matches!(*lock(cell), Slot::Buried(_)))
                 .is_some()
             {
                 keys.remove(&IndexKey::new(key));
@@ -236,7 +255,10 @@ impl KeyValueStore for MemoryStore {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let _gate = self.shared();
-        Ok(self.data.get(key).and_then(|slot| slot.live().cloned()))
+        Ok(self
+            .data
+            .get(key)
+            .and_then(|cell| lock(&cell).live().cloned()))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -247,22 +269,24 @@ impl KeyValueStore for MemoryStore {
 
     fn put_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         let _gate = self.shared();
-        // Holding the slot (its shard's write lock) makes check and fill one step.
-        if let Some(mut slot) = self.data.get_mut(key) {
-            return Ok(match &*slot {
+        // Holding the slot's lock makes check and fill one step.
+        let check_and_fill = |cell: &Cell| {
+            let mut slot = lock(cell);
+            match &*slot {
                 Slot::Live(existing) => Some(existing.clone()),
                 Slot::Buried(_) => self.fill(&mut slot, value.to_vec()),
-            });
+            }
+        };
+        if let Some(cell) = self.data.get(key) {
+            return Ok(check_and_fill(&cell));
         }
         let mut keys = self.keys.write();
         match self.data.entry(Key::from(key)) {
-            Entry::Occupied(mut existing) => Ok(match existing.get() {
-                Slot::Live(value) => Some(value.clone()),
-                Slot::Buried(_) => self.fill(existing.get_mut(), value.to_vec()),
-            }),
+            Entry::Occupied(existing) => Ok(check_and_fill(existing.get())),
             Entry::Vacant(vacant) => {
-                keys.insert(IndexKey::new(Key::clone(vacant.key())));
-                vacant.insert(Slot::Live(value.to_vec()));
+                let cell = Arc::new(Mutex::new(Slot::Live(value.to_vec())));
+                keys.insert(IndexKey::new(Key::clone(vacant.key())), Arc::clone(&cell));
+                vacant.insert(cell);
                 Ok(None)
             }
         }
@@ -301,7 +325,6 @@ impl KeyValueStore for MemoryStore {
     fn range(&self, range: &KeyRange) -> Result<KvIter<'_>> {
         let _gate = self.shared();
         Ok(scan::into_iter(scan::collect(
-            &self.data,
             &self.keys,
             range,
             Order::Ascending,
@@ -311,7 +334,6 @@ impl KeyValueStore for MemoryStore {
     fn reverse_range(&self, range: &KeyRange) -> Result<KvIter<'_>> {
         let _gate = self.shared();
         Ok(scan::into_iter(scan::collect(
-            &self.data,
             &self.keys,
             range,
             Order::Descending,
@@ -321,7 +343,6 @@ impl KeyValueStore for MemoryStore {
     fn prefix_scan(&self, prefix: &[u8]) -> Result<KvIter<'_>> {
         let _gate = self.shared();
         Ok(scan::into_iter(scan::collect(
-            &self.data,
             &self.keys,
             &KeyRange::prefix(prefix),
             Order::Ascending,
@@ -359,7 +380,6 @@ fn fits(capacity: usize, len: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::sync::Arc;
     use std::thread;
 
     use super::*;
@@ -438,7 +458,7 @@ mod tests {
         let indexed: BTreeSet<Key> = store
             .keys
             .read()
-            .iter()
+            .keys()
             .map(|k| Key::clone(k.key()))
             .collect();
         assert_eq!(indexed, mapped);
@@ -446,7 +466,7 @@ mod tests {
         let empty = store
             .data
             .iter()
-            .filter(|e| e.value().live().is_none())
+            .filter(|e| lock(e.value()).live().is_none())
             .count();
         assert_eq!(store.tombstones.graves(), empty);
         assert_eq!(
