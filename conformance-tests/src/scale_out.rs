@@ -183,14 +183,23 @@ impl Instance {
             .unwrap_or_else(|| panic!("instance {} sent no count", self.name))
     }
 
-    /// Standby lag per partition.
-    pub fn lags(&mut self) -> BTreeMap<Partition, u64> {
+    /// Each standby's `(lag, records applied since it was opened)`, by partition.
+    fn standbys(&mut self) -> BTreeMap<Partition, (u64, u64)> {
         self.request("lag", "lag ", "lag-end")
             .iter()
             .map(|line| {
                 let fields: Vec<&str> = line.split(' ').collect();
-                (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+                let (lag, applied) = (fields[2].parse().unwrap(), fields[3].parse().unwrap());
+                (fields[1].parse().unwrap(), (lag, applied))
             })
+            .collect()
+    }
+
+    /// Standby lag per partition.
+    pub fn lags(&mut self) -> BTreeMap<Partition, u64> {
+        self.standbys()
+            .into_iter()
+            .map(|(p, (lag, _))| (p, lag))
             .collect()
     }
 
@@ -236,12 +245,9 @@ impl Instance {
 
     /// Changelog records each standby applied since it was opened.
     pub fn standby_applied(&mut self) -> BTreeMap<Partition, u64> {
-        self.request("lag", "lag ", "lag-end")
-            .iter()
-            .map(|line| {
-                let fields: Vec<&str> = line.split(' ').collect();
-                (fields[1].parse().unwrap(), fields[3].parse().unwrap())
-            })
+        self.standbys()
+            .into_iter()
+            .map(|(p, (_, applied))| (p, applied))
             .collect()
     }
 

@@ -30,70 +30,59 @@ fn volatile() -> Option<&'static str> {
         .map(|backend| backend.name())
 }
 
+/// Runs `scenario` on `backend` when a broker answers and such a backend is compiled in.
+fn run(backend: Option<&'static str>, scenario: fn(&str, &std::path::Path, &str)) {
+    if let (Some(bootstrap), Some(backend)) = (bootstrap(), backend) {
+        scenario(&bootstrap, binary(), backend);
+    }
+}
+
 #[test]
 fn three_instances_scale_out_kill_and_scale_in_durable() {
-    if let (Some(bootstrap), Some(backend)) = (bootstrap(), durable(0)) {
-        conformance_tests::group_scenarios::three_instances_scale_out_and_in(
-            &bootstrap,
-            binary(),
-            backend,
-        );
-    }
+    run(
+        durable(0),
+        conformance_tests::group_scenarios::three_instances_scale_out_and_in,
+    );
 }
 
 #[test]
 fn promoted_standby_replays_only_its_lag_volatile() {
-    if let (Some(bootstrap), Some(backend)) = (bootstrap(), volatile()) {
-        conformance_tests::group_scenarios::promoted_standby_replays_only_its_lag(
-            &bootstrap,
-            binary(),
-            backend,
-        );
-    }
+    run(
+        volatile(),
+        conformance_tests::group_scenarios::promoted_standby_replays_only_its_lag,
+    );
 }
 
 #[test]
 fn promoted_standby_replays_only_its_lag_durable() {
-    if let (Some(bootstrap), Some(backend)) = (bootstrap(), durable(1)) {
-        conformance_tests::group_scenarios::promoted_standby_replays_only_its_lag(
-            &bootstrap,
-            binary(),
-            backend,
-        );
-    }
+    run(
+        durable(1),
+        conformance_tests::group_scenarios::promoted_standby_replays_only_its_lag,
+    );
 }
 
 #[test]
 fn exactly_once_group_survives_a_kill_durable() {
-    if let (Some(bootstrap), Some(backend)) = (bootstrap(), durable(2)) {
-        conformance_tests::group_scenarios::exactly_once_group_survives_a_kill(
-            &bootstrap,
-            binary(),
-            backend,
-        );
-    }
+    run(
+        durable(2),
+        conformance_tests::group_scenarios::exactly_once_group_survives_a_kill,
+    );
 }
 
 #[test]
 fn exactly_once_group_survives_a_kill_volatile() {
-    if let (Some(bootstrap), Some(backend)) = (bootstrap(), volatile()) {
-        conformance_tests::group_scenarios::exactly_once_group_survives_a_kill(
-            &bootstrap,
-            binary(),
-            backend,
-        );
-    }
+    run(
+        volatile(),
+        conformance_tests::group_scenarios::exactly_once_group_survives_a_kill,
+    );
 }
 
 #[test]
 fn replicas_place_k_standbys_and_move_few_durable() {
-    if let (Some(bootstrap), Some(backend)) = (bootstrap(), durable(3)) {
-        conformance_tests::replica_scenarios::replicas_place_k_standbys_and_move_few(
-            &bootstrap,
-            binary(),
-            backend,
-        );
-    }
+    run(
+        durable(3),
+        conformance_tests::replica_scenarios::replicas_place_k_standbys_and_move_few,
+    );
 }
 
 /// redb, if compiled in: it makes every commit durable at once, so a store reopened
@@ -109,22 +98,16 @@ fn commits_survive_a_crash() -> Option<&'static str> {
 
 #[test]
 fn static_member_restarts_without_a_rebalance() {
-    if let (Some(bootstrap), Some(backend)) = (bootstrap(), commits_survive_a_crash()) {
-        conformance_tests::replica_scenarios::static_member_restarts_without_a_rebalance(
-            &bootstrap,
-            binary(),
-            backend,
-        );
-    }
+    run(
+        commits_survive_a_crash(),
+        conformance_tests::replica_scenarios::static_member_restarts_without_a_rebalance,
+    );
 }
 
 #[test]
 fn replicas_read_k_copies_of_the_changelog_volatile() {
-    if let (Some(bootstrap), Some(backend)) = (bootstrap(), volatile()) {
-        conformance_tests::replica_scenarios::replicas_read_k_copies_of_the_changelog(
-            &bootstrap,
-            binary(),
-            backend,
-        );
-    }
+    run(
+        volatile(),
+        conformance_tests::replica_scenarios::replicas_read_k_copies_of_the_changelog,
+    );
 }
