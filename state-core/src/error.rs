@@ -119,6 +119,15 @@ impl Error {
         &self.message
     }
 
+    /// A copy for a second receiver: the same kind and message, the cause as text.
+    pub(crate) fn duplicate(&self) -> Error {
+        let message = match &self.source {
+            Some(source) => format!("{} (caused by: {source})", self.message),
+            None => self.message.clone(),
+        };
+        Error::new(self.kind, message)
+    }
+
     /// Whether retrying later can succeed (see [`ErrorKind::is_retriable`]).
     pub fn is_retriable(&self) -> bool {
         self.kind.is_retriable()

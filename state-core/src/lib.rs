@@ -3,8 +3,8 @@
 //! The engine-free heart of statestore: the [`KeyValueStore`] trait every backend
 //! implements, the [`ChangelogSink`] / [`ChangelogReader`] traits every changelog
 //! implements, the logging layer that ties them together, the restore driver, serdes,
-//! the store builder, and the store manager that keeps one store per partition as
-//! partitions are assigned, revoked and stood by for.
+//! the store builder, and the store manager that keeps every store of an instance for
+//! each partition as partitions are assigned, revoked and stood by for.
 //!
 //! This crate must never depend, even transitively, on a storage engine (dashmap,
 //! RocksDB, redb) or a Kafka client (rdkafka); CI checks it with `cargo tree`. Backends
@@ -13,6 +13,9 @@
 //! ## Design notes
 //! - Stores are synchronous (every engine blocks); changelogs are async (they wait on a
 //!   network). [`ChangelogSink::append`] only enqueues, so a synchronous `put` can log.
+//! - One sink per instance writes every store's changelog: one commit is one sink commit
+//!   (one transaction under exactly-once) holding every store's records and the input
+//!   offsets, then each store writes its interval with its position.
 //! - A durable store writes its changelog [`Position`] atomically with its data, so data
 //!   and position never disagree after a crash, and restore replays only the tail.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -30,16 +33,21 @@ pub mod store;
 
 pub use builder::{ByteStore, StoreBuilder, StoreContext, TypedKeyValueStore};
 pub use changelog::{
-    Changelog, ChangelogChunk, ChangelogReader, ChangelogRecord, ChangelogSink, ConsumedRecord,
-    IsolationLevel, LogOffsets, ProcessingGuarantee, ReadAhead, RestoreCursor, SinkOptions,
-    SourceOffsets, TopicSpec, changelog_topic_name,
+    Changelog, ChangelogChunk, ChangelogPositions, ChangelogReader, ChangelogRecord, ChangelogSink,
+    ConsumedRecord, InputBinding, IsolationLevel, LogOffsets, ProcessingGuarantee, ReadAhead,
+    RestoreCursor, SinkCommit, SinkOptions, SourceCommit, SourceOffsets, TopicSpec,
+    changelog_topic_name,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use logging::{CommitSummary, LoggedStore};
+pub use logging::{CommitSummary, JointCommit, LoggedStore, commit_together};
 pub use manager::{
-    ActiveStore, AfterRevoke, PartitionRestores, PartitionRole, PartitionedStores, StandbyLag,
-    StoreManager,
+    ActivePartition, AfterRevoke, DEFAULT_MAX_PARALLEL_RESTORES, ManagerCommit, PartitionRestores,
+    PartitionState, ReadyPartition, RestoreJob, StandbyLag, StoreHandle, StoreManager,
 };
+
+/// One store of an active partition, typed, borrowed from the store manager (see
+/// [`ActivePartition::store`]); the manager commits it with every other store.
+pub type PartitionStore<'a, K, V> = TypedKeyValueStore<K, V, &'a ByteStore>;
 pub use names::{
     MAX_TOPIC_NAME_LEN, changelog_topic, validate_application_id, validate_store_name,
 };

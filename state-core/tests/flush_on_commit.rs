@@ -112,9 +112,9 @@ fn a_commit_flushes_the_store_every_ten_thousand_records() {
     let changelog = InMemoryChangelog::new();
     let spec = TopicSpec::changelog(TOPIC, 1, &BTreeMap::new());
     block_on(changelog.ensure_topic(&spec)).unwrap();
-    let sink = block_on(changelog.sink(TOPIC, &SinkOptions::default())).unwrap();
+    let sink = block_on(changelog.sink(&SinkOptions::default())).unwrap();
     let store = Arc::new(CountingStore::default());
-    let mut logged = LoggedStore::new(store.clone(), sink, 0);
+    let mut logged = LoggedStore::new(store.clone(), sink, TOPIC, 0);
     let mut flushes_after = Vec::new();
     // Commits of 3,000 records: the fourth passes 10,000 and flushes, then the
     // count starts again.

@@ -1,18 +1,18 @@
 //! The store builder, reading like Kafka Streams' `Stores.keyValueStoreBuilder(...)`.
 
 mod context;
+mod recipe;
 mod typed;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use context::StoreContext;
+pub(crate) use recipe::StoreRecipe;
 pub use typed::{ByteStore, TypedEntry, TypedKeyValueStore};
 
-use crate::changelog::{SinkOptions, TopicSpec};
-use crate::logging::LoggedStore;
-use crate::names::changelog_topic;
-use crate::restore::{RecordValidator, RestoreOptions, WipeReason, open_or_rebuild, restore};
+use crate::changelog::SinkOptions;
+use crate::restore::{RecordValidator, WipeReason, open_or_rebuild};
 use crate::serde::Serde;
 use crate::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
@@ -75,96 +75,67 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
         &self.supplier
     }
 
+    /// The key serde.
+    pub fn key_serde(&self) -> &Arc<dyn Serde<K>> {
+        &self.keys
+    }
+
+    /// The value serde.
+    pub fn value_serde(&self) -> &Arc<dyn Serde<V>> {
+        &self.values
+    }
+
     /// Opens the store for `context`'s partition (rebuilding damaged local files), and
     /// with logging enabled: ensures the changelog topic, restores the store to the end
-    /// of its changelog partition, and wraps it so changes are logged.
+    /// of its changelog partition, and wraps it so changes are logged through a sink of
+    /// its own (transactional id `<application.id>-<store>-<partition>` under
+    /// exactly-once), which [`TypedKeyValueStore::commit`] commits. Stores of a consumer
+    /// group's partitions are built by the [`StoreManager`](crate::StoreManager)
+    /// instead, which logs them all through one sink.
     ///
     /// The store name must follow Kafka's topic-name rules, and with the application id
     /// make a changelog topic of at most 249 characters (`InvalidInput` naming the rule,
     /// before anything is opened). What the backend does not recognise as its own store
     /// is refused as `Foreign` and left untouched.
     pub async fn build(&self, context: &StoreContext) -> Result<TypedKeyValueStore<K, V>> {
+        let recipe = self.recipe();
         let dir = context.store_dir(self.supplier.name())?;
         let (store, rebuilt) = open_or_rebuild(self.supplier.as_ref(), &dir)?;
-        self.build_on(store, rebuilt, context).await
-    }
-
-    /// [`build`](Self::build) on a store that is already open — a standby being promoted
-    /// keeps its open store, so an in-memory standby does not lose what it tailed.
-    /// `rebuilt` says why the local state was thrown away when it was opened, if it was.
-    pub(crate) async fn build_on(
-        &self,
-        store: Arc<dyn KeyValueStore>,
-        rebuilt: Option<WipeReason>,
-        context: &StoreContext,
-    ) -> Result<TypedKeyValueStore<K, V>> {
-        let name = self.supplier.name();
-        let Some(topic_config) = &self.logging else {
-            return Ok(TypedKeyValueStore::new(
-                ByteStore::Unlogged(store),
-                self.keys.clone(),
-                self.values.clone(),
-                None,
-            ));
-        };
-        let changelog = context.changelog_for(name)?;
-        let topic = changelog_topic(&context.application_id, name)?;
-        changelog
-            .ensure_topic(&TopicSpec::changelog(
-                &topic,
-                context.num_partitions,
-                topic_config,
-            ))
-            .await?;
-        // The sink comes first: under exactly-once, creating it fences a previous owner of
-        // the same transactional id and waits for that owner's last transaction to be
-        // completed or aborted, so the restore below reads a stable end offset and sees a
-        // transaction the previous owner committed just before it died.
-        let sink = changelog
-            .sink(
-                &topic,
-                &SinkOptions {
-                    guarantee: context.guarantee,
-                    transactional_id: Some(format!(
-                        "{}-{name}-{}",
-                        context.application_id, context.partition
-                    )),
-                },
-            )
-            .await?;
-        let reader = changelog
-            .reader(&topic, context.guarantee.isolation())
-            .await?;
-        let mut summary = restore(
-            store.as_ref(),
-            reader.as_ref(),
-            context.partition,
-            &self.restore_options(context),
-            context.listener.as_ref(),
-        )
-        .await?;
-        if summary.wiped.is_none() {
-            summary.wiped = rebuilt;
-        }
+        let (store, summary) = recipe.build_alone(store, rebuilt, context).await?;
         Ok(TypedKeyValueStore::new(
-            ByteStore::Logged(LoggedStore::new(store, sink, context.partition)),
+            store,
             self.keys.clone(),
             self.values.clone(),
-            Some(summary),
+            summary,
         ))
     }
 
-    /// The context's restore options with this store's serdes checking every record.
-    pub(crate) fn restore_options(&self, context: &StoreContext) -> RestoreOptions {
-        RestoreOptions {
-            validator: Some(Arc::new(SerdeValidator {
+    /// The builder without its types, for the store manager.
+    pub(crate) fn recipe(&self) -> StoreRecipe {
+        StoreRecipe::new(
+            self.supplier.clone(),
+            self.logging.clone(),
+            Arc::new(SerdeValidator {
                 keys: self.keys.clone(),
                 values: self.values.clone(),
-            })),
-            ..context.restore_options.clone()
-        }
+            }),
+        )
     }
 }
+
+/// The sink options of a store built alone for `context`'s partition.
+pub(crate) fn own_sink_options(context: &StoreContext, store_name: &str) -> SinkOptions {
+    SinkOptions::new(
+        context.guarantee,
+        format!(
+            "{}-{store_name}-{}",
+            context.application_id, context.partition
+        ),
+    )
+}
+
+/// A store just opened, and why its local state was thrown away when it was, if it was.
+pub(crate) type Opened = (Arc<dyn KeyValueStore>, Option<WipeReason>);
 
 /// Rejects changelog records the store's serdes cannot decode.
 struct SerdeValidator<K, V> {

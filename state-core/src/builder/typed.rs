@@ -1,5 +1,6 @@
 //! A typed view over a byte store, with or without changelog logging.
 
+use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -16,13 +17,46 @@ pub enum ByteStore {
     Unlogged(Arc<dyn KeyValueStore>),
 }
 
+impl ByteStore {
+    /// The committed store (no uncommitted writes visible).
+    pub fn committed(&self) -> &Arc<dyn KeyValueStore> {
+        match self {
+            ByteStore::Logged(logged) => logged.inner(),
+            ByteStore::Unlogged(store) => store,
+        }
+    }
+
+    /// The committed store underneath, without its changelog sink; uncommitted changes are
+    /// dropped. A revoked partition's store becomes a standby this way without closing.
+    pub fn into_committed(self) -> Arc<dyn KeyValueStore> {
+        match self {
+            ByteStore::Logged(logged) => logged.inner().clone(),
+            ByteStore::Unlogged(store) => store,
+        }
+    }
+
+    fn scan(&self, range: &KeyRange, descending: bool) -> Result<KvIter<'_>> {
+        match (self, descending) {
+            (ByteStore::Logged(logged), false) => logged.range(range),
+            (ByteStore::Logged(logged), true) => logged.reverse_range(range),
+            (ByteStore::Unlogged(store), false) => store.range(range),
+            (ByteStore::Unlogged(store), true) => store.reverse_range(range),
+        }
+    }
+}
+
 /// A key-value store of `K` -> `V`, encoding with serdes, like Kafka Streams'
 /// `KeyValueStore<K, V>`.
 ///
+/// `S` is how the byte store is held: owned (a store built alone, which commits itself)
+/// or borrowed from an active partition of the store manager
+/// ([`PartitionStore`](crate::PartitionStore), which the manager commits with every
+/// other store of the instance).
+///
 /// Scans order keys by their serialized bytes (as in Kafka Streams): for `String` that is
 /// code-point order; for signed numbers, negative values sort after positive ones.
-pub struct TypedKeyValueStore<K, V> {
-    store: ByteStore,
+pub struct TypedKeyValueStore<K, V, S = ByteStore> {
+    store: S,
     keys: Arc<dyn Serde<K>>,
     values: Arc<dyn Serde<V>>,
     restore: Option<RestoreSummary>,
@@ -36,6 +70,44 @@ impl<K, V> TypedKeyValueStore<K, V> {
     /// Wraps `store` with serdes; `restore` is what building it restored, if anything.
     pub fn new(
         store: ByteStore,
+        keys: Arc<dyn Serde<K>>,
+        values: Arc<dyn Serde<V>>,
+        restore: Option<RestoreSummary>,
+    ) -> Self {
+        Self::over(store, keys, values, restore)
+    }
+
+    /// Commits: with logging, makes changes durable in the changelog and applies them to
+    /// the store (see [`LoggedStore::commit`]); without, flushes the store.
+    pub async fn commit(&mut self) -> Result<CommitSummary> {
+        match &mut self.store {
+            ByteStore::Logged(logged) => logged.commit().await,
+            ByteStore::Unlogged(store) => {
+                store.flush()?;
+                Ok(CommitSummary {
+                    records: 0,
+                    position: store.position()?,
+                })
+            }
+        }
+    }
+
+    /// The committed store underneath, without its changelog sink; uncommitted changes are
+    /// dropped.
+    pub fn into_committed(self) -> Arc<dyn KeyValueStore> {
+        self.store.into_committed()
+    }
+
+    /// Flushes and closes the store; uncommitted changes are dropped.
+    pub fn close(self) -> Result<()> {
+        self.committed().close()
+    }
+}
+
+impl<K, V, S: Borrow<ByteStore>> TypedKeyValueStore<K, V, S> {
+    /// Wraps `store`, held as `S`, with serdes; `restore` is what building it restored.
+    pub fn over(
+        store: S,
         keys: Arc<dyn Serde<K>>,
         values: Arc<dyn Serde<V>>,
         restore: Option<RestoreSummary>,
@@ -56,19 +128,17 @@ impl<K, V> TypedKeyValueStore<K, V> {
 
     /// The byte store underneath.
     pub fn byte_store(&self) -> &ByteStore {
-        &self.store
+        self.store.borrow()
     }
 
     /// The committed store (no uncommitted writes visible).
     pub fn committed(&self) -> &Arc<dyn KeyValueStore> {
-        match &self.store {
-            ByteStore::Logged(logged) => logged.inner(),
-            ByteStore::Unlogged(store) => store,
-        }
+        self.byte_store().committed()
     }
 
     /// What building this store restored from the changelog (`None` when logging is
-    /// disabled).
+    /// disabled, and on a partition's store view: the manager reports restores per
+    /// partition).
     pub fn restore_summary(&self) -> Option<&RestoreSummary> {
         self.restore.as_ref()
     }
@@ -76,7 +146,7 @@ impl<K, V> TypedKeyValueStore<K, V> {
     /// Reads `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         let key = self.keys.serialize(key)?;
-        let value = match &self.store {
+        let value = match self.byte_store() {
             ByteStore::Logged(logged) => logged.get(&key)?,
             ByteStore::Unlogged(store) => store.get(&key)?,
         };
@@ -88,7 +158,7 @@ impl<K, V> TypedKeyValueStore<K, V> {
     /// Sets `key` to `value`.
     pub fn put(&self, key: &K, value: &V) -> Result<()> {
         let (key, value) = (self.keys.serialize(key)?, self.values.serialize(value)?);
-        match &self.store {
+        match self.byte_store() {
             ByteStore::Logged(logged) => logged.put(&key, &value),
             ByteStore::Unlogged(store) => store.put(&key, &value),
         }
@@ -97,7 +167,7 @@ impl<K, V> TypedKeyValueStore<K, V> {
     /// Sets `key` if absent; returns the existing value otherwise.
     pub fn put_if_absent(&self, key: &K, value: &V) -> Result<Option<V>> {
         let (key, value) = (self.keys.serialize(key)?, self.values.serialize(value)?);
-        let existing = match &self.store {
+        let existing = match self.byte_store() {
             ByteStore::Logged(logged) => logged.put_if_absent(&key, &value)?,
             ByteStore::Unlogged(store) => store.put_if_absent(&key, &value)?,
         };
@@ -109,7 +179,7 @@ impl<K, V> TypedKeyValueStore<K, V> {
     /// Deletes `key`, returning its value.
     pub fn delete(&self, key: &K) -> Result<Option<V>> {
         let key = self.keys.serialize(key)?;
-        let old = match &self.store {
+        let old = match self.byte_store() {
             ByteStore::Logged(logged) => logged.delete(&key)?,
             ByteStore::Unlogged(store) => store.delete(&key)?,
         };
@@ -123,7 +193,7 @@ impl<K, V> TypedKeyValueStore<K, V> {
         to: &K,
     ) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
         let range = KeyRange::inclusive(self.keys.serialize(from)?, self.keys.serialize(to)?);
-        self.decode(self.scan(&range, false)?)
+        self.decode(self.byte_store().scan(&range, false)?)
     }
 
     /// Entries with `from <= key <= to` in descending serialized-key order.
@@ -133,7 +203,7 @@ impl<K, V> TypedKeyValueStore<K, V> {
         to: &K,
     ) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
         let range = KeyRange::inclusive(self.keys.serialize(from)?, self.keys.serialize(to)?);
-        self.decode(self.scan(&range, true)?)
+        self.decode(self.byte_store().scan(&range, true)?)
     }
 
     /// Entries whose serialized key starts with the serialized `prefix`.
@@ -142,63 +212,17 @@ impl<K, V> TypedKeyValueStore<K, V> {
         prefix: &K,
     ) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
         let range = KeyRange::prefix(&self.keys.serialize(prefix)?);
-        self.decode(self.scan(&range, false)?)
+        self.decode(self.byte_store().scan(&range, false)?)
     }
 
     /// Every entry.
     pub fn all(&self) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + '_> {
-        self.decode(self.scan(&KeyRange::all(), false)?)
+        self.decode(self.byte_store().scan(&KeyRange::all(), false)?)
     }
 
     /// The backend's entry estimate (committed entries).
     pub fn approximate_num_entries(&self) -> Result<u64> {
         self.committed().approximate_num_entries()
-    }
-
-    /// Commits: with logging, makes changes durable in the changelog and applies them to
-    /// the store (see [`LoggedStore::commit`]); without, flushes the store.
-    pub async fn commit(&mut self) -> Result<CommitSummary> {
-        match &mut self.store {
-            ByteStore::Logged(logged) => logged.commit().await,
-            ByteStore::Unlogged(store) => {
-                store.flush()?;
-                Ok(CommitSummary {
-                    records: 0,
-                    position: store.position()?,
-                })
-            }
-        }
-    }
-
-    /// Input offsets the next commit sends into its transaction under exactly-once (see
-    /// [`LoggedStore::set_source_offsets`]); ignored when logging is disabled.
-    pub fn set_source_offsets(&self, source: crate::SourceOffsets) {
-        if let ByteStore::Logged(logged) = &self.store {
-            logged.set_source_offsets(source);
-        }
-    }
-
-    /// The committed store underneath, without its changelog sink; uncommitted changes are
-    /// dropped. A revoked partition's store becomes a standby this way without closing.
-    pub fn into_committed(self) -> Arc<dyn KeyValueStore> {
-        match self.store {
-            ByteStore::Logged(logged) => logged.inner().clone(),
-            ByteStore::Unlogged(store) => store,
-        }
-    }
-
-    /// Flushes and closes the store; uncommitted changes are dropped.
-    pub fn close(self) -> Result<()> {
-        self.committed().close()
-    }
-
-    fn scan(&self, range: &KeyRange, descending: bool) -> Result<KvIter<'_>> {
-        match (&self.store, descending) {
-            (ByteStore::Logged(logged), false) => logged.range(range),
-            (ByteStore::Logged(logged), true) => logged.reverse_range(range),
-            (ByteStore::Unlogged(store), false) => store.range(range),
-            (ByteStore::Unlogged(store), true) => store.reverse_range(range),
-        }
     }
 
     fn decode<'a>(

@@ -3,6 +3,7 @@
 mod chunk;
 mod guarantee;
 pub mod in_memory;
+mod positions;
 mod reader;
 mod record;
 mod sink;
@@ -11,8 +12,9 @@ mod topic;
 
 pub use chunk::{ChangelogChunk, Headers};
 pub use guarantee::{IsolationLevel, ProcessingGuarantee};
+pub use positions::ChangelogPositions;
 pub use reader::{ChangelogReader, LogOffsets, ReadAhead, RestoreCursor};
 pub use record::{ChangelogRecord, ConsumedRecord};
-pub use sink::ChangelogSink;
-pub use source::SourceOffsets;
+pub use sink::{ChangelogSink, SinkCommit, SourceCommit};
+pub use source::{InputBinding, SourceOffsets};
 pub use topic::{Changelog, SinkOptions, TopicSpec, changelog_topic_name};

@@ -14,6 +14,11 @@ pub struct LogOffsets {
     /// One past the last readable offset (Kafka's high watermark, or the last stable
     /// offset under read-committed). `start == end` means nothing to read.
     pub end: Offset,
+    /// One past the last offset in the log whatever the isolation (Kafka's high
+    /// watermark): equal to `end` read-uncommitted, and above it read-committed while a
+    /// transaction is open. A store position at or past `end` but below `log_end` sits
+    /// after an open transaction, not in a recreated topic.
+    pub log_end: Offset,
 }
 
 /// Reads changelog partitions back, for restore.

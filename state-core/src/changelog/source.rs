@@ -1,31 +1,67 @@
-//! Input positions committed together with the changelog under exactly-once.
+//! Input positions committed together with the changelog.
 
-use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use crate::{Offset, Partition};
 
-/// Input offsets a stream processor commits inside the changelog transaction, so its
-/// input position and its state advance together or not at all (Kafka's
-/// `sendOffsetsToTransaction`).
-#[derive(Clone)]
-pub struct SourceOffsets {
-    /// The input topic.
+/// The input a sink commits offsets for: a consumer group reading one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InputBinding {
+    /// The consumer group (`group.id`; Kafka Streams uses the application id).
+    pub group_id: String,
+    /// The input topic; its partitions are the store partitions.
     pub topic: String,
-    /// The next offset to consume, per input partition.
-    pub offsets: BTreeMap<Partition, Offset>,
-    /// The consumer group's identity in the form the changelog implementation needs —
-    /// for Kafka, rdkafka's `ConsumerGroupMetadata` — with which the broker fences an
-    /// instance of an older group generation.
-    pub group: Arc<dyn Any + Send + Sync>,
 }
 
-impl std::fmt::Debug for SourceOffsets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceOffsets")
-            .field("topic", &self.topic)
-            .field("offsets", &self.offsets)
-            .finish_non_exhaustive()
+impl InputBinding {
+    /// Group `group_id` reading `topic`.
+    pub fn new(group_id: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            topic: topic.into(),
+        }
+    }
+}
+
+/// The next input offset to consume of each input partition a commit covers (Kafka's
+/// `sendOffsetsToTransaction`, or the consumer's commit after a flush at-least-once).
+/// The topic and group are the sink's: see [`InputBinding`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceOffsets {
+    offsets: BTreeMap<Partition, Offset>,
+}
+
+impl SourceOffsets {
+    /// No input offsets: a commit of changelog records only.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Sets the next offset to consume of `partition`.
+    pub fn set(&mut self, partition: Partition, next: Offset) {
+        self.offsets.insert(partition, next);
+    }
+
+    /// The next offset to consume of `partition`, if the commit covers it.
+    pub fn get(&self, partition: Partition) -> Option<Offset> {
+        self.offsets.get(&partition).copied()
+    }
+
+    /// Whether the commit carries no input offset.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// `(partition, next offset)` pairs in partition order.
+    pub fn iter(&self) -> impl Iterator<Item = (Partition, Offset)> + '_ {
+        self.offsets.iter().map(|(&p, &o)| (p, o))
+    }
+}
+
+impl FromIterator<(Partition, Offset)> for SourceOffsets {
+    fn from_iter<I: IntoIterator<Item = (Partition, Offset)>>(iter: I) -> Self {
+        Self {
+            offsets: iter.into_iter().collect(),
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{ChangelogReader, ChangelogSink, IsolationLevel, ProcessingGuarantee};
+use super::{ChangelogReader, ChangelogSink, InputBinding, IsolationLevel, ProcessingGuarantee};
 use crate::Result;
 
 /// The changelog topic name Kafka Streams uses: `<application.id>-<store>-changelog`.
@@ -54,18 +54,40 @@ pub struct SinkOptions {
     /// The transactional id for exactly-once; a new sink with the same id fences the old
     /// one and aborts its open transaction. Required for exactly-once.
     pub transactional_id: Option<String>,
+    /// The input whose offsets this sink's commits carry, if any (see
+    /// [`ChangelogSink::commit`]).
+    pub source: Option<InputBinding>,
+}
+
+impl SinkOptions {
+    /// Options for a sink with `guarantee` and, for exactly-once, `transactional_id`.
+    pub fn new(guarantee: ProcessingGuarantee, transactional_id: impl Into<String>) -> Self {
+        Self {
+            guarantee,
+            transactional_id: Some(transactional_id.into()),
+            source: None,
+        }
+    }
+
+    /// Commits also carry the input offsets of `source`.
+    pub fn with_source(mut self, source: InputBinding) -> Self {
+        self.source = Some(source);
+        self
+    }
 }
 
 /// A changelog service (Kafka, or the in-process log): creates topics and hands out
-/// sinks and readers for them.
+/// sinks (each writes any of its topics) and readers (each reads one topic).
 #[async_trait]
 pub trait Changelog: Send + Sync {
     /// Creates the topic if it is missing; an existing topic with another partition count
     /// is an [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error.
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()>;
 
-    /// A sink writing to `topic`.
-    async fn sink(&self, topic: &str, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>>;
+    /// A sink writing to any of this changelog's topics. Under exactly-once, creating it
+    /// fences an older sink with the same transactional id and waits until that sink's
+    /// open transaction is aborted.
+    async fn sink(&self, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>>;
 
     /// A reader of `topic`.
     async fn reader(

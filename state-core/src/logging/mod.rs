@@ -1,16 +1,25 @@
 //! The logging layer: a store whose every change also goes to a changelog.
 //!
 //! Writes between commits live in a write buffer that reads see (read-your-writes) and are
-//! appended to the changelog as they happen (put = value, delete = tombstone). `commit`
-//! makes the changelog durable first — a flush (at-least-once) or a transaction commit
-//! (exactly-once) — and only then applies the buffer to the store together with the new
-//! changelog position, in one atomic store write. A crash before that leaves the store at
-//! its previous position, and restore brings it forward from the changelog. Every 10,000
-//! committed records or 30 s a commit also flushes the store, so an engine that keeps
-//! writes in memory (RocksDB without its write-ahead log) loses at most that much to a
-//! crash (see `flushes`).
+//! appended to the changelog as they happen (put = value, delete = tombstone). A commit
+//! makes the changelog durable first — one [`ChangelogSink::commit`], a flush or a
+//! transaction, the sink decides — and only then applies the buffer to the store together
+//! with the new changelog position, in one atomic store write. A crash before that leaves
+//! the store at its previous position, and restore brings it forward from the changelog.
+//! Every 10,000 committed records or 30 s a commit also flushes the store, so an engine
+//! that keeps writes in memory (RocksDB without its write-ahead log) loses at most that
+//! much to a crash (see `flushes`).
+//!
+//! Several stores may log through one sink (the store manager gives every store of an
+//! instance the same one); they then commit together, with the input offsets, through
+//! [`commit_together`]: one sink commit, then each store's write (see `commit`). This
+//! layer never asks which guarantee the sink keeps: after a failed commit the sink's
+//! [`acknowledged`](ChangelogSink::acknowledged) offsets say what the changelog holds —
+//! a delivered prefix at-least-once, the last commit after an aborted transaction — and
+//! the next commit appends again exactly the rest.
 
 mod buffer;
+mod commit;
 mod flushes;
 mod merge;
 
@@ -18,15 +27,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use buffer::WriteBuffer;
+pub(crate) use commit::abort_together;
+pub use commit::{JointCommit, commit_together};
 use flushes::FlushSchedule;
 use merge::MergeIter;
 
 use crate::{
-    ChangelogRecord, ChangelogSink, Error, KeyRange, KeyValueStore, KvIter, Offset, Partition,
-    Position, ProcessingGuarantee, Result, SourceOffsets, WriteBatch, WriteOp,
+    ChangelogPositions, ChangelogRecord, ChangelogSink, Error, KeyRange, KeyValueStore, KvIter,
+    Offset, Partition, Position, Result, SourceOffsets, WriteBatch, WriteOp,
 };
 
-/// What a successful [`LoggedStore::commit`] did.
+/// What a successful commit did to one store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitSummary {
     /// Changelog records made durable by this commit.
@@ -42,6 +53,7 @@ pub struct CommitSummary {
 pub struct LoggedStore {
     store: Arc<dyn KeyValueStore>,
     sink: Arc<dyn ChangelogSink>,
+    topic: String,
     partition: Partition,
     state: Mutex<LogState>,
 }
@@ -53,20 +65,22 @@ struct LogState {
     interval_start_ack: Option<Offset>,
     /// After a failed commit: the first buffered record the changelog may lack.
     resend_from: Option<usize>,
-    /// Input offsets to commit in the next transaction (exactly-once).
-    source: Option<SourceOffsets>,
     /// When a commit also flushes the store.
     flushes: FlushSchedule,
 }
 
 impl LoggedStore {
-    /// Wraps `store`, logging its changes to `partition` of `sink`'s topic. The store
-    /// should already be restored up to the changelog's end.
+    /// Wraps `store`, logging its changes to `partition` of changelog `topic` through
+    /// `sink`. The store should already be restored up to the changelog's end. One
+    /// logged store per changelog partition and sink: the sink's acknowledged offsets of
+    /// that partition are this store's alone.
     pub fn new(
         store: Arc<dyn KeyValueStore>,
         sink: Arc<dyn ChangelogSink>,
+        topic: impl Into<String>,
         partition: Partition,
     ) -> Self {
+        let topic = topic.into();
         // Restore leaves the store's position at the changelog's last offset, so the next
         // record this store appends lands right after it. A fresh sink has acknowledged
         // nothing yet, so the sink alone cannot say where this interval starts.
@@ -74,10 +88,11 @@ impl LoggedStore {
             .position()
             .ok()
             .and_then(|position| position.applied(partition))
-            .max(sink.acknowledged().applied(partition));
+            .max(sink.acknowledged().applied(&topic, partition));
         Self {
             store,
             sink,
+            topic,
             partition,
             state: Mutex::new(LogState {
                 interval_start_ack,
@@ -96,17 +111,14 @@ impl LoggedStore {
         &self.sink
     }
 
+    /// The changelog topic this store logs to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// The changelog partition this store logs to.
     pub fn partition(&self) -> Partition {
         self.partition
-    }
-
-    /// Input offsets the next commit sends into its transaction (exactly-once), replacing
-    /// any set before: the input position then advances with this store's changes or
-    /// not at all. At-least-once ignores them — the caller commits its input offsets
-    /// after [`commit`](Self::commit) returns.
-    pub fn set_source_offsets(&self, source: SourceOffsets) {
-        self.lock().source = Some(source);
     }
 
     /// Number of changelog records appended since the last successful commit.
@@ -196,94 +208,94 @@ impl LoggedStore {
     }
 
     /// Makes the changes since the last commit durable in the changelog, then applies
-    /// them to the store atomically with the new changelog position.
+    /// them to the store atomically with the new changelog position — for a store that
+    /// has its sink to itself (built alone by
+    /// [`StoreBuilder::build`](crate::StoreBuilder::build)). Stores sharing a sink commit
+    /// together with [`commit_together`], as the store manager does: a commit of one of
+    /// them alone would commit the others' records without their input offsets.
     ///
     /// On error nothing is applied to the store and the buffered writes are kept (reads
-    /// still see them); the next `commit` appends again what the changelog lacks — only
-    /// the unacknowledged suffix at-least-once, the whole interval in a fresh transaction
-    /// exactly-once (the failed one is aborted) — so nothing committed is lost and replay
-    /// stays a prefix of the operations.
+    /// still see them); the next `commit` appends again what the changelog lacks, so
+    /// nothing committed is lost and replay stays a prefix of the operations.
     pub async fn commit(&mut self) -> Result<CommitSummary> {
-        let guarantee = self.sink.guarantee();
-        let state = self.state.get_mut().map_err(|_| poisoned())?;
-        let exactly_once = guarantee == ProcessingGuarantee::ExactlyOnce;
-        if !exactly_once {
-            state.source = None;
-        }
-        if state.buffer.is_empty() && state.source.is_none() {
+        if self.is_clean() {
             return Ok(CommitSummary {
                 records: 0,
                 position: self.store.position()?,
             });
         }
-        if exactly_once && state.buffer.is_empty() && !self.sink.in_transaction() {
-            // Input was consumed without changing this store: its offsets still need a
-            // transaction to commit in.
-            self.sink.begin_transaction()?;
-        }
+        let sink = self.sink.clone();
+        let mut joint = commit_together(sink.as_ref(), &mut [self], &SourceOffsets::none()).await?;
+        joint.stores.pop().unwrap_or_else(|| {
+            Err(Error::internal(
+                "a joint commit of one store reported no store",
+            ))
+        })
+    }
+
+    /// Whether nothing awaits a commit: no buffered write, no resend.
+    fn is_clean(&mut self) -> bool {
+        let state = self.state_mut();
+        state.buffer.is_empty() && state.resend_from.is_none()
+    }
+
+    /// First step of a commit: appends again what a failed commit left out of the
+    /// changelog, so the sink's commit covers the whole interval.
+    fn resend(&mut self) -> Result<()> {
+        let (sink, topic, partition) = (self.sink.clone(), self.topic.clone(), self.partition);
+        let state = self.state_mut();
         if let Some(from) = state.resend_from {
-            if guarantee == ProcessingGuarantee::ExactlyOnce && !self.sink.in_transaction() {
-                self.sink.begin_transaction()?;
-            }
             for record in &state.buffer.records()[from..] {
-                self.sink.append(self.partition, record)?;
+                sink.append(&topic, partition, record)?;
             }
             state.resend_from = None;
         }
-        let flushed = match (guarantee, &state.source) {
-            (ProcessingGuarantee::AtLeastOnce, _) => self.sink.flush().await,
-            (ProcessingGuarantee::ExactlyOnce, None) => self.sink.commit_transaction().await,
-            (ProcessingGuarantee::ExactlyOnce, Some(source)) => {
-                match self.sink.send_source_offsets(source).await {
-                    Ok(()) => self.sink.commit_transaction().await,
-                    Err(err) => Err(err),
-                }
-            }
-        };
-        let acknowledged = match flushed {
-            Ok(acknowledged) => acknowledged,
-            Err(err) => {
-                let resend_from = match guarantee {
-                    ProcessingGuarantee::AtLeastOnce => {
-                        delivered_prefix(state, self.sink.acknowledged().applied(self.partition))
-                    }
-                    ProcessingGuarantee::ExactlyOnce => {
-                        if let Err(abort_err) = self.sink.abort_transaction().await {
-                            log::warn!(
-                                "aborting the failed changelog transaction on {} also failed: {abort_err}",
-                                self.sink.topic()
-                            );
-                        }
-                        0
-                    }
-                };
-                state.resend_from = Some(resend_from);
-                return Err(err.context(format!(
-                    "commit of store {} to changelog {} partition {}",
-                    self.store.name(),
-                    self.sink.topic(),
-                    self.partition
-                )));
-            }
-        };
-        state.source = None;
+        Ok(())
+    }
+
+    /// After a commit or abort that did not make the interval durable: notes from the
+    /// sink's acknowledged offsets where the changelog's copy of the interval stops, so
+    /// the next commit appends the rest again.
+    fn rebase(&mut self) {
+        let acknowledged = self
+            .sink
+            .acknowledged()
+            .applied(&self.topic, self.partition);
+        let state = self.state_mut();
+        if !state.buffer.is_empty() {
+            state.resend_from = Some(delivered_prefix(state, acknowledged));
+        }
+    }
+
+    /// Last step of a commit whose sink side succeeded: writes the interval to the store
+    /// at the position `positions` acknowledged for this store's partition.
+    fn apply(&mut self, positions: &ChangelogPositions) -> Result<CommitSummary> {
+        let (topic, partition) = (self.topic.clone(), self.partition);
+        let store = self.store.clone();
+        let state = self.state_mut();
         if state.buffer.is_empty() {
             return Ok(CommitSummary {
                 records: 0,
-                position: self.store.position()?,
+                position: store.position()?,
             });
         }
-        let offset = acknowledged.applied(self.partition).ok_or_else(|| {
+        let offset = positions.applied(&topic, partition).ok_or_else(|| {
             Error::internal(format!(
-                "changelog {} acknowledged no offset for partition {} after {} appends",
-                self.sink.topic(),
-                self.partition,
+                "the changelog sink acknowledged no offset for topic {topic} partition \
+                 {partition} after {} appends",
                 state.buffer.len()
             ))
         })?;
-        let position = Position::of(self.partition, offset);
-        self.store
-            .write_with_position(&state.buffer.to_batch(), &position)?;
+        let position = Position::of(partition, offset);
+        store
+            .write_with_position(&state.buffer.to_batch(), &position)
+            .map_err(|err| {
+                err.context(format!(
+                    "writing the commit of store {} (changelog {topic} partition {partition}, \
+                     durable there)",
+                    store.name()
+                ))
+            })?;
         let records = state.buffer.len();
         state.buffer.clear();
         state.interval_start_ack = Some(offset);
@@ -291,25 +303,28 @@ impl LoggedStore {
         if state.flushes.committed(records, now) {
             // The commit stands either way: an engine that cannot flush now is asked
             // again at the next commit, and meanwhile a crash replays a longer tail.
-            match self.store.flush() {
+            match store.flush() {
                 Ok(()) => state.flushes.flushed(now),
                 Err(err) => log::warn!(
                     "flushing store {} after a commit (tried again at the next one): {err}",
-                    self.store.name()
+                    store.name()
                 ),
             }
         }
         Ok(CommitSummary { records, position })
     }
 
+    fn state_mut(&mut self) -> &mut LogState {
+        // A panic while holding the lock cannot leave the buffer half-updated in a way
+        // that matters more than losing the process, so keep serving.
+        self.state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn log(&self, state: &mut LogState, record: ChangelogRecord) -> Result<()> {
         if state.resend_from.is_none() {
-            if self.sink.guarantee() == ProcessingGuarantee::ExactlyOnce
-                && !self.sink.in_transaction()
-            {
-                self.sink.begin_transaction()?;
-            }
-            self.sink.append(self.partition, &record)?;
+            self.sink.append(&self.topic, self.partition, &record)?;
         }
         // While a failed commit awaits its retry, new records join the buffer and are
         // appended behind the resent ones at the next commit, keeping changelog order.
@@ -353,10 +368,6 @@ fn delivered_prefix(state: &LogState, acknowledged_now: Option<Offset>) -> usize
             0
         }
     }
-}
-
-fn poisoned() -> Error {
-    Error::internal("logged store state lock poisoned by an earlier panic")
 }
 
 fn now_millis() -> i64 {

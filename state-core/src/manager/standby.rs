@@ -9,11 +9,13 @@ use crate::{
     Result, restore,
 };
 
-/// How far one standby is behind its changelog.
+/// How far one store's standby of one partition is behind its changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandbyLag {
     /// The changelog partition.
     pub partition: Partition,
+    /// The store name.
+    pub store: String,
     /// The next changelog offset the standby will apply.
     pub next_offset: Offset,
     /// The changelog's end offset when asked.

@@ -5,6 +5,7 @@ mod open;
 mod progress;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use listener::{NoopRestoreListener, RestoreListener, RestoreTarget, WipeReason};
@@ -12,8 +13,8 @@ pub use open::open_or_rebuild;
 pub use progress::{FanOutRestoreListener, PartitionProgress, RestorePhase, RestoreProgress};
 
 use crate::{
-    ChangelogChunk, ChangelogReader, Error, ErrorKind, KeyValueStore, Offset, Partition, Position,
-    ReadAhead, Result,
+    ChangelogChunk, ChangelogReader, Error, ErrorKind, KeyValueStore, LogOffsets, Offset,
+    Partition, Position, ReadAhead, Result,
 };
 
 /// Checks each changelog record before restore applies it, so bytes no serde can read are
@@ -44,6 +45,11 @@ pub struct RestoreOptions {
     pub stall_timeout: Duration,
     /// Optional per-record check (the typed store plugs its serdes in here).
     pub validator: Option<Arc<dyn RecordValidator>>,
+    /// When set and raised, restore stops before its next batch with
+    /// [`ErrorKind::Closed`]; what it applied stays, with its position, so the next
+    /// restore resumes there. The store manager raises it when a partition is revoked
+    /// or lost mid-restore, so the revoke need not wait for the whole restore.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for RestoreOptions {
@@ -53,6 +59,7 @@ impl Default for RestoreOptions {
             max_bytes_in_flight: DEFAULT_MAX_BYTES_IN_FLIGHT,
             stall_timeout: Duration::from_secs(300),
             validator: None,
+            cancel: None,
         }
     }
 }
@@ -63,6 +70,13 @@ impl RestoreOptions {
         self.batch_size
             .unwrap_or_else(|| store.capability().restore_batch)
             .max(1)
+    }
+
+    /// Whether [`cancel`](Self::cancel) was raised.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|cancel| cancel.load(Ordering::SeqCst))
     }
 
     /// How far a cursor feeding `store` may read ahead.
@@ -81,6 +95,7 @@ impl std::fmt::Debug for RestoreOptions {
             .field("max_bytes_in_flight", &self.max_bytes_in_flight)
             .field("stall_timeout", &self.stall_timeout)
             .field("validator", &self.validator.is_some())
+            .field("cancelled", &self.cancelled())
             .finish()
     }
 }
@@ -121,7 +136,7 @@ pub async fn restore(
         partition,
     };
     let offsets = reader.offsets(partition).await?;
-    let mut wiped = check_position(store, partition, offsets.start, offsets.end)?;
+    let mut wiped = check_position(store, partition, offsets)?;
     if let Some(reason) = &wiped {
         wipe(store, target, reason, listener)?;
     }
@@ -154,6 +169,16 @@ pub async fn restore(
         };
         let mut last_progress = Instant::now();
         while cursor.position() < end {
+            if options.cancelled() {
+                return Err(Error::new(
+                    ErrorKind::Closed,
+                    format!(
+                        "restore of store {} cancelled at offset {} of {end}",
+                        target.store,
+                        cursor.position()
+                    ),
+                ));
+            }
             let before = cursor.position();
             let mut chunk = cursor.next_chunk(batch_records).await?;
             let reached = cursor.position().min(end);
@@ -216,13 +241,20 @@ pub async fn restore(
     }
 }
 
-/// Whether the store's position fits the changelog's current extent.
+/// Whether the store's position fits the changelog's current extent. A position past
+/// the readable end but inside the log (read-committed, behind another producer's open
+/// transaction, or before the markers of a commit landed) is kept: the store holds only
+/// committed records, and restore has nothing to add.
 fn check_position(
     store: &dyn KeyValueStore,
     partition: Partition,
-    log_start: Offset,
-    log_end: Offset,
+    offsets: LogOffsets,
 ) -> Result<Option<WipeReason>> {
+    let LogOffsets {
+        start: log_start,
+        log_end,
+        ..
+    } = offsets;
     Ok(match store.position()?.applied(partition) {
         Some(applied) if applied + 1 < log_start => {
             Some(WipeReason::PositionBelowLogStart { applied, log_start })

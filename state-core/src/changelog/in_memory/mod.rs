@@ -4,7 +4,7 @@
 //! [`InMemoryChangelog`] holds topics of N partitions. Each partition is a log of entries
 //! at offsets from 0: data records and transaction markers (a marker takes an offset, as
 //! in Kafka), between a log start offset and a log end offset (the next offset). It hands
-//! out [`InMemorySink`]s (a producer: `append` buffers, `flush` writes) and
+//! out [`InMemorySink`]s (a producer for every topic: `append` buffers, `commit` writes) and
 //! [`InMemoryReader`]s (a consumer with an isolation level), and offers the admin and
 //! fault knobs the conformance suite needs: delete-records ([`truncate_before`]),
 //! compaction ([`compact`]), topic recreation ([`recreate_topic`]), a coordinator timeout
@@ -13,9 +13,12 @@
 //!
 //! Transactions follow Kafka: records flushed inside a transaction enter the log at once
 //! (read-uncommitted readers see them), commit and abort write a marker to every
-//! partition the transaction touched, the last stable offset (the first offset of the
-//! oldest open transaction) bounds read-committed readers, and a new sink with the same
-//! transactional id aborts the old one's open transaction and fences it.
+//! partition of every topic the transaction touched, the last stable offset (the first
+//! offset of the oldest open transaction) bounds read-committed readers, and a new sink
+//! with the same transactional id aborts the old one's open transaction and fences it.
+//! Input offsets sent into a transaction are committed with it, as Kafka's
+//! `sendOffsetsToTransaction`; [`committed_offsets`](InMemoryChangelog::committed_offsets)
+//! reads them back.
 //!
 //! Nothing here waits: the async methods finish without suspending, and no lock is held
 //! across an `await`.
@@ -34,15 +37,16 @@ mod reader;
 mod sink;
 mod state;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
 use crate::changelog::{
-    Changelog, ChangelogReader, ChangelogSink, IsolationLevel, ProcessingGuarantee, SinkOptions,
-    TopicSpec,
+    Changelog, ChangelogReader, ChangelogSink, InputBinding, IsolationLevel, ProcessingGuarantee,
+    SinkOptions, TopicSpec,
 };
-use crate::{Error, Result};
+use crate::{Error, Offset, Partition, Result};
 
 pub use admin::{LoggedRecord, RecordStatus, TxnMarker};
 pub use reader::{InMemoryCursor, InMemoryReader};
@@ -102,28 +106,38 @@ impl InMemoryChangelog {
         }
     }
 
-    /// A sink for `topic` (see [`Changelog::sink`]), without an executor.
-    pub fn sink_now(&self, topic: &str, options: &SinkOptions) -> Result<InMemorySink> {
+    /// A sink (see [`Changelog::sink`]), without an executor. Under exactly-once it
+    /// fences an older sink with the same transactional id and aborts its open
+    /// transaction.
+    pub fn sink_now(&self, options: &SinkOptions) -> Result<InMemorySink> {
         let transactional_id = match (options.guarantee, options.transactional_id.as_deref()) {
             (ProcessingGuarantee::ExactlyOnce, Some(id)) if !id.is_empty() => Some(id),
             (ProcessingGuarantee::ExactlyOnce, _) => {
-                return Err(Error::invalid_input(format!(
-                    "an exactly-once sink for topic {topic} needs a non-empty transactional id"
-                )));
+                return Err(Error::invalid_input(
+                    "an exactly-once sink needs a non-empty transactional id",
+                ));
             }
             // An at-least-once sink writes plain records; a transactional id means nothing.
             (ProcessingGuarantee::AtLeastOnce, _) => None,
         };
         let mut state = lock(&self.shared);
-        let generation = state.topic(topic)?.generation;
         let producer = transactional_id.map(|id| (id.to_owned(), state.register_producer(id)));
         Ok(InMemorySink::new(
             Arc::clone(&self.shared),
-            topic.to_owned(),
             options.guarantee,
             producer,
-            generation,
+            options.source.clone(),
         ))
+    }
+
+    /// The input offsets committed for `input` so far (as Kafka's `__consumer_offsets`
+    /// holds them for a group): the next offset to consume per partition.
+    pub fn committed_offsets(&self, input: &InputBinding) -> BTreeMap<Partition, Offset> {
+        lock(&self.shared)
+            .group_offsets
+            .get(input)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// A reader of `topic` (see [`Changelog::reader`]), without an executor.
@@ -143,8 +157,8 @@ impl Changelog for InMemoryChangelog {
         self.ensure_topic_now(spec)
     }
 
-    async fn sink(&self, topic: &str, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>> {
-        Ok(Arc::new(self.sink_now(topic, options)?))
+    async fn sink(&self, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>> {
+        Ok(Arc::new(self.sink_now(options)?))
     }
 
     async fn reader(

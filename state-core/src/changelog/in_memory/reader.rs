@@ -39,6 +39,7 @@ impl InMemoryReader {
         Ok(LogOffsets {
             start: log.start(),
             end: log.end_for(self.isolation),
+            log_end: log.end(),
         })
     }
 }
@@ -93,6 +94,7 @@ impl RestoreCursor for InMemoryCursor {
         let offsets = LogOffsets {
             start: log.start(),
             end: log.end(),
+            log_end: log.end(),
         };
         check_in_range(topic, self.partition, self.position, offsets)?;
         let batch = log.read(self.position, end, max, |txn| match (isolation, txn) {

@@ -1,11 +1,11 @@
 //! The shared state behind one `InMemoryChangelog`: topics, producers, transactions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::log::{PartitionLog, TxnId};
-use crate::changelog::TopicSpec;
-use crate::{Error, ErrorKind, Partition, Result};
+use crate::changelog::{InputBinding, SourceOffsets, TopicSpec};
+use crate::{Error, ErrorKind, Offset, Partition, Result};
 
 /// Locks `mutex`, recovering from poisoning: library code never panics while holding an
 /// in-memory changelog lock, and every update leaves the state consistent.
@@ -82,8 +82,10 @@ impl Topic {
 pub(super) struct Producer {
     /// The epoch of the newest sink with this id; older sinks are fenced.
     pub(super) epoch: u64,
-    /// The open transaction and the topic it writes to.
-    pub(super) open_txn: Option<(TxnId, String)>,
+    /// The open transaction; it may write to any topic.
+    pub(super) open_txn: Option<TxnId>,
+    /// Input offsets sent into the open transaction: committed with it or dropped.
+    pub(super) pending_offsets: Vec<(InputBinding, SourceOffsets)>,
 }
 
 /// Everything behind the changelog's one lock.
@@ -92,6 +94,9 @@ pub(super) struct State {
     pub(super) topics: HashMap<String, Topic>,
     pub(super) producers: HashMap<String, Producer>,
     pub(super) txns: HashMap<TxnId, TxnStatus>,
+    /// Committed input offsets per consumer group and input topic, as Kafka's
+    /// `__consumer_offsets`.
+    pub(super) group_offsets: HashMap<InputBinding, BTreeMap<Partition, Offset>>,
     next_txn: TxnId,
 }
 
@@ -124,18 +129,14 @@ impl State {
             .or_insert(Producer {
                 epoch: 0,
                 open_txn: None,
+                pending_offsets: Vec::new(),
             });
         producer.epoch += 1;
         producer.epoch
     }
 
     /// Fails with `Fenced` unless `epoch` is still the current one of `transactional_id`.
-    pub(super) fn check_epoch(
-        &self,
-        transactional_id: &str,
-        epoch: u64,
-        topic: &str,
-    ) -> Result<()> {
+    pub(super) fn check_epoch(&self, transactional_id: &str, epoch: u64) -> Result<()> {
         let current = self.producers.get(transactional_id).map(|p| p.epoch);
         if current == Some(epoch) {
             return Ok(());
@@ -143,8 +144,8 @@ impl State {
         Err(Error::new(
             ErrorKind::Fenced,
             format!(
-                "sink of topic {topic} with transactional id {transactional_id} (epoch {epoch}) \
-                 was fenced: a newer producer (epoch {}) took over or its transaction timed out",
+                "sink with transactional id {transactional_id} (epoch {epoch}) was fenced: a \
+                 newer producer (epoch {}) took over or its transaction timed out",
                 current.unwrap_or(0)
             ),
         ))
@@ -154,36 +155,66 @@ impl State {
     pub(super) fn open_txn(&self, transactional_id: &str) -> Option<TxnId> {
         self.producers
             .get(transactional_id)
-            .and_then(|producer| producer.open_txn.as_ref())
-            .map(|(txn, _)| *txn)
+            .and_then(|producer| producer.open_txn)
     }
 
-    /// Opens a transaction for `transactional_id` on `topic`.
-    pub(super) fn begin_txn(&mut self, transactional_id: &str, topic: &str) -> TxnId {
+    /// The open transaction of `transactional_id`, opened now if there is none.
+    pub(super) fn open_or_begin_txn(&mut self, transactional_id: &str) -> TxnId {
+        if let Some(txn) = self.open_txn(transactional_id) {
+            return txn;
+        }
         self.next_txn += 1;
         let txn = self.next_txn;
         self.txns.insert(txn, TxnStatus::Open);
         if let Some(producer) = self.producers.get_mut(transactional_id) {
-            producer.open_txn = Some((txn, topic.to_owned()));
+            producer.open_txn = Some(txn);
         }
         txn
     }
 
+    /// Adds `offsets` of `input` to the open transaction of `transactional_id`.
+    pub(super) fn send_offsets_to_txn(
+        &mut self,
+        transactional_id: &str,
+        input: &InputBinding,
+        offsets: &SourceOffsets,
+    ) {
+        if let Some(producer) = self.producers.get_mut(transactional_id) {
+            producer
+                .pending_offsets
+                .push((input.clone(), offsets.clone()));
+        }
+    }
+
+    /// Stores `offsets` as the committed input offsets of `input`.
+    pub(super) fn commit_offsets(&mut self, input: &InputBinding, offsets: &SourceOffsets) {
+        self.group_offsets
+            .entry(input.clone())
+            .or_default()
+            .extend(offsets.iter());
+    }
+
     /// Ends the open transaction of `transactional_id` (if any) with COMMIT or ABORT
-    /// markers in every partition it wrote to.
+    /// markers in every partition of every topic it wrote to; a commit also commits the
+    /// input offsets sent into it.
     pub(super) fn end_producer_txn(&mut self, transactional_id: &str, commit: bool) {
-        let Some((txn, topic)) = self
-            .producers
-            .get_mut(transactional_id)
-            .and_then(|producer| producer.open_txn.take())
-        else {
+        let Some(producer) = self.producers.get_mut(transactional_id) else {
             return;
         };
+        let Some(txn) = producer.open_txn.take() else {
+            return;
+        };
+        let offsets = std::mem::take(&mut producer.pending_offsets);
         // A recreated topic has fresh partitions that never saw the transaction, so no
         // marker lands there; that is what `end_txn` checks.
-        if let Some(topic) = self.topics.get_mut(&topic) {
+        for topic in self.topics.values_mut() {
             for log in &mut topic.partitions {
                 log.end_txn(txn, commit);
+            }
+        }
+        if commit {
+            for (input, offsets) in &offsets {
+                self.commit_offsets(input, offsets);
             }
         }
         let status = if commit {

@@ -1,0 +1,263 @@
+//! Commit, revoke and loss: the operations that hold several partitions at once.
+//!
+//! Every store of the instance logs through one sink, whose interval holds the records
+//! of every active partition, so each of these operations takes every active
+//! partition's lock (in ascending order, one operation at a time) before it touches the
+//! sink: a commit of some partitions alone would commit the others' records without
+//! their input offsets. [`StoreManager::active`] passes the same gate before it hands a
+//! partition out, so no partition is written behind a running commit's back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio::sync::OwnedMutexGuard;
+
+use super::state::{Cell, PartitionState, Slot};
+use super::{AfterRevoke, StoreManager, standby::Standby};
+use crate::builder::ByteStore;
+use crate::logging::{LoggedStore, abort_together, commit_together};
+use crate::{KeyValueStore, Partition, Result, SourceCommit, SourceOffsets};
+
+/// What a [`StoreManager::commit`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManagerCommit {
+    /// The active partitions committed, ascending.
+    pub partitions: Vec<Partition>,
+    /// Changelog records made durable, over every store.
+    pub records: usize,
+    /// What became of the input offsets processed since the last commit.
+    pub source: SourceCommit,
+}
+
+/// A partition's lock, held.
+type Held = (Partition, OwnedMutexGuard<Slot>);
+
+impl StoreManager {
+    /// Commits every active partition at once: each store's changes since the last commit
+    /// and the input offsets processed into them become durable in one sink commit (one
+    /// transaction under exactly-once), then each store writes them with its position;
+    /// stores without logging are flushed.
+    ///
+    /// On error every store keeps its uncommitted changes (reads still see them) and the
+    /// next commit appends again what the changelog lacks. An error from a store's own
+    /// write after the sink committed leaves that store behind the changelog, which holds
+    /// its changes; the input offsets then count as committed.
+    pub async fn commit(&self) -> Result<ManagerCommit> {
+        let _commits = self.commits.lock().await;
+        let mut held = self.hold(BTreeMap::new()).await;
+        self.commit_held(&mut held).await
+    }
+
+    /// Gives `partitions` up: commits every active partition (see
+    /// [`commit`](Self::commit)), then closes the stores of `partitions` keeping their
+    /// directories, or keeps them as standbys. A partition still restoring stops at its
+    /// restore's next batch. Partitions not owned here are left as they are. Every
+    /// partition is handled even when the commit or a close fails; the first error is
+    /// returned. A revoked store whose commit failed still holds its last commit, and the
+    /// changelog holds nothing newer that counts (exactly-once) or a prefix
+    /// (at-least-once).
+    pub async fn revoke(&self, partitions: &[Partition], after: AfterRevoke) -> Result<()> {
+        let _commits = self.commits.lock().await;
+        let revoked = self.withdraw(partitions, PartitionState::Revoking);
+        let mut held = self.hold(self.cells_of(&revoked)).await;
+        let mut first_error = self.commit_held(&mut held).await.err();
+        for (partition, slot) in held.iter_mut().filter(|(p, _)| revoked.contains(p)) {
+            let stores = take_stores(slot);
+            let state = match (after, stores.is_empty()) {
+                (AfterRevoke::KeepAsStandby, false) => {
+                    **slot = Slot::Standby(stores.into_iter().map(Standby::new).collect());
+                    PartitionState::Standby
+                }
+                _ => {
+                    if let Err(err) = close_all(stores) {
+                        first_error.get_or_insert(err);
+                    }
+                    PartitionState::Closed
+                }
+            };
+            self.table.set(*partition, state);
+        }
+        first_error.map_or(Ok(()), |err| {
+            Err(err.context(format!("revoking partitions {partitions:?}")))
+        })
+    }
+
+    /// Closes `partitions` without committing, for partitions the group already gave to
+    /// someone else (Kafka's "partitions lost"): committing would race the new owner.
+    /// Their uncommitted writes are dropped and the stores keep their last commit. The
+    /// sink's open interval is ended ([`ChangelogSink::abort`](crate::ChangelogSink::abort)),
+    /// so the partitions that stay append their uncommitted writes again at the next
+    /// commit.
+    pub async fn lose(&self, partitions: &[Partition]) -> Result<()> {
+        let _commits = self.commits.lock().await;
+        let lost = self.withdraw(partitions, PartitionState::Lost);
+        let mut held = self.hold(self.cells_of(&lost)).await;
+        let mut first_error = None;
+        if let Some(sink) = self.sink.get() {
+            let mut logged = logged_stores(&mut held);
+            if !logged.is_empty()
+                && let Err(err) = abort_together(sink.as_ref(), &mut logged).await
+            {
+                first_error = Some(err);
+            }
+        }
+        for (partition, slot) in held.iter_mut().filter(|(p, _)| lost.contains(p)) {
+            if let Err(err) = close_all(take_stores(slot)) {
+                first_error.get_or_insert(err);
+            }
+            self.table.set(*partition, PartitionState::Lost);
+        }
+        first_error.map_or(Ok(()), |err| {
+            Err(err.context(format!("closing lost partitions {partitions:?}")))
+        })
+    }
+
+    /// Ends the assignment here of each of `partitions` that is owned: its restore (if
+    /// any) stops and will not make it active. Returns those partitions.
+    fn withdraw(&self, partitions: &[Partition], state: PartitionState) -> BTreeSet<Partition> {
+        partitions
+            .iter()
+            .copied()
+            .filter(|&p| {
+                self.table
+                    .withdraw(p, state)
+                    .is_some_and(PartitionState::is_owned)
+            })
+            .collect()
+    }
+
+    fn cells_of(&self, partitions: &BTreeSet<Partition>) -> BTreeMap<Partition, Cell> {
+        partitions
+            .iter()
+            .map(|&p| (p, self.table.cell(p)))
+            .collect()
+    }
+
+    /// Locks `extra` and every active partition, in ascending order.
+    async fn hold(&self, mut cells: BTreeMap<Partition, Cell>) -> Vec<Held> {
+        cells.extend(self.table.cells_in(&[PartitionState::Active]));
+        let mut held = Vec::with_capacity(cells.len());
+        for (partition, cell) in cells {
+            held.push((partition, cell.lock_owned().await));
+        }
+        held
+    }
+
+    /// Commits every task in `held` (see [`commit`](Self::commit)).
+    async fn commit_held(&self, held: &mut [Held]) -> Result<ManagerCommit> {
+        let serving: Vec<Partition> = held
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|&p| self.table.state(p) == Some(PartitionState::Active))
+            .collect();
+        for &p in &serving {
+            self.table
+                .advance(p, PartitionState::Active, PartitionState::Committing);
+        }
+        let outcome = self.commit_tasks(held).await;
+        for &p in &serving {
+            self.table
+                .advance(p, PartitionState::Committing, PartitionState::Active);
+        }
+        outcome
+    }
+
+    async fn commit_tasks(&self, held: &mut [Held]) -> Result<ManagerCommit> {
+        let mut source = SourceOffsets::none();
+        let mut partitions = Vec::new();
+        let mut unlogged: Vec<std::sync::Arc<dyn KeyValueStore>> = Vec::new();
+        for (partition, slot) in held.iter() {
+            if let Slot::Active(task) = &**slot {
+                partitions.push(*partition);
+                if let Some(next) = task.pending_offset() {
+                    source.set(*partition, next);
+                }
+                for store in &task.stores {
+                    if let ByteStore::Unlogged(store) = store {
+                        unlogged.push(store.clone());
+                    }
+                }
+            }
+        }
+        let mut logged = logged_stores(held);
+        let mut first_error = None;
+        let mut summary = ManagerCommit {
+            partitions,
+            ..ManagerCommit::default()
+        };
+        if !logged.is_empty() || !source.is_empty() {
+            match self.sink().await {
+                Ok(sink) => match commit_together(sink.as_ref(), &mut logged, &source).await {
+                    Ok(joint) => {
+                        summary.source = joint.sink.source;
+                        for store in joint.stores {
+                            match store {
+                                Ok(done) => summary.records += done.records,
+                                Err(err) => {
+                                    first_error.get_or_insert(err);
+                                }
+                            }
+                        }
+                    }
+                    Err(err) => first_error = Some(err),
+                },
+                Err(err) => first_error = Some(err),
+            }
+        }
+        drop(logged);
+        if summary.source == SourceCommit::Committed {
+            for (partition, slot) in held.iter_mut() {
+                if let Slot::Active(task) = &mut **slot
+                    && let Some(next) = source.get(*partition)
+                {
+                    task.committed = Some(next);
+                }
+            }
+        }
+        for store in unlogged {
+            if let Err(err) = store.flush() {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(summary), Err)
+    }
+}
+
+/// Every logged store of every task in `held`.
+fn logged_stores(held: &mut [Held]) -> Vec<&mut LoggedStore> {
+    held.iter_mut()
+        .filter_map(|(_, slot)| match &mut **slot {
+            Slot::Active(task) => Some(task.stores.iter_mut()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|store| match store {
+            ByteStore::Logged(logged) => Some(logged),
+            ByteStore::Unlogged(_) => None,
+        })
+        .collect()
+}
+
+/// The committed stores a slot holds (a task's or a cancelled restore's), leaving it
+/// empty; uncommitted writes are dropped.
+fn take_stores(slot: &mut Slot) -> Vec<std::sync::Arc<dyn KeyValueStore>> {
+    match std::mem::replace(slot, Slot::Empty) {
+        Slot::Active(task) => task
+            .stores
+            .into_iter()
+            .map(ByteStore::into_committed)
+            .collect(),
+        Slot::Standby(standbys) => standbys.into_iter().map(Standby::into_store).collect(),
+        Slot::Empty => Vec::new(),
+    }
+}
+
+/// Closes every store; the first error is returned.
+pub(super) fn close_all(stores: Vec<std::sync::Arc<dyn KeyValueStore>>) -> Result<()> {
+    let mut first_error = None;
+    for store in stores {
+        if let Err(err) = store.close() {
+            first_error.get_or_insert(err);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,165 @@
+//! Standbys: opening and closing them as placement decides, tailing their changelogs,
+//! and reporting their lag.
+
+use std::collections::BTreeSet;
+
+use futures::future::join_all;
+
+use super::StoreManager;
+use super::commit::close_all;
+use super::standby::{Standby, StandbyLag};
+use super::state::{PartitionState, Slot};
+use crate::{Error, KeyValueStore, Partition, Result, open_or_rebuild};
+
+impl StoreManager {
+    /// Keeps a standby of exactly the partitions of `wanted` that are not owned here:
+    /// opens one for each that has none (a kept directory is reused; the next
+    /// [`update_standbys`](Self::update_standbys) catches it up) and closes, keeping the
+    /// directories, every standby not in `wanted`. Every partition is handled; the first
+    /// error is returned. Standbys need logging on every store (`InvalidInput`
+    /// otherwise, before anything is opened).
+    pub async fn set_standbys(&self, wanted: &BTreeSet<Partition>) -> Result<()> {
+        let mut first_error = None;
+        for partition in self.partitions_in(PartitionState::Standby) {
+            if wanted.contains(&partition) {
+                continue;
+            }
+            let mut slot = self.table.cell(partition).lock_owned().await;
+            if self.table.state(partition) != Some(PartitionState::Standby) {
+                continue;
+            }
+            if let Slot::Standby(standbys) = std::mem::replace(&mut *slot, Slot::Empty) {
+                let stores = standbys.into_iter().map(Standby::into_store).collect();
+                if let Err(err) = close_all(stores) {
+                    first_error.get_or_insert(err);
+                }
+            }
+            self.table.set(partition, PartitionState::Closed);
+        }
+        if !wanted.is_empty()
+            && let Some(unlogged) = self.stores.iter().find(|s| !s.recipe.logging_enabled())
+        {
+            return Err(Error::invalid_input(format!(
+                "store {} has logging disabled: a standby needs a changelog to tail",
+                unlogged.recipe.name()
+            )));
+        }
+        for &partition in wanted {
+            if let Err(err) = self.open_standby(partition).await {
+                first_error.get_or_insert(
+                    err.context(format!("opening the standby of partition {partition}")),
+                );
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn open_standby(&self, partition: Partition) -> Result<()> {
+        let mut slot = self.table.cell(partition).lock_owned().await;
+        let free = matches!(
+            self.table.state(partition),
+            None | Some(PartitionState::Closed | PartitionState::Lost)
+        );
+        if !free || !matches!(*slot, Slot::Empty) {
+            return Ok(());
+        }
+        let context = self.context.for_partition(partition);
+        let mut stores: Vec<std::sync::Arc<dyn KeyValueStore>> = Vec::new();
+        for registered in &self.stores {
+            let opened = context
+                .store_dir(registered.recipe.name())
+                .and_then(|dir| open_or_rebuild(registered.recipe.supplier(), &dir));
+            match opened {
+                Ok((store, _)) => stores.push(store),
+                Err(err) => {
+                    close_all(stores)?;
+                    return Err(err);
+                }
+            }
+        }
+        *slot = Slot::Standby(stores.into_iter().map(Standby::new).collect());
+        self.table.set(partition, PartitionState::Standby);
+        Ok(())
+    }
+
+    /// Applies to every idle standby one batch of what its changelogs hold beyond it (the
+    /// first call per standby catches it up fully), waiting at most the changelog
+    /// reader's poll timeout. Returns the records applied; a standby that fails is logged
+    /// and retried from its position on the next call.
+    pub async fn update_standbys(&self) -> Result<u64> {
+        let standbys = self.table.cells_in(&[PartitionState::Standby]);
+        if standbys.is_empty() {
+            return Ok(0);
+        }
+        let applied = join_all(standbys.into_iter().map(|(partition, cell)| async move {
+            // A standby being promoted or closed is skipped, not waited for.
+            let Ok(mut slot) = cell.try_lock_owned() else {
+                return Ok(0);
+            };
+            let Slot::Standby(standbys) = &mut *slot else {
+                return Ok(0);
+            };
+            let context = self.context.for_partition(partition);
+            let mut applied = 0;
+            for (registered, standby) in self.stores.iter().zip(standbys.iter_mut()) {
+                let Some(topic) = registered.topic(&context).await? else {
+                    continue;
+                };
+                let reader = registered.reader(&context, topic).await?;
+                let options = registered.recipe.restore_options(&context);
+                match standby.poll(reader.as_ref(), partition, &options).await {
+                    Ok(records) => applied += records,
+                    Err(err) => log::warn!(
+                        "standby of store {} partition {partition} failed to update, retrying \
+                         from its position: {err}",
+                        registered.recipe.name()
+                    ),
+                }
+            }
+            Ok::<u64, Error>(applied)
+        }))
+        .await;
+        applied.into_iter().sum()
+    }
+
+    /// How far each store's standby lags its changelog now, by partition then store.
+    pub async fn standby_lags(&self) -> Result<Vec<StandbyLag>> {
+        let mut lags = Vec::new();
+        for (partition, cell) in self.table.cells_in(&[PartitionState::Standby]) {
+            let slot = cell.lock().await;
+            let Slot::Standby(standbys) = &*slot else {
+                continue;
+            };
+            let context = self.context.for_partition(partition);
+            for (registered, standby) in self.stores.iter().zip(standbys) {
+                let Some(topic) = registered.topic(&context).await? else {
+                    continue;
+                };
+                let reader = registered.reader(&context, topic).await?;
+                let next_offset = standby.next_offset(partition)?;
+                let end_offset = reader.offsets(partition).await?.end;
+                lags.push(StandbyLag {
+                    partition,
+                    store: registered.recipe.name().to_owned(),
+                    next_offset,
+                    end_offset,
+                    lag: u64::try_from(end_offset - next_offset).unwrap_or(0),
+                    applied: standby.applied(),
+                });
+            }
+        }
+        Ok(lags)
+    }
+
+    /// Whether any partition has a standby here.
+    pub fn has_standbys(&self) -> bool {
+        !self.partitions_in(PartitionState::Standby).is_empty()
+    }
+
+    /// Partitions with a standby here, ascending.
+    pub fn standbys(&self) -> BTreeSet<Partition> {
+        self.partitions_in(PartitionState::Standby)
+            .into_iter()
+            .collect()
+    }
+}
