@@ -8,12 +8,14 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::FromClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use state_core::{
-    Changelog, ChangelogReader, ChangelogSink, IsolationLevel, Result, SinkOptions, TopicSpec,
+    Changelog, ChangelogReader, ChangelogSink, InputBinding, IsolationLevel, ProcessingGuarantee,
+    Result, SinkOptions, TopicSpec,
 };
 
 use crate::admin::{self, Admin, AdminCreator, TopicCreator};
 use crate::config::KafkaChangelogConfig;
 use crate::error::{At, kafka_error};
+use crate::input::{ConsumerInput, InputGroup};
 use crate::reader::KafkaReader;
 use crate::sink::KafkaSink;
 
@@ -98,19 +100,64 @@ impl KafkaChangelog {
         &self.config
     }
 
-    /// A [`KafkaSink`] for `topic`, as [`Changelog::sink`] without the type erasure.
-    pub async fn kafka_sink(&self, topic: &str, options: &SinkOptions) -> Result<KafkaSink> {
-        KafkaSink::create(&self.config, topic, options).await
+    /// A [`KafkaSink`], as [`Changelog::sink`] without the type erasure. With
+    /// [`SinkOptions::source`] the sink gets a consumer of its own in the input's group
+    /// (never subscribed, so it takes no partitions): at-least-once commits the offsets
+    /// through it, exactly-once sends them into each transaction with its group metadata
+    /// (generation -1: a commit from outside the group's membership, which the broker
+    /// accepts without fencing by generation). A consumer-group member's sink comes from
+    /// its [`StatefulConsumer`](crate::StatefulConsumer) instead, fenced by generation.
+    pub async fn kafka_sink(&self, options: &SinkOptions) -> Result<KafkaSink> {
+        let input = match &options.source {
+            Some(binding) => Some(self.input_consumer(binding, options.guarantee)?),
+            None => None,
+        };
+        KafkaSink::create(&self.config, options, input).await
+    }
+
+    fn input_consumer(
+        &self,
+        binding: &InputBinding,
+        guarantee: ProcessingGuarantee,
+    ) -> Result<Arc<dyn InputGroup>> {
+        let isolation = match guarantee {
+            ProcessingGuarantee::ExactlyOnce => "read_committed",
+            ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
+        };
+        let ours = [
+            ("group.id", binding.group_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("isolation.level", isolation),
+            ("allow.auto.create.topics", "false"),
+        ];
+        let consumer =
+            BaseConsumer::from_config(&self.config.client_config(&ours, &self.config.consumer))
+                .map_err(|err| {
+                    kafka_error(
+                        "creating the input consumer",
+                        At::topic(&binding.topic),
+                        err,
+                    )
+                })?;
+        Ok(Arc::new(ConsumerInput::owned(&binding.topic, consumer)))
     }
 
     /// A [`KafkaReader`] for `topic`, as [`Changelog::reader`] without the type erasure.
     pub fn kafka_reader(&self, topic: &str, isolation: IsolationLevel) -> Result<KafkaReader> {
         let meta = self.watermark_client(topic, isolation)?;
+        // Read-committed readers also learn the log's end beyond the last stable offset.
+        let log_end = match isolation {
+            IsolationLevel::ReadCommitted => {
+                Some(self.watermark_client(topic, IsolationLevel::ReadUncommitted)?)
+            }
+            IsolationLevel::ReadUncommitted => None,
+        };
         Ok(KafkaReader::create(
             Arc::clone(&self.config),
             topic,
             isolation,
             meta,
+            log_end,
         ))
     }
 }
@@ -130,8 +177,8 @@ impl Changelog for KafkaChangelog {
         .await
     }
 
-    async fn sink(&self, topic: &str, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>> {
-        Ok(Arc::new(self.kafka_sink(topic, options).await?))
+    async fn sink(&self, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>> {
+        Ok(Arc::new(self.kafka_sink(options).await?))
     }
 
     async fn reader(

@@ -1,9 +1,10 @@
 //! # changelog-kafka
 //!
 //! The Kafka changelog of statestore on `rdkafka` (librdkafka): [`KafkaChangelog`]
-//! creates compacted changelog topics and hands out [`KafkaSink`]s (a producer with
-//! `enable.idempotence=true`, `acks=all`, transactional under exactly-once) and
-//! [`KafkaReader`]s (consumers with the restore's `isolation.level`).
+//! creates compacted changelog topics and hands out [`KafkaSink`]s (one producer for
+//! every changelog topic, `enable.idempotence=true`, `acks=all`, transactional under
+//! exactly-once with one transaction per commit) and [`KafkaReader`]s (consumers with
+//! the restore's `isolation.level`).
 //!
 //! [`EmbeddedKafka`] runs librdkafka's mock cluster in-process: enough for a demo and for
 //! injected request errors, never a replacement for a real broker in tests of
@@ -25,8 +26,10 @@ mod changelog;
 mod config;
 mod cursor;
 mod deadline;
+mod deliveries;
 mod error;
 pub mod group;
+mod input;
 pub mod mock;
 mod reader;
 mod sink;
@@ -41,4 +44,4 @@ pub use error::is_kafka_error;
 pub use group::{GroupConfig, GroupListener, InputRecord, StandbyPolicy, StatefulConsumer};
 pub use mock::EmbeddedKafka;
 pub use reader::KafkaReader;
-pub use sink::KafkaSink;
+pub use sink::{DEFAULT_TRANSACTION_TIMEOUT, KafkaSink};

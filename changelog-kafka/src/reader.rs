@@ -37,6 +37,8 @@ pub struct KafkaReader {
     config: Arc<KafkaChangelogConfig>,
     /// A group-less consumer for watermark queries.
     meta: Arc<BaseConsumer>,
+    /// Read-committed only: a read-uncommitted one for the log's end.
+    log_end: Option<Arc<BaseConsumer>>,
 }
 
 impl std::fmt::Debug for KafkaReader {
@@ -76,46 +78,28 @@ impl KafkaReader {
         topic: &str,
         isolation: IsolationLevel,
         meta: Arc<BaseConsumer>,
+        log_end: Option<Arc<BaseConsumer>>,
     ) -> Self {
         Self {
             topic: topic.to_owned(),
             isolation,
             config,
             meta,
+            log_end,
         }
     }
 
-    /// A client for watermark queries under `isolation` (under read-committed the high
-    /// end is the last stable offset); `topic` only names the error.
-    pub(crate) fn watermark_client(
-        config: &KafkaChangelogConfig,
-        topic: &str,
-        isolation: IsolationLevel,
-    ) -> Result<BaseConsumer> {
-        let ours = [
-            ("isolation.level", isolation_level(isolation)),
-            ("allow.auto.create.topics", "false"),
-        ];
-        BaseConsumer::from_config(&config.client_config(&ours, &config.consumer))
-            .map_err(|err| kafka_error("creating a consumer", At::topic(topic), err))
-    }
-}
-
-#[async_trait]
-impl ChangelogReader for KafkaReader {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    fn isolation(&self) -> IsolationLevel {
-        self.isolation
-    }
-
-    async fn offsets(&self, partition: Partition) -> Result<LogOffsets> {
-        let meta = Arc::clone(&self.meta);
+    /// `(low, high)` watermarks of `partition` from `client`, retried while metadata
+    /// settles.
+    async fn watermarks(
+        &self,
+        client: &Arc<BaseConsumer>,
+        partition: Partition,
+    ) -> Result<(Offset, Offset)> {
+        let meta = Arc::clone(client);
         let topic = self.topic.clone();
         let timeout = self.config.metadata_timeout;
-        let (start, end) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             // Right after a topic is created or a leader moves, brokers answer with
             // NotLeader / UnknownTopicOrPartition until metadata settles: retry those until
             // the metadata timeout rather than failing a restore that would succeed.
@@ -173,8 +157,47 @@ impl ChangelogReader for KafkaReader {
                 "watermark task for topic {} failed: {err}",
                 self.topic
             ))
-        })??;
-        Ok(LogOffsets { start, end })
+        })?
+    }
+
+    /// A client for watermark queries under `isolation` (under read-committed the high
+    /// end is the last stable offset); `topic` only names the error.
+    pub(crate) fn watermark_client(
+        config: &KafkaChangelogConfig,
+        topic: &str,
+        isolation: IsolationLevel,
+    ) -> Result<BaseConsumer> {
+        let ours = [
+            ("isolation.level", isolation_level(isolation)),
+            ("allow.auto.create.topics", "false"),
+        ];
+        BaseConsumer::from_config(&config.client_config(&ours, &config.consumer))
+            .map_err(|err| kafka_error("creating a consumer", At::topic(topic), err))
+    }
+}
+
+#[async_trait]
+impl ChangelogReader for KafkaReader {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn isolation(&self) -> IsolationLevel {
+        self.isolation
+    }
+
+    async fn offsets(&self, partition: Partition) -> Result<LogOffsets> {
+        let (start, end) = self.watermarks(&self.meta, partition).await?;
+        // Asked after the stable end, so it is never below it: offsets only grow.
+        let log_end = match &self.log_end {
+            Some(client) => self.watermarks(client, partition).await?.1,
+            None => end,
+        };
+        Ok(LogOffsets {
+            start,
+            end,
+            log_end,
+        })
     }
 
     async fn open(&self, partition: Partition, from: Offset) -> Result<Box<dyn RestoreCursor>> {

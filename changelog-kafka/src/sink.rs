@@ -1,166 +1,73 @@
-//! [`KafkaSink`]: the changelog write side on a librdkafka producer with delivery
-//! callbacks, flushed at commit.
+//! [`KafkaSink`]: the changelog write side on one librdkafka producer for every changelog
+//! topic of an instance, with delivery callbacks, committed at commit.
+//!
+//! Under exactly-once the producer is transactional and every commit is one transaction
+//! (Kafka Streams' exactly-once v2, KIP-447): the first append of an interval begins it,
+//! the commit flushes it, sends the input offsets into it with the group's metadata and
+//! commits it. A failed commit aborts it, so no transaction outlives a failed commit.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
-    ChangelogRecord, ChangelogSink, Error, ErrorKind, Partition, Position, ProcessingGuarantee,
-    Result, SinkOptions, SourceOffsets,
+    ChangelogPositions, ChangelogRecord, ChangelogSink, Error, ErrorKind, Partition,
+    ProcessingGuarantee, Result, SinkCommit, SinkOptions, SourceCommit, SourceOffsets,
 };
 
 use crate::config::KafkaChangelogConfig;
 use crate::deadline::deadline_after;
+use crate::deliveries::DeliveryContext;
 use crate::error::{At, kafka_error};
-
-/// What the delivery callbacks learned.
-#[derive(Default)]
-struct Deliveries {
-    /// Highest acknowledged offset per partition.
-    acked: BTreeMap<Partition, i64>,
-    /// Highest acknowledged offset per partition such that no record appended before it
-    /// failed: what [`ChangelogSink::acknowledged`] reports, so a resend after a failed
-    /// flush never skips a record missing from the log.
-    prefix: BTreeMap<Partition, i64>,
-    /// Per partition, the append sequence numbers whose acknowledgements must not move
-    /// `prefix`: from the first failed record up to the flush that reported it
-    /// (unbounded while unreported).
-    gaps: BTreeMap<Partition, (usize, usize)>,
-    /// The first failed delivery since the last flush.
-    failure: Option<Error>,
-    /// Delivery reports received (acknowledged or failed), for `flush` to wait on.
-    settled: usize,
-}
-
-impl Deliveries {
-    /// Ends every open gap at `next_seq`: records appended from now on are resends.
-    fn close_gaps(&mut self, next_seq: usize) {
-        for gap in self.gaps.values_mut() {
-            gap.1 = gap.1.min(next_seq);
-        }
-    }
-
-    /// Goes back to an earlier acknowledged state (after an aborted transaction).
-    fn reset_to(&mut self, acked: BTreeMap<Partition, i64>) {
-        self.prefix = acked.clone();
-        self.acked = acked;
-        self.gaps.clear();
-        self.failure = None;
-    }
-}
-
-/// The producer context: records acknowledgements and the first failure.
-pub(crate) struct DeliveryContext {
-    topic: String,
-    /// Sequence number of the next appended record, passed as the delivery opaque.
-    next_seq: AtomicUsize,
-    /// Records librdkafka accepted into its queue; each gets exactly one delivery report.
-    enqueued: AtomicUsize,
-    deliveries: Mutex<Deliveries>,
-    /// Signalled on every delivery report.
-    settled: Condvar,
-}
-
-impl DeliveryContext {
-    fn lock(&self) -> MutexGuard<'_, Deliveries> {
-        // A panic elsewhere must not hide acknowledgements; the data stays consistent
-        // because every update is a single assignment.
-        self.deliveries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl ClientContext for DeliveryContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        log::warn!(
-            "kafka producer for changelog topic {}: {error}: {reason}",
-            self.topic
-        );
-    }
-}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: Self::DeliveryOpaque) {
-        let mut deliveries = self.lock();
-        deliveries.settled += 1;
-        self.settled.notify_all();
-        match result {
-            Ok(message) => {
-                let (partition, offset) = (message.partition(), message.offset());
-                let entry = deliveries.acked.entry(partition).or_insert(offset);
-                *entry = (*entry).max(offset);
-                let in_gap = deliveries
-                    .gaps
-                    .get(&partition)
-                    .is_some_and(|&(from, until)| (from..until).contains(&seq));
-                if !in_gap {
-                    let entry = deliveries.prefix.entry(partition).or_insert(offset);
-                    *entry = (*entry).max(offset);
-                }
-            }
-            Err((err, message)) => {
-                let gap = deliveries
-                    .gaps
-                    .entry(message.partition())
-                    .or_insert((seq, usize::MAX));
-                if gap.1 != usize::MAX && seq >= gap.1 {
-                    // A failure after an already reported gap opens a new one.
-                    *gap = (seq, usize::MAX);
-                }
-                gap.0 = gap.0.min(seq);
-                if deliveries.failure.is_none() {
-                    let key_len = message.key().map_or(0, <[u8]>::len);
-                    let error = kafka_error(
-                        &format!("delivering a record (key of {key_len} bytes)"),
-                        At::partition(&self.topic, message.partition()),
-                        err.clone(),
-                    );
-                    deliveries.failure = Some(error);
-                }
-            }
-        }
-    }
-}
+use crate::input::{InputGroup, OffsetCommit};
 
 type KafkaProducer = ThreadedProducer<DeliveryContext>;
 
-/// A [`ChangelogSink`] on a librdkafka producer (`enable.idempotence=true`,
-/// `acks=all`), transactional under exactly-once.
+/// `transaction.timeout.ms` unless the producer settings say otherwise: how long the
+/// coordinator waits before it aborts a dead instance's open transaction, which holds
+/// back read-committed readers of its changelogs and its input offsets until then (Kafka
+/// Streams sets the same 10 s under exactly-once; librdkafka's default is 60 s).
+pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`ChangelogSink`] on a librdkafka producer (`enable.idempotence=true`, `acks=all`),
+/// transactional under exactly-once, writing any changelog topic.
 ///
-/// `append` only enqueues; delivery callbacks record the acknowledged offsets, and
-/// [`flush`](ChangelogSink::flush) waits for them off the async executor. A record's
-/// timestamp `0` is replaced by the current time (librdkafka's convention).
+/// `append` only enqueues; delivery callbacks record the acknowledged offsets, and a
+/// commit waits for them off the async executor. A record's timestamp `0` is replaced
+/// by the current time (librdkafka's convention).
 pub struct KafkaSink {
-    topic: String,
     guarantee: ProcessingGuarantee,
     producer: KafkaProducer,
+    transactional_id: Option<String>,
     flush_timeout: Duration,
     enqueue_timeout: Duration,
     in_transaction: AtomicBool,
+    /// Held while a transaction begins, so two appends never both begin one.
+    beginning: Mutex<()>,
     /// Acknowledged offsets at the last commit, restored when a transaction aborts.
-    committed: Mutex<BTreeMap<Partition, i64>>,
+    committed: Mutex<ChangelogPositions>,
     /// Set once the producer hit a fatal error (fenced, ...): the sink stays unusable.
     broken: Mutex<Option<(ErrorKind, String)>>,
+    /// The input whose offsets commits carry, if any.
+    input: Option<Arc<dyn InputGroup>>,
 }
 
 impl std::fmt::Debug for KafkaSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaSink")
-            .field("topic", &self.topic)
             .field("guarantee", &self.guarantee)
-            .field("in_transaction", &self.in_transaction())
+            .field("transactional_id", &self.transactional_id)
+            .field(
+                "in_transaction",
+                &self.in_transaction.load(Ordering::SeqCst),
+            )
+            .field("input", &self.input.as_ref().map(|input| input.topic()))
             .finish_non_exhaustive()
     }
 }
@@ -168,34 +75,36 @@ impl std::fmt::Debug for KafkaSink {
 impl KafkaSink {
     /// Creates the producer; under exactly-once also initialises transactions, which
     /// fences older producers with the same transactional id and aborts their open
-    /// transaction.
+    /// transaction. `input` is the consumer group whose offsets commits carry.
     pub(crate) async fn create(
         config: &KafkaChangelogConfig,
-        topic: &str,
         options: &SinkOptions,
+        input: Option<Arc<dyn InputGroup>>,
     ) -> Result<Self> {
         let exactly_once = options.guarantee == ProcessingGuarantee::ExactlyOnce;
         let mut ours = vec![("enable.idempotence", "true"), ("acks", "all")];
-        if exactly_once {
-            let Some(id) = options.transactional_id.as_deref() else {
-                return Err(Error::invalid_input(format!(
-                    "an exactly-once sink for changelog topic {topic} needs a transactional id"
-                )));
-            };
-            if config
+        let timeout = DEFAULT_TRANSACTION_TIMEOUT.as_millis().to_string();
+        let transactional_id = match options.transactional_id.as_deref() {
+            Some(id) if exactly_once && !id.is_empty() => Some(id.to_owned()),
+            _ if exactly_once => {
+                return Err(Error::invalid_input(
+                    "an exactly-once changelog sink needs a transactional id",
+                ));
+            }
+            _ => None,
+        };
+        if let Some(id) = &transactional_id {
+            if let Some(value) = config
                 .producer
                 .get("enable.idempotence")
-                .is_some_and(|v| v.trim() != "true")
+                .filter(|v| v.trim() != "true")
             {
                 return Err(Error::invalid_input(format!(
-                    "the exactly-once sink for changelog topic {topic} cannot run with enable.idempotence={}",
-                    config
-                        .producer
-                        .get("enable.idempotence")
-                        .map_or("", String::as_str)
+                    "the exactly-once changelog sink {id} cannot run with enable.idempotence={value}"
                 )));
             }
             ours.push(("transactional.id", id));
+            ours.push(("transaction.timeout.ms", &timeout));
             // The first send of a transaction right after a commit is refused with
             // CONCURRENT_TRANSACTIONS until the broker has written the previous commit's
             // markers; librdkafka then waits retry.backoff.ms (100 ms by default) before
@@ -204,24 +113,20 @@ impl KafkaSink {
             ours.push(("retry.backoff.ms", "20"));
         }
         let client_config = config.client_config(&ours, &config.producer);
-        let context = DeliveryContext {
-            topic: topic.to_owned(),
-            next_seq: AtomicUsize::new(0),
-            enqueued: AtomicUsize::new(0),
-            deliveries: Mutex::default(),
-            settled: Condvar::new(),
-        };
-        let producer = KafkaProducer::from_config_and_context(&client_config, context)
-            .map_err(|err| kafka_error("creating a producer", At::topic(topic), err))?;
+        let producer =
+            KafkaProducer::from_config_and_context(&client_config, DeliveryContext::new())
+                .map_err(|err| kafka_error("creating a changelog producer", At::default(), err))?;
         let sink = Self {
-            topic: topic.to_owned(),
             guarantee: options.guarantee,
             producer,
+            transactional_id,
             flush_timeout: config.flush_timeout,
             enqueue_timeout: config.enqueue_timeout,
             in_transaction: AtomicBool::new(false),
+            beginning: Mutex::new(()),
             committed: Mutex::default(),
             broken: Mutex::default(),
+            input,
         };
         if exactly_once {
             let timeout = sink.flush_timeout;
@@ -233,15 +138,33 @@ impl KafkaSink {
         Ok(sink)
     }
 
+    /// The transactional id, under exactly-once.
+    pub fn transactional_id(&self) -> Option<&str> {
+        self.transactional_id.as_deref()
+    }
+
+    /// Waits until every appended record is acknowledged, without committing: inside a
+    /// transaction the records then sit in the log uncommitted (read-uncommitted readers
+    /// see them; the last stable offset stays before them). Returns the acknowledged
+    /// offsets.
+    pub async fn flush_pending(&self) -> Result<ChangelogPositions> {
+        self.check_usable()?;
+        self.flush_deliveries("flushing").await?;
+        Ok(self.acked())
+    }
+
+    /// Whether a transaction is open (exactly-once, between the first append of an
+    /// interval and its commit or abort).
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction.load(Ordering::SeqCst)
+    }
+
     fn check_usable(&self) -> Result<()> {
         let broken = self.broken.lock().unwrap_or_else(PoisonError::into_inner);
         match &*broken {
             Some((kind, why)) => Err(Error::new(
                 *kind,
-                format!(
-                    "the sink for changelog topic {} is unusable: {why}",
-                    self.topic
-                ),
+                format!("the changelog sink is unusable: {why}"),
             )),
             None => Ok(()),
         }
@@ -257,17 +180,6 @@ impl KafkaSink {
         err
     }
 
-    fn require_exactly_once(&self, what: &str) -> Result<()> {
-        if self.guarantee == ProcessingGuarantee::ExactlyOnce {
-            Ok(())
-        } else {
-            Err(Error::unsupported(format!(
-                "{what} on changelog topic {}: the sink is at-least-once, transactions need exactly-once",
-                self.topic
-            )))
-        }
-    }
-
     /// Runs a blocking producer call on the blocking pool.
     async fn blocking<F>(&self, op: &'static str, call: F) -> Result<()>
     where
@@ -277,7 +189,7 @@ impl KafkaSink {
         let result = tokio::task::spawn_blocking(move || call(&producer))
             .await
             .map_err(|err| {
-                Error::internal(format!("{op} task for topic {} failed: {err}", self.topic))
+                Error::internal(format!("changelog producer task {op} failed: {err}"))
             })?;
         result.map_err(|err| self.classify(op, err))
     }
@@ -289,7 +201,7 @@ impl KafkaSink {
             other => other.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal),
         };
         if !fatal {
-            return kafka_error(op, At::topic(&self.topic), err);
+            return kafka_error(op, At::default(), err);
         }
         // librdkafka keeps the underlying cause (fenced, ...) apart from the error.
         let (code, reason) = self
@@ -297,11 +209,38 @@ impl KafkaSink {
             .client()
             .fatal_error()
             .unwrap_or((RDKafkaErrorCode::Fatal, err.to_string()));
+        let producer = self
+            .transactional_id
+            .as_deref()
+            .map_or_else(String::new, |id| format!(" of changelog producer {id}"));
         self.poison(
-            kafka_error(op, At::topic(&self.topic), KafkaError::Global(code)).context(format!(
-                "fatal producer error ({reason}), the sink is unusable"
+            kafka_error(op, At::default(), KafkaError::Global(code)).context(format!(
+                "fatal producer error{producer} ({reason}), the sink is unusable"
             )),
         )
+    }
+
+    /// Begins a transaction unless one is open (exactly-once).
+    fn begin_if_needed(&self) -> Result<()> {
+        if self.transactional_id.is_none() || self.in_transaction() {
+            return Ok(());
+        }
+        let _beginning = self
+            .beginning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.in_transaction() {
+            return Ok(());
+        }
+        self.producer
+            .begin_transaction()
+            .map_err(|err| self.classify("beginning a transaction", err))?;
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = self.producer.context().lock().acked.clone();
+        self.in_transaction.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Waits for every enqueued record, then reports the first delivery failure.
@@ -349,53 +288,184 @@ impl KafkaSink {
         })
     }
 
-    fn acked(&self) -> Position {
-        self.producer
-            .context()
-            .lock()
-            .acked
-            .iter()
-            .map(|(&p, &o)| (p, o))
-            .collect()
+    fn acked(&self) -> ChangelogPositions {
+        self.producer.context().lock().acked.clone()
     }
 
-    /// Aborts after a failure inside a transaction, keeping `cause` as the error.
+    /// The input binding for `source`, or an error when offsets came without one.
+    fn input_for(&self, source: &SourceOffsets) -> Result<Option<Arc<dyn InputGroup>>> {
+        if source.is_empty() {
+            return Ok(None);
+        }
+        self.input.clone().map(Some).ok_or_else(|| {
+            Error::invalid_input(
+                "input offsets handed to a changelog sink without an input: make it with \
+                 SinkOptions::source, or use a StatefulConsumer's",
+            )
+        })
+    }
+
+    /// The transactional commit: flush, offsets, commit; aborts on any failure.
+    async fn commit_transaction(
+        &self,
+        source: &SourceOffsets,
+        input: Option<Arc<dyn InputGroup>>,
+    ) -> Result<SinkCommit> {
+        if !self.in_transaction() && input.is_none() {
+            // Nothing appended and no offset due: no transaction to commit.
+            return Ok(SinkCommit {
+                positions: self.acked(),
+                source: SourceCommit::Nothing,
+            });
+        }
+        self.begin_if_needed()?;
+        // Flush first so a failed record is reported by name, not as a generic abort.
+        if let Err(err) = self.flush_deliveries("flushing the transaction").await {
+            return Err(self.abort_after(err).await);
+        }
+        let carries_offsets = input.is_some();
+        if let Some(input) = input {
+            let sent = self.send_offsets(source, input).await;
+            if let Err(err) = sent {
+                return Err(self.abort_after(err).await);
+            }
+        }
+        let timeout = self.flush_timeout;
+        let producer = self.producer.clone();
+        let committed = tokio::task::spawn_blocking(move || producer.commit_transaction(timeout))
+            .await
+            .map_err(|err| Error::internal(format!("changelog commit task failed: {err}")))?;
+        if let Err(err) = committed {
+            let err = self.classify("committing the transaction", err);
+            return Err(self.abort_after(err).await);
+        }
+        self.in_transaction.store(false, Ordering::SeqCst);
+        let positions = self.acked();
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = positions.clone();
+        Ok(SinkCommit {
+            positions,
+            source: if carries_offsets {
+                SourceCommit::Committed
+            } else {
+                SourceCommit::Nothing
+            },
+        })
+    }
+
+    async fn send_offsets(&self, source: &SourceOffsets, input: Arc<dyn InputGroup>) -> Result<()> {
+        let group = input.metadata()?;
+        let mut offsets = TopicPartitionList::new();
+        for (partition, offset) in source.iter() {
+            offsets
+                .add_partition_offset(input.topic(), partition, KafkaOffset::Offset(offset))
+                .map_err(|err| {
+                    kafka_error(
+                        "listing input offsets",
+                        At::offset(input.topic(), partition, offset),
+                        err,
+                    )
+                })?;
+        }
+        let timeout = self.flush_timeout;
+        self.blocking(
+            "sending input offsets into the transaction",
+            move |producer| producer.send_offsets_to_transaction(&offsets, &group, timeout),
+        )
+        .await
+    }
+
+    /// The plain commit: flush, then the offsets through the group's consumer.
+    async fn commit_plain(
+        &self,
+        source: &SourceOffsets,
+        input: Option<Arc<dyn InputGroup>>,
+    ) -> Result<SinkCommit> {
+        self.flush_deliveries("flushing").await?;
+        let positions = self.acked();
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = positions.clone();
+        let source = match input {
+            None => SourceCommit::Nothing,
+            Some(input) => {
+                let offsets = source.clone();
+                let committed = tokio::task::spawn_blocking(move || input.commit(&offsets))
+                    .await
+                    .map_err(|err| {
+                        Error::internal(format!("input offset commit task failed: {err}"))
+                    })?;
+                match committed? {
+                    OffsetCommit::Done => SourceCommit::Committed,
+                    OffsetCommit::RefusedByRebalance => SourceCommit::Refused,
+                }
+            }
+        };
+        Ok(SinkCommit { positions, source })
+    }
+
+    /// Aborts the open transaction after `cause`, keeping `cause` as the error. An abort
+    /// that fails leaves the transaction in an unknown state, so the sink is given up.
     async fn abort_after(&self, cause: Error) -> Error {
+        if self
+            .broken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+        {
+            return cause;
+        }
         match self.abort_transaction().await {
             Ok(()) => cause.context("the transaction was aborted"),
-            Err(abort) => cause.context(format!("aborting the transaction failed too ({abort})")),
+            Err(abort) => self.poison(cause.context(format!(
+                "aborting the transaction failed too ({abort}), the sink is unusable"
+            ))),
         }
+    }
+
+    async fn abort_transaction(&self) -> Result<()> {
+        if !self.in_transaction() {
+            return Ok(());
+        }
+        let timeout = self.flush_timeout;
+        self.blocking("aborting the transaction", move |p| {
+            p.abort_transaction(timeout)?;
+            // Serve the purged records' delivery reports before forgetting them.
+            p.flush(timeout)
+        })
+        .await?;
+        self.in_transaction.store(false, Ordering::SeqCst);
+        let committed = self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        self.producer.context().lock().reset_to(committed);
+        Ok(())
     }
 }
 
 #[async_trait]
 impl ChangelogSink for KafkaSink {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-
     fn guarantee(&self) -> ProcessingGuarantee {
         self.guarantee
     }
 
-    fn append(&self, partition: Partition, record: &ChangelogRecord) -> Result<()> {
+    fn append(&self, topic: &str, partition: Partition, record: &ChangelogRecord) -> Result<()> {
         self.check_usable()?;
-        if self.guarantee == ProcessingGuarantee::ExactlyOnce && !self.in_transaction() {
-            return Err(Error::invalid_input(format!(
-                "append to changelog topic {} partition {partition} outside a transaction (exactly-once)",
-                self.topic
-            )));
-        }
+        self.begin_if_needed()?;
         let seq = self
             .producer
             .context()
             .next_seq
             .fetch_add(1, Ordering::SeqCst);
-        let mut message: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&self.topic, seq)
-                .partition(partition)
-                .key(record.key.as_slice())
-                .timestamp(record.timestamp);
+        let mut message: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, seq)
+            .partition(partition)
+            .key(record.key.as_slice())
+            .timestamp(record.timestamp);
         if !record.headers.is_empty() {
             // Most changelog records carry no headers; skip librdkafka's header allocation.
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -428,8 +498,8 @@ impl ChangelogSink for KafkaSink {
                     message = returned;
                 }
                 Err((err, _)) => {
-                    let at = At::partition(&self.topic, partition);
-                    let error = kafka_error("enqueueing a record", at, err);
+                    let error =
+                        kafka_error("enqueueing a record", At::partition(topic, partition), err);
                     return Err(if error.kind() == ErrorKind::Unavailable {
                         error.context(format!(
                             "producer queue full for {:?}",
@@ -443,154 +513,53 @@ impl ChangelogSink for KafkaSink {
         }
     }
 
-    async fn flush(&self) -> Result<Position> {
+    async fn commit(&self, source: &SourceOffsets) -> Result<SinkCommit> {
         self.check_usable()?;
-        self.flush_deliveries("flushing").await?;
-        Ok(self.acked())
-    }
-
-    fn acknowledged(&self) -> Position {
-        let deliveries = self.producer.context().lock();
-        deliveries.prefix.iter().map(|(&p, &o)| (p, o)).collect()
-    }
-
-    fn begin_transaction(&self) -> Result<()> {
-        self.require_exactly_once("begin_transaction")?;
-        self.check_usable()?;
-        if self.in_transaction() {
-            return Err(Error::invalid_input(format!(
-                "a transaction is already open on changelog topic {}",
-                self.topic
-            )));
+        let input = self.input_for(source)?;
+        match self.guarantee {
+            ProcessingGuarantee::ExactlyOnce => self.commit_transaction(source, input).await,
+            ProcessingGuarantee::AtLeastOnce => self.commit_plain(source, input).await,
         }
-        self.producer
-            .begin_transaction()
-            .map_err(|err| self.classify("beginning a transaction", err))?;
-        *self
-            .committed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = self.producer.context().lock().acked.clone();
-        self.in_transaction.store(true, Ordering::SeqCst);
-        Ok(())
     }
 
-    async fn commit_transaction(&self) -> Result<Position> {
-        self.require_exactly_once("commit_transaction")?;
+    async fn abort(&self) -> Result<()> {
         self.check_usable()?;
-        if !self.in_transaction() {
-            return Err(Error::invalid_input(format!(
-                "commit_transaction on changelog topic {} without an open transaction",
-                self.topic
-            )));
-        }
-        // Flush first so a failed record is reported by name, not as a generic abort.
-        if let Err(err) = self.flush_deliveries("flushing the transaction").await {
-            if err.kind() == ErrorKind::Timeout
-                || self
-                    .broken
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .is_some()
-            {
-                // Still open (a retry may succeed) or unusable anyway.
-                return Err(err);
+        match self.guarantee {
+            ProcessingGuarantee::ExactlyOnce => self.abort_transaction().await,
+            ProcessingGuarantee::AtLeastOnce => {
+                // Plain records cannot be taken back: wait for those in flight, so the
+                // acknowledged offsets say what the log kept.
+                match self
+                    .flush_deliveries("flushing what an abort cannot take back")
+                    .await
+                {
+                    Err(err) if err.kind() == ErrorKind::Timeout => Err(err),
+                    Err(err) => {
+                        log::warn!("records in flight when the interval was ended failed: {err}");
+                        Ok(())
+                    }
+                    Ok(()) => Ok(()),
+                }
             }
-            return Err(self.abort_after(err).await);
         }
-        let timeout = self.flush_timeout;
-        let producer = self.producer.clone();
-        let committed = tokio::task::spawn_blocking(move || producer.commit_transaction(timeout))
+    }
+
+    fn acknowledged(&self) -> ChangelogPositions {
+        self.producer.context().lock().prefix.clone()
+    }
+
+    async fn settle_input(&self, partition: Partition) -> Result<()> {
+        let Some(input) = self.input.clone() else {
+            return Ok(());
+        };
+        if self.guarantee != ProcessingGuarantee::ExactlyOnce {
+            return Ok(());
+        }
+        // Long enough for a dead producer's transaction to time out and be aborted
+        // (transaction.timeout.ms, then the coordinator's cleanup interval).
+        let timeout = self.flush_timeout.max(DEFAULT_TRANSACTION_TIMEOUT * 6);
+        tokio::task::spawn_blocking(move || input.wait_stable(partition, timeout))
             .await
-            .map_err(|err| {
-                Error::internal(format!(
-                    "commit task for topic {} failed: {err}",
-                    self.topic
-                ))
-            })?;
-        match committed {
-            Ok(()) => {
-                self.in_transaction.store(false, Ordering::SeqCst);
-                Ok(self.acked())
-            }
-            Err(KafkaError::Transaction(txn)) if txn.txn_requires_abort() => {
-                let err = kafka_error(
-                    "committing the transaction",
-                    At::topic(&self.topic),
-                    KafkaError::Transaction(txn),
-                );
-                Err(self.abort_after(err).await)
-            }
-            // Retriable errors leave the transaction open for another commit attempt.
-            Err(err) => Err(self.classify("committing the transaction", err)),
-        }
-    }
-
-    async fn abort_transaction(&self) -> Result<()> {
-        self.require_exactly_once("abort_transaction")?;
-        self.check_usable()?;
-        if !self.in_transaction() {
-            return Err(Error::invalid_input(format!(
-                "abort_transaction on changelog topic {} without an open transaction",
-                self.topic
-            )));
-        }
-        let timeout = self.flush_timeout;
-        self.blocking("aborting the transaction", move |p| {
-            p.abort_transaction(timeout)?;
-            // Serve the purged records' delivery reports before forgetting them.
-            p.flush(timeout)
-        })
-        .await?;
-        self.in_transaction.store(false, Ordering::SeqCst);
-        let committed = self
-            .committed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        self.producer.context().lock().reset_to(committed);
-        Ok(())
-    }
-
-    fn in_transaction(&self) -> bool {
-        self.in_transaction.load(Ordering::SeqCst)
-    }
-
-    async fn send_source_offsets(&self, source: &SourceOffsets) -> Result<()> {
-        self.require_exactly_once("send_source_offsets")?;
-        self.check_usable()?;
-        if !self.in_transaction() {
-            return Err(Error::invalid_input(format!(
-                "send_source_offsets on changelog topic {} without an open transaction",
-                self.topic
-            )));
-        }
-        let group = source
-            .group
-            .clone()
-            .downcast::<ConsumerGroupMetadata>()
-            .map_err(|_| {
-                Error::invalid_input(format!(
-                    "input offsets of {} for changelog topic {}: the group must be rdkafka's ConsumerGroupMetadata",
-                    source.topic, self.topic
-                ))
-            })?;
-        let mut offsets = TopicPartitionList::new();
-        for (&partition, &offset) in &source.offsets {
-            offsets
-                .add_partition_offset(&source.topic, partition, KafkaOffset::Offset(offset))
-                .map_err(|err| {
-                    kafka_error(
-                        "listing input offsets",
-                        At::offset(&source.topic, partition, offset),
-                        err,
-                    )
-                })?;
-        }
-        let timeout = self.flush_timeout;
-        self.blocking(
-            "sending input offsets into the transaction",
-            move |producer| producer.send_offsets_to_transaction(&offsets, &group, timeout),
-        )
-        .await
+            .map_err(|err| Error::internal(format!("input settle task failed: {err}")))?
     }
 }

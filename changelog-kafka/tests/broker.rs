@@ -48,6 +48,7 @@ fn exactly_once(id: &str) -> SinkOptions {
     SinkOptions {
         guarantee: ProcessingGuarantee::ExactlyOnce,
         transactional_id: Some(id.to_owned()),
+        source: None,
     }
 }
 
@@ -129,10 +130,7 @@ async fn broker_append_flush_and_read_back_identically() {
         return;
     };
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-roundtrip", 2).await;
-    let sink = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
-        .unwrap();
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     let mut written: BTreeMap<i32, Vec<ChangelogRecord>> = BTreeMap::new();
     for i in 0..200i64 {
         let partition = (i % 2) as i32;
@@ -150,12 +148,12 @@ async fn broker_append_flush_and_read_back_identically() {
                 .headers
                 .push(("seq".to_owned(), i.to_be_bytes().to_vec()));
         }
-        sink.append(partition, &record.clone()).unwrap();
+        sink.append(&topic, partition, &record.clone()).unwrap();
         written.entry(partition).or_default().push(record);
     }
-    let position = sink.flush().await.unwrap();
-    assert_eq!(position.applied(0), Some(99));
-    assert_eq!(position.applied(1), Some(99));
+    let position = common::commit(&sink).await.unwrap();
+    assert_eq!(position.applied(&topic, 0), Some(99));
+    assert_eq!(position.applied(&topic, 1), Some(99));
 
     let reader = changelog
         .reader(&topic, IsolationLevel::ReadUncommitted)
@@ -180,30 +178,27 @@ async fn broker_aborted_transaction_is_never_read_committed() {
     };
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-abort", 1).await;
     let sink = changelog
-        .sink(&topic, &exactly_once(&common::unique_topic("txn")))
+        .kafka_sink(&exactly_once(&common::unique_topic("txn")))
         .await
         .unwrap();
     let put = |key: &str| ChangelogRecord::put(key, "v", 1_700_000_000_000);
-
-    sink.begin_transaction().unwrap();
     for key in ["c1", "c2", "c3"] {
-        sink.append(0, &put(key)).unwrap();
+        sink.append(&topic, 0, &put(key)).unwrap();
     }
-    assert_eq!(sink.commit_transaction().await.unwrap().applied(0), Some(2));
-
-    sink.begin_transaction().unwrap();
+    assert_eq!(
+        common::commit(&sink).await.unwrap().applied(&topic, 0),
+        Some(2)
+    );
     for key in ["aborted1", "aborted2"] {
-        sink.append(0, &put(key)).unwrap();
+        sink.append(&topic, 0, &put(key)).unwrap();
     }
     // Make sure the aborted records really reach the log before the abort.
-    sink.flush().await.unwrap();
-    sink.abort_transaction().await.unwrap();
-
-    sink.begin_transaction().unwrap();
-    sink.append(0, &put("c4")).unwrap();
-    let position = sink.commit_transaction().await.unwrap();
+    sink.flush_pending().await.unwrap();
+    sink.abort().await.unwrap();
+    sink.append(&topic, 0, &put("c4")).unwrap();
+    let position = common::commit(&sink).await.unwrap();
     // c1..c3 at 0..2, commit marker 3, aborted 4..5, abort marker 6, c4 at 7, marker 8.
-    assert_eq!(position.applied(0), Some(7));
+    assert_eq!(position.applied(&topic, 0), Some(7));
 
     let committed = changelog
         .reader(&topic, IsolationLevel::ReadCommitted)
@@ -245,26 +240,24 @@ async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-crash", 1).await;
     let id = common::unique_topic("txn");
     {
-        let crashed = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
-        crashed.begin_transaction().unwrap();
+        let crashed = changelog.kafka_sink(&exactly_once(&id)).await.unwrap();
         for key in ["lost1", "lost2", "lost3"] {
             crashed
-                .append(0, &ChangelogRecord::put(key, "v", 1))
+                .append(&topic, 0, &ChangelogRecord::put(key, "v", 1))
                 .unwrap();
         }
-        crashed.flush().await.unwrap();
+        crashed.flush_pending().await.unwrap();
         // Dropped without commit or abort: the crash.
     }
     let reader = changelog
         .reader(&topic, IsolationLevel::ReadCommitted)
         .await
         .unwrap();
-    let successor = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
-    successor.begin_transaction().unwrap();
+    let successor = changelog.kafka_sink(&exactly_once(&id)).await.unwrap();
     successor
-        .append(0, &ChangelogRecord::put("kept", "v", 1))
+        .append(&topic, 0, &ChangelogRecord::put("kept", "v", 1))
         .unwrap();
-    successor.commit_transaction().await.unwrap();
+    common::commit(&successor).await.unwrap();
 
     // The broker writes the commit marker after commit_transaction returns; until then
     // the last stable offset stops before the transaction. Wait for it to reach the
@@ -301,19 +294,20 @@ async fn broker_new_sink_with_the_same_transactional_id_fences_the_old_one() {
     };
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-fence", 1).await;
     let id = common::unique_topic("txn");
-    let zombie = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
-    zombie.begin_transaction().unwrap();
+    let zombie = changelog.kafka_sink(&exactly_once(&id)).await.unwrap();
     zombie
-        .append(0, &ChangelogRecord::put("zombie", "v", 1))
+        .append(&topic, 0, &ChangelogRecord::put("zombie", "v", 1))
         .unwrap();
-    zombie.flush().await.unwrap();
+    zombie.flush_pending().await.unwrap();
 
-    let _successor = changelog.sink(&topic, &exactly_once(&id)).await.unwrap();
-    let err = zombie.commit_transaction().await.unwrap_err();
+    let _successor = changelog.kafka_sink(&exactly_once(&id)).await.unwrap();
+    let err = common::commit(&zombie).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Fenced, "{err}");
-    assert!(err.to_string().contains(&topic), "{err}");
+    assert!(err.to_string().contains(&id), "names the producer: {err}");
     // Once fenced, the sink stays unusable.
-    let err = zombie.begin_transaction().unwrap_err();
+    let err = zombie
+        .append(&topic, 0, &ChangelogRecord::put("again", "v", 1))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Fenced, "{err}");
 
     let reader = changelog
@@ -338,10 +332,7 @@ async fn broker_open_below_log_start_is_out_of_range() {
         .ensure_topic(&TopicSpec::changelog(&topic, 1, &user))
         .await
         .unwrap();
-    let sink = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
-        .unwrap();
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     // Current timestamps: a timestamp of 1 ms would let the broker's time retention on
     // this compact,delete topic delete the records too, moving the log start past 3.
     let now = std::time::SystemTime::now()
@@ -349,10 +340,10 @@ async fn broker_open_below_log_start_is_out_of_range() {
         .unwrap()
         .as_millis() as i64;
     for i in 0..5 {
-        sink.append(0, &ChangelogRecord::put(format!("k{i}"), "v", now))
+        sink.append(&topic, 0, &ChangelogRecord::put(format!("k{i}"), "v", now))
             .unwrap();
     }
-    sink.flush().await.unwrap();
+    common::commit(&sink).await.unwrap();
 
     let mut below = TopicPartitionList::new();
     below
@@ -408,16 +399,26 @@ async fn broker_sink_is_usable_through_the_trait_object() {
         .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
         .await
         .unwrap();
-    let sink: std::sync::Arc<dyn ChangelogSink> = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(sink.topic(), topic);
+    let sink: std::sync::Arc<dyn ChangelogSink> =
+        changelog.sink(&SinkOptions::default()).await.unwrap();
     assert_eq!(sink.guarantee(), ProcessingGuarantee::AtLeastOnce);
-    sink.append(0, &ChangelogRecord::put("k", "v", 5)).unwrap();
-    assert_eq!(sink.flush().await.unwrap().applied(0), Some(0));
-    // A second flush with nothing new reports the same acknowledged offsets.
-    assert_eq!(sink.flush().await.unwrap().applied(0), Some(0));
+    sink.append(&topic, 0, &ChangelogRecord::put("k", "v", 5))
+        .unwrap();
+    assert_eq!(
+        common::commit(sink.as_ref())
+            .await
+            .unwrap()
+            .applied(&topic, 0),
+        Some(0)
+    );
+    // A second commit with nothing new reports the same acknowledged offsets.
+    assert_eq!(
+        common::commit(sink.as_ref())
+            .await
+            .unwrap()
+            .applied(&topic, 0),
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

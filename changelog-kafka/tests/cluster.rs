@@ -20,10 +20,16 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A flush must report the failure within this bound.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
 
-async fn append_batch(sink: &dyn ChangelogSink, phase: &str, count: usize) -> Vec<String> {
+async fn append_batch(
+    sink: &dyn ChangelogSink,
+    topic: &str,
+    phase: &str,
+    count: usize,
+) -> Vec<String> {
     let keys: Vec<String> = (0..count).map(|i| format!("{phase}-{i}")).collect();
     for key in &keys {
         sink.append(
+            topic,
             0,
             &ChangelogRecord::put(key.as_str(), phase, 1_700_000_000_000),
         )
@@ -68,27 +74,24 @@ async fn cluster_survives_one_lost_replica_and_fails_clearly_below_min_insync() 
     assert_eq!(value("cleanup.policy").as_deref(), Some("compact"));
     assert_eq!(value("min.insync.replicas").as_deref(), Some("2"));
 
-    let sink = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
-        .unwrap();
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     let mut acknowledged: BTreeSet<String> = BTreeSet::new();
     let mut guard = common::BrokerGuard::default();
 
-    acknowledged.extend(append_batch(sink.as_ref(), "all-up", 20).await);
-    sink.flush().await.unwrap();
+    acknowledged.extend(append_batch(&sink, &topic, "all-up", 20).await);
+    common::commit(&sink).await.unwrap();
 
     // One replica lost: two in-sync replicas still satisfy min.insync.replicas=2.
     guard.stop(3);
-    let batch = append_batch(sink.as_ref(), "one-down", 20).await;
-    sink.flush().await.unwrap();
+    let batch = append_batch(&sink, &topic, "one-down", 20).await;
+    common::commit(&sink).await.unwrap();
     acknowledged.extend(batch);
 
     // Two lost: acks=all cannot be met; the flush fails in bounded time, naming why.
     guard.stop(2);
-    append_batch(sink.as_ref(), "two-down", 5).await;
+    append_batch(&sink, &topic, "two-down", 5).await;
     let started = Instant::now();
-    let err = sink.flush().await.unwrap_err();
+    let err = common::commit(&sink).await.unwrap_err();
     let took = started.elapsed();
     eprintln!("flush with two brokers down failed after {took:?}: {err}");
     assert!(
@@ -109,8 +112,8 @@ async fn cluster_survives_one_lost_replica_and_fails_clearly_below_min_insync() 
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let batch = append_batch(sink.as_ref(), &format!("recovered{attempt}"), 10).await;
-        match sink.flush().await {
+        let batch = append_batch(&sink, &topic, &format!("recovered{attempt}"), 10).await;
+        match common::commit(&sink).await {
             Ok(_) => {
                 acknowledged.extend(batch);
                 break;

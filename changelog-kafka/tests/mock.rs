@@ -10,8 +10,8 @@ use changelog_kafka::mock::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use state_core::{
-    Changelog, ChangelogRecord, ErrorKind, IsolationLevel, ProcessingGuarantee, SinkOptions,
-    TopicSpec,
+    Changelog, ChangelogRecord, ChangelogSink, ErrorKind, IsolationLevel, ProcessingGuarantee,
+    SinkOptions, TopicSpec,
 };
 
 fn spec(topic: &str, partitions: i32) -> TopicSpec {
@@ -30,10 +30,7 @@ async fn mock_append_flush_and_read_back_puts_tombstones_timestamps_headers() {
     let topic = common::unique_topic("mock-roundtrip");
     changelog.ensure_topic(&spec(&topic, 2)).await.unwrap();
 
-    let sink = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
-        .unwrap();
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     let p0 = vec![
         with_header(
             ChangelogRecord::put("a", "1", 1_700_000_000_001),
@@ -53,14 +50,14 @@ async fn mock_append_flush_and_read_back_puts_tombstones_timestamps_headers() {
     ];
     let p1 = vec![ChangelogRecord::put("c", "3", 1_700_000_000_004)];
     for record in &p0 {
-        sink.append(0, &record.clone()).unwrap();
+        sink.append(&topic, 0, &record.clone()).unwrap();
     }
     for record in &p1 {
-        sink.append(1, &record.clone()).unwrap();
+        sink.append(&topic, 1, &record.clone()).unwrap();
     }
-    let position = sink.flush().await.unwrap();
-    assert_eq!(position.applied(0), Some(2));
-    assert_eq!(position.applied(1), Some(0));
+    let position = common::commit(&sink).await.unwrap();
+    assert_eq!(position.applied(&topic, 0), Some(2));
+    assert_eq!(position.applied(&topic, 1), Some(0));
 
     let reader = changelog
         .reader(&topic, IsolationLevel::ReadUncommitted)
@@ -114,10 +111,7 @@ async fn mock_retriable_produce_errors_are_retried_and_succeed() {
     let changelog = kafka.changelog().unwrap();
     let topic = common::unique_topic("mock-retry");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
-    let sink = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
-        .unwrap();
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     kafka
         .inject_request_errors(
             RDKafkaApiKey::Produce,
@@ -130,13 +124,14 @@ async fn mock_retriable_produce_errors_are_retried_and_succeed() {
         .unwrap();
     for i in 0..10 {
         sink.append(
+            &topic,
             0,
             &ChangelogRecord::put(format!("k{i}"), format!("v{i}"), 1_000 + i),
         )
         .unwrap();
     }
-    let position = sink.flush().await.unwrap();
-    assert_eq!(position.applied(0), Some(9));
+    let position = common::commit(&sink).await.unwrap();
+    assert_eq!(position.applied(&topic, 0), Some(9));
     let reader = changelog
         .reader(&topic, IsolationLevel::ReadUncommitted)
         .await
@@ -156,23 +151,20 @@ async fn mock_fatal_produce_error_makes_flush_fail_clearly() {
     let changelog = kafka.changelog().unwrap();
     let topic = common::unique_topic("mock-fatal");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
-    let sink = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
-        .unwrap();
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     // Warm up so the error hits a produce request, not the first metadata round.
-    sink.append(0, &ChangelogRecord::put("warm", "up", 1))
+    sink.append(&topic, 0, &ChangelogRecord::put("warm", "up", 1))
         .unwrap();
-    sink.flush().await.unwrap();
+    common::commit(&sink).await.unwrap();
     kafka
         .inject_request_errors(
             RDKafkaApiKey::Produce,
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD],
         )
         .unwrap();
-    sink.append(0, &ChangelogRecord::put("key", "value", 2))
+    sink.append(&topic, 0, &ChangelogRecord::put("key", "value", 2))
         .unwrap();
-    let err = sink.flush().await.unwrap_err();
+    let err = common::commit(&sink).await.unwrap_err();
     assert!(!err.is_retriable(), "{err}");
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     let text = err.to_string();
@@ -182,13 +174,16 @@ async fn mock_fatal_produce_error_makes_flush_fail_clearly() {
     );
     assert!(text.contains("key of 3 bytes"), "{text}");
     // The failed record has no offset: only the warm-up record is acknowledged.
-    assert_eq!(sink.acknowledged().applied(0), Some(0));
+    assert_eq!(sink.acknowledged().applied(&topic, 0), Some(0));
     // The failure is reported once; the next flush is clean again.
     kafka.clear_request_errors(RDKafkaApiKey::Produce).unwrap();
-    sink.append(0, &ChangelogRecord::put("key", "again", 3))
+    sink.append(&topic, 0, &ChangelogRecord::put("key", "again", 3))
         .unwrap();
-    assert_eq!(sink.flush().await.unwrap().applied(0), Some(1));
-    assert_eq!(sink.acknowledged().applied(0), Some(1));
+    assert_eq!(
+        common::commit(&sink).await.unwrap().applied(&topic, 0),
+        Some(1)
+    );
+    assert_eq!(sink.acknowledged().applied(&topic, 0), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,12 +192,10 @@ async fn mock_reading_past_the_end_is_out_of_range() {
     let changelog = kafka.changelog().unwrap();
     let topic = common::unique_topic("mock-range");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
-    let sink = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
+    sink.append(&topic, 0, &ChangelogRecord::put("k", "v", 1))
         .unwrap();
-    sink.append(0, &ChangelogRecord::put("k", "v", 1)).unwrap();
-    sink.flush().await.unwrap();
+    common::commit(&sink).await.unwrap();
     let reader = changelog
         .reader(&topic, IsolationLevel::ReadUncommitted)
         .await
@@ -266,37 +259,53 @@ async fn mock_exactly_once_sink_rules() {
     let eos = SinkOptions {
         guarantee: ProcessingGuarantee::ExactlyOnce,
         transactional_id: None,
+        source: None,
     };
-    let err = changelog.sink(&topic, &eos).await.err().unwrap();
+    let err = changelog.kafka_sink(&eos).await.err().unwrap();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 
     let eos = SinkOptions {
         transactional_id: Some(common::unique_topic("txn")),
         ..eos
     };
-    let sink = changelog.sink(&topic, &eos).await.unwrap();
-    let err = sink
-        .append(0, &ChangelogRecord::put("k", "v", 1))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    sink.begin_transaction().unwrap();
-    assert!(sink.in_transaction());
-    sink.append(0, &ChangelogRecord::put("k", "v", 1)).unwrap();
-    let position = sink.commit_transaction().await.unwrap();
-    assert_eq!(position.applied(0), Some(0));
+    let sink = changelog.kafka_sink(&eos).await.unwrap();
     assert!(!sink.in_transaction());
-    sink.begin_transaction().unwrap();
-    sink.append(0, &ChangelogRecord::put("k", "w", 2)).unwrap();
-    sink.abort_transaction().await.unwrap();
+    sink.append(&topic, 0, &ChangelogRecord::put("k", "v", 1))
+        .unwrap();
+    assert!(
+        sink.in_transaction(),
+        "the first append begins the transaction"
+    );
+    let position = common::commit(&sink).await.unwrap();
+    assert_eq!(position.applied(&topic, 0), Some(0));
+    assert!(!sink.in_transaction());
+    sink.append(&topic, 0, &ChangelogRecord::put("k", "w", 2))
+        .unwrap();
+    sink.abort().await.unwrap();
     assert!(!sink.in_transaction());
     // An abort forgets the aborted offsets: the position stays at the last commit.
-    sink.begin_transaction().unwrap();
-    assert_eq!(sink.commit_transaction().await.unwrap().applied(0), Some(0));
+    assert_eq!(sink.acknowledged().applied(&topic, 0), Some(0));
+    assert_eq!(
+        common::commit(&sink).await.unwrap().applied(&topic, 0),
+        Some(0)
+    );
 
-    let plain = changelog
-        .sink(&topic, &SinkOptions::default())
-        .await
+    let plain = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
+    assert!(!plain.in_transaction());
+    plain
+        .append(&topic, 0, &ChangelogRecord::put("k", "x", 3))
         .unwrap();
-    let err = plain.begin_transaction().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(
+        !plain.in_transaction(),
+        "an at-least-once sink never opens one"
+    );
+    let err = plain
+        .commit(&state_core::SourceOffsets::from_iter([(0, 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidInput,
+        "offsets without an input: {err}"
+    );
 }

@@ -1,24 +1,28 @@
-//! The rebalance callbacks: where the group protocol meets the store manager.
+//! The rebalance callbacks: where the group protocol meets the store manager. They only
+//! translate: a revoke becomes [`StoreManager::revoke`](state_core::StoreManager::revoke)
+//! (or [`lose`](state_core::StoreManager::lose)), an assignment becomes
+//! [`assign`](state_core::StoreManager::assign) with its restore jobs spawned, and every
+//! callback refreshes the standbys.
 
 use std::sync::Arc;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
-use state_core::{AfterRevoke, Error, Partition};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
+use state_core::{AfterRevoke, Partition};
 
 use super::StandbyPolicy;
-use super::member::{Member, Restored};
+use super::member::Member;
 use crate::error::{At, kafka_error};
 
 /// The consumer context of a [`StatefulConsumer`](super::StatefulConsumer).
 ///
-/// - Revoke (before the partitions go): commit each revoked store, then its input
-///   offset — in that order, so a crash in between replays input rather than losing
-///   state — and close it or keep it as a standby. Lost partitions (the group moved them
-///   on already) are closed without committing.
-/// - Assign (after the partitions arrive): pause them and restore each on the runtime;
-///   the polling thread resumes a partition when its store is ready, so no record is
-///   processed against a store that has not finished restoring.
+/// - Revoke (before the partitions go): the manager commits every active partition —
+///   their stores' changes and input offsets — and closes the revoked ones or keeps them
+///   as standbys. Lost partitions (the group moved them on already) are closed without
+///   committing.
+/// - Assign (after the partitions arrive): pause them and start their restores on the
+///   runtime; the polling thread resumes a partition when the manager reports it ready,
+///   so no record is processed against a store that has not finished restoring.
 pub struct GroupContext {
     pub(crate) member: Arc<Member>,
 }
@@ -69,61 +73,17 @@ impl GroupContext {
             ));
             return;
         }
-        let generations: Vec<(Partition, u64)> = {
-            let mut assignment = member.assignment();
-            partitions
-                .iter()
-                .map(|&p| {
-                    assignment.assigned.insert(p);
-                    let generation = assignment.generations.entry(p).or_default();
-                    *generation += 1;
-                    (p, *generation)
-                })
-                .collect()
-        };
-        member.listener.on_assigned(partitions);
-        for (partition, generation) in generations {
-            let member = member.clone();
-            member.runtime.clone().spawn(async move {
-                // A revoke that ran before this task got the partition's lock has
-                // bumped the generation: then the partition is not opened at all.
-                let still_wanted =
-                    || member.assignment().generations.get(&partition) == Some(&generation);
-                let result = member.assign(partition, &still_wanted).await;
-                let restored = Restored {
-                    partition,
-                    generation,
-                    result,
-                };
-                let sender = member
-                    .restored
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
-                // The consumer is gone: nobody is left to serve the partition.
-                let _ = sender.send(restored);
-            });
+        for job in member.manager.assign(partitions) {
+            // The outcome reaches the polling thread through the manager's ready list.
+            member.runtime.spawn(job);
         }
+        member.listener.on_assigned(partitions);
         member.refresh_standbys();
     }
 
     fn revoke(&self, consumer: &BaseConsumer<Self>, partitions: &[Partition]) {
         let member = &self.member;
         let lost = consumer.assignment_lost();
-        let offsets = {
-            let mut assignment = member.assignment();
-            let mut offsets = Vec::new();
-            for p in partitions {
-                assignment.assigned.remove(p);
-                let was_ready = assignment.ready.remove(p);
-                assignment.committed.remove(p);
-                *assignment.generations.entry(*p).or_default() += 1;
-                if let (true, Some(offset)) = (was_ready, assignment.processed.remove(p)) {
-                    offsets.push((*p, offset));
-                }
-            }
-            offsets
-        };
         let after = match member.standbys {
             // Under Replicas the placement that follows closes it unless it is placed here.
             StandbyPolicy::AllUnowned | StandbyPolicy::Replicas(_) => AfterRevoke::KeepAsStandby,
@@ -132,89 +92,17 @@ impl GroupContext {
         // Callbacks run on the polling thread, never a runtime worker (checked when
         // polling), so blocking here is allowed — and needed: the partitions must be
         // committed before the group hands them to someone else.
-        let exactly_once = member.exactly_once();
         let closed = member.runtime.block_on(async {
-            if exactly_once && !lost {
-                member
-                    .attach_source_offsets(&offsets, consumer.group_metadata())
-                    .await?;
+            if lost {
+                member.manager.lose(partitions).await
+            } else {
+                member.manager.revoke(partitions, after).await
             }
-            member.revoke(partitions, after, lost).await
         });
-        match closed {
-            Ok(()) if exactly_once || lost => {}
-            Ok(()) => match commit_offsets(consumer, &member.topic, &offsets) {
-                Ok(OffsetCommit::Done) => {}
-                Ok(OffsetCommit::RefusedByRebalance) => log::warn!(
-                    "offsets of revoked partitions {partitions:?} of {} were refused; their next owner replays input from the previous commit",
-                    member.topic
-                ),
-                Err(err) => member.fail(err),
-            },
-            Err(err) => member.fail(err.context("closing revoked partitions")),
+        if let Err(err) = closed {
+            member.fail(err);
         }
         member.listener.on_revoked(partitions, lost);
         member.refresh_standbys();
     }
-}
-
-/// What became of an offset commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OffsetCommit {
-    /// The group stored the offsets.
-    Done,
-    /// The group was rebalancing and refused them; they stay pending for the next
-    /// commit, or the next owner replays from the previous commit (at-least-once).
-    RefusedByRebalance,
-}
-
-/// Commits `offsets` (next offsets to consume) of `topic` synchronously. A refusal
-/// because the group is rebalancing is not an error (Kafka Streams skips such a commit
-/// too): the stores are committed already, and replaying input is what at-least-once
-/// allows.
-pub(crate) fn commit_offsets<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    offsets: &[(Partition, i64)],
-) -> Result<OffsetCommit, Error> {
-    if offsets.is_empty() {
-        return Ok(OffsetCommit::Done);
-    }
-    let mut list = TopicPartitionList::new();
-    for &(partition, offset) in offsets {
-        list.add_partition_offset(topic, partition, KafkaOffset::Offset(offset))
-            .map_err(|err| {
-                kafka_error(
-                    "listing offsets to commit",
-                    At::partition(topic, partition),
-                    err,
-                )
-            })?;
-    }
-    match consumer.commit(&list, CommitMode::Sync) {
-        Ok(()) => Ok(OffsetCommit::Done),
-        Err(err) if refused_by_rebalance(&err) => {
-            log::info!("input offsets of {topic} not committed, the group is rebalancing: {err}");
-            Ok(OffsetCommit::RefusedByRebalance)
-        }
-        Err(err) => Err(kafka_error(
-            "committing input offsets",
-            At::topic(topic),
-            err,
-        )),
-    }
-}
-
-fn refused_by_rebalance(err: &rdkafka::error::KafkaError) -> bool {
-    use rdkafka::error::RDKafkaErrorCode as C;
-    matches!(
-        err.rdkafka_error_code(),
-        Some(
-            C::IllegalGeneration
-                | C::RebalanceInProgress
-                | C::UnknownMemberId
-                | C::FencedInstanceId
-                | C::StaleMemberEpoch
-        )
-    )
 }

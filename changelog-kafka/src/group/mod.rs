@@ -1,23 +1,27 @@
-//! A consumer-group member whose partitions carry their stores with them: store
-//! managers ([`StoreManager`](state_core::StoreManager), one per store name) wired to a
-//! Kafka consumer's rebalance callbacks, with cooperative-sticky assignment, so adding or
-//! removing an instance moves partitions — and their state — for real.
+//! A consumer-group member whose partitions carry their stores with them: a
+//! [`StoreManager`] (every store of the instance) wired to a Kafka consumer's rebalance
+//! callbacks, with cooperative-sticky assignment, so adding or removing an instance moves
+//! partitions — and their state — for real.
 //!
 //! The processing loop is the caller's: [`StatefulConsumer::poll`] hands one input
-//! record at a time to a closure, which reaches the record's partition in each store
-//! with `manager.try_store(record.partition)`, and commits the stores and the input
-//! offsets every commit interval (see the guarantees below).
+//! record at a time to a closure together with its partition's stores
+//! ([`ActivePartition`]), and commits every commit interval.
 //!
 //! ## Guarantees
-//! - At-least-once: stores are committed (changelog flushed), then the input offsets; a
-//!   crash in between replays input into restored state, so updates should be idempotent
-//!   or tolerate repeats.
-//! - Exactly-once: each partition's input offset is sent into that partition's changelog
-//!   transaction (`send_offsets_to_transaction`, with the group's metadata so a zombie of
-//!   an older generation is fenced), so input position and state commit together or not
-//!   at all; the input is read `read_committed`. Transactional ids are per store
-//!   partition (`<application>-<store>-<partition>`), as in Kafka Streams' original
-//!   exactly-once: a new owner's sink fences the old owner's before restoring.
+//! Every store of every partition writes through one producer, the consumer's own
+//! changelog sink, and a commit is one [`StoreManager::commit`]: the sink commits every
+//! store's changes with the input offsets processed into them, then each store writes
+//! its changes with its position.
+//! - At-least-once: the changelogs are flushed, then the input offsets committed; a
+//!   crash in between replays input into restored state, so updates should be
+//!   idempotent or tolerate repeats.
+//! - Exactly-once (Kafka Streams' exactly-once v2, KIP-447): one transactional producer
+//!   per consumer (transactional id `<application.id>-<instance id>`); each commit is
+//!   one transaction holding every store's changelog records and the input offsets,
+//!   sent with the group's metadata so a member of an older generation is fenced. Input
+//!   is read `read_committed`. A new owner waits until the input offsets of a partition
+//!   are stable (the previous owner's last transaction completed, or aborted when a dead
+//!   one's `transaction.timeout.ms` ran out) before it restores the partition.
 
 mod config;
 mod context;
@@ -26,9 +30,8 @@ mod member;
 mod placement;
 mod view;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,17 +39,19 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
-    Error, ErrorKind, Offset, Partition, PartitionedStores, ProcessingGuarantee, Result,
+    ActivePartition, Error, ErrorKind, Offset, Partition, ProcessingGuarantee, Result, SinkOptions,
+    SourceCommit, StoreManager,
 };
 use tokio::runtime::Handle;
 
 pub use config::{GroupConfig, StandbyPolicy};
 pub use context::GroupContext;
-use context::OffsetCommit;
 pub use events::{GroupListener, NoopGroupListener};
-use member::{Assignment, Member, Placement, Restored};
+use member::{Member, Placement};
 
 use crate::error::{At, kafka_error};
+use crate::input::ConsumerInput;
+use crate::sink::KafkaSink;
 
 /// The longest a poll waits while a partition restores.
 const RESTORE_CHECK_INTERVAL: Duration = Duration::from_millis(5);
@@ -79,9 +84,8 @@ pub struct InputRecord<'a> {
 pub struct StatefulConsumer {
     // Declared first so it drops (leaving the group, committing revoked stores) while
     // the rest is still alive.
-    consumer: BaseConsumer<GroupContext>,
+    consumer: Arc<BaseConsumer<GroupContext>>,
     member: Arc<Member>,
-    restored: Receiver<Restored>,
     commit_interval: Duration,
     last_commit: Instant,
     refused_commits: u64,
@@ -91,25 +95,31 @@ pub struct StatefulConsumer {
 }
 
 impl StatefulConsumer {
-    /// Joins `config`'s group and subscribes to its input topic. Every partition gets a
-    /// store from each of `stores` (one manager per store name, e.g.
-    /// `vec![rewards.clone(), visits.clone()]`), restored on `runtime`; `listener` hears
-    /// partitions move. Blocks on a metadata request: call it off the runtime, like
-    /// [`poll`](Self::poll).
+    /// Joins `config`'s group and subscribes to its input topic. Every partition gets
+    /// each store of `manager`, restored on `runtime`; `listener` hears partitions move.
+    /// Every store logs through one producer this consumer makes (transactional under
+    /// exactly-once, which fences an earlier instance with the same instance id).
+    /// Blocks on a metadata request and, under exactly-once, on the producer's
+    /// initialisation: call it off the runtime, like [`poll`](Self::poll).
     ///
-    /// The managers must agree on the partition count and the guarantee. Exactly-once
-    /// takes a single store: each store has its own changelog transaction, and input
-    /// offsets committed in two transactions would not be atomic.
+    /// The manager must have at least one store and no changelog sink of its own yet.
     pub fn new(
         config: &GroupConfig,
-        stores: Vec<Arc<dyn PartitionedStores>>,
+        manager: Arc<StoreManager>,
         runtime: Handle,
         listener: Arc<dyn GroupListener>,
     ) -> Result<Self> {
-        let (partitions, guarantee) = check_stores(&stores)?;
+        if manager.store_names().is_empty() {
+            return Err(Error::invalid_input(
+                "a StatefulConsumer needs a store manager with at least one store",
+            ));
+        }
+        let partitions = manager.context().num_partitions();
+        let guarantee = manager.context().guarantee();
         let topic = config.input_topic.as_str();
         // Under exactly-once, input written by transactional producers (another
-        // exactly-once processor) counts only once committed.
+        // exactly-once processor) counts only once committed, and committed offsets are
+        // fetched stable (KIP-447).
         let isolation = match guarantee {
             ProcessingGuarantee::ExactlyOnce => "read_committed",
             ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
@@ -142,18 +152,16 @@ impl StatefulConsumer {
             .client_config(&[], &config.kafka.consumer)
             .create()
             .map_err(|err| kafka_error("creating the group describer", At::topic(topic), err))?;
-        let (sender, restored) = channel();
         let member = Arc::new(Member {
-            stores,
-            runtime,
+            manager: manager.clone(),
+            runtime: runtime.clone(),
             topic: topic.to_owned(),
             partitions,
             standbys: config.standbys,
             listener,
-            restored: Mutex::new(sender),
+            error: Mutex::default(),
             standby_updates: AtomicBool::new(true),
             standby_round: tokio::sync::Mutex::new(()),
-            assignment: Mutex::new(Assignment::default()),
             placement: Placement {
                 // The settings may override ours: the group lists the one in effect.
                 identity: client.get("client.id").unwrap_or(&client_id).to_owned(),
@@ -164,12 +172,22 @@ impl StatefulConsumer {
                 pending: AtomicBool::new(true),
             },
         });
-        let consumer: BaseConsumer<GroupContext> = client
-            .create_with_context(GroupContext {
-                member: member.clone(),
-            })
-            .map_err(|err| kafka_error("creating the group consumer", At::topic(topic), err))?;
+        let consumer: Arc<BaseConsumer<GroupContext>> = Arc::new(
+            client
+                .create_with_context(GroupContext {
+                    member: member.clone(),
+                })
+                .map_err(|err| kafka_error("creating the group consumer", At::topic(topic), err))?,
+        );
         check_partitions(&consumer, topic, partitions, config.kafka.metadata_timeout)?;
+        let sink_options = SinkOptions::new(
+            guarantee,
+            format!("{}-{instance}", manager.context().application_id()),
+        );
+        let input = Arc::new(ConsumerInput::member(topic, &consumer));
+        let sink =
+            runtime.block_on(KafkaSink::create(&config.kafka, &sink_options, Some(input)))?;
+        manager.use_sink(Arc::new(sink))?;
         consumer
             .subscribe(&[topic])
             .map_err(|err| kafka_error("subscribing", At::topic(topic), err))?;
@@ -180,7 +198,6 @@ impl StatefulConsumer {
         Ok(Self {
             consumer,
             member,
-            restored,
             commit_interval: config.commit_interval,
             last_commit: Instant::now(),
             refused_commits: 0,
@@ -190,16 +207,15 @@ impl StatefulConsumer {
     }
 
     /// Serves the group for up to `timeout`: runs rebalance callbacks, resumes partitions
-    /// whose restore finished, hands at most one record to `process`, and commits when
-    /// the commit interval has passed. Returns the partition of the record processed, if
-    /// any. Inside `process`, the record's partition is restored in every store:
-    /// `manager.try_store(record.partition)` returns it.
+    /// whose restore finished, hands at most one record to `process` with its partition's
+    /// stores, and commits when the commit interval has passed. Returns the partition of
+    /// the record processed, if any.
     ///
     /// An error from `process` is returned before the record counts as processed, so it
     /// is consumed again after a restart; the caller decides whether to go on.
     pub fn poll<F>(&mut self, timeout: Duration, process: F) -> Result<Option<Partition>>
     where
-        F: FnOnce(&InputRecord<'_>) -> Result<()>,
+        F: FnOnce(&InputRecord<'_>, &ActivePartition) -> Result<()>,
     {
         if Handle::try_current().is_ok() {
             return Err(Error::invalid_input(
@@ -207,14 +223,10 @@ impl StatefulConsumer {
                  (rebalance callbacks block on the runtime)",
             ));
         }
-        self.resume_restored()?;
+        self.resume_ready()?;
         // A restore finishing does not wake the consumer: while one runs, poll briefly
         // so its partition is resumed soon after it is ready.
-        let restoring = {
-            let assignment = self.member.assignment();
-            assignment.assigned.len() > assignment.ready.len()
-        };
-        let wait = if restoring {
+        let wait = if self.member.manager.is_restoring() {
             timeout.min(RESTORE_CHECK_INTERVAL)
         } else {
             timeout
@@ -238,7 +250,7 @@ impl StatefulConsumer {
                 self.process(&record, process)?
             }
         };
-        if let Some(error) = self.member.assignment().error.take() {
+        if let Some(error) = self.member.take_error() {
             return Err(error);
         }
         if self.last_commit.elapsed() >= self.commit_interval {
@@ -247,66 +259,36 @@ impl StatefulConsumer {
         Ok(processed)
     }
 
-    /// Commits every store, then the input offsets processed into them.
+    /// Commits every store and the input offsets processed into them (see the
+    /// [module docs](self)).
     pub fn commit(&mut self) -> Result<()> {
         self.last_commit = Instant::now();
-        // Only offsets that moved: an idle partition needs no transaction every interval.
-        let offsets: Vec<(Partition, Offset)> = {
-            let assignment = self.member.assignment();
-            assignment
-                .processed
-                .iter()
-                .filter(|(p, o)| {
-                    assignment.ready.contains(p) && assignment.committed.get(p) != Some(o)
-                })
-                .map(|(p, o)| (*p, *o))
-                .collect()
-        };
-        if self.member.exactly_once() {
-            let group = self.consumer.group_metadata();
-            self.member.runtime.block_on(async {
-                self.member.attach_source_offsets(&offsets, group).await?;
-                self.member.commit().await
-            })?;
-        } else {
-            self.member.runtime.block_on(self.member.commit())?;
-            if context::commit_offsets(&self.consumer, &self.member.topic, &offsets)?
-                == OffsetCommit::RefusedByRebalance
-            {
-                self.refused_commits += 1;
-                return Ok(());
-            }
+        let committed = self.member.runtime.block_on(self.member.manager.commit())?;
+        if committed.source == SourceCommit::Refused {
+            self.refused_commits += 1;
         }
-        self.member.assignment().committed.extend(offsets);
         Ok(())
     }
 
-    /// Input-offset commits the group refused because it was rebalancing (the offsets
-    /// were committed later or replayed by the next owner).
+    /// Input-offset commits the group refused because it was rebalancing (at-least-once;
+    /// the offsets were committed later or replayed by the next owner).
     pub fn refused_commits(&self) -> u64 {
         self.refused_commits
     }
 
-    /// Partitions served here now (restored and resumed).
+    /// Partitions served here now (restored).
     pub fn ready_partitions(&self) -> BTreeSet<Partition> {
-        self.member.assignment().ready.clone()
+        self.member.manager.served().into_iter().collect()
     }
 
     /// Partitions assigned here (restoring or served).
     pub fn assigned_partitions(&self) -> BTreeSet<Partition> {
-        self.member.assignment().assigned.clone()
+        self.member.manager.owned().into_iter().collect()
     }
 
-    /// The next input offset to consume of each served partition that processed a record
-    /// since it was assigned here.
-    pub fn processed_offsets(&self) -> BTreeMap<Partition, Offset> {
-        let assignment = self.member.assignment();
-        assignment
-            .processed
-            .iter()
-            .filter(|(p, _)| assignment.ready.contains(p))
-            .map(|(p, o)| (*p, *o))
-            .collect()
+    /// The store manager this consumer drives.
+    pub fn manager(&self) -> &Arc<StoreManager> {
+        &self.member.manager
     }
 
     /// Stops (`false`) or restarts (`true`) tailing the standbys' changelogs — for
@@ -345,30 +327,31 @@ impl StatefulConsumer {
         } else {
             self.consumer.unsubscribe();
             // Unsubscribing revokes the partitions in the next poll's callbacks.
-            while !self.member.assignment().assigned.is_empty() && Instant::now() < deadline {
+            while !self.member.manager.owned().is_empty() && Instant::now() < deadline {
                 let _ = self.consumer.poll(Duration::from_millis(100));
             }
         }
         self.stop_standbys.store(true, Ordering::SeqCst);
-        let closed = self.member.runtime.block_on(self.member.close());
+        let closed = self.member.runtime.block_on(self.member.manager.close());
         committed.and(closed)
     }
 
     fn process<F>(&self, record: &InputRecord<'_>, process: F) -> Result<Option<Partition>>
     where
-        F: FnOnce(&InputRecord<'_>) -> Result<()>,
+        F: FnOnce(&InputRecord<'_>, &ActivePartition) -> Result<()>,
     {
         let partition = record.partition;
-        if !self.member.assignment().ready.contains(&partition) {
+        let active = self
+            .member
+            .runtime
+            .block_on(self.member.manager.active(partition));
+        let Some(mut active) = active else {
             // Fetched before the pause took hold: read it again once the stores are ready.
             self.rewind(partition, record.offset)?;
             return Ok(None);
-        }
-        process(record)?;
-        self.member
-            .assignment()
-            .processed
-            .insert(partition, record.offset + 1);
+        };
+        process(record, &active)?;
+        active.record_processed(record.offset + 1);
         Ok(Some(partition))
     }
 
@@ -387,22 +370,10 @@ impl StatefulConsumer {
     }
 
     /// Resumes partitions whose restore finished in their current assignment.
-    fn resume_restored(&mut self) -> Result<()> {
-        while let Ok(restored) = self.restored.try_recv() {
-            let Restored {
-                partition,
-                generation,
-                result,
-            } = restored;
-            let current = {
-                let assignment = self.member.assignment();
-                assignment.generations.get(&partition) == Some(&generation)
-                    && assignment.assigned.contains(&partition)
-            };
-            if !current {
-                continue;
-            }
-            let summary = result.map_err(|err| {
+    fn resume_ready(&mut self) -> Result<()> {
+        for ready in self.member.manager.take_ready() {
+            let partition = ready.partition;
+            let restores = ready.restores.map_err(|err| {
                 err.context(format!(
                     "restoring partition {partition} of {}",
                     self.member.topic
@@ -417,8 +388,7 @@ impl StatefulConsumer {
                     err,
                 )
             })?;
-            self.member.assignment().ready.insert(partition);
-            self.member.listener.on_ready(partition, &summary);
+            self.member.listener.on_ready(partition, &restores);
         }
         Ok(())
     }
@@ -428,36 +398,6 @@ impl Drop for StatefulConsumer {
     fn drop(&mut self) {
         self.stop_standbys.store(true, Ordering::SeqCst);
     }
-}
-
-/// The partition count and guarantee `stores` agree on.
-fn check_stores(stores: &[Arc<dyn PartitionedStores>]) -> Result<(i32, ProcessingGuarantee)> {
-    let first = stores.first().ok_or_else(|| {
-        Error::invalid_input("a StatefulConsumer needs at least one store manager")
-    })?;
-    let (partitions, guarantee) = (
-        first.context().num_partitions(),
-        first.context().guarantee(),
-    );
-    for store in stores {
-        if store.context().num_partitions() != partitions
-            || store.context().guarantee() != guarantee
-        {
-            return Err(Error::invalid_input(format!(
-                "stores {} and {} disagree on the partition count or the guarantee",
-                first.store_name(),
-                store.store_name()
-            )));
-        }
-    }
-    if guarantee == ProcessingGuarantee::ExactlyOnce && stores.len() > 1 {
-        return Err(Error::unsupported(format!(
-            "exactly-once with {} stores: each store commits its own changelog transaction, \
-             so input offsets cannot be committed atomically with all of them",
-            stores.len()
-        )));
-    }
-    Ok((partitions, guarantee))
 }
 
 /// Fails unless `topic` has exactly `expected` partitions: stores are per partition and
@@ -516,7 +456,7 @@ fn spawn_standby_updates(member: &Arc<Member>, stop: Arc<AtomicBool>) {
                 }
             }
             let paused = !member.standby_updates.load(Ordering::SeqCst);
-            if paused || !member.has_standbys() {
+            if paused || !member.manager.has_standbys() {
                 // Nothing to tail: an idle wait, not a synchronisation.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -526,7 +466,7 @@ fn spawn_standby_updates(member: &Arc<Member>, stop: Arc<AtomicBool>) {
             if !member.standby_updates.load(Ordering::SeqCst) {
                 continue;
             }
-            let updated = member.update_standbys().await;
+            let updated = member.manager.update_standbys().await;
             drop(round);
             match updated {
                 // Busy standbys (being promoted or opened) or failing ones return at
@@ -542,78 +482,4 @@ fn spawn_standby_updates(member: &Arc<Member>, stop: Arc<AtomicBool>) {
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use state_core::{
-        Capability, KeyValueBytesStoreSupplier, KeyValueStore, Serdes, StoreBuilder, StoreContext,
-        StoreManager,
-    };
-
-    use super::*;
-
-    /// A supplier never asked to open anything: these tests only build managers.
-    struct Unopened(&'static str);
-
-    impl KeyValueBytesStoreSupplier for Unopened {
-        fn name(&self) -> &str {
-            self.0
-        }
-        fn capability(&self) -> Capability {
-            Capability::new("unopened")
-        }
-        fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
-            Err(Error::unsupported(format!("not opening {}", dir.display())))
-        }
-        fn destroy(&self, _: &Path) -> Result<()> {
-            Ok(())
-        }
-    }
-
-    fn manager(
-        name: &'static str,
-        partitions: i32,
-        guarantee: ProcessingGuarantee,
-    ) -> Arc<dyn PartitionedStores> {
-        let context = StoreContext::new("app", 0, partitions, "/nonexistent")
-            .unwrap()
-            .with_guarantee(guarantee);
-        Arc::new(StoreManager::new(
-            StoreBuilder::new(Unopened(name), Serdes::string(), Serdes::i64()),
-            context,
-        ))
-    }
-
-    #[test]
-    fn stores_must_agree_and_exactly_once_takes_one() {
-        use ProcessingGuarantee::{AtLeastOnce, ExactlyOnce};
-        assert_eq!(
-            check_stores(&[]).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-        let two = [manager("a", 6, AtLeastOnce), manager("b", 6, AtLeastOnce)];
-        assert_eq!(check_stores(&two).unwrap(), (6, AtLeastOnce));
-        let counts = [manager("a", 6, AtLeastOnce), manager("b", 4, AtLeastOnce)];
-        assert_eq!(
-            check_stores(&counts).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-        let mixed = [manager("a", 6, AtLeastOnce), manager("b", 6, ExactlyOnce)];
-        assert_eq!(
-            check_stores(&mixed).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            check_stores(&[manager("a", 6, ExactlyOnce)]).unwrap(),
-            (6, ExactlyOnce)
-        );
-        let eos = [manager("a", 6, ExactlyOnce), manager("b", 6, ExactlyOnce)];
-        assert_eq!(
-            check_stores(&eos).unwrap_err().kind(),
-            ErrorKind::Unsupported
-        );
-    }
 }

@@ -7,7 +7,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use state_core::{ChangelogReader, ConsumedRecord, Offset, Partition, Result};
+use state_core::{
+    ChangelogPositions, ChangelogReader, ChangelogSink, ConsumedRecord, Offset, Partition, Result,
+    SourceOffsets,
+};
 
 /// How long a broker may take to accept a TCP connection before it counts as down.
 const REACHABLE_WITHIN: Duration = Duration::from_secs(5);
@@ -164,4 +167,9 @@ impl Drop for BrokerGuard {
             }
         }
     }
+}
+
+/// Commits `sink` without input offsets; returns the acknowledged offsets.
+pub async fn commit(sink: &(impl ChangelogSink + ?Sized)) -> Result<ChangelogPositions> {
+    Ok(sink.commit(&SourceOffsets::none()).await?.positions)
 }
