@@ -33,12 +33,12 @@ fn logged_puts(c: &mut Criterion) {
     let topic = unique("writes");
     let changelog = changelog_with_topic(&rt, &topic);
     let sink = rt
-        .block_on(changelog.sink(&topic, &SinkOptions::default()))
+        .block_on(changelog.sink(&SinkOptions::default()))
         .unwrap();
     let store = backend_memory::MemorySupplier::new("bench")
         .open(std::path::Path::new(""))
         .unwrap();
-    let mut logged = LoggedStore::new(store, sink, 0);
+    let mut logged = LoggedStore::new(store, sink, &topic, 0);
 
     let raw_topic = unique("raw-writes");
     let _raw_changelog = changelog_with_topic(&rt, &raw_topic);

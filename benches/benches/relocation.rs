@@ -32,8 +32,8 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::{
-    AfterRevoke, Partition, RestoreSummary, Serdes, StoreBuilder, StoreContext, StoreManager,
-    changelog_topic_name,
+    AfterRevoke, Partition, RestoreSummary, Serdes, StoreBuilder, StoreContext, StoreHandle,
+    StoreManager, changelog_topic_name,
 };
 use tempfile::TempDir;
 
@@ -48,7 +48,25 @@ const PARTITION: Partition = 0;
 /// Short enough for the default 500 ms reader poll timeout to show if it is ever waited on.
 const FAST_POLL: Duration = Duration::from_millis(50);
 
-type Manager = StoreManager<String, f64>;
+/// One instance's store manager and the handle of its one store.
+struct Manager {
+    stores: Arc<StoreManager>,
+    customers: StoreHandle<String, f64>,
+}
+
+impl Manager {
+    async fn assign(&self) -> RestoreSummary {
+        let (_, restored) = self.stores.assign_all(&[PARTITION]).await.pop().unwrap();
+        let restores = restored.unwrap().expect("assigned");
+        restores[STORE]
+            .clone()
+            .expect("a logged store reports its restore")
+    }
+
+    async fn close(&self) -> state_core::Result<()> {
+        self.stores.close().await
+    }
+}
 
 fn nanos() -> u128 {
     std::time::SystemTime::now()
@@ -97,7 +115,12 @@ fn instance(backend: Backend, app: &str, dir: &TempDir, poll_timeout: Option<Dur
     let context = StoreContext::new(app, PARTITION, 1, dir.path())
         .unwrap()
         .with_changelog(changelog);
-    StoreManager::new(backend.builder(), context)
+    let mut stores = StoreManager::new(context);
+    let customers = stores.add_store(backend.builder()).unwrap();
+    Manager {
+        stores: Arc::new(stores),
+        customers,
+    }
 }
 
 /// The instance that owns the partition while the others are away: it loads the keys
@@ -112,7 +135,7 @@ impl Writer {
     async fn load(app: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let manager = instance(Backend::Memory, app, &dir, None);
-        manager.assign(PARTITION).await.unwrap();
+        manager.assign().await;
         let writer = Self {
             manager,
             _dir: dir,
@@ -137,28 +160,28 @@ impl Writer {
     }
 
     async fn write(&self, keys: std::ops::Range<usize>, value: f64) {
-        let mut store = self.manager.store(PARTITION).await.unwrap();
-        for i in keys {
-            store.put(&customer(i), &(i as f64 + value)).unwrap();
+        {
+            let partition = self.manager.stores.active(PARTITION).await.unwrap();
+            let store = partition.store(&self.manager.customers).unwrap();
+            for i in keys {
+                store.put(&customer(i), &(i as f64 + value)).unwrap();
+            }
         }
-        store.commit().await.unwrap();
+        self.manager.stores.commit().await.unwrap();
     }
 }
 
-/// Times `manager.assign(PARTITION)` alone.
+/// Times the assignment of the partition alone.
 async fn timed_assign(manager: &Manager) -> (Duration, RestoreSummary) {
     let start = Instant::now();
-    let summary = manager.assign(PARTITION).await.unwrap();
-    let elapsed = start.elapsed();
-    (
-        elapsed,
-        summary.expect("a logged store reports its restore"),
-    )
+    let summary = manager.assign().await;
+    (start.elapsed(), summary)
 }
 
 fn check_value(manager: &Manager, rt: &tokio::runtime::Runtime, (key, value): &(String, f64)) {
     let expected = key.trim_start_matches("customer-").parse::<f64>().unwrap() + value;
-    let store = rt.block_on(manager.store(PARTITION)).unwrap();
+    let partition = rt.block_on(manager.stores.active(PARTITION)).unwrap();
+    let store = partition.store(&manager.customers).unwrap();
     assert_eq!(store.get(key).unwrap(), Some(expected), "relocated {key}");
 }
 
@@ -239,7 +262,11 @@ fn standby(
                 let dir = tempfile::tempdir().unwrap();
                 let manager = instance(backend, app, &dir, poll_timeout);
                 let (elapsed, summary, changed) = rt.block_on(async {
-                    manager.add_standby(PARTITION).await.unwrap();
+                    manager
+                        .stores
+                        .set_standbys(&[PARTITION].into())
+                        .await
+                        .unwrap();
                     catch_up(&manager).await;
                     let changed = writer.churn().await;
                     let (elapsed, summary) = timed_assign(&manager).await;
@@ -259,8 +286,8 @@ fn standby(
 async fn catch_up(manager: &Manager) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        manager.update_standbys().await.unwrap();
-        let lags = manager.standby_lags().await.unwrap();
+        manager.stores.update_standbys().await.unwrap();
+        let lags = manager.stores.standby_lags().await.unwrap();
         if lags.iter().all(|lag| lag.lag == 0) && !lags.is_empty() {
             return;
         }
@@ -280,8 +307,9 @@ fn kept_dir(
     let dir = tempfile::tempdir().unwrap();
     let manager = instance(Backend::RocksDb, app, &dir, None);
     rt.block_on(async {
-        manager.assign(PARTITION).await.unwrap();
+        manager.assign().await;
         manager
+            .stores
             .revoke(&[PARTITION], AfterRevoke::Close)
             .await
             .unwrap();
@@ -296,7 +324,7 @@ fn kept_dir(
                 assert!(summary.wiped.is_none(), "kept directory was wiped");
                 check_value(&manager, rt, &changed);
                 total += elapsed;
-                rt.block_on(manager.revoke(&[PARTITION], AfterRevoke::Close))
+                rt.block_on(manager.stores.revoke(&[PARTITION], AfterRevoke::Close))
                     .unwrap();
             }
             total

@@ -36,8 +36,8 @@ impl Changelog for CommittedView {
         self.inner.ensure_topic(spec).await
     }
 
-    async fn sink(&self, topic: &str, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>> {
-        self.inner.sink(topic, options).await
+    async fn sink(&self, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>> {
+        self.inner.sink(options).await
     }
 
     async fn reader(
@@ -73,6 +73,7 @@ impl ChangelogReader for CappedReader {
         Ok(LogOffsets {
             start: offsets.start.min(cap),
             end: offsets.end.min(cap),
+            log_end: offsets.log_end,
         })
     }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use changelog_kafka::{GroupConfig, GroupListener, InputRecord, StatefulConsumer};
 use state_core::{
-    Error, Offset, Partition, PartitionRestores, RestoreSummary, Result, StoreManager,
-    TypedKeyValueStore,
+    Error, Offset, Partition, PartitionRestores, PartitionStore, RestoreSummary, Result,
+    StoreHandle, StoreManager,
 };
 use tokio::runtime::Handle;
 
@@ -96,7 +96,7 @@ pub struct Instance {
     /// 1-based, as printed.
     pub id: usize,
     /// The instance's stores.
-    pub manager: Arc<StoreManager<String, f64>>,
+    pub manager: Arc<StoreManager>,
     listener: Arc<ArrivalListener>,
     report: Arc<Mutex<Report>>,
     command: Arc<AtomicU8>,
@@ -109,7 +109,7 @@ impl Instance {
     pub fn start(
         id: usize,
         config: GroupConfig,
-        manager: Arc<StoreManager<String, f64>>,
+        (manager, totals): (Arc<StoreManager>, StoreHandle<String, f64>),
         runtime: Handle,
         positions: Positions,
     ) -> Result<Self> {
@@ -127,7 +127,7 @@ impl Instance {
                 .name(format!("instance-{id}"))
                 .spawn(move || {
                     let outcome = serve(
-                        &config, manager, runtime, listener, &report, &command, &positions,
+                        &config, manager, &totals, runtime, listener, &report, &command, &positions,
                     );
                     if let Err(err) = &outcome {
                         lock(&report).failed = Some(err.to_string());
@@ -203,27 +203,23 @@ impl Drop for Instance {
 }
 
 /// The thread: poll until told otherwise, then hand back totals and/or leave.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     config: &GroupConfig,
-    manager: Arc<StoreManager<String, f64>>,
+    manager: Arc<StoreManager>,
+    rewards: &StoreHandle<String, f64>,
     runtime: Handle,
     listener: Arc<ArrivalListener>,
     report: &Mutex<Report>,
     command: &AtomicU8,
     positions: &Positions,
 ) -> Result<BTreeMap<String, f64>> {
-    let mut consumer = StatefulConsumer::new(config, vec![manager.clone()], runtime, listener)?;
+    let mut consumer = StatefulConsumer::new(config, manager.clone(), runtime.clone(), listener)?;
     let mut processed = 0;
     while command.load(Ordering::SeqCst) == RUN {
         let mut done = None;
-        let polled = consumer.poll(POLL, |record| {
-            let store = manager.try_store(record.partition).ok_or_else(|| {
-                Error::internal(format!(
-                    "partition {} is served but has no active store",
-                    record.partition
-                ))
-            })?;
-            add_purchase(&store, record)?;
+        let polled = consumer.poll(POLL, |record, partition| {
+            add_purchase(&partition.store(rewards)?, record)?;
             done = Some((record.partition, record.offset + 1));
             Ok(())
         });
@@ -244,12 +240,10 @@ fn serve(
     if command.load(Ordering::SeqCst) == FINISH {
         consumer.commit()?;
         for partition in consumer.ready_partitions() {
-            let store = manager.try_store(partition).ok_or_else(|| {
-                Error::internal(format!(
-                    "partition {partition} is served but its store is busy"
-                ))
+            let active = runtime.block_on(manager.active(partition)).ok_or_else(|| {
+                Error::internal(format!("partition {partition} is served but not active"))
             })?;
-            for entry in store.all()? {
+            for entry in active.store(rewards)?.all()? {
                 let (customer, total) = entry?;
                 totals.insert(customer, total);
             }
@@ -260,7 +254,7 @@ fn serve(
 }
 
 /// The rewards processing: the customer's total grows by the purchase's points.
-fn add_purchase(store: &TypedKeyValueStore<String, f64>, record: &InputRecord<'_>) -> Result<()> {
+fn add_purchase(store: &PartitionStore<'_, String, f64>, record: &InputRecord<'_>) -> Result<()> {
     let at = || {
         format!(
             "input partition {} offset {}",

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use changelog_kafka::{GroupConfig, KafkaChangelog, KafkaChangelogConfig};
 use state_core::{
     Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, Error, ErrorKind, IsolationLevel,
-    Offset, Partition, Result, Serdes, SinkOptions, StoreBuilder, StoreContext, StoreManager,
-    TopicSpec,
+    Offset, Partition, Result, Serdes, SinkOptions, SourceOffsets, StoreBuilder, StoreContext,
+    StoreManager, TopicSpec,
 };
 use tokio::runtime::Handle;
 
@@ -103,7 +103,7 @@ pub async fn run(options: &ScaleOutOptions) -> Result<bool> {
     };
     changelog.ensure_topic(&spec).await.map_err(kafka_err)?;
     let sink = changelog
-        .sink(&input, &SinkOptions::default())
+        .sink(&SinkOptions::default())
         .await
         .map_err(kafka_err)?;
     let reader = changelog
@@ -266,7 +266,8 @@ impl Demo<'_> {
             self.root.join(format!("instance-{id}")),
         )?
         .with_changelog(self.changelog.clone());
-        let manager = Arc::new(StoreManager::new(builder, context));
+        let mut manager = StoreManager::new(context);
+        let totals = manager.add_store(builder)?;
         let mut group = GroupConfig::new(self.config.clone(), &self.application_id, &self.input)
             .with_commit_interval(COMMIT_INTERVAL)
             .with_session_timeout(SESSION_TIMEOUT);
@@ -276,7 +277,7 @@ impl Demo<'_> {
         let instance = Instance::start(
             id,
             group,
-            manager,
+            (Arc::new(manager), totals),
             Handle::current(),
             self.positions.clone(),
         )?;
@@ -298,15 +299,17 @@ impl Demo<'_> {
                 amount.to_be_bytes().to_vec(),
                 now,
             );
-            self.sink.append(partition, &record).map_err(|err| {
-                err.context(format!(
-                    "producing purchase {i} to input topic {}",
-                    self.input
-                ))
-            })?;
+            self.sink
+                .append(&self.input, partition, &record)
+                .map_err(|err| {
+                    err.context(format!(
+                        "producing purchase {i} to input topic {}",
+                        self.input
+                    ))
+                })?;
         }
         self.sink
-            .flush()
+            .commit(&SourceOffsets::none())
             .await
             .map_err(|err| err.context(format!("flushing input topic {}", self.input)))?;
         for (p, end) in self.ends.iter_mut().enumerate() {

@@ -30,19 +30,18 @@ fn topic_with_records(servers: &str, app: &str, partitions: i32, keys: u32) {
             .ensure_topic(&TopicSpec::changelog(&topic, partitions, &BTreeMap::new()))
             .await
             .unwrap();
-        let sink = changelog
-            .sink(&topic, &SinkOptions::default())
-            .await
-            .unwrap();
+        let sink = changelog.sink(&SinkOptions::default()).await.unwrap();
         for i in 0..keys {
             let key = Serdes::string()
                 .serialize(&format!("customer-{i:04}"))
                 .unwrap();
             let value = Serdes::f64().serialize(&f64::from(i)).unwrap();
-            sink.append(0, &ChangelogRecord::put(key, value, 0))
+            sink.append(&topic, 0, &ChangelogRecord::put(key, value, 0))
                 .unwrap();
         }
-        sink.flush().await.unwrap();
+        sink.commit(&state_core::SourceOffsets::none())
+            .await
+            .unwrap();
     });
 }
 

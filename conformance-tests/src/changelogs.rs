@@ -1,11 +1,16 @@
 //! The changelogs under test: the in-process log (with fault injection) and, with the
 //! `kafka` feature, a real Apache Kafka broker.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use state_core::Changelog;
 use state_core::changelog::in_memory::InMemoryChangelog;
+use state_core::{Changelog, InputBinding, Offset, Partition};
+
+/// Reads back the input offsets committed for a consumer group and input topic.
+pub type OffsetsReader =
+    Box<dyn Fn(&InputBinding) -> state_core::Result<BTreeMap<Partition, Offset>> + Send + Sync>;
 
 /// A fresh changelog per test case.
 pub struct ChangelogUnderTest {
@@ -15,6 +20,8 @@ pub struct ChangelogUnderTest {
     pub faults: Option<InMemoryChangelog>,
     /// A topic name no other case uses.
     pub topic: String,
+    /// The committed input offsets, as the changelog's consumer groups hold them.
+    pub committed_offsets: OffsetsReader,
 }
 
 /// A changelog kind the suite runs against.
@@ -47,10 +54,12 @@ impl ChangelogFactory for InProcess {
     }
     fn create(&self) -> ChangelogUnderTest {
         let log = InMemoryChangelog::new();
+        let offsets = log.clone();
         ChangelogUnderTest {
             changelog: Arc::new(log.clone()),
             faults: Some(log),
             topic: unique_topic("model"),
+            committed_offsets: Box::new(move |input| Ok(offsets.committed_offsets(input))),
         }
     }
 }
@@ -69,9 +78,51 @@ mod kafka {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use std::collections::BTreeMap;
+
     use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use state_core::{Error, InputBinding, Offset, Partition};
 
     use super::{ChangelogFactory, ChangelogUnderTest, unique_topic};
+
+    /// The offsets `input`'s group committed for partitions 0 and 1, stable ones only
+    /// (a read-committed consumer waits out pending transactions).
+    fn committed_offsets(
+        consumer: &std::sync::OnceLock<BaseConsumer>,
+        bootstrap: &str,
+        input: &InputBinding,
+    ) -> state_core::Result<BTreeMap<Partition, Offset>> {
+        if consumer.get().is_none() {
+            let created: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .set("group.id", &input.group_id)
+                .set("isolation.level", "read_committed")
+                .set("enable.auto.commit", "false")
+                .create()
+                .map_err(|err| Error::unavailable(format!("offsets consumer: {err}")))?;
+            let _ = consumer.set(created);
+        }
+        let consumer = consumer
+            .get()
+            .ok_or_else(|| Error::internal("offsets consumer missing"))?;
+        let mut list = rdkafka::TopicPartitionList::new();
+        for partition in [0, 1] {
+            list.add_partition(&input.topic, partition);
+        }
+        let committed = consumer
+            .committed_offsets(list, Duration::from_secs(30))
+            .map_err(|err| Error::unavailable(format!("fetching committed offsets: {err}")))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(offset) => Some((e.partition(), offset)),
+                _ => None,
+            })
+            .collect())
+    }
 
     /// A real Apache Kafka broker at `KAFKA_BOOTSTRAP_SERVERS` (default
     /// `127.0.0.1:9092`, started by `scripts/kafka.sh start`).
@@ -115,10 +166,16 @@ mod kafka {
             let config = KafkaChangelogConfig::new(self.bootstrap.clone());
             let changelog = KafkaChangelog::new(config)
                 .unwrap_or_else(|err| panic!("Kafka changelog at {}: {err}", self.bootstrap));
+            let bootstrap = self.bootstrap.clone();
+            // One consumer per case: each check of a case asks the same group.
+            let consumer = std::sync::OnceLock::new();
             ChangelogUnderTest {
                 changelog: Arc::new(changelog),
                 faults: None,
                 topic: unique_topic("conformance"),
+                committed_offsets: Box::new(move |input| {
+                    committed_offsets(&consumer, &bootstrap, input)
+                }),
             }
         }
     }

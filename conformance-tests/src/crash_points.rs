@@ -6,23 +6,36 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use state_core::{
-    Capability, ChangelogChunk, ChangelogReader, Error, IsolationLevel, KeyRange, KeyValueStore,
-    KvIter, LogOffsets, Offset, Partition, Position, RestoreCursor, Result, WriteBatch,
+    Capability, ChangelogChunk, ChangelogReader, Error, IsolationLevel, KeyRange,
+    KeyValueBytesStoreSupplier, KeyValueStore, KvIter, LogOffsets, Offset, Partition, Position,
+    RestoreCursor, Result, WriteBatch,
 };
+
+/// Wraps a store's supplier, to put a crash point in the stores it opens.
+pub type SupplierWrap = Arc<
+    dyn Fn(Arc<dyn KeyValueBytesStoreSupplier>) -> Arc<dyn KeyValueBytesStoreSupplier>
+        + Send
+        + Sync,
+>;
 
 /// A store that fails its next [`KeyValueStore::write_with_position`] when armed: the
 /// crash point "changelog durable, store not yet written".
 pub struct FailingPositionWrite {
     inner: Arc<dyn KeyValueStore>,
-    armed: AtomicBool,
+    armed: Arc<AtomicBool>,
 }
 
 impl FailingPositionWrite {
     /// Wraps `inner`, disarmed.
     pub fn new(inner: Arc<dyn KeyValueStore>) -> Arc<Self> {
+        Self::with_switch(inner, Arc::default())
+    }
+
+    /// Wraps `inner`, armed whenever `switch` is (several stores may share one).
+    pub fn with_switch(inner: Arc<dyn KeyValueStore>, switch: Arc<AtomicBool>) -> Arc<Self> {
         Arc::new(Self {
             inner,
-            armed: AtomicBool::new(false),
+            armed: switch,
         })
     }
 
@@ -80,6 +93,39 @@ impl KeyValueStore for FailingPositionWrite {
     }
     fn set_bulk_loading(&self, on: bool) -> Result<()> {
         self.inner.set_bulk_loading(on)
+    }
+}
+
+/// A supplier whose stores fail their next position write while `switch` is raised
+/// (the first store to write lowers it): the crash point "between the changelog commit
+/// and the store writes", or, armed for one store only, "between two stores' writes".
+pub struct ArmedSupplier {
+    inner: Arc<dyn KeyValueBytesStoreSupplier>,
+    switch: Arc<AtomicBool>,
+}
+
+impl ArmedSupplier {
+    /// Wraps `inner`; `switch` arms the crash point.
+    pub fn new(inner: Arc<dyn KeyValueBytesStoreSupplier>, switch: Arc<AtomicBool>) -> Arc<Self> {
+        Arc::new(Self { inner, switch })
+    }
+}
+
+impl KeyValueBytesStoreSupplier for ArmedSupplier {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capability(&self) -> Capability {
+        self.inner.capability()
+    }
+    fn open(&self, dir: &std::path::Path) -> Result<Arc<dyn KeyValueStore>> {
+        Ok(FailingPositionWrite::with_switch(
+            self.inner.open(dir)?,
+            self.switch.clone(),
+        ))
+    }
+    fn destroy(&self, dir: &std::path::Path) -> Result<()> {
+        self.inner.destroy(dir)
     }
 }
 

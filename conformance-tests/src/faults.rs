@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use state_core::serde::Serdes;
 use state_core::{
-    Changelog, ChangelogRecord, ErrorKind, Partition, ProcessingGuarantee, SinkOptions,
-    StoreBuilder, StoreContext, WipeReason,
+    Changelog, ChangelogRecord, ChangelogSink, ErrorKind, Partition, ProcessingGuarantee,
+    SinkOptions, StoreBuilder, StoreContext, WipeReason,
 };
 
 use crate::crash_points::FailingReader;
@@ -235,9 +235,15 @@ pub fn undecodable_record_is_reported(backend: &dyn BackendFactory) {
     // The topic does not exist yet: the builder creates it, so write after a first build.
     assert!(
         changelog
-            .sink_now("shop-rewards-changelog", &SinkOptions::default())
+            .sink_now(&SinkOptions::default())
+            .unwrap()
+            .append(
+                "shop-rewards-changelog",
+                PARTITION,
+                &ChangelogRecord::put(b"k".to_vec(), b"v".to_vec(), 0)
+            )
             .is_err(),
-        "sink for a missing topic must fail"
+        "an append to a missing topic must fail"
     );
     undecodable_record_stops_restore(backend, Arc::new(changelog), "shop", PARTITION);
 }
@@ -262,13 +268,14 @@ pub fn undecodable_record_stops_restore(
     store.put(&"alice".to_owned(), &1.0).unwrap();
     block_on(store.commit()).unwrap();
     drop(store);
-    let raw = block_on(changelog.sink(&topic, &SinkOptions::default())).unwrap();
+    let raw = block_on(changelog.sink(&SinkOptions::default())).unwrap();
     raw.append(
+        &topic,
         partition,
         &ChangelogRecord::put(b"bob".to_vec(), vec![1, 2, 3], 0),
     )
     .unwrap();
-    block_on(raw.flush()).unwrap();
+    block_on(raw.commit(&state_core::SourceOffsets::none())).unwrap();
 
     let elsewhere = Fixture::new(backend, "rewards");
     let context = StoreContext::new(application_id, partition, partition + 1, elsewhere.root())

@@ -14,10 +14,11 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use state_core::{
-    ChangelogRecord, ChangelogSink, Error, Offset, Partition, Position, ProcessingGuarantee, Result,
+    ChangelogPositions, ChangelogRecord, ChangelogSink, Error, Offset, Partition,
+    ProcessingGuarantee, Result, SinkCommit, SourceCommit, SourceOffsets,
 };
 
-/// An at-least-once sink appending to one file.
+/// An at-least-once sink appending one changelog partition to one file.
 pub struct FileSink {
     topic: String,
     partition: Partition,
@@ -51,31 +52,51 @@ impl FileSink {
 
 #[async_trait]
 impl ChangelogSink for FileSink {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
     fn guarantee(&self) -> ProcessingGuarantee {
         ProcessingGuarantee::AtLeastOnce
     }
-    fn append(&self, partition: Partition, record: &ChangelogRecord) -> Result<()> {
-        if partition != self.partition {
+    fn append(&self, topic: &str, partition: Partition, record: &ChangelogRecord) -> Result<()> {
+        if topic != self.topic || partition != self.partition {
             return Err(Error::invalid_input(format!(
-                "file log holds partition {} only",
-                self.partition
+                "file log holds topic {} partition {} only, not {topic} partition {partition}",
+                self.topic, self.partition
             )));
         }
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| Error::internal("file sink lock poisoned"))?;
-        state.pending.push(record.clone());
+        self.lock()?.pending.push(record.clone());
         Ok(())
     }
-    async fn flush(&self) -> Result<Position> {
-        let mut state = self
-            .state
+    async fn commit(&self, source: &SourceOffsets) -> Result<SinkCommit> {
+        if !source.is_empty() {
+            return Err(Error::invalid_input("the file log keeps no input offsets"));
+        }
+        let mut state = self.lock()?;
+        self.write_pending(&mut state)?;
+        Ok(SinkCommit {
+            positions: self.acknowledged_locked(&state),
+            source: SourceCommit::Nothing,
+        })
+    }
+    async fn abort(&self) -> Result<()> {
+        // Plain records cannot be taken back: what was appended is written.
+        let mut state = self.lock()?;
+        self.write_pending(&mut state)
+    }
+    fn acknowledged(&self) -> ChangelogPositions {
+        self.lock()
+            .map(|state| self.acknowledged_locked(&state))
+            .unwrap_or_default()
+    }
+}
+
+impl FileSink {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, SinkState>> {
+        self.state
             .lock()
-            .map_err(|_| Error::internal("file sink lock poisoned"))?;
+            .map_err(|_| Error::internal("file sink lock poisoned"))
+    }
+
+    /// Writes every pending frame with one `write` call.
+    fn write_pending(&self, state: &mut SinkState) -> Result<()> {
         let mut frames = Vec::new();
         for record in &state.pending {
             encode(record, &mut frames);
@@ -84,35 +105,15 @@ impl ChangelogSink for FileSink {
         let written = state.pending.len() as Offset;
         state.pending.clear();
         state.next_offset += written;
-        Ok(self.acknowledged_locked(&state))
+        Ok(())
     }
-    fn acknowledged(&self) -> Position {
-        self.state
-            .lock()
-            .map(|state| self.acknowledged_locked(&state))
-            .unwrap_or_default()
-    }
-    fn begin_transaction(&self) -> Result<()> {
-        Err(Error::unsupported("the file log has no transactions"))
-    }
-    async fn commit_transaction(&self) -> Result<Position> {
-        Err(Error::unsupported("the file log has no transactions"))
-    }
-    async fn abort_transaction(&self) -> Result<()> {
-        Err(Error::unsupported("the file log has no transactions"))
-    }
-    fn in_transaction(&self) -> bool {
-        false
-    }
-}
 
-impl FileSink {
-    fn acknowledged_locked(&self, state: &SinkState) -> Position {
-        if state.next_offset == 0 {
-            Position::empty()
-        } else {
-            Position::of(self.partition, state.next_offset - 1)
+    fn acknowledged_locked(&self, state: &SinkState) -> ChangelogPositions {
+        let mut positions = ChangelogPositions::new();
+        if state.next_offset > 0 {
+            positions.set(&self.topic, self.partition, state.next_offset - 1);
         }
+        positions
     }
 }
 

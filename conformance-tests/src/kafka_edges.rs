@@ -12,8 +12,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::{ClientConfig, Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
     Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, LoggedStore, NoopRestoreListener,
-    ProcessingGuarantee, RestoreOptions, RestoreSummary, SinkOptions, TopicSpec, WipeReason,
-    restore,
+    ProcessingGuarantee, RestoreOptions, RestoreSummary, SinkOptions, SourceOffsets, TopicSpec,
+    WipeReason, restore,
 };
 
 use crate::changelogs::unique_topic;
@@ -58,8 +58,8 @@ impl Broker {
         topic
     }
 
-    fn sink(&self, topic: &str) -> Arc<dyn ChangelogSink> {
-        block_on(self.changelog.sink(topic, &SinkOptions::default())).unwrap()
+    fn sink(&self) -> Arc<dyn ChangelogSink> {
+        block_on(self.changelog.sink(&SinkOptions::default())).unwrap()
     }
 
     fn reader(&self, topic: &str) -> Arc<dyn ChangelogReader> {
@@ -95,7 +95,7 @@ impl Broker {
 }
 
 fn logged(broker: &Broker, topic: &str, store: Arc<dyn state_core::KeyValueStore>) -> LoggedStore {
-    LoggedStore::new(store, broker.sink(topic), PARTITION)
+    LoggedStore::new(store, broker.sink(), topic, PARTITION)
 }
 
 /// An empty changelog restores to an empty store and replays nothing.
@@ -112,15 +112,16 @@ pub fn empty_changelog(broker: &Broker, backend: &dyn BackendFactory) {
 /// store, applying every tombstone.
 pub fn only_tombstones(broker: &Broker, backend: &dyn BackendFactory) {
     let topic = broker.topic("tombstones", &[]);
-    let sink = broker.sink(&topic);
+    let sink = broker.sink();
     for i in 0..50u32 {
         sink.append(
+            &topic,
             PARTITION,
             &ChangelogRecord::tombstone(i.to_be_bytes().to_vec(), 1),
         )
         .unwrap();
     }
-    block_on(sink.flush()).unwrap();
+    block_on(sink.commit(&SourceOffsets::none())).unwrap();
     let f = Fixture::new(backend, "store");
     let store = f.open();
     let summary = broker.restore(store.as_ref(), &topic);
@@ -260,18 +261,19 @@ pub fn real_compaction(broker: &Broker, backend: &dyn BackendFactory) {
     drop(other);
     // Rolling a segment needs a later append; keep appending a filler key until the
     // cleaner has visibly removed records (or give up after 90 s).
-    let filler = broker.sink(&topic);
+    let filler = broker.sink();
     let written = 20 + 30 * 20 + 5;
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut appended = 0;
     loop {
         filler
             .append(
+                &topic,
                 PARTITION,
                 &ChangelogRecord::put(b"zz-filler".to_vec(), vec![0], 0),
             )
             .unwrap();
-        block_on(filler.flush()).unwrap();
+        block_on(filler.commit(&SourceOffsets::none())).unwrap();
         appended += 1;
         let visible = count_records(broker, &topic);
         if visible < written {

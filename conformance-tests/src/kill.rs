@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::{
     ChangelogRecord, ChangelogSink, LoggedStore, NoopRestoreListener, ProcessingGuarantee,
-    RestoreOptions, SinkOptions, TopicSpec, restore,
+    RestoreOptions, SinkOptions, SourceOffsets, TopicSpec, restore,
 };
 
 use crate::file_log::read_log;
@@ -246,9 +246,7 @@ fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
     changelog
         .ensure_topic_now(&TopicSpec::changelog(KILL_TOPIC, 1, &BTreeMap::new()))
         .unwrap();
-    let sink = changelog
-        .sink_now(KILL_TOPIC, &SinkOptions::default())
-        .unwrap();
+    let sink = changelog.sink_now(&SinkOptions::default()).unwrap();
     for (key, value) in records {
         let record = ChangelogRecord {
             key: key.clone(),
@@ -256,9 +254,9 @@ fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
             timestamp: 0,
             headers: Vec::new(),
         };
-        sink.append(KILL_PARTITION, &record).unwrap();
+        sink.append(KILL_TOPIC, KILL_PARTITION, &record).unwrap();
     }
-    block_on(sink.flush()).unwrap();
+    block_on(sink.commit(&SourceOffsets::none())).unwrap();
     changelog
 }
 

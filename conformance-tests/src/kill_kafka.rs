@@ -17,8 +17,9 @@ use crate::changelogs::unique_topic;
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
 use crate::kill::{KILL_PARTITION, Workload, run_and_kill};
 
-/// The child's sink for `BOOTSTRAP:TOPIC:GUARANTEE` (the part after `kafka:`).
-pub fn sink_from_spec(spec: &str) -> state_core::Result<Arc<dyn ChangelogSink>> {
+/// The child's sink for `BOOTSTRAP:TOPIC:GUARANTEE` (the part after `kafka:`) and the
+/// topic it writes.
+pub fn sink_from_spec(spec: &str) -> state_core::Result<(Arc<dyn ChangelogSink>, String)> {
     let mut parts = spec.rsplitn(3, ':');
     let (Some(guarantee), Some(topic), Some(bootstrap)) =
         (parts.next(), parts.next(), parts.next())
@@ -29,7 +30,8 @@ pub fn sink_from_spec(spec: &str) -> state_core::Result<Arc<dyn ChangelogSink>> 
     };
     let guarantee = guarantee_named(guarantee)?;
     let changelog = KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap))?;
-    block_on(changelog.sink(topic, &sink_options(topic, guarantee)))
+    let sink = block_on(changelog.sink(&sink_options(topic, guarantee)))?;
+    Ok((sink, topic.to_owned()))
 }
 
 fn guarantee_named(name: &str) -> state_core::Result<ProcessingGuarantee> {
@@ -43,10 +45,7 @@ fn guarantee_named(name: &str) -> state_core::Result<ProcessingGuarantee> {
 }
 
 fn sink_options(topic: &str, guarantee: ProcessingGuarantee) -> SinkOptions {
-    SinkOptions {
-        guarantee,
-        transactional_id: Some(format!("{topic}-txn")),
-    }
+    SinkOptions::new(guarantee, format!("{topic}-txn"))
 }
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -104,7 +103,7 @@ pub fn kafka_kill_round(
 
     // The new instance: its sink first (fencing the dead producer and settling its last
     // transaction), then restore into a new directory.
-    let _sink = block_on(changelog.sink(&topic, &sink_options(&topic, guarantee))).unwrap();
+    let _sink = block_on(changelog.sink(&sink_options(&topic, guarantee))).unwrap();
     let fresh = Fixture::new(reader_backend, "kill-store");
     let store = fresh.open();
     let reader = block_on(changelog.reader(&topic, guarantee.isolation())).unwrap();

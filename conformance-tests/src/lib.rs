@@ -17,6 +17,7 @@ pub mod crash_points;
 pub mod durable;
 pub mod faults;
 pub mod file_log;
+pub mod gates;
 #[cfg(feature = "kafka")]
 pub mod group_scenarios;
 mod harness;
@@ -26,7 +27,10 @@ pub mod kill;
 #[cfg(feature = "kafka")]
 pub mod kill_kafka;
 pub mod manager;
+pub mod manager_eos;
+pub mod manager_races;
 pub mod model;
+mod model_world;
 pub mod ownership;
 mod registry;
 pub mod relocation;
@@ -248,9 +252,69 @@ macro_rules! conformance_suite {
                 });
             }
             #[test]
-            fn manager_withdrawn_assignment_opens_nothing() {
+            fn manager_every_transition_of_the_state_machine() {
                 each(|factory| {
-                    $crate::manager::withdrawn_assignment_opens_nothing(factory);
+                    $crate::manager_races::every_transition_of_the_state_machine(factory);
+                });
+            }
+            #[test]
+            fn manager_revoke_during_restore_cancels_it() {
+                each(|factory| {
+                    $crate::manager_races::revoke_during_restore_cancels_it(factory);
+                });
+            }
+            #[test]
+            fn manager_lose_during_restore() {
+                each(|factory| {
+                    $crate::manager_races::lose_during_restore(factory);
+                });
+            }
+            #[test]
+            fn manager_assignment_withdrawn_before_its_restore_starts_opens_nothing() {
+                each(|factory| {
+                    $crate::manager_races::assignment_withdrawn_before_its_restore_starts_opens_nothing(factory);
+                });
+            }
+            #[test]
+            fn manager_lose_during_a_failing_commit() {
+                each(|factory| {
+                    $crate::manager_races::lose_during_a_failing_commit(factory);
+                });
+            }
+            #[test]
+            fn manager_stores_commit_together_with_the_input_offsets_at_least_once() {
+                each(|factory| {
+                    $crate::manager_eos::stores_commit_together_with_the_input_offsets(factory, AtLeastOnce);
+                });
+            }
+            #[test]
+            fn manager_stores_commit_together_with_the_input_offsets_exactly_once() {
+                each(|factory| {
+                    $crate::manager_eos::stores_commit_together_with_the_input_offsets(factory, ExactlyOnce);
+                });
+            }
+            #[test]
+            fn manager_crash_between_the_transaction_and_the_store_writes_recovers_exactly() {
+                each(|factory| {
+                    $crate::manager_eos::crash_between_the_transaction_and_the_store_writes_recovers_exactly(factory);
+                });
+            }
+            #[test]
+            fn manager_crash_between_two_stores_writes_recovers_exactly() {
+                each(|factory| {
+                    $crate::manager_eos::crash_between_two_stores_writes_recovers_exactly(factory);
+                });
+            }
+            #[test]
+            fn manager_a_failed_store_write_is_caught_up_by_the_next_commit() {
+                each(|factory| {
+                    $crate::manager_eos::a_failed_store_write_is_caught_up_by_the_next_commit(factory);
+                });
+            }
+            #[test]
+            fn manager_a_loss_aborts_the_interval_and_the_rest_is_written_again() {
+                each(|factory| {
+                    $crate::manager_eos::a_loss_aborts_the_interval_and_the_rest_is_written_again(factory);
                 });
             }
             #[test]

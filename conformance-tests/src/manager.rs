@@ -2,6 +2,8 @@
 //! served only once restored, a revoked partition keeps its directory and replays only
 //! the tail when it comes back, a promoted standby replays only its lag, a lost
 //! partition drops uncommitted writes, and restores run in parallel up to the bound.
+//! The state machine's transitions and races are in `manager_races`, commits of several
+//! stores in `manager_eos`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,74 +12,199 @@ use std::time::{Duration, Instant};
 
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::{
-    AfterRevoke, Offset, Partition, PartitionRole, ProcessingGuarantee, RestoreListener,
-    RestorePhase, RestoreTarget, Serdes, StoreBuilder, StoreContext, StoreManager,
+    AfterRevoke, ChangelogSink, InputBinding, Offset, Partition, PartitionRestores, PartitionState,
+    ProcessingGuarantee, RestoreListener, RestoreOptions, RestorePhase, RestoreTarget, Result,
+    Serdes, SinkOptions, StoreBuilder, StoreContext, StoreHandle, StoreManager,
 };
 use tempfile::TempDir;
 
 use crate::harness::{BackendFactory, block_on};
 
-const PARTITIONS: i32 = 6;
-const STORE: &str = "rewards";
+pub(crate) const PARTITIONS: i32 = 6;
+pub(crate) const STORE: &str = "rewards";
+pub(crate) const VISITS: &str = "visits";
+pub(crate) const APP: &str = "app";
 
-type Totals = BTreeMap<String, i64>;
+pub(crate) type Totals = BTreeMap<String, i64>;
 
 /// One instance: its own state directory, sharing the changelog with the others.
-struct Instance {
-    manager: StoreManager<String, i64>,
+pub(crate) struct Instance {
+    pub(crate) manager: Arc<StoreManager>,
+    pub(crate) rewards: StoreHandle<String, i64>,
+    pub(crate) visits: Option<StoreHandle<String, i64>>,
     _dir: TempDir,
 }
 
-fn instance(
+/// How [`instance_with`] builds an instance.
+#[derive(Default)]
+pub(crate) struct Setup {
+    pub(crate) listener: Option<Arc<dyn RestoreListener>>,
+    pub(crate) parallel_restores: Option<usize>,
+    /// A second store, `visits`, next to `rewards`.
+    pub(crate) visits: bool,
+    /// The sink every store logs through; by default one of the changelog bound to
+    /// [`input`], with a transactional id of its own.
+    pub(crate) sink: Option<Arc<dyn ChangelogSink>>,
+    /// Wraps each store's supplier (crash points).
+    pub(crate) wrap: Option<crate::crash_points::SupplierWrap>,
+    /// Records per restore batch (default: the backend's).
+    pub(crate) batch_size: Option<usize>,
+}
+
+/// The input the instances' sinks commit offsets for.
+pub(crate) fn input() -> InputBinding {
+    InputBinding::new(APP, "purchases")
+}
+
+pub(crate) fn instance(
     backend: &dyn BackendFactory,
     changelog: &InMemoryChangelog,
     guarantee: ProcessingGuarantee,
-    listener: Option<Arc<dyn RestoreListener>>,
 ) -> Instance {
+    instance_with(backend, changelog, guarantee, Setup::default())
+}
+
+pub(crate) fn instance_with(
+    backend: &dyn BackendFactory,
+    changelog: &InMemoryChangelog,
+    guarantee: ProcessingGuarantee,
+    setup: Setup,
+) -> Instance {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = tempfile::tempdir().unwrap();
-    let builder = StoreBuilder::new(backend.supplier(STORE), Serdes::string(), Serdes::i64());
-    let mut context = StoreContext::new("app", 0, PARTITIONS, dir.path())
+    let mut context = StoreContext::new(APP, 0, PARTITIONS, dir.path())
         .unwrap()
         .with_changelog(Arc::new(changelog.clone()))
         .with_guarantee(guarantee);
-    if let Some(listener) = listener {
+    if let Some(listener) = setup.listener {
         context = context.with_restore_listener(listener);
     }
+    if let Some(batch_size) = setup.batch_size {
+        context = context.with_restore_options(RestoreOptions {
+            batch_size: Some(batch_size),
+            ..RestoreOptions::default()
+        });
+    }
+    let mut manager = StoreManager::new(context);
+    if let Some(parallel) = setup.parallel_restores {
+        manager = manager.with_max_parallel_restores(parallel);
+    }
+    let supplier = |name: &str| {
+        let supplier = backend.supplier(name);
+        match &setup.wrap {
+            Some(wrap) => wrap(supplier),
+            None => supplier,
+        }
+    };
+    let rewards = manager
+        .add_store(StoreBuilder::new(
+            supplier(STORE),
+            Serdes::string(),
+            Serdes::i64(),
+        ))
+        .unwrap();
+    let visits = setup.visits.then(|| {
+        manager
+            .add_store(StoreBuilder::new(
+                supplier(VISITS),
+                Serdes::string(),
+                Serdes::i64(),
+            ))
+            .unwrap()
+    });
+    let sink = setup.sink.unwrap_or_else(|| {
+        let id = format!("{APP}-instance-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let options = SinkOptions::new(guarantee, id).with_source(input());
+        Arc::new(changelog.sink_now(&options).unwrap())
+    });
+    manager.use_sink(sink).unwrap();
     Instance {
-        manager: StoreManager::new(builder, context),
+        manager: Arc::new(manager),
+        rewards,
+        visits,
         _dir: dir,
     }
 }
 
-/// Adds `amount` to `count` customers' totals in `partition` and commits.
-fn add(instance: &Instance, partition: Partition, count: usize, amount: i64) {
-    block_on(async {
-        let mut store = instance.manager.store(partition).await.expect("active");
-        for c in 0..count {
-            let key = format!("p{partition}-customer-{c:04}");
-            let total = store.get(&key).unwrap().unwrap_or(0);
-            store.put(&key, &(total + amount)).unwrap();
-        }
-        store.commit().await.unwrap();
-    });
+impl Instance {
+    /// Assigns `partitions` and waits for their restores; what the rewards store restored
+    /// of each, in order (`None`: withdrawn or already active).
+    pub(crate) fn assign(&self, partitions: &[Partition]) -> Vec<Option<u64>> {
+        block_on(self.manager.assign_all(partitions))
+            .into_iter()
+            .map(|(p, result)| {
+                let restores = result.unwrap_or_else(|err| panic!("assigning {p}: {err}"));
+                restores.map(|r| restored_by(&r, STORE))
+            })
+            .collect()
+    }
+
+    /// Assigns one partition; what its rewards store restored.
+    pub(crate) fn assign_one(&self, partition: Partition) -> u64 {
+        self.assign(&[partition])[0].unwrap_or_else(|| panic!("partition {partition} withdrawn"))
+    }
+
+    /// Adds `amount` to `count` customers' totals (and visits) in `partition` as the
+    /// processing of input record `offset`, without committing.
+    pub(crate) fn process(&self, partition: Partition, offset: Offset, count: usize, amount: i64) {
+        block_on(async {
+            let mut active = self.manager.active(partition).await.expect("active");
+            let rewards = active.store(&self.rewards).unwrap();
+            let visits = self.visits.as_ref().map(|v| active.store(v).unwrap());
+            for c in 0..count {
+                let key = customer(partition, c);
+                let total = rewards.get(&key).unwrap().unwrap_or(0);
+                rewards.put(&key, &(total + amount)).unwrap();
+                if let Some(visits) = &visits {
+                    let seen = visits.get(&key).unwrap().unwrap_or(0);
+                    visits.put(&key, &(seen + 1)).unwrap();
+                }
+            }
+            drop((rewards, visits));
+            active.record_processed(offset + 1);
+        });
+    }
+
+    /// [`process`](Self::process), then a commit of the instance.
+    pub(crate) fn add(&self, partition: Partition, count: usize, amount: i64) {
+        self.process(partition, 0, count, amount);
+        block_on(self.manager.commit()).unwrap();
+    }
+
+    /// `partition`'s rewards totals (uncommitted writes included).
+    pub(crate) fn totals(&self, partition: Partition) -> Totals {
+        self.totals_of(partition, &self.rewards)
+    }
+
+    pub(crate) fn totals_of(
+        &self,
+        partition: Partition,
+        store: &StoreHandle<String, i64>,
+    ) -> Totals {
+        let active = block_on(self.manager.active(partition)).expect("active");
+        let store = active.store(store).unwrap();
+        store.all().unwrap().map(Result::unwrap).collect()
+    }
 }
 
-fn totals(instance: &Instance, partition: Partition) -> Totals {
-    let store = block_on(instance.manager.store(partition)).expect("active");
-    store.all().unwrap().map(Result::unwrap).collect()
+pub(crate) fn customer(partition: Partition, c: usize) -> String {
+    format!("p{partition}-customer-{c:04}")
 }
 
-fn expected(partition: Partition, count: usize, total: i64) -> Totals {
+pub(crate) fn expected(partition: Partition, count: usize, total: i64) -> Totals {
     (0..count)
-        .map(|c| (format!("p{partition}-customer-{c:04}"), total))
+        .map(|c| (customer(partition, c), total))
         .collect()
 }
 
-fn restored(summary: Option<state_core::RestoreSummary>) -> u64 {
-    summary.map_or(0, |s| s.restored)
+pub(crate) fn restored_by(restores: &PartitionRestores, store: &str) -> u64 {
+    restores
+        .get(store)
+        .and_then(Option::as_ref)
+        .map_or(0, |s| s.restored)
 }
 
-/// A new owner restores every partition before serving it; a `store()` request that
+/// A new owner restores every partition before serving it; an `active()` request that
 /// arrives mid-restore waits and then sees the full state; the progress counters say
 /// what each partition restored.
 pub fn assign_restores_before_serving(
@@ -85,25 +212,26 @@ pub fn assign_restores_before_serving(
     guarantee: ProcessingGuarantee,
 ) {
     let changelog = InMemoryChangelog::new();
-    let first = instance(backend, &changelog, guarantee, None);
+    let first = instance(backend, &changelog, guarantee);
     for p in 0..PARTITIONS {
-        block_on(first.manager.assign(p)).unwrap();
-        add(&first, p, 300, 5);
+        first.assign_one(p);
+        first.add(p, 300, 5);
     }
-    let second = instance(backend, &changelog, guarantee, None);
+    let second = instance(backend, &changelog, guarantee);
     assert!(
-        second.manager.try_store(0).is_none(),
+        second.manager.try_active(0).is_none(),
         "served before assignment"
     );
     block_on(async {
         let manager = &second.manager;
         let (assigned, early) = futures::join!(manager.assign_all(&[0, 1, 2, 3, 4, 5]), async {
             // Asked while partition 3 restores (or before it starts): must wait for it.
-            let store = manager.store(3).await;
-            store.map(|s| s.all().unwrap().count())
+            let active = manager.active(3).await;
+            active.map(|a| a.store(&second.rewards).unwrap().all().unwrap().count())
         });
         for (p, result) in assigned {
-            assert_eq!(restored(result.unwrap()), 300, "partition {p}");
+            let restores = result.unwrap().unwrap();
+            assert_eq!(restored_by(&restores, STORE), 300, "partition {p}");
         }
         if let Some(seen) = early {
             assert_eq!(
@@ -113,13 +241,28 @@ pub fn assign_restores_before_serving(
         }
     });
     for p in 0..PARTITIONS {
-        assert_eq!(totals(&second, p), expected(p, 300, 5));
+        assert_eq!(second.totals(p), expected(p, 300, 5));
         let progress = second.manager.progress().get(STORE, p).unwrap();
         assert_eq!(progress.phase, RestorePhase::Done);
         assert_eq!(progress.total_restored, 300);
         assert_eq!(progress.remaining, 0);
     }
-    assert_eq!(second.manager.partitions_in(PartitionRole::Active).len(), 6);
+    assert_eq!(
+        second.manager.partitions_in(PartitionState::Active).len(),
+        6
+    );
+    let ready: Vec<Partition> = second
+        .manager
+        .take_ready()
+        .into_iter()
+        .map(|r| r.partition)
+        .collect();
+    assert_eq!(
+        ready.len(),
+        6,
+        "every restore is reported ready once: {ready:?}"
+    );
+    assert!(second.manager.take_ready().is_empty());
 }
 
 /// A revoked partition keeps its directory: when it comes back after another instance
@@ -131,24 +274,24 @@ pub fn returning_partition_replays_only_the_tail(
 ) {
     let changelog = InMemoryChangelog::new();
     let (first, second) = (
-        instance(backend, &changelog, guarantee, None),
-        instance(backend, &changelog, guarantee, None),
+        instance(backend, &changelog, guarantee),
+        instance(backend, &changelog, guarantee),
     );
-    assert_eq!(restored(block_on(first.manager.assign(2)).unwrap()), 0);
-    add(&first, 2, 200, 1);
+    assert_eq!(first.assign_one(2), 0);
+    first.add(2, 200, 1);
     block_on(first.manager.revoke(&[2], AfterRevoke::Close)).unwrap();
-    assert_eq!(first.manager.role(2), Some(PartitionRole::Closed));
+    assert_eq!(first.manager.state(2), Some(PartitionState::Closed));
 
-    assert_eq!(restored(block_on(second.manager.assign(2)).unwrap()), 200);
-    add(&second, 2, 50, 1);
+    assert_eq!(second.assign_one(2), 200);
+    second.add(2, 50, 1);
     block_on(second.manager.revoke(&[2], AfterRevoke::Close)).unwrap();
 
-    let back = restored(block_on(first.manager.assign(2)).unwrap());
+    let back = first.assign_one(2);
     let durable = backend.supplier(STORE).durable();
     assert_eq!(back, if durable { 50 } else { 250 }, "durable={durable}");
     let mut want = expected(2, 200, 1);
     want.extend(expected(2, 50, 2));
-    assert_eq!(totals(&first, 2), want);
+    assert_eq!(first.totals(2), want);
 }
 
 /// A standby tails the owner's changelog; after the owner writes more, promoting the
@@ -159,64 +302,62 @@ pub fn promoted_standby_replays_only_its_lag(
 ) {
     let changelog = InMemoryChangelog::new();
     let (owner, standby) = (
-        instance(backend, &changelog, guarantee, None),
-        instance(backend, &changelog, guarantee, None),
+        instance(backend, &changelog, guarantee),
+        instance(backend, &changelog, guarantee),
     );
-    block_on(owner.manager.assign(4)).unwrap();
-    add(&owner, 4, 120, 3);
-    block_on(standby.manager.add_standby(4)).unwrap();
-    assert_eq!(standby.manager.role(4), Some(PartitionRole::Standby));
+    owner.assign_one(4);
+    owner.add(4, 120, 3);
+    block_on(standby.manager.set_standbys(&[4].into())).unwrap();
+    assert_eq!(standby.manager.state(4), Some(PartitionState::Standby));
     wait_for_lag(&standby.manager, 4, 0);
-    add(&owner, 4, 40, 3);
+    owner.add(4, 40, 3);
     // Records the owner committed after the standby's last update: 40 puts, plus the
     // commit marker under exactly-once.
     let lag = current_lag(&standby.manager, 4);
     assert!(lag >= 40, "standby lag {lag}, expected at least 40");
     drop(owner);
-    let summary = block_on(standby.manager.assign(4)).unwrap().unwrap();
-    assert_eq!(summary.restored, 40, "lag was {lag}");
-    assert_eq!(standby.manager.role(4), Some(PartitionRole::Active));
+    assert_eq!(standby.assign_one(4), 40, "lag was {lag}");
+    assert_eq!(standby.manager.state(4), Some(PartitionState::Active));
     let mut want = expected(4, 120, 3);
     want.extend(expected(4, 40, 6));
-    assert_eq!(totals(&standby, 4), want);
+    assert_eq!(standby.totals(4), want);
 }
 
 /// A revoked partition kept as a standby stays warm: coming back restores nothing new.
 pub fn revoked_partition_kept_as_standby_stays_warm(backend: &dyn BackendFactory) {
     let changelog = InMemoryChangelog::new();
+    let guarantee = ProcessingGuarantee::AtLeastOnce;
     let (first, second) = (
-        instance(backend, &changelog, ProcessingGuarantee::AtLeastOnce, None),
-        instance(backend, &changelog, ProcessingGuarantee::AtLeastOnce, None),
+        instance(backend, &changelog, guarantee),
+        instance(backend, &changelog, guarantee),
     );
-    block_on(first.manager.assign(1)).unwrap();
-    add(&first, 1, 100, 2);
+    first.assign_one(1);
+    first.add(1, 100, 2);
     block_on(first.manager.revoke(&[1], AfterRevoke::KeepAsStandby)).unwrap();
-    assert_eq!(first.manager.role(1), Some(PartitionRole::Standby));
-    block_on(second.manager.assign(1)).unwrap();
-    add(&second, 1, 100, 2);
+    assert_eq!(first.manager.state(1), Some(PartitionState::Standby));
+    second.assign_one(1);
+    second.add(1, 100, 2);
     block_on(second.manager.revoke(&[1], AfterRevoke::Close)).unwrap();
     wait_for_lag(&first.manager, 1, 0);
-    assert_eq!(restored(block_on(first.manager.assign(1)).unwrap()), 0);
-    assert_eq!(totals(&first, 1), expected(1, 100, 4));
+    assert_eq!(first.assign_one(1), 0);
+    assert_eq!(first.totals(1), expected(1, 100, 4));
 }
 
 /// A lost partition is closed without committing: under exactly-once its uncommitted
 /// writes never become visible; its committed state comes back.
 pub fn lost_partition_drops_uncommitted_writes(backend: &dyn BackendFactory) {
     let changelog = InMemoryChangelog::new();
-    let first = instance(backend, &changelog, ProcessingGuarantee::ExactlyOnce, None);
-    block_on(first.manager.assign(0)).unwrap();
-    add(&first, 0, 80, 1);
-    {
-        let store = block_on(first.manager.store(0)).unwrap();
-        store.put(&"p0-customer-0000".to_string(), &1000).unwrap();
-        store.put(&"uncommitted".to_string(), &1).unwrap();
-    }
+    let guarantee = ProcessingGuarantee::ExactlyOnce;
+    let first = instance(backend, &changelog, guarantee);
+    first.assign_one(0);
+    first.add(0, 80, 1);
+    first.process(0, 1, 1, 1000);
     block_on(first.manager.lose(&[0])).unwrap();
-    assert_eq!(first.manager.role(0), Some(PartitionRole::Closed));
-    let second = instance(backend, &changelog, ProcessingGuarantee::ExactlyOnce, None);
-    block_on(second.manager.assign(0)).unwrap();
-    assert_eq!(totals(&second, 0), expected(0, 80, 1));
+    assert_eq!(first.manager.state(0), Some(PartitionState::Lost));
+    assert!(first.manager.try_active(0).is_none());
+    let second = instance(backend, &changelog, guarantee);
+    second.assign_one(0);
+    assert_eq!(second.totals(0), expected(0, 80, 1));
 }
 
 /// Counts restores running at once.
@@ -239,33 +380,36 @@ impl RestoreListener for Concurrency {
 /// With a bound of two, no more than two partitions restore at once, and all restore.
 pub fn restores_run_within_the_parallel_bound(backend: &dyn BackendFactory) {
     let changelog = InMemoryChangelog::new();
-    let writer = instance(backend, &changelog, ProcessingGuarantee::AtLeastOnce, None);
+    let guarantee = ProcessingGuarantee::AtLeastOnce;
+    let writer = instance(backend, &changelog, guarantee);
     for p in 0..PARTITIONS {
-        block_on(writer.manager.assign(p)).unwrap();
-        add(&writer, p, 2000, 1);
+        writer.assign_one(p);
+        writer.add(p, 2000, 1);
     }
     let concurrency = Arc::new(Concurrency::default());
-    let mut reader = instance(
+    let reader = instance_with(
         backend,
         &changelog,
-        ProcessingGuarantee::AtLeastOnce,
-        Some(concurrency.clone()),
+        guarantee,
+        Setup {
+            listener: Some(concurrency.clone()),
+            parallel_restores: Some(2),
+            ..Setup::default()
+        },
     );
-    reader.manager = reader.manager.with_max_parallel_restores(2);
-    let results = block_on(reader.manager.assign_all(&[0, 1, 2, 3, 4, 5]));
-    for (p, result) in results {
-        assert_eq!(restored(result.unwrap()), 2000, "partition {p}");
+    for (p, restored) in reader.assign(&[0, 1, 2, 3, 4, 5]).into_iter().enumerate() {
+        assert_eq!(restored, Some(2000), "partition {p}");
     }
     let peak = concurrency.peak.load(Ordering::SeqCst);
     assert!((1..=2).contains(&peak), "{peak} restores ran at once");
 }
 
-fn lag_of(manager: &StoreManager<String, i64>, partition: Partition) -> u64 {
+pub(crate) fn lag_of(manager: &StoreManager, partition: Partition) -> u64 {
     block_on(manager.update_standbys()).unwrap();
     current_lag(manager, partition)
 }
 
-fn wait_for_lag(manager: &StoreManager<String, i64>, partition: Partition, lag: u64) {
+pub(crate) fn wait_for_lag(manager: &StoreManager, partition: Partition, lag: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let now = lag_of(manager, partition);
@@ -276,30 +420,12 @@ fn wait_for_lag(manager: &StoreManager<String, i64>, partition: Partition, lag: 
     }
 }
 
-/// The lag without updating the standby.
-fn current_lag(manager: &StoreManager<String, i64>, partition: Partition) -> u64 {
+/// The rewards store's lag without updating the standby.
+pub(crate) fn current_lag(manager: &StoreManager, partition: Partition) -> u64 {
     block_on(manager.standby_lags())
         .unwrap()
         .into_iter()
-        .find(|l| l.partition == partition)
+        .find(|l| l.partition == partition && l.store == STORE)
         .expect("a standby")
         .lag
-}
-
-/// An assignment withdrawn before its restore could start opens nothing: the partition
-/// gets no role and no store, and a later assignment restores it normally.
-pub fn withdrawn_assignment_opens_nothing(backend: &dyn BackendFactory) {
-    let changelog = InMemoryChangelog::new();
-    let writer = instance(backend, &changelog, ProcessingGuarantee::AtLeastOnce, None);
-    block_on(writer.manager.assign(5)).unwrap();
-    add(&writer, 5, 10, 1);
-    let other = instance(backend, &changelog, ProcessingGuarantee::AtLeastOnce, None);
-    assert_eq!(
-        block_on(other.manager.assign_while(5, || false)).unwrap(),
-        None
-    );
-    assert_eq!(other.manager.role(5), None);
-    assert!(other.manager.try_store(5).is_none());
-    block_on(writer.manager.revoke(&[5], AfterRevoke::Close)).unwrap();
-    assert_eq!(restored(block_on(other.manager.assign(5)).unwrap()), 10);
 }

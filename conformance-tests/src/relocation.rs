@@ -27,13 +27,10 @@ pub fn relocate(
     let cut = changelogs.create();
     let spec = TopicSpec::changelog(&cut.topic, 2, &BTreeMap::new());
     block_on(cut.changelog.ensure_topic(&spec)).unwrap();
-    let options = SinkOptions {
-        guarantee,
-        transactional_id: Some(format!("{}-{PARTITION}", cut.topic)),
-    };
-    let sink = block_on(cut.changelog.sink(&cut.topic, &options)).unwrap();
+    let options = SinkOptions::new(guarantee, format!("{}-{PARTITION}", cut.topic));
+    let sink = block_on(cut.changelog.sink(&options)).unwrap();
     let source = Fixture::new(from, "store");
-    let mut logged = LoggedStore::new(source.open(), sink, PARTITION);
+    let mut logged = LoggedStore::new(source.open(), sink, &cut.topic, PARTITION);
     support::write_and_commit(&mut logged, 0..200);
     for i in (0..200u32).step_by(3) {
         logged.delete(format!("key-{i:03}").as_bytes()).unwrap();

@@ -6,9 +6,10 @@
 //! pattern. Since the changelog holds a prefix of the store's operations, a restored
 //! store's totals and offsets always agree, and the final totals are exact.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
-use state_core::{Error, Offset, Partition, Result, Serde, TypedKeyValueStore};
+use state_core::{ByteStore, Error, Offset, Partition, Result, Serde, TypedKeyValueStore};
 
 /// A customer's total and the input offset of the last purchase in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +52,8 @@ impl Serde<Reward> for RewardSerde {
 
 /// Adds the purchase at `offset` to its customer's total unless the total already
 /// counts it (at-least-once: replayed input is skipped).
-pub fn apply(
-    store: &TypedKeyValueStore<String, Reward>,
+pub fn apply<S: Borrow<ByteStore>>(
+    store: &TypedKeyValueStore<String, Reward, S>,
     offset: Offset,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
@@ -62,8 +63,8 @@ pub fn apply(
 
 /// Adds the purchase at `offset` to its customer's total, counted or not: exactly-once
 /// must never replay it, and a total counting a purchase twice shows it did.
-pub fn add(
-    store: &TypedKeyValueStore<String, Reward>,
+pub fn add<S: Borrow<ByteStore>>(
+    store: &TypedKeyValueStore<String, Reward, S>,
     offset: Offset,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
@@ -71,8 +72,8 @@ pub fn add(
     update(store, offset, key, value, false)
 }
 
-fn update(
-    store: &TypedKeyValueStore<String, Reward>,
+fn update<S: Borrow<ByteStore>>(
+    store: &TypedKeyValueStore<String, Reward, S>,
     offset: Offset,
     key: Option<&[u8]>,
     value: Option<&[u8]>,

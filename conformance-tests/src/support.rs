@@ -46,15 +46,9 @@ pub fn logged(
     guarantee: ProcessingGuarantee,
 ) -> LoggedStore {
     let sink = changelog
-        .sink_now(
-            TOPIC,
-            &SinkOptions {
-                guarantee,
-                transactional_id: Some("app-store-1".into()),
-            },
-        )
+        .sink_now(&SinkOptions::new(guarantee, "app-store-1"))
         .unwrap_or_else(|err| panic!("sink: {err}"));
-    LoggedStore::new(store, Arc::new(sink), PARTITION)
+    LoggedStore::new(store, Arc::new(sink), TOPIC, PARTITION)
 }
 
 /// Restores with small batches and a recording listener.

@@ -96,13 +96,13 @@ fn kafka_restore_interrupted_by_a_broker_stop_resumes() {
     let mut spec = TopicSpec::changelog(&topic, 1, &BTreeMap::new());
     spec.replication_factor = Some(1);
     block_on(changelog.ensure_topic(&spec)).unwrap();
-    let sink = block_on(changelog.sink(&topic, &SinkOptions::default())).unwrap();
+    let sink = block_on(changelog.sink(&SinkOptions::default())).unwrap();
     for i in 0..RECORDS {
         let key = format!("key-{:05}", i % 5_000).into_bytes();
-        sink.append(0, &ChangelogRecord::put(key, value(i), 0))
+        sink.append(&topic, 0, &ChangelogRecord::put(key, value(i), 0))
             .unwrap();
     }
-    block_on(sink.flush()).unwrap();
+    block_on(sink.commit(&state_core::SourceOffsets::none())).unwrap();
 
     let metadata_client: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cluster)

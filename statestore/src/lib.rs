@@ -60,8 +60,8 @@ pub mod prelude {
     pub use crate::Stores;
     pub use state_core::changelog::in_memory::InMemoryChangelog;
     pub use state_core::{
-        AfterRevoke, Changelog, Error, ErrorKind, KeyValueStore, PartitionRole,
-        ProcessingGuarantee, RestoreListener, Result, Serdes, StoreBuilder, StoreContext,
-        StoreManager, TypedKeyValueStore,
+        ActivePartition, AfterRevoke, Changelog, Error, ErrorKind, KeyValueStore, PartitionState,
+        PartitionStore, ProcessingGuarantee, RestoreListener, Result, Serdes, StoreBuilder,
+        StoreContext, StoreHandle, StoreManager, TypedKeyValueStore,
     };
 }

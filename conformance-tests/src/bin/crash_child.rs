@@ -29,9 +29,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: crash_child BACKEND STORE_DIR CHANGELOG JOURNAL_FILE SEED".into());
     };
     let backend = conformance_tests::backend(backend)?;
-    let sink = open_sink(changelog)?;
+    let (sink, topic) = open_sink(changelog)?;
     let store = backend.supplier("kill-store").open(&PathBuf::from(dir))?;
-    let mut logged = LoggedStore::new(store, sink, KILL_PARTITION);
+    let mut logged = LoggedStore::new(store, sink, topic, KILL_PARTITION);
     let mut journal = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -49,13 +49,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-fn open_sink(spec: &str) -> Result<Arc<dyn ChangelogSink>, Box<dyn std::error::Error>> {
+/// The sink `spec` names and the changelog topic it writes.
+fn open_sink(spec: &str) -> Result<(Arc<dyn ChangelogSink>, String), Box<dyn std::error::Error>> {
     if let Some(path) = spec.strip_prefix("file:") {
-        return Ok(Arc::new(FileSink::open(
-            &PathBuf::from(path),
-            KILL_TOPIC,
-            KILL_PARTITION,
-        )?));
+        let sink = FileSink::open(&PathBuf::from(path), KILL_TOPIC, KILL_PARTITION)?;
+        return Ok((Arc::new(sink), KILL_TOPIC.to_owned()));
     }
     #[cfg(feature = "kafka")]
     if let Some(rest) = spec.strip_prefix("kafka:") {

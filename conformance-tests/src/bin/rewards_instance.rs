@@ -7,7 +7,8 @@
 //! `at_least_once`
 //! (purchases already counted are skipped, the idempotent-consumer pattern) or
 //! `exactly_once` (every purchase is simply added: only the transaction keeps totals
-//! exact across a crash). `STATESTORE_COMMIT_INTERVAL_MS` sets the commit interval
+//! exact across a crash). Each partition has two stores, `rewards` (totals) and `visits`
+//! (purchases counted), committed together. `STATESTORE_COMMIT_INTERVAL_MS` sets the commit interval
 //! (default 200).
 //!
 //! Events: `assigned P..`, `ready P RESTORED FROM END`, `revoked LOST P..`, `served P`
@@ -29,18 +30,12 @@ use changelog_kafka::{
 };
 use conformance_tests::rewards::{RewardSerde, add, apply};
 use state_core::{
-    Partition, PartitionRestores, PartitionedStores, ProcessingGuarantee, Serdes, StoreBuilder,
-    StoreContext, StoreManager,
+    Partition, PartitionRestores, ProcessingGuarantee, Serdes, StoreBuilder, StoreContext,
+    StoreManager,
 };
 
 const STORE: &str = "rewards";
 const VISITS: &str = "visits";
-
-fn not_served(store: &str, partition: Partition) -> state_core::Error {
-    state_core::Error::internal(format!(
-        "partition {partition} is served but store {store} has no active store for it"
-    ))
-}
 
 fn main() {
     if let Err(err) = run() {
@@ -139,8 +134,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             ProcessingGuarantee::AtLeastOnce
         });
-    let builder = StoreBuilder::new(backend.supplier(STORE), Serdes::string(), RewardSerde);
-    let manager = Arc::new(StoreManager::new(builder, context));
+    // Two stores per partition, moving and committing together: rewards (totals) and
+    // visits (purchases counted).
+    let mut manager = StoreManager::new(context);
+    let rewards = manager.add_store(StoreBuilder::new(
+        backend.supplier(STORE),
+        Serdes::string(),
+        RewardSerde,
+    ))?;
+    let visits = manager.add_store(StoreBuilder::new(
+        backend.supplier(VISITS),
+        Serdes::string(),
+        RewardSerde,
+    ))?;
+    let manager = Arc::new(manager);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -165,39 +172,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let events = Arc::new(Events {
         served: served.clone(),
     });
-    // At-least-once also counts visits in a second store, so two stores per partition
-    // move together; exactly-once takes a single store.
-    let visits = (!exactly_once).then(|| {
-        Arc::new(StoreManager::new(
-            StoreBuilder::new(backend.supplier(VISITS), Serdes::string(), RewardSerde),
-            manager.context().clone(),
-        ))
-    });
-    let mut stores: Vec<Arc<dyn PartitionedStores>> = vec![manager.clone()];
-    if let Some(visits) = &visits {
-        stores.push(visits.clone());
-    }
-    let mut consumer = StatefulConsumer::new(&config, stores, runtime.handle().clone(), events)?;
+    let mut consumer =
+        StatefulConsumer::new(&config, manager.clone(), runtime.handle().clone(), events)?;
     let commands = commands();
     let mut count = 0u64;
     loop {
-        let processed = consumer.poll(Duration::from_millis(50), |record| {
-            let p = record.partition;
-            let store = manager.try_store(p).ok_or_else(|| not_served(STORE, p))?;
+        let processed = consumer.poll(Duration::from_millis(50), |record, partition| {
+            let (totals, counts) = (partition.store(&rewards)?, partition.store(&visits)?);
+            let one = 1i64.to_be_bytes();
             if exactly_once {
-                return add(&store, record.offset, record.key, record.value);
+                add(&totals, record.offset, record.key, record.value)?;
+                return add(&counts, record.offset, record.key, Some(&one));
             }
-            apply(&store, record.offset, record.key, record.value)?;
-            if let Some(visits) = &visits {
-                let visits = visits.try_store(p).ok_or_else(|| not_served(VISITS, p))?;
-                apply(
-                    &visits,
-                    record.offset,
-                    record.key,
-                    Some(&1i64.to_be_bytes()),
-                )?;
-            }
-            Ok(())
+            apply(&totals, record.offset, record.key, record.value)?;
+            apply(&counts, record.offset, record.key, Some(&one))
         })?;
         if let Some(p) = processed {
             count += 1;
@@ -212,24 +200,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "dump" => {
                 consumer.commit()?;
                 for p in consumer.ready_partitions() {
-                    let store = runtime
-                        .block_on(manager.store(p))
-                        .ok_or_else(|| format!("partition {p} is ready but has no store"))?;
-                    for entry in store.all()? {
+                    let partition = runtime
+                        .block_on(manager.active(p))
+                        .ok_or_else(|| format!("partition {p} is ready but not active"))?;
+                    for entry in partition.store(&rewards)?.all()? {
                         let (customer, reward) = entry?;
                         say(&format!(
                             "entry {p} {customer} {} {}",
                             reward.total, reward.last_offset
                         ));
                     }
-                    if let Some(visits) = &visits {
-                        let store = runtime
-                            .block_on(visits.store(p))
-                            .ok_or_else(|| format!("partition {p} has no visits store"))?;
-                        for entry in store.all()? {
-                            let (customer, count) = entry?;
-                            say(&format!("visit {p} {customer} {}", count.total));
-                        }
+                    for entry in partition.store(&visits)?.all()? {
+                        let (customer, count) = entry?;
+                        say(&format!("visit {p} {customer} {}", count.total));
                     }
                 }
                 say("dump-end");
