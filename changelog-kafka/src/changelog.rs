@@ -17,7 +17,7 @@ use crate::config::KafkaChangelogConfig;
 use crate::error::{At, kafka_error};
 use crate::input::{ConsumerInput, InputGroup};
 use crate::reader::KafkaReader;
-use crate::sink::KafkaSink;
+use crate::sink::{DEFAULT_TRANSACTION_TIMEOUT, KafkaSink};
 
 /// A [`Changelog`] on a Kafka cluster through librdkafka.
 pub struct KafkaChangelog {
@@ -112,7 +112,7 @@ impl KafkaChangelog {
             Some(binding) => Some(self.input_consumer(binding, options.guarantee)?),
             None => None,
         };
-        KafkaSink::create(&self.config, options, input).await
+        KafkaSink::create(&self.config, options, input, DEFAULT_TRANSACTION_TIMEOUT).await
     }
 
     fn input_consumer(

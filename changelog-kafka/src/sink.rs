@@ -31,8 +31,10 @@ type KafkaProducer = ThreadedProducer<DeliveryContext>;
 
 /// `transaction.timeout.ms` unless the producer settings say otherwise: how long the
 /// coordinator waits before it aborts a dead instance's open transaction, which holds
-/// back read-committed readers of its changelogs and its input offsets until then (Kafka
-/// Streams sets the same 10 s under exactly-once; librdkafka's default is 60 s).
+/// back read-committed readers of its changelogs until then (Kafka Streams sets the same
+/// 10 s under exactly-once; librdkafka's default is 60 s). A consumer group's sink takes
+/// at least twice its commit interval, so a live instance's transaction never times out
+/// between two commits.
 pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A [`ChangelogSink`] on a librdkafka producer (`enable.idempotence=true`, `acks=all`),
@@ -75,15 +77,18 @@ impl std::fmt::Debug for KafkaSink {
 impl KafkaSink {
     /// Creates the producer; under exactly-once also initialises transactions, which
     /// fences older producers with the same transactional id and aborts their open
-    /// transaction. `input` is the consumer group whose offsets commits carry.
+    /// transaction. `input` is the consumer group whose offsets commits carry;
+    /// `transaction_timeout` is `transaction.timeout.ms` unless the producer settings
+    /// set it.
     pub(crate) async fn create(
         config: &KafkaChangelogConfig,
         options: &SinkOptions,
         input: Option<Arc<dyn InputGroup>>,
+        transaction_timeout: Duration,
     ) -> Result<Self> {
         let exactly_once = options.guarantee == ProcessingGuarantee::ExactlyOnce;
         let mut ours = vec![("enable.idempotence", "true"), ("acks", "all")];
-        let timeout = DEFAULT_TRANSACTION_TIMEOUT.as_millis().to_string();
+        let timeout = transaction_timeout.as_millis().to_string();
         let transactional_id = match options.transactional_id.as_deref() {
             Some(id) if exactly_once && !id.is_empty() => Some(id.to_owned()),
             _ if exactly_once => {

@@ -51,7 +51,7 @@ use member::{Member, Placement};
 
 use crate::error::{At, kafka_error};
 use crate::input::ConsumerInput;
-use crate::sink::KafkaSink;
+use crate::sink::{DEFAULT_TRANSACTION_TIMEOUT, KafkaSink};
 
 /// The longest a poll waits while a partition restores.
 const RESTORE_CHECK_INTERVAL: Duration = Duration::from_millis(5);
@@ -185,8 +185,13 @@ impl StatefulConsumer {
             format!("{}-{instance}", manager.context().application_id()),
         );
         let input = Arc::new(ConsumerInput::member(topic, &consumer));
-        let sink =
-            runtime.block_on(KafkaSink::create(&config.kafka, &sink_options, Some(input)))?;
+        let transaction_timeout = DEFAULT_TRANSACTION_TIMEOUT.max(config.commit_interval * 2);
+        let sink = runtime.block_on(KafkaSink::create(
+            &config.kafka,
+            &sink_options,
+            Some(input),
+            transaction_timeout,
+        ))?;
         manager.use_sink(Arc::new(sink))?;
         consumer
             .subscribe(&[topic])
