@@ -169,6 +169,10 @@ fn code_kind(code: RDKafkaErrorCode) -> ErrorKind {
         | C::Fenced
         | C::TransactionCoordinatorFenced
         | C::FencedInstanceId => ErrorKind::Fenced,
+        C::IllegalGeneration
+        | C::RebalanceInProgress
+        | C::UnknownMemberId
+        | C::StaleMemberEpoch => ErrorKind::Rebalancing,
         C::OffsetOutOfRange | C::AutoOffsetReset | C::LogTruncation => ErrorKind::OutOfRange,
         C::UnknownTopicOrPartition
         | C::UnknownTopic

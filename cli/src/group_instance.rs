@@ -1,6 +1,7 @@
 //! One instance of the scale-out demo: a `StatefulConsumer` of the rewards group on its
-//! own thread, and what it tells the demo's main task (owned partitions, processed
-//! offsets, when each partition arrived and was ready).
+//! own thread, with two stores per partition (reward points and visits), and what it
+//! tells the demo's main task (owned partitions, processed offsets, when each partition
+//! arrived and was ready).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -16,6 +17,11 @@ use state_core::{
 use tokio::runtime::Handle;
 
 use crate::workload;
+
+/// The store of reward points per customer; its restores are the ones reported.
+pub const REWARDS: &str = "rewards";
+/// The store of purchases per customer.
+pub const VISITS: &str = "visits";
 
 /// How long one poll waits for a record; bounds how fast a thread sees a command.
 const POLL: Duration = Duration::from_millis(50);
@@ -85,10 +91,27 @@ impl GroupListener for ArrivalListener {
     fn on_ready(&self, partition: Partition, restores: &PartitionRestores) {
         if let Some(arrival) = lock(&self.arrivals).get_mut(&partition) {
             arrival.ready_at = Some(Instant::now());
-            // One store per instance here: its restore is the partition's.
-            arrival.summary = restores.values().next().cloned().flatten();
+            arrival.summary = restores.get(REWARDS).cloned().flatten();
         }
     }
+}
+
+/// The two stores of every partition: points per customer, and purchases per customer.
+#[derive(Clone)]
+pub struct Stores {
+    /// Reward points per customer.
+    pub rewards: StoreHandle<String, f64>,
+    /// Purchases per customer.
+    pub visits: StoreHandle<String, i64>,
+}
+
+/// What an instance serves when it finishes: points and visits per customer.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// Reward points per customer.
+    pub totals: BTreeMap<String, f64>,
+    /// Purchases per customer.
+    pub visits: BTreeMap<String, i64>,
 }
 
 /// A running instance: its store manager and its polling thread.
@@ -100,7 +123,7 @@ pub struct Instance {
     listener: Arc<ArrivalListener>,
     report: Arc<Mutex<Report>>,
     command: Arc<AtomicU8>,
-    thread: Option<JoinHandle<Result<BTreeMap<String, f64>>>>,
+    thread: Option<JoinHandle<Result<Served>>>,
 }
 
 impl Instance {
@@ -109,7 +132,7 @@ impl Instance {
     pub fn start(
         id: usize,
         config: GroupConfig,
-        (manager, totals): (Arc<StoreManager>, StoreHandle<String, f64>),
+        (manager, stores): (Arc<StoreManager>, Stores),
         runtime: Handle,
         positions: Positions,
     ) -> Result<Self> {
@@ -127,7 +150,7 @@ impl Instance {
                 .name(format!("instance-{id}"))
                 .spawn(move || {
                     let outcome = serve(
-                        &config, manager, &totals, runtime, listener, &report, &command, &positions,
+                        &config, manager, &stores, runtime, listener, &report, &command, &positions,
                     );
                     if let Err(err) = &outcome {
                         lock(&report).failed = Some(err.to_string());
@@ -176,19 +199,20 @@ impl Instance {
         self.command.store(FINISH, Ordering::SeqCst);
     }
 
-    /// Commits, returns every total this instance serves, then leaves the group.
-    pub fn finish(mut self) -> Result<BTreeMap<String, f64>> {
+    /// Commits, returns every total and visit count this instance serves, then leaves the
+    /// group.
+    pub fn finish(mut self) -> Result<Served> {
         self.stop(FINISH)
     }
 
-    fn stop(&mut self, command: u8) -> Result<BTreeMap<String, f64>> {
+    fn stop(&mut self, command: u8) -> Result<Served> {
         self.command.store(command, Ordering::SeqCst);
         let id = self.id;
         match self.thread.take() {
             Some(thread) => thread
                 .join()
                 .map_err(|_| Error::internal(format!("instance {id}'s thread panicked")))?,
-            None => Ok(BTreeMap::new()),
+            None => Ok(Served::default()),
         }
     }
 }
@@ -207,19 +231,23 @@ impl Drop for Instance {
 fn serve(
     config: &GroupConfig,
     manager: Arc<StoreManager>,
-    rewards: &StoreHandle<String, f64>,
+    stores: &Stores,
     runtime: Handle,
     listener: Arc<ArrivalListener>,
     report: &Mutex<Report>,
     command: &AtomicU8,
     positions: &Positions,
-) -> Result<BTreeMap<String, f64>> {
+) -> Result<Served> {
     let mut consumer = StatefulConsumer::new(config, manager.clone(), runtime.clone(), listener)?;
     let mut processed = 0;
     while command.load(Ordering::SeqCst) == RUN {
         let mut done = None;
         let polled = consumer.poll(POLL, |record, partition| {
-            add_purchase(&partition.store(rewards)?, record)?;
+            add_purchase(
+                &partition.store(&stores.rewards)?,
+                &partition.store(&stores.visits)?,
+                record,
+            )?;
             done = Some((record.partition, record.offset + 1));
             Ok(())
         });
@@ -236,25 +264,35 @@ fn serve(
         published.processed = processed;
         published.refused_commits = consumer.refused_commits();
     }
-    let mut totals = BTreeMap::new();
+    let mut served = Served::default();
     if command.load(Ordering::SeqCst) == FINISH {
         consumer.commit()?;
         for partition in consumer.ready_partitions() {
             let active = runtime.block_on(manager.active(partition)).ok_or_else(|| {
                 Error::internal(format!("partition {partition} is served but not active"))
             })?;
-            for entry in active.store(rewards)?.all()? {
+            for entry in active.store(&stores.rewards)?.all()? {
                 let (customer, total) = entry?;
-                totals.insert(customer, total);
+                served.totals.insert(customer, total);
+            }
+            for entry in active.store(&stores.visits)?.all()? {
+                let (customer, count) = entry?;
+                served.visits.insert(customer, count);
             }
         }
     }
     consumer.close()?;
-    Ok(totals)
+    Ok(served)
 }
 
-/// The rewards processing: the customer's total grows by the purchase's points.
-fn add_purchase(store: &PartitionStore<'_, String, f64>, record: &InputRecord<'_>) -> Result<()> {
+/// The rewards processing: the customer's total grows by the purchase's points, and the
+/// purchase counts as a visit. Neither guards against a replay: exactly-once alone keeps
+/// both exact.
+fn add_purchase(
+    rewards: &PartitionStore<'_, String, f64>,
+    visits: &PartitionStore<'_, String, i64>,
+    record: &InputRecord<'_>,
+) -> Result<()> {
     let at = || {
         format!(
             "input partition {} offset {}",
@@ -276,8 +314,10 @@ fn add_purchase(store: &PartitionStore<'_, String, f64>, record: &InputRecord<'_
                 at()
             ))
         })?;
-    let total = store.get(&customer)?.unwrap_or(0.0) + workload::points(amount);
-    store.put(&customer, &total)
+    let total = rewards.get(&customer)?.unwrap_or(0.0) + workload::points(amount);
+    rewards.put(&customer, &total)?;
+    let seen = visits.get(&customer)?.unwrap_or(0) + 1;
+    visits.put(&customer, &seen)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -1,9 +1,13 @@
-//! `statestore demo --instances N`: a scale-out for real. Instances of one consumer group
-//! join one by one while purchases arrive in waves; cooperative-sticky rebalancing moves
-//! partitions, and each moved partition's store is restored on its new owner. Then
-//! instance 1, a static member, restarts with its `group.instance.id` and gets its
-//! partitions back without a rebalance, replaying only their tails. Finally instance 2
-//! leaves cleanly, its partitions move on, and the totals are verified.
+//! `statestore demo --instances N`: a scale-out for real, exactly-once. Instances of one
+//! consumer group join one by one while purchases arrive in waves; cooperative-sticky
+//! rebalancing moves partitions, and each moved partition's two stores (reward points and
+//! visits) are restored on its new owner. Each instance writes every store of every
+//! partition through one transactional producer, one transaction per commit (Kafka
+//! Streams' exactly-once v2). Then instance 1, a static member, restarts with its
+//! `group.instance.id` and gets its partitions back without a rebalance, replaying only
+//! their tails. Finally instance 2 leaves cleanly, its partitions move on, and both
+//! stores are verified: processing adds without guarding against replays, so only
+//! exactly-once keeps them exact.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -13,17 +17,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use changelog_kafka::{GroupConfig, KafkaChangelog, KafkaChangelogConfig};
 use state_core::{
     Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, Error, ErrorKind, IsolationLevel,
-    Offset, Partition, Result, Serdes, SinkOptions, SourceOffsets, StoreBuilder, StoreContext,
-    StoreManager, TopicSpec,
+    Offset, Partition, ProcessingGuarantee, Result, Serdes, SinkOptions, SourceOffsets,
+    StoreBuilder, StoreContext, StoreManager, TopicSpec,
 };
 use tokio::runtime::Handle;
 
 use crate::backend::Backend;
-use crate::group_instance::{Instance, Positions, Report};
+use crate::group_instance::{Instance, Positions, REWARDS, Report, Stores, VISITS};
 use crate::workload;
 use crate::{errors, kafka};
 
-const STORE: &str = "rewards";
 const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long one step may take to settle (rebalance, restore, process the wave).
@@ -124,12 +127,17 @@ pub async fn run(options: &ScaleOutOptions) -> Result<bool> {
     let waves = options.instances + 2;
     println!(
         "group {application_id}: {} purchases in {waves} waves over {} partitions, {} instances ({}), \
-         at-least-once, commit every {} ms",
+         exactly-once, commit every {} ms",
         options.purchases,
         options.partitions,
         options.instances,
         options.backend.name(),
         COMMIT_INTERVAL.as_millis()
+    );
+    println!(
+        "  each partition has two stores, {REWARDS} and {VISITS}; each instance writes every store \
+         of every partition it owns through one transactional producer, and each commit is one \
+         transaction holding both stores' changelog records and the input offsets"
     );
     let mut demo = Demo {
         options,
@@ -253,10 +261,16 @@ impl Demo<'_> {
     }
 
     fn start_instance(&mut self, id: usize) -> Result<()> {
-        let builder = StoreBuilder::new(
-            self.options.backend.supplier(STORE),
+        let rewards = StoreBuilder::new(
+            self.options.backend.supplier(REWARDS),
             Serdes::string(),
             Serdes::f64(),
+        )
+        .with_logging_enabled(HashMap::new());
+        let visits = StoreBuilder::new(
+            self.options.backend.supplier(VISITS),
+            Serdes::string(),
+            Serdes::i64(),
         )
         .with_logging_enabled(HashMap::new());
         let context = StoreContext::new(
@@ -265,9 +279,13 @@ impl Demo<'_> {
             self.options.partitions,
             self.root.join(format!("instance-{id}")),
         )?
-        .with_changelog(self.changelog.clone());
+        .with_changelog(self.changelog.clone())
+        .with_guarantee(ProcessingGuarantee::ExactlyOnce);
         let mut manager = StoreManager::new(context);
-        let totals = manager.add_store(builder)?;
+        let stores = Stores {
+            rewards: manager.add_store(rewards)?,
+            visits: manager.add_store(visits)?,
+        };
         let mut group = GroupConfig::new(self.config.clone(), &self.application_id, &self.input)
             .with_commit_interval(COMMIT_INTERVAL)
             .with_session_timeout(SESSION_TIMEOUT);
@@ -277,7 +295,7 @@ impl Demo<'_> {
         let instance = Instance::start(
             id,
             group,
-            (Arc::new(manager), totals),
+            (Arc::new(manager), stores),
             Handle::current(),
             self.positions.clone(),
         )?;
@@ -433,7 +451,7 @@ impl Demo<'_> {
             let counters = instance
                 .manager
                 .progress()
-                .get(STORE, p)
+                .get(REWARDS, p)
                 .map(|c| format!("; {c} in {:.0?}", c.elapsed))
                 .unwrap_or_default();
             let ready = arrival
@@ -462,17 +480,19 @@ impl Demo<'_> {
             instance.request_finish();
         }
         let mut actual = BTreeMap::new();
+        let mut visits = BTreeMap::new();
         let mut served_twice = 0;
         for instance in self.instances.drain(..) {
             let id = instance.id;
-            let totals = instance
+            let served = instance
                 .finish()
                 .map_err(|err| err.context(format!("finishing instance {id}")))?;
-            for (customer, total) in totals {
+            for (customer, total) in served.totals {
                 if actual.insert(customer, total).is_some() {
                     served_twice += 1;
                 }
             }
+            visits.extend(served.visits);
         }
         let expected = workload::expected_totals(self.options.purchases);
         let differing: Vec<&String> = expected
@@ -481,7 +501,16 @@ impl Demo<'_> {
             .map(|(customer, _)| customer)
             .chain(actual.keys().filter(|c| !expected.contains_key(*c)))
             .collect();
-        let verified = differing.is_empty() && served_twice == 0;
+        let expected_visits = workload::expected_visits(self.options.purchases);
+        let visits_differ = expected_visits
+            .iter()
+            .filter(|(customer, count)| visits.get(*customer) != Some(*count))
+            .count()
+            + visits
+                .keys()
+                .filter(|c| !expected_visits.contains_key(*c))
+                .count();
+        let verified = differing.is_empty() && served_twice == 0 && visits_differ == 0;
         let replayed = processed.saturating_sub(self.produced);
         println!();
         println!(
@@ -500,7 +529,7 @@ impl Demo<'_> {
             "  records restored   {:>10}  by moved partitions",
             self.moves.restored
         );
-        println!("  commits refused    {refused:>10}  (input offsets, mid-rebalance; retried)");
+        println!("  commits refused    {refused:>10}  (mid-rebalance; aborted and retried)");
         println!("  total time         {:>10.1?}", started.elapsed());
         println!(
             "  verified           {:>10}",
@@ -508,8 +537,8 @@ impl Demo<'_> {
         );
         if verified {
             println!(
-                "verified: the totals of {} customers over the remaining instances equal an \
-                 independent computation over all {} purchases",
+                "verified: the points and visits of {} customers over the remaining instances \
+                 equal an independent computation over all {} purchases",
                 actual.len(),
                 self.produced
             );
@@ -520,8 +549,9 @@ impl Demo<'_> {
                 .map(|c| format!("{c}: {:?}, expected {:?}", actual.get(*c), expected.get(*c)))
                 .collect();
             println!(
-                "NOT verified: {} customers differ from an independent computation and \
-                 {served_twice} were served by two instances (e.g. {})",
+                "NOT verified: {} customers' points and {visits_differ} customers' visits differ \
+                 from an independent computation and {served_twice} were served by two \
+                 instances (e.g. {})",
                 differing.len(),
                 sample.join("; ")
             );

@@ -72,6 +72,15 @@ pub fn expected_totals(purchases: u64) -> BTreeMap<String, f64> {
     totals
 }
 
+/// Purchases per customer, computed independently of any store.
+pub fn expected_visits(purchases: u64) -> BTreeMap<String, i64> {
+    let mut visits = BTreeMap::new();
+    for i in 0..purchases {
+        *visits.entry(customer_name(purchase(i).0)).or_default() += 1;
+    }
+    visits
+}
+
 /// An upper bound of the changelog bytes and record batches of one partition that
 /// receives `count` purchases: every purchase writes one record, and up to
 /// `commit_every` are written twice (the crashed instance's uncommitted interval).

@@ -308,9 +308,12 @@ fn on_a_real_broker_a_group_of_three_scales_out_and_verifies() {
         "--state-dir",
         dir.path().to_str().unwrap(),
     ]);
-    assert_verified(&output);
     let text = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("verified: the points and visits"), "{text}");
     for step in [
+        "exactly-once",
+        "through one transactional producer",
         "instance 2 joined",
         "instance 3 joined",
         "instance 1 restarted with its group.instance.id",

@@ -38,6 +38,11 @@ pub enum ErrorKind {
     Unsupported,
     /// Another producer with the same transactional id took over; this one must stop.
     Fenced,
+    /// A consumer group is rebalancing, or moved on to a newer generation, and refused
+    /// a commit of input offsets. Nothing of the commit took effect (exactly-once: its
+    /// transaction was aborted); the stores keep their changes, and the next commit
+    /// after the rebalance tries again.
+    Rebalancing,
     /// The store or sink was closed, or a previous fatal error made it unusable.
     Closed,
     /// A filesystem or OS error.
@@ -52,7 +57,10 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether retrying the same operation later can succeed without intervention.
     pub fn is_retriable(self) -> bool {
-        matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)
+        matches!(
+            self,
+            ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Rebalancing
+        )
     }
 
     fn as_str(self) -> &'static str {
@@ -65,6 +73,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Fenced => "fenced",
+            ErrorKind::Rebalancing => "consumer group rebalancing",
             ErrorKind::Closed => "closed",
             ErrorKind::Io => "io",
             ErrorKind::OutOfRange => "offset out of range",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, TopicPartitionList};
-use state_core::{AfterRevoke, Partition};
+use state_core::{AfterRevoke, ErrorKind, Partition};
 
 use super::StandbyPolicy;
 use super::member::Member;
@@ -99,8 +99,16 @@ impl GroupContext {
                 member.manager.revoke(partitions, after).await
             }
         });
-        if let Err(err) = closed {
-            member.fail(err);
+        match closed {
+            Ok(()) => {}
+            // The revoked partitions are closed all the same, holding their last commit;
+            // their next owner replays input from it.
+            Err(err) if err.kind() == ErrorKind::Rebalancing => log::warn!(
+                "the commit of revoked partitions {partitions:?} of {} was refused by the \
+                 rebalance: {err}",
+                member.topic
+            ),
+            Err(err) => member.fail(err),
         }
         member.listener.on_revoked(partitions, lost);
         member.refresh_standbys();

@@ -266,17 +266,31 @@ impl StatefulConsumer {
 
     /// Commits every store and the input offsets processed into them (see the
     /// [module docs](self)).
+    ///
+    /// A commit the group refuses because it is rebalancing is not an error (Kafka
+    /// Streams skips such a commit too): at-least-once the stores are committed and the
+    /// offsets wait for the next commit (or the next owner replays from the previous
+    /// one); exactly-once the transaction was aborted, and the stores append their
+    /// changes again in the next one. Either way it counts in
+    /// [`refused_commits`](Self::refused_commits).
     pub fn commit(&mut self) -> Result<()> {
         self.last_commit = Instant::now();
-        let committed = self.member.runtime.block_on(self.member.manager.commit())?;
-        if committed.source == SourceCommit::Refused {
-            self.refused_commits += 1;
+        match self.member.runtime.block_on(self.member.manager.commit()) {
+            Ok(committed) if committed.source == SourceCommit::Refused => {
+                self.refused_commits += 1;
+            }
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::Rebalancing => {
+                log::info!("commit refused while the group rebalances, retried next: {err}");
+                self.refused_commits += 1;
+            }
+            Err(err) => return Err(err),
         }
         Ok(())
     }
 
-    /// Input-offset commits the group refused because it was rebalancing (at-least-once;
-    /// the offsets were committed later or replayed by the next owner).
+    /// Commits the group refused because it was rebalancing (see
+    /// [`commit`](Self::commit)).
     pub fn refused_commits(&self) -> u64 {
         self.refused_commits
     }
