@@ -360,10 +360,11 @@ impl StatefulConsumer {
         F: FnOnce(&InputRecord<'_>, &ActivePartition) -> Result<()>,
     {
         let partition = record.partition;
-        let active = self
-            .member
-            .runtime
-            .block_on(self.member.manager.active(partition));
+        let manager = &self.member.manager;
+        // Free at once but for a store a caller holds from another thread.
+        let active = manager
+            .try_active(partition)
+            .or_else(|| self.member.runtime.block_on(manager.active(partition)));
         let Some(mut active) = active else {
             // Fetched before the pause took hold: read it again once the stores are ready.
             self.rewind(partition, record.offset)?;

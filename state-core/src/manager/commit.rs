@@ -74,7 +74,10 @@ impl StoreManager {
                     PartitionState::Closed
                 }
             };
-            self.table.set(*partition, state);
+            // An assignment that came meanwhile (not from a consumer group, whose events
+            // arrive one at a time) keeps its state.
+            self.table
+                .advance(*partition, PartitionState::Revoking, state);
         }
         first_error.map_or(Ok(()), |err| {
             Err(err.context(format!("revoking partitions {partitions:?}")))
@@ -100,11 +103,11 @@ impl StoreManager {
                 first_error = Some(err);
             }
         }
-        for (partition, slot) in held.iter_mut().filter(|(p, _)| lost.contains(p)) {
+        // Their state says Lost since they were withdrawn.
+        for (_, slot) in held.iter_mut().filter(|(p, _)| lost.contains(p)) {
             if let Err(err) = close_all(take_stores(slot)) {
                 first_error.get_or_insert(err);
             }
-            self.table.set(*partition, PartitionState::Lost);
         }
         first_error.map_or(Ok(()), |err| {
             Err(err.context(format!("closing lost partitions {partitions:?}")))

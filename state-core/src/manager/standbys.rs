@@ -34,7 +34,10 @@ impl StoreManager {
                     first_error.get_or_insert(err);
                 }
             }
-            self.table.set(partition, PartitionState::Closed);
+            // An assignment that came meanwhile keeps its state; its restore finds the
+            // slot empty and opens the directory.
+            self.table
+                .advance(partition, PartitionState::Standby, PartitionState::Closed);
         }
         if !wanted.is_empty()
             && let Some(unlogged) = self.stores.iter().find(|s| !s.recipe.logging_enabled())
@@ -78,7 +81,13 @@ impl StoreManager {
             }
         }
         *slot = Slot::Standby(stores.into_iter().map(Standby::new).collect());
-        self.table.set(partition, PartitionState::Standby);
+        // An assignment that came meanwhile keeps its state: its restore takes the
+        // standby over.
+        self.table.entry_with(partition, |entry| {
+            if !entry.state.is_owned() {
+                entry.state = PartitionState::Standby;
+            }
+        });
         Ok(())
     }
 

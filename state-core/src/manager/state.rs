@@ -149,11 +149,6 @@ impl Table {
         }
     }
 
-    /// Moves `partition` to `state`.
-    pub(crate) fn set(&self, partition: Partition, state: PartitionState) {
-        self.entry_with(partition, |entry| entry.state = state);
-    }
-
     /// Moves `partition` from `from` to `to`; leaves any other state alone.
     pub(crate) fn advance(&self, partition: Partition, from: PartitionState, to: PartitionState) {
         if let Some(entry) = self.lock().get_mut(&partition)
