@@ -228,6 +228,35 @@ pub fn failing_appends_surface_as_errors(backend: &dyn BackendFactory) {
     assert_eq!(support::replay(&changelog, guarantee).len(), 2);
 }
 
+/// Stores commit together only through the sink they log through: a store of another
+/// sink in the list is refused before anything is committed, and its writes stay.
+pub fn commit_together_refuses_another_sinks_store(backend: &dyn BackendFactory) {
+    let (f, g) = (
+        Fixture::new(backend, "store"),
+        Fixture::new(backend, "other"),
+    );
+    let changelog = support::changelog();
+    let guarantee = ProcessingGuarantee::AtLeastOnce;
+    let mut ours = support::logged(&changelog, f.open(), guarantee);
+    let mut theirs = support::logged(&changelog, g.open(), guarantee);
+    ours.put(b"a", b"1").unwrap();
+    theirs.put(b"b", b"2").unwrap();
+    let sink = ours.sink().clone();
+    let err = block_on(state_core::commit_together(
+        sink.as_ref(),
+        &mut [&mut ours, &mut theirs],
+        &state_core::SourceOffsets::none(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("another sink"), "{err}");
+    assert!(
+        support::replay(&changelog, guarantee).is_empty(),
+        "nothing committed"
+    );
+    assert_eq!((ours.uncommitted(), theirs.uncommitted()), (1, 1));
+}
+
 /// A changelog record the store's serdes cannot decode stops restore with an error that
 /// names topic, partition and offset; nothing after it is applied silently.
 pub fn undecodable_record_is_reported(backend: &dyn BackendFactory) {

@@ -252,6 +252,12 @@ macro_rules! conformance_suite {
                 });
             }
             #[test]
+            fn faults_commit_together_refuses_another_sinks_store() {
+                each(|factory| {
+                    $crate::faults::commit_together_refuses_another_sinks_store(factory);
+                });
+            }
+            #[test]
             fn manager_every_transition_of_the_state_machine() {
                 each(|factory| {
                     $crate::manager_races::every_transition_of_the_state_machine(factory);

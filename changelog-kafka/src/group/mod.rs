@@ -109,6 +109,12 @@ impl StatefulConsumer {
         runtime: Handle,
         listener: Arc<dyn GroupListener>,
     ) -> Result<Self> {
+        if Handle::try_current().is_ok() {
+            return Err(Error::invalid_input(
+                "StatefulConsumer::new must run on a plain thread, not inside an async runtime \
+                 (it blocks on the runtime to initialise its producer)",
+            ));
+        }
         if manager.store_names().is_empty() {
             return Err(Error::invalid_input(
                 "a StatefulConsumer needs a store manager with at least one store",

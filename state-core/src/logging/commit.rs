@@ -100,9 +100,12 @@ fn same_sink(a: &Arc<dyn ChangelogSink>, b: &dyn ChangelogSink) -> bool {
     std::ptr::addr_eq(Arc::as_ptr(a), b as *const dyn ChangelogSink)
 }
 
+/// Names the stores of a commit for an error message: all of them up to three.
 fn describe(what: &str, stores: &[&mut LoggedStore]) -> String {
+    const NAMED: usize = 3;
     let names: Vec<String> = stores
         .iter()
+        .take(NAMED)
         .map(|s| {
             format!(
                 "{} ({} partition {})",
@@ -112,9 +115,13 @@ fn describe(what: &str, stores: &[&mut LoggedStore]) -> String {
             )
         })
         .collect();
-    match names.as_slice() {
-        [] => format!("{what} of the changelog sink"),
-        [one] => format!("{what} of store {one}"),
-        many => format!("{what} of {} stores: {}", many.len(), many.join(", ")),
+    let more = match stores.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    match (stores.len(), names.as_slice()) {
+        (0, _) => format!("{what} of the changelog sink"),
+        (1, [one]) => format!("{what} of store {one}"),
+        (count, _) => format!("{what} of {count} stores: {}{more}", names.join(", ")),
     }
 }

@@ -308,7 +308,12 @@ impl StoreManager {
     async fn sink(&self) -> Result<&Arc<dyn ChangelogSink>> {
         self.sink
             .get_or_try_init(|| async {
-                let changelog = self.context.changelog_for("(every store)")?;
+                let logged = self
+                    .stores
+                    .iter()
+                    .find(|s| s.recipe.logging_enabled())
+                    .map_or("(none)", |s| s.recipe.name());
+                let changelog = self.context.changelog_for(logged)?;
                 let id = format!(
                     "{}-{}",
                     self.context.application_id(),
