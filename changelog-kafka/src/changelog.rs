@@ -1,5 +1,6 @@
 //! [`KafkaChangelog`]: creates changelog topics and hands out sinks and readers.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -28,6 +29,9 @@ pub struct KafkaChangelog {
     /// manager asks for a reader for each partition it assigns, and every librdkafka
     /// client costs threads and broker connections.
     watermark_clients: Mutex<[Option<Arc<BaseConsumer>>; 2]>,
+    /// The input consumers of sinks with an input binding, shared by every sink of the
+    /// same binding and guarantee (a restarted sink finds its group's coordinator known).
+    inputs: Mutex<HashMap<(InputBinding, ProcessingGuarantee), Arc<dyn InputGroup>>>,
 }
 
 impl std::fmt::Debug for KafkaChangelog {
@@ -66,6 +70,7 @@ impl KafkaChangelog {
             admin,
             creator,
             watermark_clients: Mutex::new([None, None]),
+            inputs: Mutex::default(),
         })
     }
 
@@ -120,6 +125,14 @@ impl KafkaChangelog {
         binding: &InputBinding,
         guarantee: ProcessingGuarantee,
     ) -> Result<Arc<dyn InputGroup>> {
+        let mut inputs = self
+            .inputs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (binding.clone(), guarantee);
+        if let Some(input) = inputs.get(&key) {
+            return Ok(input.clone());
+        }
         let isolation = match guarantee {
             ProcessingGuarantee::ExactlyOnce => "read_committed",
             ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
@@ -139,7 +152,9 @@ impl KafkaChangelog {
                         err,
                     )
                 })?;
-        Ok(Arc::new(ConsumerInput::owned(&binding.topic, consumer)))
+        let input: Arc<dyn InputGroup> = Arc::new(ConsumerInput::owned(&binding.topic, consumer));
+        inputs.insert(key, input.clone());
+        Ok(input)
     }
 
     /// A [`KafkaReader`] for `topic`, as [`Changelog::reader`] without the type erasure.

@@ -158,11 +158,20 @@ impl<C: ConsumerContext + 'static> InputGroup for ConsumerInput<C> {
             // that answer back.
             let fetched = consumer
                 .committed_offsets(self.list([(partition, None)])?, left)
-                .map_err(|err| kafka_error("fetching the committed input offset", at, err))?;
-            let unstable = fetched.elements().iter().any(|e| {
-                e.error().err().and_then(|err| err.rdkafka_error_code())
-                    == Some(RDKafkaErrorCode::UnstableOffsetCommit)
-            });
+                .map_err(|err| kafka_error("fetching the committed input offset", at, err));
+            let unstable = match fetched {
+                Ok(fetched) => fetched.elements().iter().any(|e| {
+                    e.error().err().and_then(|err| err.rdkafka_error_code())
+                        == Some(RDKafkaErrorCode::UnstableOffsetCommit)
+                }),
+                // The group's coordinator moving or loading (NotCoordinator right after
+                // a broker starts): ask again.
+                Err(err) if err.is_retriable() && Instant::now() < deadline => {
+                    log::info!("{err}; asking again");
+                    true
+                }
+                Err(err) => return Err(err),
+            };
             if !unstable {
                 return Ok(());
             }

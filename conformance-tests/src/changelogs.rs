@@ -111,9 +111,22 @@ mod kafka {
         for partition in [0, 1] {
             list.add_partition(&input.topic, partition);
         }
-        let committed = consumer
-            .committed_offsets(list, Duration::from_secs(30))
-            .map_err(|err| Error::unavailable(format!("fetching committed offsets: {err}")))?;
+        // The group's coordinator may still be moving (NotCoordinator right after the
+        // broker started): ask again until a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let committed = loop {
+            match consumer.committed_offsets(list.clone(), Duration::from_secs(30)) {
+                Ok(committed) => break committed,
+                Err(err) if std::time::Instant::now() < deadline && retriable(&err) => {
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
+                Err(err) => {
+                    return Err(Error::unavailable(format!(
+                        "fetching committed offsets: {err}"
+                    )));
+                }
+            }
+        };
         Ok(committed
             .elements()
             .iter()
@@ -156,6 +169,21 @@ mod kafka {
         }
         eprintln!("SKIPPED: {message}");
         None
+    }
+
+    /// Whether a committed-offset fetch may succeed when asked again.
+    fn retriable(err: &rdkafka::error::KafkaError) -> bool {
+        use rdkafka::error::RDKafkaErrorCode as C;
+        matches!(
+            err.rdkafka_error_code(),
+            Some(
+                C::NotCoordinator
+                    | C::CoordinatorLoadInProgress
+                    | C::CoordinatorNotAvailable
+                    | C::WaitingForCoordinator
+                    | C::BrokerTransportFailure
+            )
+        )
     }
 
     impl ChangelogFactory for Kafka {

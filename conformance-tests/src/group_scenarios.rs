@@ -209,3 +209,60 @@ pub fn exactly_once_group_survives_a_kill(bootstrap: &str, binary: &Path, backen
     a.stop();
     b.stop();
 }
+
+/// Exactly-once against a zombie: an instance frozen with SIGSTOP right after it logged a
+/// burst inside transactions it has not committed, for long enough that the group moves
+/// its partitions on (past the session timeout, well within its transaction timeout).
+/// The new owners restore only what was committed and fence it; thawed, the zombie finds
+/// its partitions lost, aborts its transaction (or has its commit refused: the group
+/// metadata it would send carries a dead generation, KIP-447) and rejoins. Totals and
+/// visits stay exact: anything of the zombie's interval counted would show.
+pub fn exactly_once_zombie_is_fenced(bootstrap: &str, binary: &Path, backend: &str) {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // A long commit interval leaves the burst uncommitted when the freeze comes, and
+    // makes the transaction timeout (twice the interval) far longer than the freeze.
+    let mut group = Group::new(bootstrap, binary)
+        .exactly_once()
+        .with_commit_interval(Duration::from_secs(30));
+    group.produce_wave();
+    let mut a = group.start("a", backend, dirs[0].path(), "none");
+    let mut b = group.start("b", backend, dirs[1].path(), "none");
+    let mut c = group.start("c", backend, dirs[2].path(), "none");
+    let owners = group.wait_for_model(&mut [&mut a, &mut b, &mut c]);
+    let c_owned = owned_by(&owners, "c");
+    let logged_before: Vec<i64> = c_owned
+        .iter()
+        .map(|&p| group.changelog_high_watermark(p))
+        .collect();
+    let waves = 5;
+    group.produce_waves(waves);
+    let per_partition = i64::from(waves * CUSTOMERS) / i64::from(PARTITIONS);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (&p, before) in c_owned.iter().zip(logged_before) {
+        while group.changelog_high_watermark(p) < before + per_partition {
+            assert!(
+                Instant::now() < deadline,
+                "c never logged its burst on partition {p}"
+            );
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+    }
+    c.suspend();
+    // The group moves c's partitions on: a and b serve everything, exactly.
+    let owners = group.wait_for_model(&mut [&mut a, &mut b]);
+    for p in &c_owned {
+        assert!(
+            owners.contains_key(p),
+            "partition {p} of the zombie was not taken over"
+        );
+    }
+    c.resume();
+    group.produce_wave();
+    group.wait_for_model(&mut [&mut a, &mut b, &mut c]);
+    for instance in [&a, &b, &c] {
+        instance.assert_served_only_after_restore();
+    }
+    a.stop();
+    b.stop();
+    c.stop();
+}

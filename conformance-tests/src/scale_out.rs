@@ -267,6 +267,26 @@ impl Instance {
         );
     }
 
+    /// SIGSTOP: the process freezes where it is — open transactions, group membership
+    /// and all — until [`resume`](Self::resume), as a long GC pause or a stalled VM would.
+    pub fn suspend(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`suspend`](Self::suspend).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap_or_else(|err| panic!("kill {signal} {pid}: {err}"));
+        assert!(status.success(), "kill {signal} {pid} failed: {status}");
+    }
+
     /// SIGKILL: no commit, no leaving the group.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

@@ -78,6 +78,14 @@ fn exactly_once_group_survives_a_kill_volatile() {
 }
 
 #[test]
+fn exactly_once_zombie_is_fenced_durable() {
+    run(
+        durable(4),
+        conformance_tests::group_scenarios::exactly_once_zombie_is_fenced,
+    );
+}
+
+#[test]
 fn replicas_place_k_standbys_and_move_few_durable() {
     run(
         durable(3),

@@ -30,6 +30,51 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
+//!
+//! A [`StoreManager`] keeps every store of an instance for each partition it owns, and
+//! commits them all at once with the input offsets processed into them: under
+//! exactly-once one transaction of one producer (a consumer group's
+//! `statestore::kafka::StatefulConsumer` drives it; here it is driven by hand):
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::sync::Arc;
+//! use statestore::prelude::*;
+//! use statestore::{InputBinding, SinkOptions};
+//!
+//! # futures::executor::block_on(async {
+//! let changelog = InMemoryChangelog::new();
+//! let dir = tempfile::tempdir()?;
+//! let context = StoreContext::new("shop", 0, 4, dir.path())?
+//!     .with_changelog(Arc::new(changelog.clone()))
+//!     .with_guarantee(ProcessingGuarantee::ExactlyOnce);
+//! let mut manager = StoreManager::new(context);
+//! let rewards = manager.add_store(Stores::key_value_store_builder(
+//!     Stores::in_memory_key_value_store("rewards"), Serdes::string(), Serdes::f64()))?;
+//! let visits = manager.add_store(Stores::key_value_store_builder(
+//!     Stores::in_memory_key_value_store("visits"), Serdes::string(), Serdes::i64()))?;
+//! // One sink for every store, committing the offsets of input topic "purchases".
+//! let input = InputBinding::new("shop", "purchases");
+//! let options = SinkOptions::new(ProcessingGuarantee::ExactlyOnce, "shop-instance-1")
+//!     .with_source(input.clone());
+//! manager.use_sink(Arc::new(changelog.sink_now(&options)?))?;
+//! let manager = Arc::new(manager);
+//!
+//! manager.assign_all(&[2]).await.pop().unwrap().1?;      // restored, then served
+//! {
+//!     let mut partition = manager.active(2).await.unwrap();
+//!     let (totals, counts) = (partition.store(&rewards)?, partition.store(&visits)?);
+//!     totals.put(&"alice".to_owned(), &12.5)?;
+//!     counts.put(&"alice".to_owned(), &1)?;
+//!     partition.record_processed(41);                      // input offset 40 done
+//! }
+//! let committed = manager.commit().await?;                  // one transaction
+//! assert_eq!(committed.records, 2);
+//! assert_eq!(changelog.committed_offsets(&input), BTreeMap::from([(2, 41)]));
+//! assert_eq!(manager.state(2), Some(PartitionState::Active));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod backends;
