@@ -54,6 +54,22 @@ fn wait_for_placement(
     }
 }
 
+/// Asserts every one of `instances` instances owns `⌊P/n⌋` or `⌈P/n⌉` partitions.
+fn assert_even_shares(owners: &BTreeMap<Partition, String>, instances: usize) {
+    let total = PARTITIONS as usize;
+    let mut shares: BTreeMap<&str, usize> = BTreeMap::new();
+    for owner in owners.values() {
+        *shares.entry(owner).or_default() += 1;
+    }
+    assert_eq!(shares.len(), instances.min(total), "owners: {owners:?}");
+    assert!(
+        shares
+            .values()
+            .all(|&n| n == total / instances || n == total.div_ceil(instances)),
+        "uneven shares of {total} partitions over {instances} instances: {owners:?}"
+    );
+}
+
 /// Waits until every standby on `instances` has applied its whole changelog.
 fn wait_until_caught_up(instances: &mut [&mut Instance]) {
     let deadline = Instant::now() + PLACEMENT_DEADLINE;
@@ -75,13 +91,13 @@ fn wait_until_caught_up(instances: &mut [&mut Instance]) {
 
 /// Four instances under `Replicas(1)` on `backend`:
 /// - after three start, and after a fourth joins, every partition has exactly one
-///   standby, never on its owner;
-/// - when the fourth joins, a standby moves only to the newcomer or off a partition
-///   whose owner changed (rendezvous placement), and the moves are counted;
+///   standby, never on its owner, and every instance owns an even share;
+/// - when the fourth joins, the standbys that move are counted (the placement's unit
+///   tests bound them over many partitions);
 /// - the instance owning the most partitions is SIGKILLed with the others' standbys
-///   paused (their lag known): a partition whose new owner held its standby replays
-///   exactly that lag; the union of the stores equals the model, and the standbys
-///   settle again over three members.
+///   paused (their lag known): every partition it owned goes to the instance holding its
+///   standby, which replays exactly that lag; the union of the stores equals the model,
+///   and the standbys settle again over three members.
 pub fn replicas_place_k_standbys_and_move_few(bootstrap: &str, binary: &Path, backend: &str) {
     const K: usize = 1;
     let policy = format!("replicas:{K}");
@@ -93,32 +109,33 @@ pub fn replicas_place_k_standbys_and_move_few(bootstrap: &str, binary: &Path, ba
     let mut c = group.start("c", backend, dirs[2].path(), &policy);
     let owners = group.wait_for_model(&mut [&mut a, &mut b, &mut c]);
     let three = wait_for_placement(&owners, &mut [&mut a, &mut b, &mut c], K);
+    assert_even_shares(&owners, 3);
 
     group.produce_wave();
     let mut d = group.start("d", backend, dirs[3].path(), &policy);
     let joined = group.wait_for_model(&mut [&mut a, &mut b, &mut c, &mut d]);
     let four = wait_for_placement(&joined, &mut [&mut a, &mut b, &mut c, &mut d], K);
-    let mut moved = Vec::new();
-    for p in 0..PARTITIONS {
-        if three[&p] != four[&p] {
-            moved.push(p);
-            assert!(
-                four[&p] == ["d"] || owners[&p] != joined[&p],
-                "partition {p}'s standby moved from {:?} to {:?} though its owner stayed {} \
-                 and the newcomer did not take it",
-                three[&p],
-                four[&p],
-                joined[&p]
-            );
-        }
-    }
+    assert_even_shares(&joined, 4);
+    // Standbys that moved, and those that moved to an instance holding no copy of the
+    // partition before (neither its standby nor its owner), which build a copy anew.
+    let moved: Vec<Partition> = (0..PARTITIONS).filter(|p| three[p] != four[p]).collect();
+    let built: Vec<Partition> = moved
+        .iter()
+        .copied()
+        .filter(|p| {
+            four[p]
+                .iter()
+                .any(|h| !three[p].contains(h) && *h != owners[p])
+        })
+        .collect();
     eprintln!(
-        "replicas: {} of {PARTITIONS} standbys moved when d joined: {moved:?}",
-        moved.len()
+        "replicas: {} of {PARTITIONS} standbys moved when d joined ({moved:?}), {} to an \
+         instance without a copy ({built:?})",
+        moved.len(),
+        built.len()
     );
 
-    // The instance owning the most partitions dies: the likelier that some of them land
-    // where their standby is (the assignor, not the placement, picks new owners).
+    // The instance owning the most partitions dies.
     let mut instances = vec![a, b, c, d];
     let victim = (0..instances.len())
         .max_by_key(|&i| owned_by(&joined, instances[i].name()).len())
@@ -145,26 +162,38 @@ pub fn replicas_place_k_standbys_and_move_few(bootstrap: &str, binary: &Path, ba
     victim.kill();
     let mut survivors: Vec<&mut Instance> = instances.iter_mut().collect();
     let owners_after = group.wait_for_model(&mut survivors);
-    let mut promoted = 0;
+    let mut promoted = Vec::new();
     for (instance, (lags, seen)) in instances.iter().zip(&before) {
         let name = instance.name();
         instance.assert_served_only_after_restore();
         for ready in readies_since(instance, *seen) {
             let p = ready.partition;
-            if victim_owned.contains(&p) && four[&p].iter().any(|holder| holder == name) {
-                promoted += 1;
-                assert_eq!(
-                    ready.restored, lags[&p],
-                    "{name} promoted its standby of {p} and replayed more than it lagged: {ready:?}"
-                );
+            if !victim_owned.contains(&p) {
+                continue;
             }
+            assert_eq!(
+                four[&p],
+                [name.to_owned()],
+                "{victim_name}'s partition {p} went to {name}, not to its standby"
+            );
+            assert_eq!(
+                ready.restored, lags[&p],
+                "{name} promoted its standby of {p} and replayed other than it lagged: {ready:?}"
+            );
+            promoted.push(p);
         }
     }
+    promoted.sort_unstable();
+    assert_eq!(
+        promoted, victim_owned,
+        "not every partition of {victim_name} was promoted on its standby once"
+    );
     eprintln!(
-        "replicas: {promoted} of {victim_name}'s {} partitions went to the instance holding \
-         their standby",
+        "replicas: all {} of {victim_name}'s partitions went to the instance holding their \
+         standby, each replaying its lag",
         victim_owned.len()
     );
+    assert_even_shares(&owners_after, 3);
     let mut survivors: Vec<&mut Instance> = instances.iter_mut().collect();
     wait_for_placement(&owners_after, &mut survivors, K);
     for instance in instances {
@@ -172,17 +201,28 @@ pub fn replicas_place_k_standbys_and_move_few(bootstrap: &str, binary: &Path, ba
     }
 }
 
-/// Static membership (`group.instance.id`) on `backend` (a durable one): two static
-/// instances; one is SIGKILLed and restarted with the same id and directory within the
-/// session timeout. It gets the same partitions back without a rebalance (the other
-/// instance is never called back), and every partition it reopens replays only the
-/// changelog tail written since its last commit.
+/// Static membership (`group.instance.id`) on `backend` (a durable one), cooperative (no
+/// standbys): see [`static_member_restarts_under`].
 pub fn static_member_restarts_without_a_rebalance(bootstrap: &str, binary: &Path, backend: &str) {
+    static_member_restarts_under(bootstrap, binary, backend, "none");
+}
+
+/// [`static_member_restarts_without_a_rebalance`] under `Replicas(1)`: the eager protocol
+/// and statestore's plan, which the restarted member computes again alike.
+pub fn static_member_restarts_under_replicas(bootstrap: &str, binary: &Path, backend: &str) {
+    static_member_restarts_under(bootstrap, binary, backend, "replicas:1");
+}
+
+/// Two static instances under `policy`; one is SIGKILLed and restarted with the same id
+/// and directory within the session timeout. It gets the same partitions back without a
+/// rebalance (the other instance is never called back), and every partition it reopens
+/// replays only the changelog tail written since its last commit.
+fn static_member_restarts_under(bootstrap: &str, binary: &Path, backend: &str, policy: &str) {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut group = Group::new(bootstrap, binary);
     group.produce_wave();
-    let mut a = group.start_static("a", backend, dirs[0].path(), "none");
-    let mut b = group.start_static("b", backend, dirs[1].path(), "none");
+    let mut a = group.start_static("a", backend, dirs[0].path(), policy);
+    let mut b = group.start_static("b", backend, dirs[1].path(), policy);
     let owners = group.wait_for_model(&mut [&mut a, &mut b]);
     let b_owned = owned_by(&owners, "b");
     group.produce_wave();
@@ -190,7 +230,7 @@ pub fn static_member_restarts_without_a_rebalance(bootstrap: &str, binary: &Path
     let a_rebalances = a.rebalances();
 
     b.kill();
-    let mut b = group.start_static("b", backend, dirs[1].path(), "none");
+    let mut b = group.start_static("b", backend, dirs[1].path(), policy);
     group.produce_wave();
     let after = group.wait_for_model(&mut [&mut a, &mut b]);
     assert_eq!(

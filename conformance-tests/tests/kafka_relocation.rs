@@ -113,6 +113,14 @@ fn static_member_restarts_without_a_rebalance() {
 }
 
 #[test]
+fn static_member_restarts_under_replicas() {
+    run(
+        commits_survive_a_crash(),
+        conformance_tests::replica_scenarios::static_member_restarts_under_replicas,
+    );
+}
+
+#[test]
 fn replicas_read_k_copies_of_the_changelog_volatile() {
     run(
         volatile(),

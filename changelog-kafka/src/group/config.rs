@@ -15,20 +15,39 @@ pub enum StandbyPolicy {
     /// `num.standby.replicas = n - 1`); revoked partitions stay open as standbys.
     AllUnowned,
     /// `k` warm copies of each partition, on members other than its owner (Kafka
-    /// Streams' `num.standby.replicas = k`), placed by rendezvous hashing of partition
-    /// and member over the group's current members: every member computes the same
-    /// placement from the group's description after every rebalance (and every 30 s as
-    /// a safety net), and when one member joins or leaves only about `k/n` of the
-    /// standbys move. With fewer than `k + 1` members, each partition has a standby on
-    /// every member but its owner.
+    /// Streams' `num.standby.replicas = k`), and owners that follow them: statestore,
+    /// not librdkafka's assignor, places both. Every member computes the same plan from
+    /// the group's members (bounded-load rendezvous hashing, see below), and a
+    /// partition's first standby is the member that would own it if its owner left — so
+    /// when an owner dies, each of its partitions goes to the member holding its warm
+    /// copy, which replays only what it lagged.
     ///
-    /// An instance opens the standbys it gains and closes those it loses, keeping their
-    /// directories (a durable store that comes back later replays only the changelog
-    /// tail); it never tails a changelog it holds no copy of. A revoked partition stays
-    /// open as a standby only if the placement puts one here. Members are told apart
-    /// by their client id, which the consumer makes unique per instance (see
-    /// [`GroupConfig::instance_id`]): a `client.id` set in the consumer settings must
-    /// then be unique in the group too.
+    /// - Every member owns `⌊P/n⌋` or `⌈P/n⌉` of the `P` partitions. When one member
+    ///   joins or leaves, about its share of owners and `k/n` of the standbys move
+    ///   (measured over 240 partitions: 51 owners and 49 new standby copies when a fifth
+    ///   member joins four).
+    /// - Standbys are balanced only as the owners' redistribution is: with few
+    ///   partitions per member, one member can hold twice its share of them (6
+    ///   partitions over 3 members: 3 standbys on the busiest member on average, 2
+    ///   even). A plan that is a function of the membership alone and never moves a
+    ///   survivor's partitions must be plain rendezvous hashing, whose owners are not
+    ///   balanced; we keep owners balanced and take this instead.
+    /// - The group runs the eager protocol (`range`, whose choice is ignored) as a
+    ///   barrier: every rebalance revokes every partition from every member, which
+    ///   commits and keeps its stores open as standbys, before the new generation
+    ///   forms; then each member takes the plan's partitions, a kept one with nothing to
+    ///   replay. Processing pauses group-wide for each rebalance, as in Kafka Streams
+    ///   before KIP-429; `None` and `AllUnowned` stay cooperative. Every member of a
+    ///   group must use the same policy (the broker refuses mixed assignors).
+    /// - An instance opens the standbys it gains and closes those it loses, keeping
+    ///   their directories (a durable store that comes back later replays only the
+    ///   changelog tail); it never tails a changelog it holds no copy of. With fewer
+    ///   than `k + 1` members, each partition has a standby on every member but its
+    ///   owner.
+    /// - Members are told apart by their client id, which the consumer makes unique per
+    ///   instance (see [`GroupConfig::instance_id`]): a `client.id` set in the consumer
+    ///   settings must then be unique in the group too. Static membership keeps a
+    ///   restarted member's id, so its plan — and its partitions — are the same.
     Replicas(usize),
 }
 

@@ -3,10 +3,25 @@
 //! (or [`lose`](state_core::StoreManager::lose)), an assignment becomes
 //! [`assign`](state_core::StoreManager::assign) with its restore jobs spawned, and every
 //! callback refreshes the standbys.
+//!
+//! Two protocols, by [`StandbyPolicy`]:
+//! - **Cooperative** (`None`, `AllUnowned`): librdkafka's cooperative-sticky assignor
+//!   picks the owners; a callback covers only the partitions that move.
+//! - **Planned** (`Replicas`): the group runs the eager protocol only as a barrier and a
+//!   roster. Every rebalance revokes every partition from every member (each commits and
+//!   keeps its stores open as standbys) before the group's new generation forms; then each
+//!   member reads the generation's members and takes the partitions and standbys the
+//!   [`Plan`](super::placement::Plan) gives it, ignoring the assignor's choice. The
+//!   barrier is what makes that safe: no member of the new generation still processes a
+//!   partition of the old one, and one of an older generation is fenced (exactly-once)
+//!   when it commits.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 use state_core::{AfterRevoke, ErrorKind, Partition};
 
@@ -30,22 +45,64 @@ pub struct GroupContext {
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            self.revoke(consumer, &self.ours(list));
-        }
-        if let Rebalance::Error(err) = rebalance {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let applied = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS if cooperative => {
+                let applied = consumer.incremental_assign(list);
+                self.assign(consumer, list, &self.ours(list));
+                applied
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => match self.member.standbys {
+                StandbyPolicy::Replicas(k) => self.assign_planned(consumer, k),
+                StandbyPolicy::None | StandbyPolicy::AllUnowned => {
+                    let applied = consumer.assign(list);
+                    self.assign(consumer, list, &self.ours(list));
+                    applied
+                }
+            },
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if cooperative => {
+                self.revoke(consumer, &self.ours(list));
+                consumer.incremental_unassign(list)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // librdkafka lists the group's assignment here, the assignor's choice; a
+                // planned member owns the plan's, which the manager holds.
+                let owned = match self.member.standbys {
+                    StandbyPolicy::Replicas(_) => self.member.manager.owned(),
+                    StandbyPolicy::None | StandbyPolicy::AllUnowned => self.ours(list),
+                };
+                self.revoke(consumer, &owned);
+                consumer.unassign()
+            }
+            other => {
+                self.member.fail(kafka_error(
+                    "rebalancing",
+                    At::topic(&self.member.topic),
+                    KafkaError::Rebalance(other.into()),
+                ));
+                // librdkafka's rule for a failed rebalance: give the partitions up.
+                if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(err) = applied {
             self.member.fail(kafka_error(
                 "rebalancing",
                 At::topic(&self.member.topic),
-                err.clone(),
+                err,
             ));
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            self.assign(consumer, list, &self.ours(list));
         }
     }
 }
@@ -56,6 +113,46 @@ impl GroupContext {
             .iter()
             .map(|e| e.partition())
             .collect()
+    }
+
+    /// Takes this member's partitions of the plan (none when the group rebalances again
+    /// meanwhile: the next assignment comes soon) and places its standbys.
+    fn assign_planned(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        k: usize,
+    ) -> rdkafka::error::KafkaResult<()> {
+        let member = &self.member;
+        let number = member.placement.plans.fetch_add(1, Ordering::SeqCst) + 1;
+        let plan = match member.plan(k) {
+            Ok(plan) => plan,
+            Err(err) => {
+                member.fail(err.context("planning the partitions of the new assignment"));
+                None
+            }
+        };
+        let identity = &member.placement.identity;
+        let owned = plan
+            .as_ref()
+            .map(|plan| plan.owned_by(identity))
+            .unwrap_or_default();
+        let mut list = TopicPartitionList::new();
+        for &partition in &owned {
+            list.add_partition(&member.topic, partition);
+        }
+        consumer.assign(&list)?;
+        let owned: Vec<Partition> = owned.into_iter().collect();
+        self.assign(consumer, &list, &owned);
+        // Without a plan the standbys stay as they are until the next assignment's.
+        if let Some(plan) = plan {
+            let standbys = plan.standbys_on(identity);
+            log::info!(
+                "{identity} owns partitions {owned:?} of {} and stands by for {standbys:?}",
+                member.topic
+            );
+            member.place_standbys(number, standbys);
+        }
+        Ok(())
     }
 
     fn assign(
@@ -85,7 +182,7 @@ impl GroupContext {
         let member = &self.member;
         let lost = consumer.assignment_lost();
         let after = match member.standbys {
-            // Under Replicas the placement that follows closes it unless it is placed here.
+            // Under Replicas the plan that follows closes it unless it stands by here.
             StandbyPolicy::AllUnowned | StandbyPolicy::Replicas(_) => AfterRevoke::KeepAsStandby,
             StandbyPolicy::None => AfterRevoke::Close,
         };

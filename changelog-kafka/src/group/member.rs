@@ -3,12 +3,14 @@
 //! the wiring (runtime, listener, placement) and an error a callback could not return.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use state_core::{Error, Partition, Result, StoreManager};
 use tokio::runtime::Handle;
 
+use super::placement::Plan;
 use super::view;
 use super::{GroupListener, StandbyPolicy};
 
@@ -26,24 +28,24 @@ pub(crate) struct Member {
     pub(crate) standby_updates: AtomicBool,
     /// Held by the standby updater for each round of updates.
     pub(crate) standby_round: tokio::sync::Mutex<()>,
-    /// Where standbys go under [`StandbyPolicy::Replicas`].
+    /// Where partitions and standbys go under [`StandbyPolicy::Replicas`].
     pub(crate) placement: Placement,
 }
 
-/// What placing [`StandbyPolicy::Replicas`] standbys needs.
+/// What planning [`StandbyPolicy::Replicas`] owners and standbys needs.
 pub(crate) struct Placement {
     /// This member's client id, which the group's description lists it by.
     pub(crate) identity: String,
     pub(crate) group_id: String,
-    /// A client outside the group that reads the group's description, so placement
-    /// never waits on (or blocks) the group consumer's polling thread.
+    /// A client outside the group that reads the group's description.
     pub(crate) describer: rdkafka::consumer::BaseConsumer,
-    pub(crate) timeout: std::time::Duration,
-    /// Held by each placement, so two never open and close standbys at once.
-    pub(crate) running: tokio::sync::Mutex<()>,
-    /// Set by every rebalance callback, cleared by a placement that saw the group
-    /// `Stable`: while set, the standby updater retries placement every second.
-    pub(crate) pending: AtomicBool,
+    /// How long a description may be retried before the member fails.
+    pub(crate) timeout: Duration,
+    /// Counts planned assignments, so the standbys of an older one, placed on the
+    /// runtime after a newer one came, are not placed at all.
+    pub(crate) plans: AtomicU64,
+    /// Held by each placement of standbys.
+    pub(crate) placing: tokio::sync::Mutex<()>,
 }
 
 impl Member {
@@ -64,76 +66,70 @@ impl Member {
             .take()
     }
 
-    /// Opens and closes standbys as the policy places them: under
-    /// [`StandbyPolicy::AllUnowned`] one for every partition not assigned here; under
-    /// [`StandbyPolicy::Replicas`] those the group's current placement puts here. Runs
-    /// on the runtime; the callback returns at once.
+    /// Under [`StandbyPolicy::AllUnowned`], opens a standby of every partition not
+    /// assigned here (on the runtime; the callback returns at once). Under
+    /// [`StandbyPolicy::Replicas`] the assignment callback places them with the owners.
     pub(crate) fn refresh_standbys(self: &Arc<Self>) {
-        let member = self.clone();
-        match self.standbys {
-            StandbyPolicy::None => {}
-            StandbyPolicy::AllUnowned => {
-                self.runtime.spawn(async move {
-                    // The manager leaves the partitions it owns alone.
-                    let all: BTreeSet<Partition> = (0..member.partitions).collect();
-                    if let Err(err) = member.manager.set_standbys(&all).await {
-                        log::warn!("starting standbys of {}: {err}", member.topic);
-                    }
-                });
-            }
-            StandbyPolicy::Replicas(k) => {
-                self.placement.pending.store(true, Ordering::SeqCst);
-                self.runtime.spawn(async move {
-                    if let Err(err) = member.place_replicas(k).await {
-                        log::warn!("placing standbys of {}: {err}", member.topic);
-                    }
-                });
-            }
+        if self.standbys != StandbyPolicy::AllUnowned {
+            return;
         }
+        let member = self.clone();
+        self.runtime.spawn(async move {
+            // The manager leaves the partitions it owns alone.
+            let all: BTreeSet<Partition> = (0..member.partitions).collect();
+            if let Err(err) = member.manager.set_standbys(&all).await {
+                log::warn!("starting standbys of {}: {err}", member.topic);
+            }
+        });
     }
 
-    /// Opens the standbys the group's placement puts here and closes the others (keeping
-    /// their directories). Does nothing while the group is rebalancing (placement stays
-    /// pending and the standby updater tries again).
-    pub(crate) async fn place_replicas(self: &Arc<Self>, k: usize) -> Result<()> {
-        let _running = self.placement.running.lock().await;
-        // Cleared first: a rebalance callback from now on sets it again.
-        self.placement.pending.store(false, Ordering::SeqCst);
-        let placed = self.place_replicas_now(k).await;
-        if !matches!(placed, Ok(true)) {
-            self.placement.pending.store(true, Ordering::SeqCst);
-        }
-        placed.map(drop)
+    /// Opens the standbys of the latest planned assignment (`plan`, as counted in
+    /// [`Placement::plans`]) and closes the others, keeping their directories; does
+    /// nothing if a newer assignment came meanwhile. Runs on the runtime.
+    pub(crate) fn place_standbys(self: &Arc<Self>, plan: u64, standbys: BTreeSet<Partition>) {
+        let member = self.clone();
+        self.runtime.spawn(async move {
+            // One placement at a time, the newest winning.
+            let _placing = member.placement.placing.lock().await;
+            if member.placement.plans.load(Ordering::SeqCst) != plan {
+                return;
+            }
+            if let Err(err) = member.manager.set_standbys(&standbys).await {
+                log::warn!("placing standbys of {}: {err}", member.topic);
+            }
+        });
     }
 
-    /// One placement; `Ok(false)` when the group was not `Stable`.
-    async fn place_replicas_now(self: &Arc<Self>, k: usize) -> Result<bool> {
-        let member = self.clone();
-        let view = tokio::task::spawn_blocking(move || {
-            let placement = &member.placement;
-            view::describe(
+    /// The plan of the group's current generation, read from its description: `None`
+    /// when the group is rebalancing again or no longer lists this member (it owns
+    /// nothing until the next assignment). Blocks; failed descriptions are retried for
+    /// the placement timeout.
+    pub(crate) fn plan(&self, k: usize) -> Result<Option<Plan>> {
+        let placement = &self.placement;
+        let deadline = Instant::now() + placement.timeout;
+        loop {
+            let described = view::members(
                 &placement.describer,
                 &placement.group_id,
-                &member.topic,
+                &self.topic,
                 placement.timeout,
-            )
-        })
-        .await
-        .map_err(|err| Error::internal(format!("describing the group: {err}")))??;
-        let Some(view) = view else {
-            return Ok(false);
-        };
-        let wanted = view.standbys_on(&self.placement.identity, self.partitions, k);
-        let before = self.manager.standbys();
-        let closing: Vec<&Partition> = before.difference(&wanted).collect();
-        if !closing.is_empty() {
-            log::info!(
-                "closing standbys {closing:?} of {}, placed elsewhere now",
-                self.topic
             );
+            match described {
+                Ok(Some(members)) if members.contains(&placement.identity) => {
+                    return Ok(Some(Plan::new(&members, self.partitions, k)));
+                }
+                Ok(_) => return Ok(None),
+                Err(err) if Instant::now() >= deadline => return Err(err),
+                Err(err) => {
+                    log::warn!(
+                        "describing group {}, trying again: {err}",
+                        placement.group_id
+                    );
+                    // A pause between attempts at a broker that just failed, not a wait
+                    // for a condition.
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
+            }
         }
-        // Partitions assigned here since the group was described are left to their
-        // assignment: the manager opens standbys only of partitions it does not own.
-        self.manager.set_standbys(&wanted).await.map(|()| true)
     }
 }

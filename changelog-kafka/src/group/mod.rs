@@ -1,7 +1,9 @@
 //! A consumer-group member whose partitions carry their stores with them: a
 //! [`StoreManager`] (every store of the instance) wired to a Kafka consumer's rebalance
-//! callbacks, with cooperative-sticky assignment, so adding or removing an instance moves
-//! partitions — and their state — for real.
+//! callbacks, so adding or removing an instance moves partitions — and their state — for
+//! real. Owners are librdkafka's cooperative-sticky assignor's choice, or under
+//! [`StandbyPolicy::Replicas`] statestore's own plan, which puts each partition where its
+//! warm standby is (see [`GroupContext`]).
 //!
 //! The processing loop is the caller's: [`StatefulConsumer::poll`] hands one input
 //! record at a time to a closure together with its partition's stores
@@ -31,7 +33,7 @@ mod placement;
 mod view;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,13 +57,6 @@ use crate::sink::{DEFAULT_TRANSACTION_TIMEOUT, KafkaSink};
 
 /// The longest a poll waits while a partition restores.
 const RESTORE_CHECK_INTERVAL: Duration = Duration::from_millis(5);
-
-/// How soon [`StandbyPolicy::Replicas`] placement is tried again after a rebalance whose
-/// callback found the group still rebalancing (or the description failed).
-const PLACEMENT_RETRY: Duration = Duration::from_secs(1);
-/// How often placement is recomputed with no rebalance seen: a safety net only, since a
-/// cooperative rebalance calls back every member, each of which then places again.
-const PLACEMENT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// One input record handed to the processing closure.
 #[derive(Debug, Clone, Copy)]
@@ -137,10 +132,16 @@ impl StatefulConsumer {
             .clone()
             .unwrap_or_else(random_instance_id);
         let client_id = format!("{}-{instance}", config.kafka.client_id);
+        // Under Replicas the plan picks owners and the eager protocol is only its barrier
+        // (see the context's docs); any eager assignor would do.
+        let strategy = match config.standbys {
+            StandbyPolicy::Replicas(_) => "range",
+            StandbyPolicy::None | StandbyPolicy::AllUnowned => "cooperative-sticky",
+        };
         let mut ours = vec![
             ("client.id", client_id.as_str()),
             ("group.id", config.group_id.as_str()),
-            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("partition.assignment.strategy", strategy),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
@@ -174,8 +175,8 @@ impl StatefulConsumer {
                 group_id: config.group_id.clone(),
                 describer,
                 timeout: config.kafka.metadata_timeout,
-                running: tokio::sync::Mutex::new(()),
-                pending: AtomicBool::new(true),
+                plans: AtomicU64::new(0),
+                placing: tokio::sync::Mutex::new(()),
             },
         });
         let consumer: Arc<BaseConsumer<GroupContext>> = Arc::new(
@@ -463,24 +464,11 @@ fn random_instance_id() -> String {
     format!("{:x}-{random:016x}", std::process::id())
 }
 
-/// Keeps standbys tailing their changelogs, and under [`StandbyPolicy::Replicas`] places
-/// them again while a placement is pending and every [`PLACEMENT_INTERVAL`], until
-/// `stop` is set.
+/// Keeps standbys tailing their changelogs until `stop` is set.
 fn spawn_standby_updates(member: &Arc<Member>, stop: Arc<AtomicBool>) {
     let member = member.clone();
     member.runtime.clone().spawn(async move {
-        let mut placed = Instant::now();
         while !stop.load(Ordering::SeqCst) {
-            let pending = member.placement.pending.load(Ordering::SeqCst);
-            if let StandbyPolicy::Replicas(k) = member.standbys
-                && (placed.elapsed() >= PLACEMENT_INTERVAL
-                    || (pending && placed.elapsed() >= PLACEMENT_RETRY))
-            {
-                placed = Instant::now();
-                if let Err(err) = member.place_replicas(k).await {
-                    log::warn!("placing standbys of {}: {err}", member.topic);
-                }
-            }
             let paused = !member.standby_updates.load(Ordering::SeqCst);
             if paused || !member.manager.has_standbys() {
                 // Nothing to tail: an idle wait, not a synchronisation.
