@@ -42,6 +42,9 @@ struct Round {
     slowest_restore: Duration,
     /// Changelog records replayed by the victim's partitions' restores.
     restored: u64,
+    /// Longest a survivor's own partition (kept through the failover) went unserved:
+    /// zero under cooperative rebalancing, the eager barrier's pause under `Replicas`.
+    survivors_paused: Duration,
     /// Of the victim's partitions, how many went where their standby was.
     promoted: usize,
     moved: usize,
@@ -68,9 +71,9 @@ fn main() {
          {SESSION_TIMEOUT:?}, {rounds} rounds per cell (medians)"
     );
     println!(
-        "| backend | standbys | kill -> all serving | kill -> assigned | slowest restore | records restored | went to their standby | standby records read / instance / min of input |"
+        "| backend | standbys | kill -> all serving | kill -> assigned | slowest restore | records restored | went to their standby | survivors' own partitions paused | standby records read / instance / min of input |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for backend in backends.split(',') {
         for policy in ["none", "replicas:1", "all"] {
             let results: Vec<Round> = (0..rounds)
@@ -86,7 +89,7 @@ fn main() {
                     / r.standby_reads_per_minute.len() as f64
             });
             println!(
-                "| {backend} | {policy} | {:.2} s | {:.2} s | {:.0} ms | {:.0} | {} | {:.0} ({:.1} MB payload) |",
+                "| {backend} | {policy} | {:.2} s | {:.2} s | {:.0} ms | {:.0} | {} | {:.0} ms | {:.0} ({:.1} MB payload) |",
                 median(&|r| r.failover.as_secs_f64()),
                 median(&|r| r.detected.as_secs_f64()),
                 median(&|r| r.slowest_restore.as_secs_f64() * 1e3),
@@ -96,6 +99,7 @@ fn main() {
                     .map(|r| format!("{}/{}", r.promoted, r.moved))
                     .collect::<Vec<_>>()
                     .join(", "),
+                median(&|r| r.survivors_paused.as_secs_f64() * 1e3),
                 reads,
                 reads * RECORD_PAYLOAD as f64 / 1e6,
             );
@@ -166,6 +170,7 @@ fn failover(bootstrap: &str, binary: &Path, backend: &str, policy: &str, keys: u
         detected: DEADLINE,
         slowest_restore: Duration::ZERO,
         restored: 0,
+        survivors_paused: Duration::ZERO,
         promoted: 0,
         moved: victim_owned.len(),
         standby_reads_per_minute,
@@ -181,6 +186,11 @@ fn failover(bootstrap: &str, binary: &Path, backend: &str, policy: &str, keys: u
             round.slowest_restore = round.slowest_restore.max(ready - assigned);
             if standbys[i].contains(&p) {
                 round.promoted += 1;
+            }
+        }
+        for (p, paused) in instance.pauses_since(killed) {
+            if !victim_owned.contains(&p) {
+                round.survivors_paused = round.survivors_paused.max(paused);
             }
         }
         for ready in instance.readies().into_iter().skip(readies_before[i]) {

@@ -277,18 +277,25 @@ fn standby_reads_per_changelog_record(
     let applied = |instances: &mut [&mut Instance]| -> Vec<BTreeMap<Partition, u64>> {
         instances.iter_mut().map(|i| i.standby_applied()).collect()
     };
+    let rebalances = |instances: &mut [&mut Instance]| -> Vec<usize> {
+        instances.iter().map(|i| i.rebalances()).collect()
+    };
     wait_until_caught_up(instances);
     let (logged_before, applied_before) = (logged(group), applied(instances));
+    let rebalances_before = rebalances(instances);
     group.produce_waves(waves);
     group.wait_for_model(instances);
     wait_until_caught_up(instances);
     let (logged_after, applied_after) = (logged(group), applied(instances));
+    let rebalances_after = rebalances(instances);
     let mut read = 0;
-    for (before, after) in applied_before.iter().zip(&applied_after) {
+    for (i, (before, after)) in applied_before.iter().zip(&applied_after).enumerate() {
         assert_eq!(
             before.keys().collect::<Vec<_>>(),
             after.keys().collect::<Vec<_>>(),
-            "standbys moved while input was steady"
+            "{}'s standbys moved while input was steady (rebalance callbacks before and \
+             after: {rebalances_before:?}, {rebalances_after:?})",
+            instances[i].name()
         );
         read += after.values().sum::<u64>() - before.values().sum::<u64>();
     }
@@ -307,6 +314,7 @@ pub fn replicas_read_k_copies_of_the_changelog(bootstrap: &str, binary: &Path, b
         let mut c = group.start("c", backend, dirs[2].path(), policy);
         let owners = group.wait_for_model(&mut [&mut a, &mut b, &mut c]);
         wait_for_placement(&owners, &mut [&mut a, &mut b, &mut c], copies);
+        eprintln!("standbys under {policy} placed, owners {owners:?}");
         let read = standby_reads_per_changelog_record(&mut group, &mut [&mut a, &mut b, &mut c], 4);
         eprintln!("standbys under {policy}: {read:.2} changelog copies read");
         assert!(

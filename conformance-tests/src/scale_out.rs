@@ -98,7 +98,10 @@ impl Instance {
                 if line.starts_with("error") {
                     eprintln!("instance {label}: {line}");
                 }
-                if line.starts_with("assigned ") || line.starts_with("ready ") {
+                if ["assigned ", "ready ", "revoked "]
+                    .iter()
+                    .any(|event| line.starts_with(event))
+                {
                     timed_sink
                         .lock()
                         .unwrap()
@@ -241,6 +244,41 @@ impl Instance {
             }
         }
         arrivals
+    }
+
+    /// How long each partition revoked here after `since` and assigned here again went
+    /// unserved: from the revoke to its next ready, as this process read the events.
+    /// (A cooperative rebalance leaves a partition that stays put alone; an eager one
+    /// revokes it with every other.)
+    pub fn pauses_since(&self, since: Instant) -> BTreeMap<Partition, Duration> {
+        let mut revoked: BTreeMap<Partition, Instant> = BTreeMap::new();
+        let mut pauses = BTreeMap::new();
+        for (at, line) in self
+            .timed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= since)
+        {
+            let mut fields = line.split(' ');
+            match fields.next() {
+                Some("revoked") => {
+                    for p in fields.skip(1).filter_map(|p| p.parse().ok()) {
+                        revoked.entry(p).or_insert(*at);
+                    }
+                }
+                Some("ready") => {
+                    if let Some(p) = fields.next().and_then(|p| p.parse().ok())
+                        && let Some(from) = revoked.remove(&p)
+                    {
+                        let pause: &mut Duration = pauses.entry(p).or_default();
+                        *pause = (*pause).max(*at - from);
+                    }
+                }
+                _ => {}
+            }
+        }
+        pauses
     }
 
     /// Changelog records each standby applied since it was opened.

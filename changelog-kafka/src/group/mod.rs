@@ -126,7 +126,15 @@ impl StatefulConsumer {
             ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
         };
         let session = config.session_timeout.as_millis().to_string();
-        let heartbeat = (config.session_timeout.as_millis() / 3).max(1).to_string();
+        // An eager rebalance pauses every member until the last one hears of it, at its
+        // next heartbeat: under Replicas heartbeats come more often, so the pause is short.
+        let heartbeats_per_session = match config.standbys {
+            StandbyPolicy::Replicas(_) => 10,
+            StandbyPolicy::None | StandbyPolicy::AllUnowned => 3,
+        };
+        let heartbeat = (config.session_timeout.as_millis() / heartbeats_per_session)
+            .max(1)
+            .to_string();
         let instance = config
             .instance_id
             .clone()
