@@ -14,6 +14,10 @@
 //!   standbys stay where they are: the plan of the survivors is, for those partitions,
 //!   exactly the one the standbys were placed by.
 //!
+//! Cost: one pass over the `P·n` sorted pairs per distinct set of excluded members, of
+//! which `k = 1` needs at most `n + 1` and `k = 2` at most `n² + 1`: well under a
+//! millisecond for 100 partitions over 10 members, computed once per rebalance.
+//!
 //! Weights come from a fixed hash (FNV-1a, then a 64-bit finalizer), never a seeded one:
 //! every process, on every machine and version, must compute the same plan.
 
