@@ -2,10 +2,11 @@
 //! store of any backend with identical contents.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use state_core::{
-    LoggedStore, NoopRestoreListener, ProcessingGuarantee, RestoreOptions, SinkOptions, TopicSpec,
-    restore,
+    ChangelogReader, LoggedStore, NoopRestoreListener, ProcessingGuarantee, RestoreOptions,
+    SinkOptions, TopicSpec, restore,
 };
 
 use crate::changelogs::ChangelogFactory;
@@ -14,6 +15,26 @@ use crate::support;
 
 /// The partition relocation uses (not 0, so a partition mix-up shows).
 const PARTITION: i32 = 1;
+
+/// Waits until the last transaction's commit marker is in the log (the last stable
+/// offset reaches the log's end). A commit returns once the transaction coordinator
+/// logged it; the broker writes the partitions' markers after, and until then a
+/// read-committed restore ends before the last transaction. A new owner in a group waits
+/// for the same thing on the input offsets before it restores.
+fn wait_until_markers_land(reader: &dyn ChangelogReader) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let offsets = block_on(reader.offsets(PARTITION)).unwrap();
+        if offsets.end == offsets.log_end {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the committed transaction's marker never landed: {offsets:?}"
+        );
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
 
 /// Writes through `from` (puts, overwrites, deletes over several commits), drops that
 /// instance, then restores the changelog into a fresh `to` store elsewhere: both hold the
@@ -42,6 +63,7 @@ pub fn relocate(
     let target = Fixture::new(to, "store");
     let store = target.open();
     let reader = block_on(cut.changelog.reader(&cut.topic, guarantee.isolation())).unwrap();
+    wait_until_markers_land(reader.as_ref());
     let summary = block_on(restore(
         store.as_ref(),
         reader.as_ref(),

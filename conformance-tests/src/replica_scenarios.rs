@@ -54,20 +54,46 @@ fn wait_for_placement(
     }
 }
 
-/// Asserts every one of `instances` instances owns `⌊P/n⌋` or `⌈P/n⌉` partitions.
-fn assert_even_shares(owners: &BTreeMap<Partition, String>, instances: usize) {
+/// Whether each of `instances` instances owns `⌊P/n⌋` or `⌈P/n⌉` partitions.
+fn even_shares(owners: &BTreeMap<Partition, String>, instances: usize) -> bool {
     let total = PARTITIONS as usize;
     let mut shares: BTreeMap<&str, usize> = BTreeMap::new();
     for owner in owners.values() {
         *shares.entry(owner).or_default() += 1;
     }
-    assert_eq!(shares.len(), instances.min(total), "owners: {owners:?}");
-    assert!(
-        shares
+    shares.len() == instances.min(total)
+        && shares
             .values()
-            .all(|&n| n == total / instances || n == total.div_ceil(instances)),
-        "uneven shares of {total} partitions over {instances} instances: {owners:?}"
+            .all(|&n| n == total / instances || n == total.div_ceil(instances))
+}
+
+/// Asserts [`even_shares`].
+fn assert_even_shares(owners: &BTreeMap<Partition, String>, instances: usize) {
+    assert!(
+        even_shares(owners, instances),
+        "uneven shares of {PARTITIONS} partitions over {instances} instances: {owners:?}"
     );
+}
+
+/// Waits until the model holds and the instances own even shares: a cooperative group
+/// whose members joined while it rebalanced can hold the model in between, with a
+/// rebalance still to come.
+fn wait_for_even_model(
+    group: &Group,
+    instances: &mut [&mut Instance],
+) -> BTreeMap<Partition, String> {
+    let deadline = Instant::now() + PLACEMENT_DEADLINE;
+    loop {
+        let owners = group.wait_for_model(instances);
+        if even_shares(&owners, instances.len()) {
+            return owners;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never settled on even shares: {owners:?}"
+        );
+        std::thread::park_timeout(Duration::from_millis(200));
+    }
 }
 
 /// Waits until every standby on `instances` has applied its whole changelog.
@@ -312,7 +338,7 @@ pub fn replicas_read_k_copies_of_the_changelog(bootstrap: &str, binary: &Path, b
         let mut a = group.start("a", backend, dirs[0].path(), policy);
         let mut b = group.start("b", backend, dirs[1].path(), policy);
         let mut c = group.start("c", backend, dirs[2].path(), policy);
-        let owners = group.wait_for_model(&mut [&mut a, &mut b, &mut c]);
+        let owners = wait_for_even_model(&group, &mut [&mut a, &mut b, &mut c]);
         wait_for_placement(&owners, &mut [&mut a, &mut b, &mut c], copies);
         eprintln!("standbys under {policy} placed, owners {owners:?}");
         let read = standby_reads_per_changelog_record(&mut group, &mut [&mut a, &mut b, &mut c], 4);
