@@ -54,6 +54,32 @@ pub struct Instance {
     timed: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
+/// A partition movement an instance prints: `assigned P..`, `ready P ...` or
+/// `revoked LOST P..`.
+enum Movement {
+    Assigned(Vec<Partition>),
+    Ready(Partition),
+    Revoked(Vec<Partition>),
+}
+
+impl Movement {
+    fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.split(' ');
+        let partitions = |fields: std::str::Split<'_, char>| -> Vec<Partition> {
+            fields.filter_map(|p| p.parse().ok()).collect()
+        };
+        match fields.next()? {
+            "assigned" => Some(Self::Assigned(partitions(fields))),
+            "ready" => fields.next()?.parse().ok().map(Self::Ready),
+            "revoked" => {
+                fields.next()?;
+                Some(Self::Revoked(partitions(fields)))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Instance {
     fn spawn(
         name: &str,
@@ -214,6 +240,18 @@ impl Instance {
             .collect()
     }
 
+    /// The partition movements this process read after `since`, in order, with when it
+    /// read each.
+    fn movements_since(&self, since: Instant) -> Vec<(Instant, Movement)> {
+        self.timed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .filter_map(|(at, line)| Movement::parse(line).map(|m| (*at, m)))
+            .collect()
+    }
+
     /// When each partition was last assigned here and last ready (restored and
     /// resumed) after `since`, as this process read the events.
     pub fn arrivals_since(
@@ -221,26 +259,15 @@ impl Instance {
         since: Instant,
     ) -> BTreeMap<Partition, (Instant, Option<Instant>)> {
         let mut arrivals = BTreeMap::new();
-        for (at, line) in self
-            .timed
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, _)| *at >= since)
-        {
-            let mut fields = line.split(' ');
-            match fields.next() {
-                Some("assigned") => {
-                    for p in fields.filter_map(|p| p.parse().ok()) {
-                        arrivals.insert(p, (*at, None));
+        for (at, movement) in self.movements_since(since) {
+            match movement {
+                Movement::Assigned(partitions) => {
+                    for p in partitions {
+                        arrivals.insert(p, (at, None));
                     }
                 }
-                Some("ready") => {
-                    if let Some(p) = fields.next().and_then(|p| p.parse().ok()) {
-                        arrivals.entry(p).or_insert((*at, None)).1 = Some(*at);
-                    }
-                }
-                _ => {}
+                Movement::Ready(p) => arrivals.entry(p).or_insert((at, None)).1 = Some(at),
+                Movement::Revoked(_) => {}
             }
         }
         arrivals
@@ -253,29 +280,20 @@ impl Instance {
     pub fn pauses_since(&self, since: Instant) -> BTreeMap<Partition, Duration> {
         let mut revoked: BTreeMap<Partition, Instant> = BTreeMap::new();
         let mut pauses = BTreeMap::new();
-        for (at, line) in self
-            .timed
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, _)| *at >= since)
-        {
-            let mut fields = line.split(' ');
-            match fields.next() {
-                Some("revoked") => {
-                    for p in fields.skip(1).filter_map(|p| p.parse().ok()) {
-                        revoked.entry(p).or_insert(*at);
+        for (at, movement) in self.movements_since(since) {
+            match movement {
+                Movement::Revoked(partitions) => {
+                    for p in partitions {
+                        revoked.entry(p).or_insert(at);
                     }
                 }
-                Some("ready") => {
-                    if let Some(p) = fields.next().and_then(|p| p.parse().ok())
-                        && let Some(from) = revoked.remove(&p)
-                    {
+                Movement::Ready(p) => {
+                    if let Some(from) = revoked.remove(&p) {
                         let pause: &mut Duration = pauses.entry(p).or_default();
-                        *pause = (*pause).max(*at - from);
+                        *pause = (*pause).max(at - from);
                     }
                 }
-                _ => {}
+                Movement::Assigned(_) => {}
             }
         }
         pauses
