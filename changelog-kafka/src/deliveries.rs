@@ -2,8 +2,9 @@
 //! learned — acknowledged offsets per topic partition, and the first failure.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
@@ -11,6 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use state_core::{ChangelogPositions, Error, Partition};
 
+use crate::deadline::deadline_after;
 use crate::error::{At, kafka_error};
 
 /// What the delivery callbacks learned.
@@ -76,6 +78,26 @@ impl DeliveryContext {
         self.deliveries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until every record enqueued so far has its delivery report; false when
+    /// `timeout` passed first.
+    pub(crate) fn wait_settled(&self, timeout: Duration) -> bool {
+        let target = self.enqueued.load(Ordering::SeqCst);
+        let deadline = deadline_after(timeout);
+        let mut deliveries = self.lock();
+        while deliveries.settled < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            deliveries = self
+                .settled
+                .wait_timeout(deliveries, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
     }
 }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
     ChangelogPositions, ChangelogRecord, ChangelogSink, Error, ErrorKind, Partition,
@@ -36,6 +36,10 @@ type KafkaProducer = ThreadedProducer<DeliveryContext>;
 /// at least twice its commit interval, so a live instance's transaction never times out
 /// between two commits.
 pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long dropping a sink waits for the answers to its requests in flight: a live
+/// broker answers in milliseconds; an unreachable one is not worth holding a drop for.
+const DROP_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`ChangelogSink`] on a librdkafka producer (`enable.idempotence=true`, `acks=all`),
 /// transactional under exactly-once, writing any changelog topic.
@@ -256,22 +260,11 @@ impl KafkaSink {
         // every flush took at least 100 ms.
         let flushed = self
             .blocking(op, move |p| {
-                let context = p.context();
-                let target = context.enqueued.load(Ordering::SeqCst);
-                let deadline = deadline_after(timeout);
-                let mut deliveries = context.lock();
-                while deliveries.settled < target {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
-                    }
-                    deliveries = context
-                        .settled
-                        .wait_timeout(deliveries, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                if p.context().wait_settled(timeout) {
+                    Ok(())
+                } else {
+                    Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
                 }
-                Ok(())
             })
             .await;
         let context = self.producer.context();
@@ -566,5 +559,22 @@ impl ChangelogSink for KafkaSink {
         tokio::task::spawn_blocking(move || input.wait_stable(partition, timeout))
             .await
             .map_err(|err| Error::internal(format!("input settle task failed: {err}")))?
+    }
+}
+
+impl Drop for KafkaSink {
+    /// Drops the records not sent yet, as a process that died would, and waits for the
+    /// answers to those already sent. librdkafka's own drop purges in-flight requests too,
+    /// but the broker still appends them, possibly after a restore that starts next has
+    /// read the log's end; waiting here means that once a sink is gone, the log holds
+    /// everything it will ever hold from it.
+    fn drop(&mut self) {
+        self.producer.purge(PurgeConfig::default().queue());
+        if !self.producer.context().wait_settled(DROP_SETTLE_TIMEOUT) {
+            log::warn!(
+                "changelog sink dropped with {} records still unanswered after {DROP_SETTLE_TIMEOUT:?}",
+                self.producer.in_flight_count()
+            );
+        }
     }
 }
