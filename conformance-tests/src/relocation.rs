@@ -2,7 +2,6 @@
 //! store of any backend with identical contents.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use state_core::{
     ChangelogReader, LoggedStore, NoopRestoreListener, ProcessingGuarantee, RestoreOptions,
@@ -10,6 +9,7 @@ use state_core::{
 };
 
 use crate::changelogs::ChangelogFactory;
+use crate::gates::eventually;
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
 use crate::support;
 
@@ -22,18 +22,13 @@ const PARTITION: i32 = 1;
 /// read-committed restore ends before the last transaction. A new owner in a group waits
 /// for the same thing on the input offsets before it restores.
 fn wait_until_markers_land(reader: &dyn ChangelogReader) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let offsets = block_on(reader.offsets(PARTITION)).unwrap();
-        if offsets.end == offsets.log_end {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the committed transaction's marker never landed: {offsets:?}"
-        );
-        std::thread::park_timeout(Duration::from_millis(10));
-    }
+    eventually(
+        "the committed transaction's marker landing in the log",
+        || {
+            let offsets = block_on(reader.offsets(PARTITION)).unwrap();
+            offsets.end == offsets.log_end
+        },
+    );
 }
 
 /// Writes through `from` (puts, overwrites, deletes over several commits), drops that
