@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use conformance_tests::scale_out::{Group, Instance, PARTITIONS};
 use state_core::Partition;
+use test_support::eventually;
 
 /// Steady input before the kill: purchases a second, and seconds.
 const STEADY_RATE: u32 = 5_000;
@@ -153,18 +154,17 @@ fn failover(bootstrap: &str, binary: &Path, backend: &str, policy: &str, keys: u
     let readies_before: Vec<usize> = instances.iter().map(|i| i.readies().len()).collect();
     let killed = Instant::now();
     victim.kill();
-    let deadline = killed + DEADLINE;
-    loop {
+    // The measurement comes from the instances' own timestamps, not from this wait.
+    eventually(DEADLINE, "the victim's partitions served again", || {
         let served: Vec<Partition> = instances.iter_mut().flat_map(|i| i.owned()).collect();
         if victim_owned.iter().all(|p| served.contains(p)) {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "served {served:?} of the victim's {victim_owned:?}"
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the victim's partitions never served again"
-        );
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
+    });
     let mut round = Round {
         failover: Duration::ZERO,
         detected: DEADLINE,
@@ -208,38 +208,39 @@ fn failover(bootstrap: &str, binary: &Path, backend: &str, policy: &str, keys: u
 /// Waits until every partition is served by exactly one instance, each instance serves
 /// its share, and every partition has `copies` standbys, all caught up; returns each partition's owner (an index into `instances`).
 fn wait_until_settled(instances: &mut [Instance], copies: usize) -> BTreeMap<Partition, usize> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let mut owners = BTreeMap::new();
-        let mut served_twice = false;
-        let mut standbys: BTreeMap<Partition, usize> = BTreeMap::new();
-        let mut caught_up = true;
-        for (i, instance) in instances.iter_mut().enumerate() {
-            for p in instance.owned() {
-                served_twice |= owners.insert(p, i).is_some();
+    eventually(
+        DEADLINE,
+        "the group settling with its standbys caught up",
+        || {
+            let mut owners = BTreeMap::new();
+            let mut served_twice = false;
+            let mut standbys: BTreeMap<Partition, usize> = BTreeMap::new();
+            let mut caught_up = true;
+            for (i, instance) in instances.iter_mut().enumerate() {
+                for p in instance.owned() {
+                    served_twice |= owners.insert(p, i).is_some();
+                }
+                for (p, lag) in instance.lags() {
+                    *standbys.entry(p).or_default() += 1;
+                    caught_up &= lag == 0;
+                }
             }
-            for (p, lag) in instance.lags() {
-                *standbys.entry(p).or_default() += 1;
-                caught_up &= lag == 0;
+            let balanced = (0..instances.len()).all(|i| {
+                owners.values().filter(|&&o| o == i).count()
+                    == PARTITIONS as usize / instances.len()
+            });
+            let settled = !served_twice
+                && owners.len() == PARTITIONS as usize
+                && balanced
+                && caught_up
+                && (0..PARTITIONS).all(|p| standbys.get(&p).copied().unwrap_or(0) == copies);
+            if settled {
+                Ok(owners)
+            } else {
+                Err(format!("owners {owners:?}, standbys {standbys:?}"))
             }
-        }
-        let balanced = (0..instances.len()).all(|i| {
-            owners.values().filter(|&&o| o == i).count() == PARTITIONS as usize / instances.len()
-        });
-        let settled = !served_twice
-            && owners.len() == PARTITIONS as usize
-            && balanced
-            && caught_up
-            && (0..PARTITIONS).all(|p| standbys.get(&p).copied().unwrap_or(0) == copies);
-        if settled {
-            return owners;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never settled: owners {owners:?}, standbys {standbys:?}"
-        );
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
+        },
+    )
 }
 
 /// Changelog records each instance's standbys applied so far.

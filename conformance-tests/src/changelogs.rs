@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::{Changelog, InputBinding, Offset, Partition};
+use test_support::unique_name;
 
 /// Reads back the input offsets committed for a consumer group and input topic.
 pub type OffsetsReader =
@@ -32,19 +32,6 @@ pub trait ChangelogFactory: Send + Sync {
     fn create(&self) -> ChangelogUnderTest;
 }
 
-/// A topic name unique across cases, processes and runs.
-pub fn unique_topic(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{prefix}-{}-{nanos}-{}-changelog",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// The in-process changelog.
 pub struct InProcess;
 
@@ -58,7 +45,7 @@ impl ChangelogFactory for InProcess {
         ChangelogUnderTest {
             changelog: Arc::new(log.clone()),
             faults: Some(log),
-            topic: unique_topic("model"),
+            topic: unique_name("model"),
             committed_offsets: Box::new(move |input| Ok(offsets.committed_offsets(input))),
         }
     }
@@ -74,18 +61,20 @@ pub use kafka::{Kafka, kafka};
 
 #[cfg(feature = "kafka")]
 mod kafka {
-    use std::net::{TcpStream, ToSocketAddrs};
+    use std::collections::BTreeMap;
     use std::sync::Arc;
     use std::time::Duration;
-
-    use std::collections::BTreeMap;
 
     use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use state_core::{Error, InputBinding, Offset, Partition};
+    use test_support::{try_eventually, unique_name};
 
-    use super::{ChangelogFactory, ChangelogUnderTest, unique_topic};
+    use super::{ChangelogFactory, ChangelogUnderTest};
+
+    /// How long the group's coordinator may take to answer after the broker started.
+    const COORDINATOR_WITHIN: Duration = Duration::from_secs(30);
 
     /// The offsets `input`'s group committed for partitions 0 and 1, stable ones only
     /// (a read-committed consumer waits out pending transactions).
@@ -112,21 +101,20 @@ mod kafka {
             list.add_partition(&input.topic, partition);
         }
         // The group's coordinator may still be moving (NotCoordinator right after the
-        // broker started): ask again until a deadline.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let committed = loop {
-            match consumer.committed_offsets(list.clone(), Duration::from_secs(30)) {
-                Ok(committed) => break committed,
-                Err(err) if std::time::Instant::now() < deadline && retriable(&err) => {
-                    std::thread::park_timeout(Duration::from_millis(100));
-                }
-                Err(err) => {
-                    return Err(Error::unavailable(format!(
-                        "fetching committed offsets: {err}"
-                    )));
-                }
-            }
-        };
+        // broker started): ask again until it answers; any other error is final.
+        let fetched = try_eventually(
+            COORDINATOR_WITHIN,
+            &format!("the coordinator of group {} answering", input.group_id),
+            || match consumer.committed_offsets(list.clone(), COORDINATOR_WITHIN) {
+                Err(err) if retriable(&err) => Err(err),
+                answer => Ok(answer),
+            },
+        );
+        let committed = fetched
+            .map_err(|timed_out| {
+                Error::unavailable(format!("fetching committed offsets: {timed_out}"))
+            })?
+            .map_err(|err| Error::unavailable(format!("fetching committed offsets: {err}")))?;
         Ok(committed
             .elements()
             .iter()
@@ -144,31 +132,17 @@ mod kafka {
     }
 
     /// The Kafka factory, or `None` after a skip notice when no broker answers. Under
-    /// `CI=true` a missing broker fails instead: Kafka tests never skip in CI.
+    /// `CI=true` a missing broker fails instead: Kafka tests never skip in CI (the rule
+    /// of [`test_support::single_broker`]).
     pub fn kafka() -> Option<Kafka> {
-        let bootstrap =
-            std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
-        let reachable = bootstrap.split(',').all(|server| {
-            server
-                .trim()
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .is_some_and(|addr| {
-                    TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok()
-                })
-        });
-        if reachable {
-            return Some(Kafka { bootstrap });
+        test_support::single_broker().map(|bootstrap| Kafka { bootstrap })
+    }
+
+    impl Kafka {
+        /// The broker's bootstrap servers.
+        pub fn bootstrap(&self) -> &str {
+            &self.bootstrap
         }
-        let message = format!(
-            "no Kafka broker at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS); start one with `scripts/kafka.sh start single`"
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message}");
-        }
-        eprintln!("SKIPPED: {message}");
-        None
     }
 
     /// Whether a committed-offset fetch may succeed when asked again.
@@ -200,7 +174,7 @@ mod kafka {
             ChangelogUnderTest {
                 changelog: Arc::new(changelog),
                 faults: None,
-                topic: unique_topic("conformance"),
+                topic: unique_name("conformance"),
                 committed_offsets: Box::new(move |input| {
                     committed_offsets(&consumer, &bootstrap, input)
                 }),

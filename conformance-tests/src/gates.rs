@@ -10,8 +10,9 @@ use state_core::{
     RestoreListener, RestoreTarget, Result, SinkCommit, SourceOffsets,
 };
 
-/// How long a test waits for a gate to be reached.
-const REACH_WITHIN: Duration = Duration::from_secs(30);
+/// How long a test waits for a gate to be reached, or for what a thread held at one
+/// does meanwhile.
+pub const REACH_WITHIN: Duration = Duration::from_secs(30);
 
 /// A point a thread stops at while the gate is shut, and reports reaching.
 #[derive(Default)]
@@ -118,18 +119,5 @@ impl ChangelogSink for GatedSink {
     }
     async fn settle_input(&self, partition: Partition) -> Result<()> {
         self.inner.settle_input(partition).await
-    }
-}
-
-/// Waits until `check` holds, failing after [`REACH_WITHIN`] with `what`.
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + REACH_WITHIN;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen in {REACH_WITHIN:?}"
-        );
-        std::thread::yield_now();
-        std::thread::park_timeout(Duration::from_millis(1));
     }
 }

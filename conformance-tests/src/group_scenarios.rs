@@ -2,11 +2,30 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use state_core::Partition;
+use test_support::eventually;
 
 use crate::scale_out::{CUSTOMERS, Group, Instance, PARTITIONS, Ready};
+
+/// Waits until each partition of `partitions` has `per_partition` more records in its
+/// changelog than `before` (in the same order), open transactions included.
+fn wait_until_logged(group: &Group, partitions: &[Partition], before: &[i64], per_partition: i64) {
+    eventually(
+        Duration::from_secs(60),
+        &format!("{per_partition} more records logged on each of partitions {partitions:?}"),
+        || {
+            for (&p, &before) in partitions.iter().zip(before) {
+                let now = group.changelog_high_watermark(p);
+                if now < before + per_partition {
+                    return Err(format!("partition {p} at {now}, from {before}"));
+                }
+            }
+            Ok(())
+        },
+    );
+}
 
 pub(crate) fn owned_by(owners: &BTreeMap<Partition, String>, name: &str) -> Vec<Partition> {
     owners
@@ -114,18 +133,18 @@ pub fn promoted_standby_replays_only_its_lag(bootstrap: &str, binary: &Path, bac
     );
 
     // b's standbys of a's partitions catch up, then stop.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let lags = b.lags();
-        if a_owns.iter().all(|p| lags.get(p) == Some(&0)) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "b's standbys never caught up: {lags:?}"
-        );
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(60),
+        "b's standbys of a's partitions catching up",
+        || {
+            let lags = b.lags();
+            if a_owns.iter().all(|p| lags.get(p) == Some(&0)) {
+                Ok(())
+            } else {
+                Err(format!("lags {lags:?}"))
+            }
+        },
+    );
     b.pause_standbys();
 
     group.produce_wave();
@@ -186,16 +205,7 @@ pub fn exactly_once_group_survives_a_kill(bootstrap: &str, binary: &Path, backen
         .collect();
     group.produce_waves(waves);
     let per_partition = i64::from(waves * CUSTOMERS) / i64::from(PARTITIONS);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for (&p, before) in c_owned.iter().zip(logged_before) {
-        while group.changelog_high_watermark(p) < before + per_partition {
-            assert!(
-                Instant::now() < deadline,
-                "c never logged its burst on partition {p}"
-            );
-            std::thread::park_timeout(Duration::from_millis(5));
-        }
-    }
+    wait_until_logged(&group, &c_owned, &logged_before, per_partition);
     c.kill();
     let owners = group.wait_for_model(&mut [&mut a, &mut b]);
     for p in c_owned {
@@ -237,16 +247,7 @@ pub fn exactly_once_zombie_is_fenced(bootstrap: &str, binary: &Path, backend: &s
     let waves = 5;
     group.produce_waves(waves);
     let per_partition = i64::from(waves * CUSTOMERS) / i64::from(PARTITIONS);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for (&p, before) in c_owned.iter().zip(logged_before) {
-        while group.changelog_high_watermark(p) < before + per_partition {
-            assert!(
-                Instant::now() < deadline,
-                "c never logged its burst on partition {p}"
-            );
-            std::thread::park_timeout(Duration::from_millis(5));
-        }
-    }
+    wait_until_logged(&group, &c_owned, &logged_before, per_partition);
     c.suspend();
     // The group moves c's partitions on: a and b serve everything, exactly.
     let owners = group.wait_for_model(&mut [&mut a, &mut b]);

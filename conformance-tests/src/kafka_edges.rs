@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -15,8 +15,8 @@ use state_core::{
     ProcessingGuarantee, RestoreOptions, RestoreSummary, SinkOptions, SourceOffsets, TopicSpec,
     WipeReason, restore,
 };
+use test_support::{eventually, unique_name};
 
-use crate::changelogs::unique_topic;
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
 use crate::support;
 
@@ -32,9 +32,7 @@ impl Broker {
     /// The broker at `KAFKA_BOOTSTRAP_SERVERS`, or `None` (skip notice; a failure under
     /// `CI=true`) when none answers.
     pub fn connect() -> Option<Self> {
-        crate::changelogs::kafka()?;
-        let bootstrap =
-            std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+        let bootstrap = test_support::single_broker()?;
         let changelog =
             Arc::new(KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap.clone())).unwrap());
         let admin = ClientConfig::new()
@@ -45,7 +43,7 @@ impl Broker {
     }
 
     fn topic(&self, prefix: &str, config: &[(&str, &str)]) -> String {
-        let topic = unique_topic(prefix);
+        let topic = unique_name(prefix);
         let config: BTreeMap<String, String> = config
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -185,18 +183,18 @@ pub fn topic_recreated(broker: &Broker, backend: &dyn BackendFactory) {
         "delete topic: {deleted:?}"
     );
     // Deletion is asynchronous on the broker: retry creation until it is accepted.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match block_on(broker.changelog.ensure_topic(&TopicSpec::changelog(
-            &topic,
-            1,
-            &BTreeMap::new(),
-        ))) {
-            Ok(()) if broker_offsets_end(broker, &topic) == Some(0) => break,
-            _ if Instant::now() < deadline => std::thread::yield_now(),
-            other => panic!("recreating {topic}: {other:?}"),
-        }
-    }
+    let spec = TopicSpec::changelog(&topic, 1, &BTreeMap::new());
+    eventually(
+        Duration::from_secs(60),
+        &format!("recreating {topic} empty"),
+        || match block_on(broker.changelog.ensure_topic(&spec)) {
+            Ok(()) => match broker_offsets_end(broker, &topic) {
+                Some(0) => Ok(()),
+                end => Err(format!("created, log end {end:?}")),
+            },
+            Err(err) => Err(err.to_string()),
+        },
+    );
     let mut fresh = logged(broker, &topic, Fixture::new(backend, "store").open());
     support::write_and_commit(&mut fresh, 100..103);
     drop(fresh);
@@ -259,32 +257,33 @@ pub fn real_compaction(broker: &Broker, backend: &dyn BackendFactory) {
     block_on(other.commit()).unwrap();
     let expected = contents(other.inner().as_ref());
     drop(other);
-    // Rolling a segment needs a later append; keep appending a filler key until the
-    // cleaner has visibly removed records (or give up after 90 s).
+    // Rolling a segment needs a later append (at least `segment.ms` after the segment
+    // began): each check appends a filler key, until the cleaner has visibly removed
+    // records.
     let filler = broker.sink();
     let written = 20 + 30 * 20 + 5;
-    let deadline = Instant::now() + Duration::from_secs(90);
     let mut appended = 0;
-    loop {
-        filler
-            .append(
-                &topic,
-                PARTITION,
-                &ChangelogRecord::put(b"zz-filler".to_vec(), vec![0], 0),
-            )
-            .unwrap();
-        block_on(filler.commit(&SourceOffsets::none())).unwrap();
-        appended += 1;
-        let visible = count_records(broker, &topic);
-        if visible < written {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the broker did not compact {topic} within 90 s ({visible} records visible)"
-        );
-        std::thread::sleep(Duration::from_millis(200)); // pacing the filler, not a sync point
-    }
+    eventually(
+        Duration::from_secs(90),
+        &format!("the broker compacting {topic}"),
+        || {
+            filler
+                .append(
+                    &topic,
+                    PARTITION,
+                    &ChangelogRecord::put(b"zz-filler".to_vec(), vec![0], 0),
+                )
+                .unwrap();
+            block_on(filler.commit(&SourceOffsets::none())).unwrap();
+            appended += 1;
+            let visible = count_records(broker, &topic);
+            if visible < written {
+                Ok(())
+            } else {
+                Err(format!("{visible} of {written} records visible"))
+            }
+        },
+    );
     let mut expected = expected;
     expected.push((b"zz-filler".to_vec(), vec![0]));
     let fresh = Fixture::new(backend, "store");
@@ -321,7 +320,7 @@ fn count_records(broker: &Broker, topic: &str) -> usize {
 /// A record the store's serdes cannot read stops restore with an error naming topic,
 /// partition and offset.
 pub fn undecodable_record(broker: &Broker, backend: &dyn BackendFactory) {
-    let app = unique_topic("app").replace("-changelog", "");
+    let app = unique_name("app");
     crate::faults::undecodable_record_stops_restore(
         backend,
         broker.changelog.clone(),

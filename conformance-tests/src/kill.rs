@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::{
     ChangelogRecord, ChangelogSink, LoggedStore, NoopRestoreListener, ProcessingGuarantee,
     RestoreOptions, SinkOptions, SourceOffsets, TopicSpec, restore,
 };
+use test_support::try_eventually;
 
 use crate::file_log::read_log;
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
@@ -192,23 +193,27 @@ pub fn run_and_kill(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|err| panic!("spawning {}: {err}", child_exe.display()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if committed_ops(journal).1 >= commits_before_kill {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    let committed = try_eventually(
+        Duration::from_secs(60),
+        &format!("the child making {commits_before_kill} commits"),
+        || {
+            let commits = committed_ops(journal).1;
+            if commits >= commits_before_kill {
+                return Ok(());
             }
-            panic!("child exited early with {status}: {stderr}");
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("child made no {commits_before_kill} commits within 60 s");
-        }
-        std::thread::yield_now();
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                panic!("child exited early with {status}: {stderr}");
+            }
+            Err(format!("{commits} commits"))
+        },
+    );
+    if let Err(timed_out) = committed {
+        let _ = child.kill();
+        panic!("{timed_out}");
     }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();

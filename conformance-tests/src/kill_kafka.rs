@@ -12,8 +12,8 @@ use state_core::{
     Changelog, ChangelogSink, NoopRestoreListener, ProcessingGuarantee, RestoreOptions,
     SinkOptions, TopicSpec, restore,
 };
+use test_support::unique_name;
 
-use crate::changelogs::unique_topic;
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
 use crate::kill::{KILL_PARTITION, Workload, run_and_kill};
 
@@ -88,7 +88,7 @@ pub fn kafka_kill_round(
     commits_before_kill: usize,
 ) -> usize {
     let changelog = KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap)).unwrap();
-    let topic = unique_topic("kill");
+    let topic = unique_name("kill");
     block_on(changelog.ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))).unwrap();
     let child_dir = Fixture::new(writer, "kill-store");
     let journal = child_dir.root().join("commits.journal");

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::{
@@ -17,6 +17,7 @@ use state_core::{
     Serdes, SinkOptions, StoreBuilder, StoreContext, StoreHandle, StoreManager,
 };
 use tempfile::TempDir;
+use test_support::eventually;
 
 use crate::harness::{BackendFactory, block_on};
 
@@ -410,14 +411,18 @@ pub(crate) fn lag_of(manager: &StoreManager, partition: Partition) -> u64 {
 }
 
 pub(crate) fn wait_for_lag(manager: &StoreManager, partition: Partition, lag: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = lag_of(manager, partition);
-        if now <= lag {
-            return;
-        }
-        assert!(Instant::now() < deadline, "standby lag stuck at {now}");
-    }
+    eventually(
+        Duration::from_secs(30),
+        &format!("the standby lag of partition {partition} falling to {lag}"),
+        || {
+            let now = lag_of(manager, partition);
+            if now <= lag {
+                Ok(())
+            } else {
+                Err(format!("lag {now}"))
+            }
+        },
+    );
 }
 
 /// The rewards store's lag without updating the standby.

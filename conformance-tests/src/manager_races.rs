@@ -8,8 +8,9 @@ use std::thread;
 
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::{AfterRevoke, ChangelogSink, PartitionState, ProcessingGuarantee, SinkOptions};
+use test_support::eventually;
 
-use crate::gates::{Gate, GatedRestore, GatedSink, eventually};
+use crate::gates::{Gate, GatedRestore, GatedSink, REACH_WITHIN};
 use crate::harness::{BackendFactory, block_on};
 use crate::manager::{Instance, Setup, expected, input, instance, instance_with};
 
@@ -152,7 +153,7 @@ pub fn revoke_during_restore_cancels_it(backend: &dyn BackendFactory) {
         let restoring = s.spawn(|| block_on(futures::future::join_all(jobs)));
         restores.wait_reached();
         let revoking = s.spawn(|| block_on(node.manager.revoke(&[P], AfterRevoke::Close)));
-        eventually("the revoke to withdraw the partition", || {
+        eventually(REACH_WITHIN, "the revoke to withdraw the partition", || {
             node.manager.state(P) == Some(PartitionState::Revoking)
         });
         restores.open();
@@ -182,7 +183,7 @@ pub fn lose_during_restore(backend: &dyn BackendFactory) {
         let restoring = s.spawn(|| block_on(futures::future::join_all(jobs)));
         restores.wait_reached();
         let losing = s.spawn(|| block_on(node.manager.lose(&[P])));
-        eventually("the loss to withdraw the partition", || {
+        eventually(REACH_WITHIN, "the loss to withdraw the partition", || {
             node.manager.state(P) == Some(PartitionState::Lost)
         });
         restores.open();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -13,6 +13,7 @@ use state_core::{
     NoopRestoreListener, Offset, Partition, ProcessingGuarantee, RestoreOptions, SinkOptions,
     SourceOffsets, TopicSpec, WriteBatch, commit_together, restore,
 };
+use test_support::try_eventually;
 
 use crate::changelogs::{ChangelogUnderTest, OffsetsReader};
 use crate::crash_points::{FailingPositionWrite, FailingReader};
@@ -495,23 +496,19 @@ impl World {
                 continue;
             };
             // Kafka writes transaction markers after commit returns, so a read-committed
-            // end offset may trail the commit briefly; it must catch up.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let end = block_on(self.reader.offsets(store.partition))
-                    .map_err(fail)?
-                    .end;
-                if applied < end {
-                    break;
-                }
-                prop_assert!(
-                    Instant::now() < deadline,
-                    "committed position {} still not below the log end {} after 10 s",
-                    applied,
-                    end
-                );
-                std::thread::yield_now();
-            }
+            // end offset may trail the commit briefly; it must catch up. A reader error
+            // ends the wait and fails the case.
+            try_eventually(
+                Duration::from_secs(10),
+                &format!("the log end passing the committed position {applied}"),
+                || match block_on(self.reader.offsets(store.partition)) {
+                    Ok(offsets) if applied < offsets.end => Ok(Ok(())),
+                    Ok(offsets) => Err(format!("log end {}", offsets.end)),
+                    Err(err) => Ok(Err(err)),
+                },
+            )
+            .map_err(|timed_out| TestCaseError::fail(timed_out.to_string()))?
+            .map_err(fail)?;
         }
         Ok(())
     }

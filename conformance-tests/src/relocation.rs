@@ -2,19 +2,23 @@
 //! store of any backend with identical contents.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use state_core::{
     ChangelogReader, LoggedStore, NoopRestoreListener, ProcessingGuarantee, RestoreOptions,
     SinkOptions, TopicSpec, restore,
 };
+use test_support::eventually;
 
 use crate::changelogs::ChangelogFactory;
-use crate::gates::eventually;
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
 use crate::support;
 
 /// The partition relocation uses (not 0, so a partition mix-up shows).
 const PARTITION: i32 = 1;
+
+/// How long the broker may take to write a commit's markers.
+const MARKERS_WITHIN: Duration = Duration::from_secs(30);
 
 /// Waits until the last transaction's commit marker is in the log (the last stable
 /// offset reaches the log's end). A commit returns once the transaction coordinator
@@ -23,10 +27,18 @@ const PARTITION: i32 = 1;
 /// for the same thing on the input offsets before it restores.
 fn wait_until_markers_land(reader: &dyn ChangelogReader) {
     eventually(
+        MARKERS_WITHIN,
         "the committed transaction's marker landing in the log",
         || {
             let offsets = block_on(reader.offsets(PARTITION)).unwrap();
-            offsets.end == offsets.log_end
+            if offsets.end == offsets.log_end {
+                Ok(())
+            } else {
+                Err(format!(
+                    "last stable offset {} below the log end {}",
+                    offsets.end, offsets.log_end
+                ))
+            }
         },
     );
 }

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use state_core::Partition;
+use test_support::eventually;
 
 use crate::group_scenarios::{owned_by, readies_since};
 use crate::scale_out::{Group, Instance, PARTITIONS};
@@ -25,33 +26,32 @@ fn wait_for_placement(
     k: usize,
 ) -> Standbys {
     let expected = k.min(instances.len() - 1);
-    let deadline = Instant::now() + PLACEMENT_DEADLINE;
-    loop {
-        let mut standbys = Standbys::new();
-        for instance in instances.iter_mut() {
-            for partition in instance.lags().into_keys() {
-                standbys
-                    .entry(partition)
-                    .or_default()
-                    .push(instance.name().to_owned());
+    eventually(
+        PLACEMENT_DEADLINE,
+        &format!("standbys settling at {expected} per partition off their owners"),
+        || {
+            let mut standbys = Standbys::new();
+            for instance in instances.iter_mut() {
+                for partition in instance.lags().into_keys() {
+                    standbys
+                        .entry(partition)
+                        .or_default()
+                        .push(instance.name().to_owned());
+                }
             }
-        }
-        let settled = (0..PARTITIONS).all(|p| {
-            standbys.get(&p).map_or(0, Vec::len) == expected
-                && !standbys
-                    .get(&p)
-                    .is_some_and(|holders| holders.contains(&owners[&p]))
-        });
-        if settled {
-            return standbys;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "standbys never settled at {expected} per partition off their owners: standbys \
-             {standbys:?}, owners {owners:?}"
-        );
-        std::thread::park_timeout(Duration::from_millis(200));
-    }
+            let settled = (0..PARTITIONS).all(|p| {
+                standbys.get(&p).map_or(0, Vec::len) == expected
+                    && !standbys
+                        .get(&p)
+                        .is_some_and(|holders| holders.contains(&owners[&p]))
+            });
+            if settled {
+                Ok(standbys)
+            } else {
+                Err(format!("standbys {standbys:?}, owners {owners:?}"))
+            }
+        },
+    )
 }
 
 /// Whether each of `instances` instances owns `⌊P/n⌋` or `⌈P/n⌉` partitions.
@@ -82,37 +82,41 @@ fn wait_for_even_model(
     group: &Group,
     instances: &mut [&mut Instance],
 ) -> BTreeMap<Partition, String> {
-    let deadline = Instant::now() + PLACEMENT_DEADLINE;
-    loop {
-        let owners = group.wait_for_model(instances);
-        if even_shares(&owners, instances.len()) {
-            return owners;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the group never settled on even shares: {owners:?}"
-        );
-        std::thread::park_timeout(Duration::from_millis(200));
-    }
+    eventually(
+        PLACEMENT_DEADLINE,
+        "the group settling on even shares",
+        || {
+            let owners = group.wait_for_model(instances);
+            if even_shares(&owners, instances.len()) {
+                Ok(owners)
+            } else {
+                Err(format!("owners {owners:?}"))
+            }
+        },
+    )
 }
 
 /// Waits until every standby on `instances` has applied its whole changelog.
 fn wait_until_caught_up(instances: &mut [&mut Instance]) {
-    let deadline = Instant::now() + PLACEMENT_DEADLINE;
-    for instance in instances.iter_mut() {
-        loop {
-            let lags = instance.lags();
-            if lags.values().all(|lag| *lag == 0) {
-                break;
+    // An instance once caught up is not asked again: nothing is written meanwhile.
+    let mut caught_up = vec![false; instances.len()];
+    eventually(
+        PLACEMENT_DEADLINE,
+        "every standby applying its whole changelog",
+        || {
+            for (instance, done) in instances.iter_mut().zip(&mut caught_up) {
+                if *done {
+                    continue;
+                }
+                let lags = instance.lags();
+                if lags.values().any(|lag| *lag > 0) {
+                    return Err(format!("{}'s lags {lags:?}", instance.name()));
+                }
+                *done = true;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{}'s standbys never caught up: {lags:?}",
-                instance.name()
-            );
-            std::thread::park_timeout(Duration::from_millis(100));
-        }
-    }
+            Ok(())
+        },
+    );
 }
 
 /// Four instances under `Replicas(1)` on `backend`:

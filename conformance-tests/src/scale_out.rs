@@ -18,8 +18,8 @@ use rdkafka::{ClientConfig, Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
     Changelog, ChangelogReader, IsolationLevel, Partition, TopicSpec, changelog_topic_name,
 };
+use test_support::{eventually, unique_name};
 
-use crate::changelogs::unique_topic;
 use crate::harness::block_on;
 use crate::rewards::{Totals, amount, customer, partition_of};
 
@@ -152,29 +152,27 @@ impl Instance {
         writeln!(self.stdin, "{command}")
             .and_then(|()| self.stdin.flush())
             .unwrap_or_else(|err| panic!("instance {}: sending {command}: {err}", self.name));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            {
-                let lines = self.lines.lock().unwrap();
+        let lines = &self.lines;
+        eventually(
+            Duration::from_secs(60),
+            &format!("instance {} answering {command}", self.name),
+            || {
+                let lines = lines.lock().unwrap();
                 if let Some(at) = lines[start..].iter().position(|l| l == end) {
-                    return lines[start..start + at]
-                        .iter()
-                        .filter(|l| l.starts_with(prefix))
-                        .cloned()
-                        .collect();
+                    return Some(
+                        lines[start..start + at]
+                            .iter()
+                            .filter(|l| l.starts_with(prefix))
+                            .cloned()
+                            .collect(),
+                    );
                 }
                 if let Some(error) = lines[start..].iter().find(|l| l.starts_with("error")) {
                     panic!("instance {} failed: {error}", self.name);
                 }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "instance {} did not answer {command}",
-                self.name
-            );
-            std::thread::yield_now();
-            std::thread::park_timeout(Duration::from_millis(20));
-        }
+                None
+            },
+        )
     }
 
     /// Commits and returns the instance's stores: partition -> customer -> total, and
@@ -443,7 +441,7 @@ impl Group {
     /// A fresh application over a fresh 6-partition input topic, run by the
     /// `rewards_instance` binary at `instance_binary`.
     pub fn new(bootstrap: &str, instance_binary: &Path) -> Self {
-        let input = unique_topic("rewards-input").replace("-changelog", "");
+        let input = unique_name("rewards-input");
         let changelog = KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap)).unwrap();
         let spec = TopicSpec {
             name: input.clone(),
@@ -481,14 +479,9 @@ impl Group {
 
     /// Waits until all input is processed and committed.
     pub fn wait_until_committed(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        while !self.all_input_committed() {
-            assert!(
-                Instant::now() < deadline,
-                "input not processed and committed within {within:?}"
-            );
-            std::thread::park_timeout(Duration::from_millis(100));
-        }
+        eventually(within, "all input processed and committed", || {
+            self.all_input_committed()
+        });
     }
 
     /// Whether the group's committed offset of every input partition is the partition's
@@ -580,11 +573,10 @@ impl Group {
                 next += 1;
             }
             self.producer.flush(Duration::from_secs(30)).unwrap();
-            // Pacing the input rate, not waiting for anything to happen.
+            // Pacing the input rate, not waiting for anything to happen: the next
+            // second's purchases are due when that second begins.
             let due = started + Duration::from_secs(u64::from(second) + 1);
-            while Instant::now() < due {
-                std::thread::park_timeout(due - Instant::now());
-            }
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
     }
 
@@ -641,69 +633,71 @@ impl Group {
     /// joined), and their stores' union equals the model; returns which instance serves
     /// which partition.
     pub fn wait_for_model(&self, instances: &mut [&mut Instance]) -> BTreeMap<Partition, String> {
-        let deadline = Instant::now() + STEP_DEADLINE;
-        loop {
-            let mut owners: BTreeMap<Partition, Vec<String>> = BTreeMap::new();
-            let mut union = Totals::new();
-            let mut visits = Totals::new();
-            for instance in instances.iter_mut() {
-                let (stores, their_visits) = instance.dump();
-                for (p, totals) in stores {
-                    owners.entry(p).or_default().push(instance.name.clone());
-                    union.extend(totals);
-                }
-                visits.extend(their_visits);
+        eventually(
+            STEP_DEADLINE,
+            "convergence: all input committed, each partition served once, every instance \
+             serving, the stores' union equal to the model",
+            || self.converged(instances),
+        )
+    }
+
+    /// One look at `instances` for [`wait_for_model`](Self::wait_for_model): the owners
+    /// once converged, else what is still off.
+    fn converged(
+        &self,
+        instances: &mut [&mut Instance],
+    ) -> Result<BTreeMap<Partition, String>, String> {
+        let mut owners: BTreeMap<Partition, Vec<String>> = BTreeMap::new();
+        let mut union = Totals::new();
+        let mut visits = Totals::new();
+        for instance in instances.iter_mut() {
+            let (stores, their_visits) = instance.dump();
+            for (p, totals) in stores {
+                owners.entry(p).or_default().push(instance.name.clone());
+                union.extend(totals);
             }
-            // The second store of at-least-once instances: every customer made one
-            // purchase per wave.
-            let visits_match = visits.len() == self.model.len()
-                && visits.values().all(|v| *v == i64::from(self.waves));
-            // Every record consumed and committed: a union that matches the model while
-            // a new owner has yet to replay input could hide a purchase counted twice.
-            let consumed = self.all_input_committed();
-            let whole = consumed
-                && (0..PARTITIONS).all(|p| owners.get(&p).is_some_and(|o| o.len() == 1))
-                && instances
-                    .iter()
-                    .all(|i| owners.values().any(|o| o.contains(&i.name)));
-            if whole && union == self.model && visits_match {
-                return owners
-                    .into_iter()
-                    .map(|(p, mut o)| (p, o.remove(0)))
-                    .collect();
-            }
-            // Two instances serving one partition at once must never happen, converged
-            // or not: a rebalance revokes before it assigns. The dumps come one after
-            // another, so a partition that moved between two of them shows in both: an
-            // earlier dumper that still serves it after the later dump serves it at once.
-            for (p, o) in &owners {
-                let Some((_, earlier)) = o.split_last() else {
-                    continue;
-                };
-                for instance in instances.iter_mut().filter(|i| earlier.contains(&i.name)) {
-                    assert!(
-                        !instance.owned().contains(p),
-                        "partition {p} served by {o:?} at once"
-                    );
-                }
-            }
-            if Instant::now() > deadline {
-                let wrong = self
-                    .model
-                    .iter()
-                    .filter(|(k, v)| union.get(*k) != Some(*v))
-                    .take(5)
-                    .collect::<Vec<_>>();
-                panic!(
-                    "no convergence within {STEP_DEADLINE:?}: input committed {consumed}, visits match {visits_match}, owners {owners:?}, {} of {} customers differ, e.g. {wrong:?}",
-                    self.model
-                        .iter()
-                        .filter(|(k, v)| union.get(*k) != Some(*v))
-                        .count(),
-                    self.model.len()
+            visits.extend(their_visits);
+        }
+        // The second store of at-least-once instances: every customer made one
+        // purchase per wave.
+        let visits_match = visits.len() == self.model.len()
+            && visits.values().all(|v| *v == i64::from(self.waves));
+        // Every record consumed and committed: a union that matches the model while
+        // a new owner has yet to replay input could hide a purchase counted twice.
+        let consumed = self.all_input_committed();
+        let whole = consumed
+            && (0..PARTITIONS).all(|p| owners.get(&p).is_some_and(|o| o.len() == 1))
+            && instances
+                .iter()
+                .all(|i| owners.values().any(|o| o.contains(&i.name)));
+        if whole && union == self.model && visits_match {
+            return Ok(owners
+                .into_iter()
+                .map(|(p, mut o)| (p, o.remove(0)))
+                .collect());
+        }
+        // Two instances serving one partition at once must never happen, converged
+        // or not: a rebalance revokes before it assigns. The dumps come one after
+        // another, so a partition that moved between two of them shows in both: an
+        // earlier dumper that still serves it after the later dump serves it at once.
+        for (p, o) in &owners {
+            let Some((_, earlier)) = o.split_last() else {
+                continue;
+            };
+            for instance in instances.iter_mut().filter(|i| earlier.contains(&i.name)) {
+                assert!(
+                    !instance.owned().contains(p),
+                    "partition {p} served by {o:?} at once"
                 );
             }
-            std::thread::park_timeout(Duration::from_millis(200));
         }
+        let differ = |(k, v): &(&String, &i64)| union.get(*k) != Some(*v);
+        let wrong: Vec<_> = self.model.iter().filter(differ).take(5).collect();
+        Err(format!(
+            "input committed {consumed}, visits match {visits_match}, owners {owners:?}, \
+             {} of {} customers differ, e.g. {wrong:?}",
+            self.model.iter().filter(differ).count(),
+            self.model.len()
+        ))
     }
 }

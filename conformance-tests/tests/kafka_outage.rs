@@ -77,11 +77,9 @@ impl RestoreListener for StopAfterFirstBatch {
 
 #[test]
 fn kafka_restore_interrupted_by_a_broker_stop_resumes() {
-    if conformance_tests::changelogs::kafka().is_none() {
+    let Some(cluster) = test_support::cluster() else {
         return;
-    }
-    let cluster = std::env::var("KAFKA_CLUSTER_BOOTSTRAP_SERVERS")
-        .unwrap_or_else(|_| "127.0.0.1:9192,127.0.0.1:9292,127.0.0.1:9392".into());
+    };
     // Small fetches, so the consumer cannot have the whole partition buffered before the
     // broker goes away.
     let config = KafkaChangelogConfig::new(cluster.clone())
@@ -92,7 +90,7 @@ fn kafka_restore_interrupted_by_a_broker_stop_resumes() {
         .with_consumer_setting("queued.min.messages", "100")
         .with_poll_timeout(Duration::from_millis(200));
     let changelog = KafkaChangelog::new(config).unwrap();
-    let topic = conformance_tests::changelogs::unique_topic("outage");
+    let topic = test_support::unique_name("outage");
     let mut spec = TopicSpec::changelog(&topic, 1, &BTreeMap::new());
     spec.replication_factor = Some(1);
     block_on(changelog.ensure_topic(&spec)).unwrap();

@@ -8,8 +8,7 @@
 #![cfg(feature = "kafka")]
 
 fn bootstrap() -> Option<String> {
-    conformance_tests::changelogs::kafka()?;
-    Some(std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into()))
+    test_support::single_broker()
 }
 
 fn binary() -> &'static std::path::Path {

@@ -46,10 +46,8 @@ fn sigkill_rounds_for_every_durable_backend() {
 #[cfg(feature = "kafka")]
 #[test]
 fn kafka_sigkill_rounds() {
-    if conformance_tests::changelogs::kafka().is_none() {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
-    }
-    let bootstrap =
-        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    };
     conformance_tests::kill_kafka::kafka_kill_test(&bootstrap, child());
 }
