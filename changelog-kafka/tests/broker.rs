@@ -14,6 +14,7 @@ use state_core::{
     Changelog, ChangelogRecord, ChangelogSink, ErrorKind, IsolationLevel, ProcessingGuarantee,
     SinkOptions, TopicSpec,
 };
+use test_support::eventually_async;
 
 fn changelog(bootstrap: &str) -> KafkaChangelog {
     KafkaChangelog::new(
@@ -29,7 +30,7 @@ async fn changelog_with_topic(
     partitions: i32,
 ) -> (KafkaChangelog, String) {
     let changelog = changelog(bootstrap);
-    let topic = common::unique_topic(prefix);
+    let topic = test_support::unique_name(prefix);
     changelog
         .ensure_topic(&TopicSpec::changelog(&topic, partitions, &BTreeMap::new()))
         .await
@@ -61,11 +62,11 @@ fn keys(records: &[state_core::ConsumedRecord]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_ensure_topic_creates_a_compacted_topic_with_user_config() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let changelog = changelog(&bootstrap);
-    let topic = common::unique_topic("broker-config");
+    let topic = test_support::unique_name("broker-config");
     let user = BTreeMap::from([
         ("min.insync.replicas".to_owned(), "1".to_owned()),
         ("min.compaction.lag.ms".to_owned(), "12345".to_owned()),
@@ -108,7 +109,7 @@ async fn broker_ensure_topic_creates_a_compacted_topic_with_user_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_existing_topic_with_another_partition_count_is_invalid_input() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-layout", 2).await;
@@ -126,7 +127,7 @@ async fn broker_existing_topic_with_another_partition_count_is_invalid_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_append_flush_and_read_back_identically() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-roundtrip", 2).await;
@@ -173,12 +174,12 @@ async fn broker_append_flush_and_read_back_identically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_aborted_transaction_is_never_read_committed() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-abort", 1).await;
     let sink = changelog
-        .kafka_sink(&exactly_once(&common::unique_topic("txn")))
+        .kafka_sink(&exactly_once(&test_support::unique_name("txn")))
         .await
         .unwrap();
     let put = |key: &str| ChangelogRecord::put(key, "v", 1_700_000_000_000);
@@ -234,11 +235,11 @@ async fn broker_aborted_transaction_is_never_read_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-crash", 1).await;
-    let id = common::unique_topic("txn");
+    let id = test_support::unique_name("txn");
     {
         let crashed = changelog.kafka_sink(&exactly_once(&id)).await.unwrap();
         for key in ["lost1", "lost2", "lost3"] {
@@ -266,18 +267,23 @@ async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
         .reader(&topic, IsolationLevel::ReadUncommitted)
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let offsets = loop {
-        let stable = reader.offsets(0).await.unwrap();
-        if stable.end == uncommitted.offsets(0).await.unwrap().end {
-            break stable;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the last stable offset stayed at {} behind the high watermark",
-            stable.end
-        );
-    };
+    let offsets = eventually_async(
+        Duration::from_secs(30),
+        "the last stable offset reaching the high watermark",
+        async || {
+            let stable = reader.offsets(0).await.unwrap();
+            let high = uncommitted.offsets(0).await.unwrap().end;
+            if stable.end == high {
+                Ok(stable)
+            } else {
+                Err(format!(
+                    "last stable offset {}, high watermark {high}",
+                    stable.end
+                ))
+            }
+        },
+    )
+    .await;
     let (records, end) = common::read_all(reader.as_ref(), 0).await.unwrap();
     assert_eq!(keys(&records), ["kept"]);
     assert_eq!(end, offsets.end);
@@ -289,11 +295,11 @@ async fn broker_sink_dropped_mid_transaction_leaves_nothing_visible() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_new_sink_with_the_same_transactional_id_fences_the_old_one() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let (changelog, topic) = changelog_with_topic(&bootstrap, "broker-fence", 1).await;
-    let id = common::unique_topic("txn");
+    let id = test_support::unique_name("txn");
     let zombie = changelog.kafka_sink(&exactly_once(&id)).await.unwrap();
     zombie
         .append(&topic, 0, &ChangelogRecord::put("zombie", "v", 1))
@@ -320,11 +326,11 @@ async fn broker_new_sink_with_the_same_transactional_id_fences_the_old_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_open_below_log_start_is_out_of_range() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let changelog = changelog(&bootstrap);
-    let topic = common::unique_topic("broker-deleted");
+    let topic = test_support::unique_name("broker-deleted");
     // Kafka refuses DeleteRecords on a compact-only topic (PolicyViolation); retention
     // on a `compact,delete` changelog moves the log start the same way.
     let user = BTreeMap::from([("cleanup.policy".to_owned(), "compact,delete".to_owned())]);
@@ -366,17 +372,18 @@ async fn broker_open_below_log_start_is_out_of_range() {
     let offsets = reader.offsets(0).await.unwrap();
     assert_eq!((offsets.start, offsets.end), (3, 5));
     let mut cursor = reader.open(0, 1).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let err = loop {
-        match cursor.next_batch(10).await {
-            Err(err) => break err,
-            Ok(records) => assert!(records.is_empty(), "read {records:?} below the log start"),
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no out-of-range error"
-        );
-    };
+    let err = eventually_async(
+        Duration::from_secs(20),
+        "an out-of-range error reading below the log start",
+        async || match cursor.next_batch(10).await {
+            Err(err) => Some(err),
+            Ok(records) => {
+                assert!(records.is_empty(), "read {records:?} below the log start");
+                None
+            }
+        },
+    )
+    .await;
     assert_eq!(err.kind(), ErrorKind::OutOfRange, "{err}");
     let text = err.to_string();
     assert!(text.contains(&topic) && text.contains("offset 1"), "{text}");
@@ -390,11 +397,11 @@ async fn broker_open_below_log_start_is_out_of_range() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_sink_is_usable_through_the_trait_object() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let changelog: std::sync::Arc<dyn Changelog> = std::sync::Arc::new(changelog(&bootstrap));
-    let topic = common::unique_topic("broker-dyn");
+    let topic = test_support::unique_name("broker-dyn");
     changelog
         .ensure_topic(&TopicSpec::changelog(&topic, 1, &BTreeMap::new()))
         .await
@@ -423,7 +430,7 @@ async fn broker_sink_is_usable_through_the_trait_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_a_partition_the_topic_lacks_is_reported_at_once_with_the_count() {
-    let Some(bootstrap) = common::single_broker() else {
+    let Some(bootstrap) = test_support::single_broker() else {
         return;
     };
     let changelog = KafkaChangelog::new(
@@ -432,7 +439,7 @@ async fn broker_a_partition_the_topic_lacks_is_reported_at_once_with_the_count()
             .with_metadata_timeout(Duration::from_secs(30)),
     )
     .unwrap();
-    let topic = common::unique_topic("broker-missing-partition");
+    let topic = test_support::unique_name("broker-missing-partition");
     changelog
         .ensure_topic(&TopicSpec::changelog(&topic, 4, &BTreeMap::new()))
         .await

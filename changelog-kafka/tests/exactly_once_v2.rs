@@ -1,24 +1,26 @@
 //! One sink for every changelog topic of an instance, on the real single broker: one
 //! transaction spans topics and carries the input offsets, at-least-once commits the
 //! offsets after the flush, readers see past an open transaction, and a new owner's
-//! settle waits for another producer's pending offsets.
+//! settle waits for another producer's pending offsets (held at a gate the test opens).
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig, KafkaSink};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
     Changelog, ChangelogRecord, ChangelogSink, InputBinding, IsolationLevel, ProcessingGuarantee,
     SinkOptions, SourceCommit, SourceOffsets, TopicSpec,
 };
+use test_support::eventually;
 
 struct Setup {
     changelog: KafkaChangelog,
@@ -30,20 +32,20 @@ struct Setup {
 
 /// Two changelog topics and an input topic of 2 partitions each.
 async fn setup(prefix: &str) -> Option<Setup> {
-    let bootstrap = common::single_broker()?;
+    let bootstrap = test_support::single_broker()?;
     let changelog = KafkaChangelog::new(
         KafkaChangelogConfig::new(&bootstrap).with_client_id("changelog-kafka-eos-tests"),
     )
     .unwrap();
     let [rewards, visits, input] = ["rewards", "visits", "input"]
-        .map(|name| common::unique_topic(&format!("{prefix}-{name}")));
+        .map(|name| test_support::unique_name(&format!("{prefix}-{name}")));
     for topic in [&rewards, &visits, &input] {
         changelog
             .ensure_topic(&TopicSpec::changelog(topic, 2, &BTreeMap::new()))
             .await
             .unwrap();
     }
-    let input = InputBinding::new(common::unique_topic("eos-group"), input);
+    let input = InputBinding::new(test_support::unique_name("eos-group"), input);
     Some(Setup {
         changelog,
         bootstrap,
@@ -55,7 +57,7 @@ async fn setup(prefix: &str) -> Option<Setup> {
 
 impl Setup {
     async fn sink(&self, guarantee: ProcessingGuarantee) -> KafkaSink {
-        let options = SinkOptions::new(guarantee, common::unique_topic("eos-txn"))
+        let options = SinkOptions::new(guarantee, test_support::unique_name("eos-txn"))
             .with_source(self.input.clone());
         self.changelog.kafka_sink(&options).await.unwrap()
     }
@@ -81,6 +83,35 @@ impl Setup {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether a transaction still pending holds offsets of `partition` of the input, as
+    /// a settle sees it: a read-committed fetch of the group's committed offsets gets no
+    /// stable answer within `within` (the broker answers UNSTABLE_OFFSET_COMMIT, KIP-447,
+    /// and librdkafka asks again until the fetch times out).
+    fn pending(&self, partition: i32, within: Duration) -> bool {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", &self.input.group_id)
+            .set("isolation.level", "read_committed")
+            .create()
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.input.topic, partition);
+        let unstable = Some(RDKafkaErrorCode::UnstableOffsetCommit);
+        match consumer.committed_offsets(list, within) {
+            Ok(list) => list
+                .elements()
+                .iter()
+                .any(|e| e.error().err().and_then(|err| err.rdkafka_error_code()) == unstable),
+            Err(err) if err.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut) => {
+                true
+            }
+            Err(err) => panic!(
+                "fetching the committed offsets of {}: {err}",
+                self.input.topic
+            ),
+        }
     }
 
     async fn committed_keys(&self, topic: &str, partition: i32) -> Vec<String> {
@@ -186,7 +217,10 @@ async fn settle_waits_for_another_producers_pending_offsets() {
     // transaction and has not committed yet.
     let other: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &setup.bootstrap)
-        .set("transactional.id", common::unique_topic("previous-owner"))
+        .set(
+            "transactional.id",
+            test_support::unique_name("previous-owner"),
+        )
         .create()
         .unwrap();
     other.init_transactions(Duration::from_secs(30)).unwrap();
@@ -209,20 +243,44 @@ async fn settle_waits_for_another_producers_pending_offsets() {
         .unwrap();
 
     let sink = setup.sink(ProcessingGuarantee::ExactlyOnce).await;
-    let committing = Arc::new(AtomicBool::new(false));
-    let flag = committing.clone();
+    // The other producer commits only when the test opens this gate: the commit comes
+    // after settle is seen waiting, by construction rather than by a time window.
+    let (open_gate, gate) = mpsc::channel::<()>();
     let committer = std::thread::spawn(move || {
-        // A window for a settle that does not wait to return in: a correct one returns
-        // only after the commit below, however long this is.
-        std::thread::park_timeout(Duration::from_millis(500));
-        flag.store(true, Ordering::SeqCst);
-        other.commit_transaction(Duration::from_secs(30)).unwrap();
+        if gate.recv().is_ok() {
+            other.commit_transaction(Duration::from_secs(30)).unwrap();
+        }
     });
-    sink.settle_input(0).await.unwrap();
-    assert!(
-        committing.load(Ordering::SeqCst),
-        "settle returned before the other producer committed"
+    let started = Arc::new(AtomicBool::new(false));
+    let settling = tokio::spawn({
+        let started = started.clone();
+        async move {
+            started.store(true, Ordering::SeqCst);
+            sink.settle_input(0).await
+        }
+    });
+    eventually(Duration::from_secs(30), "the settle starting", || {
+        started.load(Ordering::SeqCst)
+    });
+    // Settle is held at the condition it waits out: a read-committed fetch of the group's
+    // offsets made after settle started (the fetch settle makes) gets no stable answer,
+    // and settle has still not returned. A settle that did not wait for a stable answer
+    // would have returned on its first one; a waiting one cannot return while the gate
+    // holds the commit back.
+    eventually(
+        Duration::from_secs(30),
+        "a fetch of the group's offsets finding partition 0 pending",
+        || setup.pending(0, Duration::from_secs(5)),
     );
+    assert!(
+        !settling.is_finished(),
+        "settle returned while another producer's offsets of partition 0 were pending: {:?}",
+        settling.await
+    );
+    open_gate.send(()).unwrap();
+    // Released, it returns (within its own timeout), and what it waited for is there.
+    settling.await.unwrap().unwrap();
     committer.join().unwrap();
+    // A fetch that needs a stable answer gets one now (`committed` fails on a timeout).
     assert_eq!(setup.committed().get(&0), Some(&42));
 }

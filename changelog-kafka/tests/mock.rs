@@ -13,6 +13,7 @@ use state_core::{
     Changelog, ChangelogRecord, ChangelogSink, ErrorKind, IsolationLevel, ProcessingGuarantee,
     SinkOptions, TopicSpec,
 };
+use test_support::eventually_async;
 
 fn spec(topic: &str, partitions: i32) -> TopicSpec {
     TopicSpec::changelog(topic, partitions, &BTreeMap::new())
@@ -27,7 +28,7 @@ fn with_header(mut record: ChangelogRecord, key: &str, value: &[u8]) -> Changelo
 async fn mock_append_flush_and_read_back_puts_tombstones_timestamps_headers() {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let changelog = kafka.changelog().unwrap();
-    let topic = common::unique_topic("mock-roundtrip");
+    let topic = test_support::unique_name("mock-roundtrip");
     changelog.ensure_topic(&spec(&topic, 2)).await.unwrap();
 
     let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
@@ -91,7 +92,7 @@ async fn mock_append_flush_and_read_back_puts_tombstones_timestamps_headers() {
 async fn mock_ensure_topic_is_idempotent_and_rejects_another_partition_count() {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let changelog = kafka.changelog().unwrap();
-    let topic = common::unique_topic("mock-layout");
+    let topic = test_support::unique_name("mock-layout");
     changelog.ensure_topic(&spec(&topic, 3)).await.unwrap();
     changelog.ensure_topic(&spec(&topic, 3)).await.unwrap();
     let err = changelog.ensure_topic(&spec(&topic, 5)).await.unwrap_err();
@@ -109,7 +110,7 @@ async fn mock_ensure_topic_is_idempotent_and_rejects_another_partition_count() {
 async fn mock_retriable_produce_errors_are_retried_and_succeed() {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let changelog = kafka.changelog().unwrap();
-    let topic = common::unique_topic("mock-retry");
+    let topic = test_support::unique_name("mock-retry");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
     let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     kafka
@@ -149,7 +150,7 @@ async fn mock_retriable_produce_errors_are_retried_and_succeed() {
 async fn mock_fatal_produce_error_makes_flush_fail_clearly() {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let changelog = kafka.changelog().unwrap();
-    let topic = common::unique_topic("mock-fatal");
+    let topic = test_support::unique_name("mock-fatal");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
     let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     // Warm up so the error hits a produce request, not the first metadata round.
@@ -190,7 +191,7 @@ async fn mock_fatal_produce_error_makes_flush_fail_clearly() {
 async fn mock_reading_past_the_end_is_out_of_range() {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let changelog = kafka.changelog().unwrap();
-    let topic = common::unique_topic("mock-range");
+    let topic = test_support::unique_name("mock-range");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
     let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
     sink.append(&topic, 0, &ChangelogRecord::put("k", "v", 1))
@@ -201,17 +202,18 @@ async fn mock_reading_past_the_end_is_out_of_range() {
         .await
         .unwrap();
     let mut cursor = reader.open(0, 50).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let err = loop {
-        match cursor.next_batch(10).await {
-            Err(err) => break err,
-            Ok(records) => assert!(records.is_empty(), "read {records:?} past the end"),
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no out-of-range error"
-        );
-    };
+    let err = eventually_async(
+        Duration::from_secs(20),
+        "an out-of-range error reading past the end",
+        async || match cursor.next_batch(10).await {
+            Err(err) => Some(err),
+            Ok(records) => {
+                assert!(records.is_empty(), "read {records:?} past the end");
+                None
+            }
+        },
+    )
+    .await;
     assert_eq!(err.kind(), ErrorKind::OutOfRange, "{err}");
     assert!(err.to_string().contains(&topic), "{err}");
     let err = reader.open(0, -1).await.err().unwrap();
@@ -222,7 +224,7 @@ async fn mock_reading_past_the_end_is_out_of_range() {
 async fn mock_record_without_key_is_corruption_naming_its_offset() {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let changelog = kafka.changelog().unwrap();
-    let topic = common::unique_topic("mock-nullkey");
+    let topic = test_support::unique_name("mock-nullkey");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", kafka.bootstrap_servers())
@@ -254,7 +256,7 @@ async fn mock_record_without_key_is_corruption_naming_its_offset() {
 async fn mock_exactly_once_sink_rules() {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let changelog = kafka.changelog().unwrap();
-    let topic = common::unique_topic("mock-eos");
+    let topic = test_support::unique_name("mock-eos");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
     let eos = SinkOptions {
         guarantee: ProcessingGuarantee::ExactlyOnce,
@@ -265,7 +267,7 @@ async fn mock_exactly_once_sink_rules() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 
     let eos = SinkOptions {
-        transactional_id: Some(common::unique_topic("txn")),
+        transactional_id: Some(test_support::unique_name("txn")),
         ..eos
     };
     let sink = changelog.kafka_sink(&eos).await.unwrap();

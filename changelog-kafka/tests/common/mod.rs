@@ -1,109 +1,61 @@
-//! Helpers shared by the integration tests: broker discovery, unique topic names,
-//! reading a partition to its end, and a guard that restarts stopped brokers.
+//! Helpers shared by the integration tests: reading a partition to its end, and a guard
+//! that restarts stopped brokers (the brokers, names and waits are `test_support`'s).
 #![allow(dead_code)]
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use state_core::{
     ChangelogPositions, ChangelogReader, ChangelogSink, ConsumedRecord, Offset, Partition, Result,
     SourceOffsets,
 };
+use test_support::eventually_async;
 
-/// How long a broker may take to accept a TCP connection before it counts as down.
-const REACHABLE_WITHIN: Duration = Duration::from_secs(5);
-
-/// The single-broker bootstrap servers, or `None` (after a skip notice) when the broker
-/// is down. Under `CI=true` a missing broker fails the test instead.
-pub fn single_broker() -> Option<String> {
-    broker("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "single")
-}
-
-/// The three-broker cluster's bootstrap servers, as [`single_broker`].
-pub fn cluster() -> Option<String> {
-    broker(
-        "KAFKA_CLUSTER_BOOTSTRAP_SERVERS",
-        "127.0.0.1:9192,127.0.0.1:9292,127.0.0.1:9392",
-        "cluster",
-    )
-}
-
-fn broker(var: &str, default: &str, which: &str) -> Option<String> {
-    let servers = std::env::var(var).unwrap_or_else(|_| default.to_owned());
-    if reachable(&servers) {
-        return Some(servers);
-    }
-    let message = format!(
-        "no Kafka broker reachable at {servers} ({var}) within {REACHABLE_WITHIN:?}; \
-         start it with `scripts/kafka.sh start {which}`"
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{message}");
-    }
-    eprintln!("SKIPPED: {message}");
-    None
-}
-
-/// Whether every listed `host:port` accepts a TCP connection before the deadline.
-fn reachable(servers: &str) -> bool {
-    let deadline = Instant::now() + REACHABLE_WITHIN;
-    servers.split(',').all(|server| {
-        let Ok(mut addrs) = server.trim().to_socket_addrs() else {
-            return false;
-        };
-        let Some(addr) = addrs.next() else {
-            return false;
-        };
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if TcpStream::connect_timeout(&addr, left.max(Duration::from_millis(50))).is_ok() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    })
-}
-
-/// A topic name no other test (or earlier run) uses.
-pub fn unique_topic(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Reads `partition` from `from` until the cursor's position reaches `end`, with a
-/// deadline. Returns the records and the final position.
+/// Reads `partition` from `from` until the cursor's position reaches `end`, failing the
+/// test if it stops short for 30 s. Returns the records and the final position.
 pub async fn read_until(
     reader: &dyn ChangelogReader,
     partition: Partition,
     from: Offset,
     end: Offset,
 ) -> Result<(Vec<ConsumedRecord>, Offset)> {
-    let deadline = Instant::now() + Duration::from_secs(30);
     let mut cursor = reader.open(partition, from).await?;
     let mut records = Vec::new();
-    while cursor.position() < end {
-        assert!(
-            Instant::now() < deadline,
-            "reading {} partition {partition} stuck at position {} before end {end} ({} records read)",
-            reader.topic(),
-            cursor.position(),
-            records.len()
-        );
-        records.extend(cursor.next_batch(100).await?);
+    let mut failed = None;
+    eventually_async(
+        Duration::from_secs(30),
+        &format!(
+            "reading {} partition {partition} up to {end}",
+            reader.topic()
+        ),
+        // Reads while batches come; an empty one means nothing more for now.
+        async || {
+            while cursor.position() < end {
+                match cursor.next_batch(100).await {
+                    Ok(batch) if batch.is_empty() => break,
+                    Ok(batch) => records.extend(batch),
+                    Err(err) => {
+                        failed = Some(err);
+                        return Ok(());
+                    }
+                }
+            }
+            if cursor.position() < end {
+                Err(format!(
+                    "position {} ({} records read)",
+                    cursor.position(),
+                    records.len()
+                ))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    match failed {
+        Some(err) => Err(err),
+        None => Ok((records, cursor.position())),
     }
-    Ok((records, cursor.position()))
 }
 
 /// Reads `partition` from its start to the end offset it has now.
