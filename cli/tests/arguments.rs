@@ -7,11 +7,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    BIN, args, assert_exit, assert_unchanged, durable, location, run, run_owned, snapshot, text,
-    wait_until, write_store,
-};
+use common::{BIN, args, assert_exit, durable, location, run, run_owned, text, write_store};
 use proptest::prelude::*;
+use test_support::{assert_unchanged, snapshot, try_eventually};
 
 /// Names that break a rule, with words the error must contain.
 const BAD_NAMES: [(&str, &str); 7] = [
@@ -340,24 +338,30 @@ fn sigint_during_the_demo_removes_its_temporary_directory() {
     // Interrupt once instance A has stores on disk (whichever backend is the default,
     // stores are the only files the demo writes there).
     let has_stores = || walk(tmp.path()).iter().any(|p| p.is_file());
-    let started = wait_until(Duration::from_secs(60), has_stores);
-    if !started {
+    if let Err(timed_out) = try_eventually(
+        Duration::from_secs(60),
+        "the demo writing a store",
+        has_stores,
+    ) {
         let _ = child.kill();
-        panic!("the demo wrote no store within 60 s");
+        panic!("{timed_out}");
     }
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let mut exited = None;
-    wait_until(Duration::from_secs(30), || {
-        exited = child.try_wait().unwrap();
-        exited.is_some()
-    });
-    let Some(status) = exited else {
-        let _ = child.kill();
-        panic!("the demo did not stop within 30 s of SIGINT");
+    let exited = try_eventually(
+        Duration::from_secs(30),
+        "the demo stopping after SIGINT",
+        || child.try_wait().unwrap(),
+    );
+    let status = match exited {
+        Ok(status) => status,
+        Err(timed_out) => {
+            let _ = child.kill();
+            panic!("{timed_out}");
+        }
     };
     assert_eq!(status.code(), Some(130));
     assert_eq!(walk(tmp.path()), Vec::<std::path::PathBuf>::new());

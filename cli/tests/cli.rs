@@ -167,30 +167,6 @@ fn an_unreachable_broker_is_named_after_a_bounded_wait() {
     assert!(started.elapsed().as_secs() < 30);
 }
 
-/// The real broker, or `None` (with a notice) when it does not answer locally.
-fn broker() -> Option<String> {
-    let servers =
-        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
-    let reachable = servers.split(',').any(|server| {
-        server
-            .parse::<std::net::SocketAddr>()
-            .ok()
-            .is_some_and(|addr| {
-                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
-                    .is_ok()
-            })
-    });
-    if reachable {
-        return Some(servers);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "no Kafka broker at {servers} and CI=true"
-    );
-    eprintln!("skipping: no Kafka broker at {servers} (start one with scripts/kafka.sh start)");
-    None
-}
-
 fn location<'a>(dir: &'a Path, app: &'a str) -> Vec<&'a str> {
     vec![
         "--state-dir",
@@ -206,7 +182,9 @@ fn location<'a>(dir: &'a Path, app: &'a str) -> Vec<&'a str> {
 
 #[test]
 fn on_a_real_broker_demo_restore_verify_and_inspect_work() {
-    let Some(servers) = broker() else { return };
+    let Some(servers) = test_support::single_broker() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let demo_dir = dir.path().join("demo");
     let output = small_demo(&[
@@ -268,9 +246,11 @@ fn on_a_real_broker_demo_restore_verify_and_inspect_work() {
 
 #[test]
 fn on_a_real_broker_an_unknown_topic_is_a_clear_error() {
-    let Some(servers) = broker() else { return };
+    let Some(servers) = test_support::single_broker() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let app = format!("statestore-cli-missing-{}", std::process::id());
+    let app = test_support::unique_name("statestore-cli-missing");
     let mut args = vec![
         "restore",
         "--bootstrap-servers",
@@ -290,7 +270,9 @@ fn on_a_real_broker_an_unknown_topic_is_a_clear_error() {
 
 #[test]
 fn on_a_real_broker_a_group_of_three_scales_out_and_verifies() {
-    let Some(servers) = broker() else { return };
+    let Some(servers) = test_support::single_broker() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
     let output = run(&[

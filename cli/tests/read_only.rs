@@ -7,10 +7,10 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::{
-    BIN, args, assert_exit, assert_unchanged, chmod_tree, durable_backends, location,
-    other_backend_pairs, run_owned, run_unprivileged, snapshot, store_dir, supplier, text,
-    write_store,
+    BIN, args, assert_exit, chmod_tree, durable_backends, location, other_backend_pairs, run_owned,
+    run_unprivileged, store_dir, supplier, text, write_store,
 };
+use test_support::{assert_unchanged, snapshot};
 
 fn inspect(dir: &std::path::Path, app: &str, backend: &str, extra: &[&str]) -> Vec<String> {
     let mut out = args(&[&["inspect", "--partition", "0"], extra]);

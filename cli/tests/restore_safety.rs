@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use common::{
-    args, assert_exit, assert_unchanged, broker, durable, durable_backends, location,
-    other_backend_pairs, run_owned, snapshot, store_dir, text, unique_app, write_store,
+    args, assert_exit, durable, durable_backends, location, other_backend_pairs, run_owned,
+    store_dir, text, write_store,
 };
 use statestore::{
     Changelog, ChangelogRecord, Serde, Serdes, SinkOptions, TopicSpec, changelog_topic_name,
 };
+use test_support::{assert_unchanged, single_broker, snapshot, unique_name};
 
 /// Creates `<app>-rewards-changelog` with `partitions` partitions and writes
 /// `customer-NNNN -> N.0` for `keys` keys into partition 0.
@@ -62,8 +63,10 @@ fn restore(
 
 #[test]
 fn on_a_real_broker_restore_refuses_what_is_not_its_backends_store() {
-    let Some(servers) = broker() else { return };
-    let app = unique_app("cli-foreign");
+    let Some(servers) = single_broker() else {
+        return;
+    };
+    let app = unique_name("cli-foreign");
     topic_with_records(&servers, &app, 1, 20);
     for (written, asked) in other_backend_pairs() {
         let dir = tempfile::tempdir().unwrap();
@@ -109,8 +112,10 @@ fn on_a_real_broker_restore_refuses_what_is_not_its_backends_store() {
 
 #[test]
 fn on_a_real_broker_a_failed_restore_leaves_no_store_and_a_good_one_is_read_untouched() {
-    let Some(servers) = broker() else { return };
-    let app = unique_app("cli-failed-restore");
+    let Some(servers) = single_broker() else {
+        return;
+    };
+    let app = unique_name("cli-failed-restore");
     topic_with_records(&servers, &app, 1, 50);
     for backend in durable_backends() {
         let dir = tempfile::tempdir().unwrap();
@@ -164,8 +169,10 @@ fn on_a_real_broker_a_failed_restore_leaves_no_store_and_a_good_one_is_read_unto
 
 #[test]
 fn on_a_real_broker_a_partition_the_topic_lacks_is_reported_at_once() {
-    let Some(servers) = broker() else { return };
-    let app = unique_app("cli-missing-partition");
+    let Some(servers) = single_broker() else {
+        return;
+    };
+    let app = unique_name("cli-missing-partition");
     topic_with_records(&servers, &app, 4, 1);
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();

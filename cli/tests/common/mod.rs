@@ -1,13 +1,11 @@
-//! Helpers shared by the CLI test files: running the binary, stores made through the
-//! library, snapshots of every file, the real broker.
+//! Helpers shared by the CLI test files: running the binary and stores made through the
+//! library (snapshots, the broker and unique names are `test_support`'s).
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use statestore::{
     KeyValueBytesStoreSupplier, Position, Serde, Serdes, StoreContext, Stores, WriteBatch,
@@ -142,40 +140,6 @@ pub fn write_store(backend: &str, state_dir: &Path, app: &str, partition: i32, k
     u64::from(keys - keys.div_ceil(5))
 }
 
-/// Every file and directory under `dir` with its bytes (directories: empty).
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    if !dir.exists() {
-        return out;
-    }
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.insert(path.clone(), Vec::new());
-                pending.push(path);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// Asserts `dir` holds exactly `before`, naming what changed (not dumping bytes).
-pub fn assert_unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>) {
-    let after = snapshot(dir);
-    let names = |m: &BTreeMap<PathBuf, Vec<u8>>| m.keys().cloned().collect::<BTreeSet<_>>();
-    let changed: Vec<_> = before
-        .iter()
-        .filter(|(path, bytes)| after.get(*path).is_some_and(|now| now != *bytes))
-        .map(|(path, _)| path.clone())
-        .collect();
-    assert_eq!(names(&after), names(before), "files appeared or vanished");
-    assert!(changed.is_empty(), "files changed: {changed:?}");
-}
-
 /// Whether this process runs as root, which ignores file permissions.
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
@@ -215,48 +179,4 @@ pub fn chmod_tree(path: &Path, dirs: u32, files: u32) {
     } else {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(files)).unwrap();
     }
-}
-
-/// Polls `ready` every few milliseconds until it holds or `limit` passes.
-pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ready() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    ready()
-}
-
-/// The real broker, or `None` (with a notice) when it does not answer locally.
-pub fn broker() -> Option<String> {
-    let servers =
-        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
-    let reachable = servers.split(',').any(|server| {
-        server
-            .parse::<std::net::SocketAddr>()
-            .ok()
-            .is_some_and(|addr| {
-                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-            })
-    });
-    if reachable {
-        return Some(servers);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "no Kafka broker at {servers} and CI=true"
-    );
-    eprintln!("skipping: no Kafka broker at {servers} (start one with scripts/kafka.sh start)");
-    None
-}
-
-/// An application id no other test run uses.
-pub fn unique_app(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
 }
