@@ -3,9 +3,11 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
+use std::time::Duration;
 
 use backend_memory::MemoryStore;
 use state_core::{KeyValueStore, Position, WriteBatch};
+use test_support::try_eventually;
 
 #[test]
 fn put_if_absent_has_exactly_one_winner() {
@@ -83,19 +85,29 @@ fn readers_never_see_half_a_batch() {
             .write_with_position(&batch, &Position::of(0, i64::try_from(i).unwrap()))
             .unwrap();
     }
-    // Keep the readers running until they have observed something, with a deadline.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while observed.load(Ordering::Relaxed) < 10
-        && std::time::Instant::now() < deadline
-        && !readers.iter().any(|reader| reader.is_finished())
-    {
-        thread::yield_now();
-    }
+    // Keep the readers running until they have observed something (a reader that
+    // finished early failed: joining it below says why); they stop either way, and the
+    // count is checked after.
+    let waited = try_eventually(
+        Duration::from_secs(10),
+        "the readers observing 10 batches",
+        || {
+            let seen = observed.load(Ordering::Relaxed);
+            if seen >= 10 || readers.iter().any(|reader| reader.is_finished()) {
+                Ok(())
+            } else {
+                Err(format!("{seen} observed"))
+            }
+        },
+    );
     done.store(true, Ordering::Release);
     for reader in readers {
         reader.join().unwrap();
     }
-    assert!(observed.load(Ordering::Relaxed) >= 10, "readers never ran");
+    assert!(
+        observed.load(Ordering::Relaxed) >= 10,
+        "readers never ran: {waited:?}"
+    );
     assert_eq!(
         store.position().unwrap(),
         Position::of(0, i64::try_from(BATCHES - 1).unwrap())

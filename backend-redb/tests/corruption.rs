@@ -8,9 +8,10 @@ use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use common::{all, file, open, snapshot, supplier};
+use common::{all, file, open, supplier};
 use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch, open_or_rebuild};
 use tempfile::TempDir;
+use test_support::snapshot;
 
 /// A closed store whose file is mostly data pages, so damage lands on live data.
 fn written_store(dir: &Path) {

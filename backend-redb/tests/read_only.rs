@@ -6,9 +6,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{all, file, open, snapshot, supplier};
+use common::{all, file, open, supplier};
 use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch};
 use tempfile::TempDir;
+use test_support::{assert_unchanged, snapshot};
 
 /// A closed store in `dir` holding 100 keys at position 99.
 fn written(dir: &Path) {
@@ -53,7 +54,7 @@ fn a_read_only_open_changes_not_a_byte() {
     store.close().unwrap();
     drop(store);
 
-    assert!(snapshot(dir.path()) == before, "files changed");
+    assert_unchanged(dir.path(), &before);
 }
 
 #[test]
@@ -130,7 +131,7 @@ fn a_file_left_by_a_crash_is_read_without_being_repaired_on_disk() {
     assert_eq!(store.get(b"k").unwrap(), Some(b"v".to_vec()));
     store.close().unwrap();
     drop(store);
-    assert!(snapshot(dir.path()) == before, "files changed");
+    assert_unchanged(dir.path(), &before);
     // A read-write open recovers it on disk, keeping the committed write.
     let store = open(dir.path());
     assert_eq!(store.get(b"k").unwrap(), Some(b"v".to_vec()));

@@ -36,22 +36,3 @@ pub fn model_entries(model: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<KeyValue> {
 pub fn file(dir: &Path) -> std::path::PathBuf {
     dir.join(backend_redb::DEFAULT_FILE_NAME)
 }
-
-/// Every file under `dir` (recursively) with its bytes: two equal snapshots mean not a
-/// byte, not a file name changed.
-pub fn snapshot(dir: &Path) -> BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.insert(path.clone(), Vec::new());
-                pending.push(path);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
