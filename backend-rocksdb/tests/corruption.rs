@@ -6,8 +6,9 @@ mod common;
 use std::path::Path;
 
 use backend_rocksdb::{RocksDbConfig, RocksDbSupplier};
-use common::{files, garble, snapshot, truncate_half};
+use common::{files, garble, truncate_half};
 use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch, open_or_rebuild};
+use test_support::snapshot;
 
 fn supplier() -> RocksDbSupplier {
     RocksDbSupplier::new("damaged")

@@ -6,8 +6,9 @@ mod common;
 use std::path::Path;
 
 use backend_rocksdb::RocksDbSupplier;
-use common::{entries, snapshot};
+use common::entries;
 use state_core::{ErrorKind, KeyValueBytesStoreSupplier, Position, WriteBatch};
+use test_support::{assert_unchanged, snapshot};
 
 fn supplier() -> RocksDbSupplier {
     RocksDbSupplier::new("read-only")
@@ -57,7 +58,7 @@ fn a_read_only_open_changes_not_a_byte() {
     store.close().unwrap();
     drop(store);
 
-    assert!(snapshot(&dir) == before, "files changed");
+    assert_unchanged(&dir, &before);
 }
 
 #[test]

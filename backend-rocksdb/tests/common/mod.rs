@@ -46,22 +46,3 @@ pub fn truncate_half(path: &Path) {
     let len = file.metadata().unwrap().len();
     file.set_len(len / 2).unwrap();
 }
-
-/// Every file under `dir` (recursively) with its bytes: two equal snapshots mean not a
-/// byte, not a file name changed.
-pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.insert(path.clone(), Vec::new());
-                pending.push(path);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
