@@ -51,6 +51,8 @@ pub use supplier::MemorySupplier;
 /// What the in-memory backend can do; its stores, its supplier and [`BACKEND`] report it.
 const CAPABILITY: state_core::Capability = state_core::Capability::new("memory")
     .durable(false)
+    .commits_survive_crash(false)
+    .names_writer(false)
     .ordered_index(true)
     .exact_count(true);
 

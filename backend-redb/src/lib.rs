@@ -21,9 +21,13 @@ pub use supplier::RedbSupplier;
 /// Restore batches of 4,000: each is a write transaction and a commit (and every 256th
 /// commit an fsync, see [`RedbConfig::with_bulk_immediate_every`]); beyond that redb's
 /// B-tree insert is all that is left (`BENCHMARKS.md`, restore/apply). The count is the
-/// table's exact length.
+/// table's exact length. Commits are `Immediate` by default, so each survives a crash
+/// ([`RedbConfig::capability`] for other durabilities); a read-only open refused by a
+/// writer's lock cannot tell which process holds it.
 const CAPABILITY: state_core::Capability = state_core::Capability::new("redb")
     .durable(true)
+    .commits_survive_crash(true)
+    .names_writer(false)
     .ordered_index(true)
     .exact_count(true)
     .restore_batch(4000);
