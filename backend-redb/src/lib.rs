@@ -1,6 +1,13 @@
-#![doc = include_str!("docs.md")]
+#![doc = include_str!("../docs.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// The template's six files (`backend-template/README.md`): this one, `config`, `error`,
+// `scan`, `store` and `supplier`. The others hold what only redb needs:
+// - `commit`: which durability each commit gets (`Immediate` or `None`);
+// - `layout`: the tables, the format marker and the position inside the file;
+// - `open`: creating a file atomically, opening ours, or refusing;
+// - `overlay`: the read-only open's storage, whose writes stay in memory;
+// - `probe`: what a store directory holds, read before redb touches the file.
 mod commit;
 mod config;
 mod error;

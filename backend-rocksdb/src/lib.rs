@@ -1,6 +1,11 @@
 #![doc = include_str!("../docs.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// The template's six files (`backend-template/README.md`): this one, `config`, `error`,
+// `scan`, `store` and `supplier`. The others hold what only RocksDB needs:
+// - `lock`: who holds a store's `LOCK` file, asked without disturbing the lock;
+// - `open`: creating a database, opening ours, or refusing;
+// - `probe`: what a store directory holds (the stamp), read before RocksDB touches it.
 mod config;
 mod error;
 mod lock;
