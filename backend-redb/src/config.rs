@@ -134,8 +134,7 @@ impl RedbConfig {
     /// [`CAPABILITY`](crate::CAPABILITY), whose commits survive a crash only when every
     /// one is `Immediate`.
     pub(crate) fn capability(&self) -> Capability {
-        crate::CAPABILITY
-            .commits_survive_crash(self.durability == CommitDurability::Immediate)
+        crate::CAPABILITY.commits_survive_crash(self.durability == CommitDurability::Immediate)
     }
 
     /// Rejects settings that cannot work, naming the setting.

@@ -311,7 +311,10 @@ mod tests {
     #[test]
     fn a_failed_admin_request_is_mapped_by_its_code() {
         let kind = |code| kafka_error("x", At::default(), KafkaError::AdminOp(code)).kind();
-        assert_eq!(kind(RDKafkaErrorCode::OperationTimedOut), ErrorKind::Timeout);
+        assert_eq!(
+            kind(RDKafkaErrorCode::OperationTimedOut),
+            ErrorKind::Timeout
+        );
         assert_eq!(
             kind(RDKafkaErrorCode::InvalidReplicationFactor),
             ErrorKind::InvalidInput

@@ -230,10 +230,10 @@ mod tests {
     #[should_panic(expected = "must be durable")]
     fn commits_that_survive_a_crash_without_durability_are_refused() {
         const CONTRADICTION: Capability = Capability::new("odd").commits_survive_crash(true);
-        let built: &'static [Backend] = Box::leak(Box::new([Backend::new(
-            CONTRADICTION,
-            |name| Arc::new(Fake(name.to_owned(), CONTRADICTION)),
-        )]));
+        let built: &'static [Backend] =
+            Box::leak(Box::new([Backend::new(CONTRADICTION, |name| {
+                Arc::new(Fake(name.to_owned(), CONTRADICTION))
+            })]));
         Backends::new(built, &[]);
     }
 
