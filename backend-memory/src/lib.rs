@@ -39,6 +39,11 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// The template's files (`backend-template/README.md`): this one, `scan`, `store` and
+// `supplier`. No `config`: a memory store has no options. No `error`: no operation can
+// fail, so there is no engine error to map. The others hold what only this backend needs:
+// - `index`: the ordered index of the keys beside the map, which scans walk;
+// - `tombstones`: deleted keys kept in place until a periodic purge.
 mod index;
 mod scan;
 mod store;
@@ -51,6 +56,8 @@ pub use supplier::MemorySupplier;
 /// What the in-memory backend can do; its stores, its supplier and [`BACKEND`] report it.
 const CAPABILITY: state_core::Capability = state_core::Capability::new("memory")
     .durable(false)
+    .commits_survive_crash(false)
+    .names_writer(false)
     .ordered_index(true)
     .exact_count(true);
 

@@ -1,6 +1,6 @@
 //! How a redb store commits and where it keeps its file.
 
-use state_core::{Error, Result};
+use state_core::{Capability, Error, Result};
 
 /// The durability of ordinary commits (`put`, `delete`, `write`, `write_with_position`).
 ///
@@ -130,6 +130,13 @@ impl RedbConfig {
         self.check_integrity_on_open
     }
 
+    /// What stores opened with this configuration can do: the backend's
+    /// [`CAPABILITY`](crate::CAPABILITY), whose commits survive a crash only when every
+    /// one is `Immediate`.
+    pub(crate) fn capability(&self) -> Capability {
+        crate::CAPABILITY.commits_survive_crash(self.durability == CommitDurability::Immediate)
+    }
+
     /// Rejects settings that cannot work, naming the setting.
     pub(crate) fn validate(&self) -> Result<()> {
         if let CommitDurability::Deferred { immediate_every: 0 } = self.durability {
@@ -164,6 +171,15 @@ mod tests {
         assert!(config.validate().is_ok());
         assert_eq!(config.file_name(), "store.redb");
         assert_eq!(config.durability(), CommitDurability::Immediate);
+        assert_eq!(config.capability(), crate::CAPABILITY);
+    }
+
+    #[test]
+    fn deferred_commits_do_not_survive_a_crash() {
+        let deferred = CommitDurability::Deferred { immediate_every: 8 };
+        let capability = RedbConfig::new().with_durability(deferred).capability();
+        assert!(!capability.commits_survive_crash);
+        assert!(capability.durable);
     }
 
     #[test]

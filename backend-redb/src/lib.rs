@@ -1,6 +1,13 @@
-#![doc = include_str!("docs.md")]
+#![doc = include_str!("../docs.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// The template's six files (`backend-template/README.md`): this one, `config`, `error`,
+// `scan`, `store` and `supplier`. The others hold what only redb needs:
+// - `commit`: which durability each commit gets (`Immediate` or `None`);
+// - `layout`: the tables, the format marker and the position inside the file;
+// - `open`: creating a file atomically, opening ours, or refusing;
+// - `overlay`: the read-only open's storage, whose writes stay in memory;
+// - `probe`: what a store directory holds, read before redb touches the file.
 mod commit;
 mod config;
 mod error;
@@ -21,9 +28,13 @@ pub use supplier::RedbSupplier;
 /// Restore batches of 4,000: each is a write transaction and a commit (and every 256th
 /// commit an fsync, see [`RedbConfig::with_bulk_immediate_every`]); beyond that redb's
 /// B-tree insert is all that is left (`BENCHMARKS.md`, restore/apply). The count is the
-/// table's exact length.
+/// table's exact length. Commits are `Immediate` by default, so each survives a crash
+/// ([`RedbConfig::capability`] for other durabilities); a read-only open refused by a
+/// writer's lock cannot tell which process holds it.
 const CAPABILITY: state_core::Capability = state_core::Capability::new("redb")
     .durable(true)
+    .commits_survive_crash(true)
+    .names_writer(false)
     .ordered_index(true)
     .exact_count(true)
     .restore_batch(4000);

@@ -33,6 +33,7 @@ pub struct RedbStore {
     /// `None` once closed. Operations hold the read lock; `close` takes the write lock.
     db: RwLock<Option<Handle>>,
     policy: CommitPolicy,
+    capability: Capability,
 }
 
 /// The open file: writable, or read-only ([`RedbStore::open_read_only`]: a database
@@ -99,6 +100,7 @@ impl RedbStore {
             path: Arc::from(dir.join(config.file_name())),
             db: RwLock::new(Some(handle)),
             policy: CommitPolicy::new(config.durability(), config.bulk_immediate_every()),
+            capability: config.capability(),
         }
     }
 
@@ -213,7 +215,7 @@ impl KeyValueStore for RedbStore {
     }
 
     fn capability(&self) -> Capability {
-        crate::CAPABILITY
+        self.capability
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -44,7 +44,7 @@ impl KeyValueBytesStoreSupplier for RedbSupplier {
     }
 
     fn capability(&self) -> Capability {
-        crate::CAPABILITY
+        self.config.capability()
     }
 
     /// Opens the redb file in `dir`, creating both when nothing is there.

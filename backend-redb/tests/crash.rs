@@ -1,4 +1,4 @@
-//! A real crash: a child process writes with non-durable commits and aborts (no
+//! A real crash: a child process writes with each commit durability and aborts (no
 //! destructors, no close), then the parent reopens its files.
 
 mod common;
@@ -44,6 +44,10 @@ fn run_commits(store: &dyn KeyValueStore) {
 }
 
 fn child(dir: &Path) -> ! {
+    let immediate_store = supplier_with(RedbConfig::new())
+        .open(&dir.join("immediate"))
+        .unwrap();
+    run_commits(&*immediate_store);
     let deferred_store = supplier_with(deferred())
         .open(&dir.join("deferred"))
         .unwrap();
@@ -95,7 +99,15 @@ fn abort_mid_run_keeps_data_and_position_in_agreement() {
         "the child failed before aborting: {status}"
     );
 
+    // The default, Immediate: every commit, as the capability promises.
+    assert!(
+        supplier_with(RedbConfig::new())
+            .capability()
+            .commits_survive_crash
+    );
+    check(&dir.path().join("immediate"), RedbConfig::new(), COMMITS);
     // Deferred { immediate_every: 5 }: commits 5, 10, 15, 20 were Immediate.
+    assert!(!supplier_with(deferred()).capability().commits_survive_crash);
     check(&dir.path().join("deferred"), deferred(), 20);
     // Bulk loading, one in 4 Immediate: commits 4, 8, ..., 20.
     check(&dir.path().join("bulk"), bulk(), 20);

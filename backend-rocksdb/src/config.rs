@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::Path;
 
 use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options, WriteBufferManager};
-use state_core::{Error, Result};
+use state_core::{Capability, Error, Result};
 
 const MIB: usize = 1024 * 1024;
 
@@ -234,6 +234,13 @@ impl RocksDbConfig {
     /// The shared resources, if any.
     pub fn shared_resources(&self) -> Option<&SharedRocksDbResources> {
         self.shared.as_ref()
+    }
+
+    /// What stores opened with this configuration can do: the backend's
+    /// [`CAPABILITY`](crate::CAPABILITY), whose commits survive a crash of the process
+    /// only with the write-ahead log on (the log reaches the OS before a write returns).
+    pub(crate) fn capability(&self) -> Capability {
+        crate::CAPABILITY.commits_survive_crash(self.wal_enabled)
     }
 
     /// Builds the RocksDB options of one store at `path`, rejecting unusable values.

@@ -1,6 +1,11 @@
 #![doc = include_str!("../docs.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// The template's six files (`backend-template/README.md`): this one, `config`, `error`,
+// `scan`, `store` and `supplier`. The others hold what only RocksDB needs:
+// - `lock`: who holds a store's `LOCK` file, asked without disturbing the lock;
+// - `open`: creating a database, opening ours, or refusing;
+// - `probe`: what a store directory holds (the stamp), read before RocksDB touches it.
 mod config;
 mod error;
 mod lock;
@@ -19,9 +24,13 @@ pub use supplier::RocksDbSupplier;
 /// Restore batches of 4,000: a write costs a WriteBatch, the write group and the
 /// position, so fewer, larger batches; beyond a few thousand records the memtable insert
 /// is all that is left (`BENCHMARKS.md`, restore/apply). The count is RocksDB's
-/// `estimate-num-keys`, not exact.
+/// `estimate-num-keys`, not exact. The write-ahead log is off by default, so a crash
+/// loses what the memtables held ([`RocksDbConfig::capability`] with it on); a read-only
+/// open refused by a writer names the process holding the `LOCK` file.
 const CAPABILITY: state_core::Capability = state_core::Capability::new("rocksdb")
     .durable(true)
+    .commits_survive_crash(false)
+    .names_writer(true)
     .ordered_index(true)
     .exact_count(false)
     .restore_batch(4000);

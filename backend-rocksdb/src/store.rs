@@ -38,6 +38,7 @@ pub struct RocksDbStore {
     /// Serialises writes and holds the position last written.
     writer: Mutex<Position>,
     wal_enabled: bool,
+    capability: Capability,
     with_wal: WriteOptions,
     without_wal: WriteOptions,
     bulk_loading: AtomicBool,
@@ -102,6 +103,7 @@ impl RocksDbStore {
             read_only,
             writer: Mutex::new(position),
             wal_enabled: config.wal_enabled(),
+            capability: config.capability(),
             with_wal: WriteOptions::default(),
             without_wal,
             bulk_loading: AtomicBool::new(false),
@@ -181,7 +183,7 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn capability(&self) -> Capability {
-        crate::CAPABILITY
+        self.capability
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -48,7 +48,7 @@ impl KeyValueBytesStoreSupplier for RocksDbSupplier {
     }
 
     fn capability(&self) -> Capability {
-        crate::CAPABILITY
+        self.config.capability()
     }
 
     fn open(&self, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {

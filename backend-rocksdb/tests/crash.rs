@@ -61,6 +61,11 @@ fn crash_and_check(wal: bool) {
     assert!(!status.success(), "the child was meant to abort");
 
     let store = open(&dir, &config(wal)).unwrap();
+    assert_eq!(
+        store.capability().commits_survive_crash,
+        wal,
+        "the capability says what a crash keeps"
+    );
     let applied = store
         .position()
         .unwrap()
@@ -71,7 +76,7 @@ fn crash_and_check(wal: bool) {
         applied >= FLUSH_AT,
         "position {applied} is older than the explicit flush"
     );
-    if wal {
+    if store.capability().commits_survive_crash {
         assert_eq!(
             applied,
             WRITES - 1,

@@ -2,7 +2,10 @@
 //!
 //! A real backend puts its engine options here (cache sizes, durability of commits, file
 //! names), each with a `with_...` setter and the reason for its default, and validates
-//! them in one place so a bad value is an `InvalidInput` naming the setting.
+//! them in one place so a bad value is an `InvalidInput` naming the setting. An option
+//! that changes a fact of the backend's `Capability` (redb's commit durability, RocksDB's
+//! write-ahead log) derives the capability its supplier and stores report here, from
+//! `CAPABILITY`, so the registration keeps stating the default configuration's facts.
 
 use state_core::Result;
 

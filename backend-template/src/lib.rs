@@ -25,6 +25,8 @@ pub use supplier::TemplateSupplier;
 /// these flags, and nothing else tells them.
 const CAPABILITY: state_core::Capability = state_core::Capability::new("template")
     .durable(false)
+    .commits_survive_crash(false)
+    .names_writer(false)
     .ordered_index(false)
     .exact_count(false);
 

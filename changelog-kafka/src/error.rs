@@ -84,14 +84,48 @@ pub(crate) fn kafka_error(op: &str, at: At<'_>, err: KafkaError) -> Error {
 /// as opposed to local storage or the caller: tools use it to say "Kafka" only when
 /// Kafka is the cause.
 pub fn is_kafka_error(err: &Error) -> bool {
+    kafka_cause(err).is_some()
+}
+
+/// Whether `err`'s Kafka cause (see [`is_kafka_error`]) says the cluster did not answer:
+/// a broker transport failure, all brokers down, or a request, operation or message that
+/// timed out. Decided by the cause's error code, whatever kind the error as a whole was
+/// given: a fatal client error is `Closed` even when a timeout began it.
+pub fn is_unreachable(err: &Error) -> bool {
+    use RDKafkaErrorCode as C;
+    kafka_cause(err).and_then(code_of).is_some_and(|code| {
+        matches!(
+            code,
+            C::BrokerTransportFailure
+                | C::AllBrokersDown
+                | C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::MessageTimedOut
+                | C::TimedOutQueue
+        )
+    })
+}
+
+/// The first rdkafka error among `err`'s causes.
+fn kafka_cause(err: &Error) -> Option<&KafkaError> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(current) = cause {
-        if current.is::<KafkaError>() {
-            return true;
+        if let Some(kafka) = current.downcast_ref::<KafkaError>() {
+            return Some(kafka);
         }
         cause = current.source();
     }
-    false
+    None
+}
+
+/// The error code `err` carries. rdkafka's `rdkafka_error_code` leaves out the code of a
+/// failed admin request, which is how the admin client reports an unreachable cluster
+/// (`OperationTimedOut`) or a refused topic.
+fn code_of(err: &KafkaError) -> Option<RDKafkaErrorCode> {
+    match err {
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    }
 }
 
 fn kind_of(err: &KafkaError) -> ErrorKind {
@@ -123,9 +157,7 @@ fn kind_of(err: &KafkaError) -> ErrorKind {
                 _ => ErrorKind::Closed,
             }
         }
-        other => other
-            .rdkafka_error_code()
-            .map_or(ErrorKind::Internal, code_kind),
+        other => code_of(other).map_or(ErrorKind::Internal, code_kind),
     }
 }
 
@@ -241,6 +273,52 @@ mod tests {
         let disk = Error::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
         assert!(!is_kafka_error(&disk));
         assert!(!is_kafka_error(&Error::unavailable("LOCK held")));
+    }
+
+    #[test]
+    fn an_unreachable_cluster_is_told_by_the_code_of_the_cause() {
+        let at = At::topic("t");
+        let unreachable = [
+            KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown),
+            KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure),
+            KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut),
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+            KafkaError::OffsetFetch(RDKafkaErrorCode::RequestTimedOut),
+            // Fatal, so `Closed` as a whole, but the cluster did not answer.
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+        ];
+        for cause in unreachable {
+            let text = cause.to_string();
+            let err = Error::internal("wrapper").with_source(kafka_error("x", at, cause));
+            assert!(is_unreachable(&err), "{text}");
+        }
+        let answered = [
+            KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
+            KafkaError::AdminOp(RDKafkaErrorCode::PolicyViolation),
+            KafkaError::Global(RDKafkaErrorCode::ProducerFenced),
+            KafkaError::NoMessageReceived,
+        ];
+        for cause in answered {
+            let text = cause.to_string();
+            assert!(!is_unreachable(&kafka_error("x", at, cause)), "{text}");
+        }
+        assert!(!is_unreachable(&Error::new(
+            ErrorKind::Timeout,
+            "a local deadline"
+        )));
+    }
+
+    #[test]
+    fn a_failed_admin_request_is_mapped_by_its_code() {
+        let kind = |code| kafka_error("x", At::default(), KafkaError::AdminOp(code)).kind();
+        assert_eq!(
+            kind(RDKafkaErrorCode::OperationTimedOut),
+            ErrorKind::Timeout
+        );
+        assert_eq!(
+            kind(RDKafkaErrorCode::InvalidReplicationFactor),
+            ErrorKind::InvalidInput
+        );
     }
 
     #[test]

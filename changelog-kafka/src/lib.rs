@@ -40,7 +40,7 @@ pub use config::{
     DEFAULT_ENQUEUE_TIMEOUT, DEFAULT_FLUSH_TIMEOUT, DEFAULT_METADATA_TIMEOUT, DEFAULT_POLL_TIMEOUT,
     KafkaChangelogConfig,
 };
-pub use error::is_kafka_error;
+pub use error::{is_kafka_error, is_unreachable};
 pub use group::{GroupConfig, GroupListener, InputRecord, StandbyPolicy, StatefulConsumer};
 pub use mock::EmbeddedKafka;
 pub use reader::KafkaReader;

@@ -11,13 +11,9 @@ pub fn kafka(err: Error, servers: &str, topic: Option<&str>) -> Error {
     if !changelog_kafka::is_kafka_error(&err) {
         return err;
     }
-    // Admin requests report an unreachable cluster as an untyped timeout, so the cause's
-    // text is consulted as well as the kind.
-    let text = err.to_string();
-    let unreachable = err.is_retriable()
-        || ["TimedOut", "AllBrokersDown", "BrokerTransportFailure"]
-            .iter()
-            .any(|cause| text.contains(cause));
+    // A fatal client error is `Closed` even when the cluster not answering caused it, so
+    // the code of the Kafka cause is consulted as well as the kind.
+    let unreachable = err.is_retriable() || changelog_kafka::is_unreachable(&err);
     match (err.kind(), topic) {
         _ if unreachable => err.context(format!(
             "cannot reach the Kafka cluster at {servers} (bootstrap servers) within the metadata timeout"

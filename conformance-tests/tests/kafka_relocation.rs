@@ -92,14 +92,16 @@ fn replicas_place_k_standbys_and_move_few_durable() {
     );
 }
 
-/// redb, if compiled in: it makes every commit durable at once, so a store reopened
-/// after a SIGKILL is at its last commit. RocksDB with the WAL off (Kafka Streams'
-/// default, and ours) loses what its memtables held since their last flush in a crash
-/// and restores that from the changelog: consistent, but more than the tail (a commit
-/// flushes it every 10,000 records or 30 s, more than this test writes).
+/// A backend compiled in whose commits survive a SIGKILL
+/// ([`Capability::commits_survive_crash`](state_core::Capability::commits_survive_crash)),
+/// if any: a store reopened after the kill is at its last commit. One without it (RocksDB
+/// with the WAL off, Kafka Streams' default and ours) loses what its memtables held since
+/// their last flush and restores that from the changelog: consistent, but more than the
+/// tail (a commit flushes it every 10,000 records or 30 s, more than this test writes).
 fn commits_survive_a_crash() -> Option<&'static str> {
-    conformance_tests::backend("redb")
-        .ok()
+    conformance_tests::backends()
+        .iter()
+        .find(|backend| backend.supplier("probe").capability().commits_survive_crash)
         .map(|backend| backend.name())
 }
 

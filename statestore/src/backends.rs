@@ -23,6 +23,11 @@ macro_rules! register {
         /// Every name registered, built in or not, in registration order.
         #[cfg(test)]
         const REGISTERED: &[&str] = &[$($name),*];
+
+        /// Each backend built in, with the name (and cargo feature) it is registered under.
+        #[cfg(test)]
+        const BUILT_UNDER: &[(&str, state_core::Backend)] =
+            &[$(#[cfg(feature = $name)] ($name, $krate::BACKEND),)*];
     };
 }
 
@@ -57,6 +62,19 @@ mod tests {
         let mut registered = REGISTERED.to_vec();
         registered.sort_unstable();
         assert_eq!(backends().names(), registered);
+    }
+
+    /// The name a line of `register!` gives (the cargo feature) is the name the crate's
+    /// `Capability` states, so `--backend <feature>` finds the backend that feature built.
+    #[test]
+    fn every_backend_is_registered_under_the_name_its_capability_states() {
+        for (registered, backend) in BUILT_UNDER {
+            assert_eq!(backend.name(), *registered);
+            assert_eq!(backend.capability().backend, *registered);
+        }
+        let built: Vec<_> = backends().iter().map(|backend| backend.name()).collect();
+        let expected: Vec<_> = BUILT_UNDER.iter().map(|(name, _)| *name).collect();
+        assert_eq!(built, expected, "built in, in registration order");
     }
 
     #[test]
@@ -101,20 +119,31 @@ mod tests {
 
     #[test]
     fn an_unknown_name_lists_every_backend() {
-        let err = backends().get("leveldb").unwrap_err();
+        let unknown = "no-such-backend";
+        assert!(!REGISTERED.contains(&unknown));
+        let err = backends().get(unknown).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(
-            err.message()
-                .ends_with("unknown backend leveldb; expected one of memory, redb, rocksdb"),
-            "{err}"
+        let mut every = REGISTERED.to_vec();
+        every.sort_unstable();
+        let expected = format!(
+            "unknown backend {unknown}; expected one of {}",
+            every.join(", ")
         );
+        assert!(err.message().ends_with(&expected), "{err}");
     }
 
-    #[cfg(not(feature = "rocksdb"))]
     #[test]
     fn a_backend_whose_feature_is_off_names_the_feature() {
-        let err = backends().get("rocksdb").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert!(err.message().contains("cargo feature `rocksdb`"), "{err}");
+        let off = REGISTERED
+            .iter()
+            .filter(|name| BUILT_UNDER.iter().all(|(built, _)| built != *name));
+        for name in off {
+            let err = backends().get(name).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported);
+            assert!(
+                err.message().contains(&format!("cargo feature `{name}`")),
+                "{err}"
+            );
+        }
     }
 }

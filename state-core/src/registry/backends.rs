@@ -23,8 +23,17 @@ impl Backends {
     /// those `not_built` (their cargo feature is off).
     ///
     /// # Panics
-    /// When a name appears twice (at compile time when used in a `const` or `static`).
+    /// When a name appears twice, or a backend says its commits survive a crash but not
+    /// that it is durable (at compile time when used in a `const` or `static`).
     pub const fn new(built: &'static [Backend], not_built: &'static [&'static str]) -> Self {
+        let mut b = 0;
+        while b < built.len() {
+            let facts = built[b].capability();
+            if facts.commits_survive_crash && !facts.durable {
+                panic!("a backend whose commits survive a crash must be durable");
+            }
+            b += 1;
+        }
         let mut i = 0;
         while i < built.len() + not_built.len() {
             let mut j = i + 1;
@@ -215,6 +224,17 @@ mod tests {
             Arc::new(Fake(name.to_owned(), DISK))
         })]));
         Backends::new(built, twice);
+    }
+
+    #[test]
+    #[should_panic(expected = "must be durable")]
+    fn commits_that_survive_a_crash_without_durability_are_refused() {
+        const CONTRADICTION: Capability = Capability::new("odd").commits_survive_crash(true);
+        let built: &'static [Backend] =
+            Box::leak(Box::new([Backend::new(CONTRADICTION, |name| {
+                Arc::new(Fake(name.to_owned(), CONTRADICTION))
+            })]));
+        Backends::new(built, &[]);
     }
 
     #[test]

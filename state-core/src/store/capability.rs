@@ -6,7 +6,9 @@
 ///
 /// A backend reports the same value from its store, its supplier and its
 /// [`Backend`](crate::Backend) registration, so the facts are known before a store is
-/// opened.
+/// opened. The registration states the facts of the backend's default configuration; a
+/// supplier configured otherwise (and the stores it opens) reports those of its own
+/// configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capability {
@@ -16,6 +18,21 @@ pub struct Capability {
     /// them, so restore only replays the changelog tail. A non-durable store always
     /// starts empty and restores from the beginning of the changelog.
     pub durable: bool,
+    /// A commit that has returned
+    /// ([`write_with_position`](crate::KeyValueStore::write_with_position) outside a bulk
+    /// load) survives a crash of the process (SIGKILL, abort) without replay: reopening
+    /// the store finds the data and the position of the last commit. When `false`, a
+    /// crash may take the store back to an earlier commit, data and position together,
+    /// and restore replays the difference from the changelog. redb's `Immediate` commits
+    /// (its default) survive; RocksDB with its write-ahead log off (Kafka Streams'
+    /// default, and ours) loses what its memtables held since their last flush. Never
+    /// `true` for a store that is not [`durable`](Self::durable).
+    pub commits_survive_crash: bool,
+    /// A [read-only open](crate::KeyValueBytesStoreSupplier::open_read_only) refused
+    /// because another process holds the store for writing names that process's id
+    /// (where the system reports lock owners). When `false` the error says only that a
+    /// writer holds the store.
+    pub names_writer: bool,
     /// Scans are served by an ordered index and cost O(log n + k). When `false`, scans are
     /// still returned in key order but cost a pass over every entry plus a sort of the
     /// matches.
@@ -40,6 +57,8 @@ impl Capability {
         Self {
             backend,
             durable: false,
+            commits_survive_crash: false,
+            names_writer: false,
             ordered_index: false,
             exact_count: false,
             restore_batch: DEFAULT_RESTORE_BATCH,
@@ -49,6 +68,18 @@ impl Capability {
     /// Sets [`Capability::durable`].
     pub const fn durable(mut self, durable: bool) -> Self {
         self.durable = durable;
+        self
+    }
+
+    /// Sets [`Capability::commits_survive_crash`].
+    pub const fn commits_survive_crash(mut self, survive: bool) -> Self {
+        self.commits_survive_crash = survive;
+        self
+    }
+
+    /// Sets [`Capability::names_writer`].
+    pub const fn names_writer(mut self, names_writer: bool) -> Self {
+        self.names_writer = names_writer;
         self
     }
 
