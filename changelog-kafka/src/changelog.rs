@@ -133,14 +133,10 @@ impl KafkaChangelog {
         if let Some(input) = inputs.get(&key) {
             return Ok(input.clone());
         }
-        let isolation = match guarantee {
-            ProcessingGuarantee::ExactlyOnce => "read_committed",
-            ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
-        };
         let ours = [
             ("group.id", binding.group_id.as_str()),
             ("enable.auto.commit", "false"),
-            ("isolation.level", isolation),
+            ("isolation.level", guarantee.isolation().as_str()),
             ("allow.auto.create.topics", "false"),
         ];
         let consumer =

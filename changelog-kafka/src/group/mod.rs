@@ -1,9 +1,15 @@
 //! A consumer-group member whose partitions carry their stores with them: a
 //! [`StoreManager`] (every store of the instance) wired to a Kafka consumer's rebalance
 //! callbacks, so adding or removing an instance moves partitions — and their state — for
-//! real. Owners are librdkafka's cooperative-sticky assignor's choice, or under
-//! [`StandbyPolicy::Replicas`] statestore's own plan, which puts each partition where its
-//! warm standby is (see [`GroupContext`]).
+//! real.
+//!
+//! The consumer speaks one of two group protocols, picked once from its
+//! [`StandbyPolicy`] when it is built (`protocol/`):
+//! - **Cooperative** (`None`, `AllUnowned`): librdkafka's cooperative-sticky assignor
+//!   picks the owners and only the partitions that move pause.
+//! - **Planned** (`Replicas(k)`): statestore's own plan puts each partition where its
+//!   warm standby is, and each member assigns itself the plan's partitions after an
+//!   eager rebalance that serves as a barrier.
 //!
 //! The processing loop is the caller's: [`StatefulConsumer::poll`] hands one input
 //! record at a time to a closure together with its partition's stores
@@ -28,28 +34,33 @@
 mod config;
 mod context;
 mod events;
+mod handover;
 mod member;
 mod placement;
+mod protocol;
+mod settings;
+mod updater;
 mod view;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
-    ActivePartition, Error, ErrorKind, Offset, Partition, ProcessingGuarantee, Result, SinkOptions,
-    SourceCommit, StoreManager,
+    ActivePartition, Error, ErrorKind, Offset, Partition, Result, SinkOptions, SourceCommit,
+    StoreManager,
 };
 use tokio::runtime::Handle;
 
 pub use config::{GroupConfig, StandbyPolicy};
 pub use context::GroupContext;
 pub use events::{GroupListener, NoopGroupListener};
-use member::{Member, Placement};
+use member::Member;
+use protocol::GroupProtocol;
 
 use crate::error::{At, kafka_error};
 use crate::input::ConsumerInput;
@@ -104,116 +115,26 @@ impl StatefulConsumer {
         runtime: Handle,
         listener: Arc<dyn GroupListener>,
     ) -> Result<Self> {
-        if Handle::try_current().is_ok() {
-            return Err(Error::invalid_input(
-                "StatefulConsumer::new must run on a plain thread, not inside an async runtime \
-                 (it blocks on the runtime to initialise its producer)",
-            ));
-        }
-        if manager.store_names().is_empty() {
-            return Err(Error::invalid_input(
-                "a StatefulConsumer needs a store manager with at least one store",
-            ));
-        }
-        let partitions = manager.context().num_partitions();
-        let guarantee = manager.context().guarantee();
+        check_can_build(&manager)?;
         let topic = config.input_topic.as_str();
-        // Under exactly-once, input written by transactional producers (another
-        // exactly-once processor) counts only once committed, and committed offsets are
-        // fetched stable (KIP-447).
-        let isolation = match guarantee {
-            ProcessingGuarantee::ExactlyOnce => "read_committed",
-            ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
-        };
-        let session = config.session_timeout.as_millis().to_string();
-        // An eager rebalance pauses every member until the last one hears of it, at its
-        // next heartbeat: under Replicas heartbeats come more often, so the pause is short.
-        let heartbeats_per_session = match config.standbys {
-            StandbyPolicy::Replicas(_) => 10,
-            StandbyPolicy::None | StandbyPolicy::AllUnowned => 3,
-        };
-        let heartbeat = (config.session_timeout.as_millis() / heartbeats_per_session)
-            .max(1)
-            .to_string();
-        let instance = config
-            .instance_id
-            .clone()
-            .unwrap_or_else(random_instance_id);
-        let client_id = format!("{}-{instance}", config.kafka.client_id);
-        // Under Replicas the plan picks owners and the eager protocol is only its barrier
-        // (see the context's docs); any eager assignor would do.
-        let strategy = match config.standbys {
-            StandbyPolicy::Replicas(_) => "range",
-            StandbyPolicy::None | StandbyPolicy::AllUnowned => "cooperative-sticky",
-        };
-        let mut ours = vec![
-            ("client.id", client_id.as_str()),
-            ("group.id", config.group_id.as_str()),
-            ("partition.assignment.strategy", strategy),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", session.as_str()),
-            ("heartbeat.interval.ms", heartbeat.as_str()),
-            ("enable.partition.eof", "false"),
-            ("isolation.level", isolation),
-        ];
-        if let Some(id) = &config.instance_id {
-            ours.push(("group.instance.id", id.as_str()));
-        }
-        let client = config.kafka.client_config(&ours, &config.kafka.consumer);
-        let describer = config
-            .kafka
-            .client_config(&[], &config.kafka.consumer)
-            .create()
-            .map_err(|err| kafka_error("creating the group describer", At::topic(topic), err))?;
-        let member = Arc::new(Member {
-            manager: manager.clone(),
-            runtime: runtime.clone(),
-            topic: topic.to_owned(),
-            partitions,
-            standbys: config.standbys,
+        let instance = settings::instance_id(config);
+        let protocol = protocol::pick(config, &settings::identity(config, &instance))?;
+        let keeps_standbys = protocol.keeps_standbys();
+        let member = Arc::new(Member::new(
+            manager.clone(),
+            runtime.clone(),
+            topic,
             listener,
-            error: Mutex::default(),
-            standby_updates: AtomicBool::new(true),
-            standby_round: tokio::sync::Mutex::new(()),
-            placement: Placement {
-                // The settings may override ours: the group lists the one in effect.
-                identity: client.get("client.id").unwrap_or(&client_id).to_owned(),
-                group_id: config.group_id.clone(),
-                describer,
-                timeout: config.kafka.metadata_timeout,
-                plans: AtomicU64::new(0),
-                placing: tokio::sync::Mutex::new(()),
-            },
-        });
-        let consumer: Arc<BaseConsumer<GroupContext>> = Arc::new(
-            client
-                .create_with_context(GroupContext {
-                    member: member.clone(),
-                })
-                .map_err(|err| kafka_error("creating the group consumer", At::topic(topic), err))?,
-        );
-        check_partitions(&consumer, topic, partitions, config.kafka.metadata_timeout)?;
-        let sink_options = SinkOptions::new(
-            guarantee,
-            format!("{}-{instance}", manager.context().application_id()),
-        );
-        let input = Arc::new(ConsumerInput::member(topic, &consumer));
-        let transaction_timeout = DEFAULT_TRANSACTION_TIMEOUT.max(config.commit_interval * 2);
-        let sink = runtime.block_on(KafkaSink::create(
-            &config.kafka,
-            &sink_options,
-            Some(input),
-            transaction_timeout,
-        ))?;
+        ));
+        let consumer = group_consumer(config, &instance, &member, protocol)?;
+        let sink = runtime.block_on(member_sink(config, &manager, &instance, &consumer))?;
         manager.use_sink(Arc::new(sink))?;
         consumer
             .subscribe(&[topic])
             .map_err(|err| kafka_error("subscribing", At::topic(topic), err))?;
         let stop_standbys = Arc::new(AtomicBool::new(false));
-        if config.standbys != StandbyPolicy::None {
-            spawn_standby_updates(&member, stop_standbys.clone());
+        if keeps_standbys {
+            updater::spawn(&member, stop_standbys.clone());
         }
         Ok(Self {
             consumer,
@@ -435,6 +356,50 @@ impl Drop for StatefulConsumer {
     }
 }
 
+/// Fails unless a consumer can be built here for `manager`: off any async runtime (it
+/// blocks on one), with at least one store.
+fn check_can_build(manager: &StoreManager) -> Result<()> {
+    if Handle::try_current().is_ok() {
+        return Err(Error::invalid_input(
+            "StatefulConsumer::new must run on a plain thread, not inside an async runtime \
+             (it blocks on the runtime to initialise its producer)",
+        ));
+    }
+    if manager.store_names().is_empty() {
+        return Err(Error::invalid_input(
+            "a StatefulConsumer needs a store manager with at least one store",
+        ));
+    }
+    Ok(())
+}
+
+/// The consumer of `member` in `config`'s group, speaking `protocol`, once its input
+/// topic is found to have a partition per store partition.
+fn group_consumer(
+    config: &GroupConfig,
+    instance: &str,
+    member: &Arc<Member>,
+    protocol: Box<dyn GroupProtocol>,
+) -> Result<Arc<BaseConsumer<GroupContext>>> {
+    let topic = config.input_topic.as_str();
+    let guarantee = member.manager.context().guarantee();
+    let client = settings::consumer(config, instance, guarantee, protocol.as_ref());
+    let context = GroupContext {
+        member: member.clone(),
+        protocol,
+    };
+    let consumer = client
+        .create_with_context(context)
+        .map_err(|err| kafka_error("creating the group consumer", At::topic(topic), err))?;
+    check_partitions(
+        &consumer,
+        topic,
+        member.partitions,
+        config.kafka.metadata_timeout,
+    )?;
+    Ok(Arc::new(consumer))
+}
+
 /// Fails unless `topic` has exactly `expected` partitions: stores are per partition and
 /// the changelog has as many partitions as the input.
 fn check_partitions<C: rdkafka::consumer::ConsumerContext>(
@@ -464,44 +429,21 @@ fn check_partitions<C: rdkafka::consumer::ConsumerContext>(
     }
 }
 
-/// A random instance id, for a consumer not given one: the process id and 64 random
-/// bits (std's hasher keys are drawn from the OS).
-fn random_instance_id() -> String {
-    use std::hash::{BuildHasher, RandomState};
-    let random = RandomState::new().hash_one(std::process::id());
-    format!("{:x}-{random:016x}", std::process::id())
-}
-
-/// Keeps standbys tailing their changelogs until `stop` is set.
-fn spawn_standby_updates(member: &Arc<Member>, stop: Arc<AtomicBool>) {
-    let member = member.clone();
-    member.runtime.clone().spawn(async move {
-        while !stop.load(Ordering::SeqCst) {
-            let paused = !member.standby_updates.load(Ordering::SeqCst);
-            if paused || !member.manager.has_standbys() {
-                // Nothing to tail: an idle wait, not a synchronisation.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            let started = Instant::now();
-            let round = member.standby_round.lock().await;
-            if !member.standby_updates.load(Ordering::SeqCst) {
-                continue;
-            }
-            let updated = member.manager.update_standbys().await;
-            drop(round);
-            match updated {
-                // Busy standbys (being promoted or opened) or failing ones return at
-                // once; an idle one waits out the reader's poll timeout instead.
-                Ok(0) if started.elapsed() < Duration::from_millis(10) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    log::warn!("updating standbys: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    });
+/// The one producer every store of instance `instance` logs through, committing the
+/// input offsets `consumer` processed (transactional under exactly-once, which fences an
+/// earlier instance with the same instance id).
+async fn member_sink(
+    config: &GroupConfig,
+    manager: &StoreManager,
+    instance: &str,
+    consumer: &Arc<BaseConsumer<GroupContext>>,
+) -> Result<KafkaSink> {
+    let context = manager.context();
+    let options = SinkOptions::new(
+        context.guarantee(),
+        format!("{}-{instance}", context.application_id()),
+    );
+    let input = Arc::new(ConsumerInput::member(&config.input_topic, consumer));
+    let transaction_timeout = DEFAULT_TRANSACTION_TIMEOUT.max(config.commit_interval * 2);
+    KafkaSink::create(&config.kafka, &options, Some(input), transaction_timeout).await
 }

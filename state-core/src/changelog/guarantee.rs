@@ -42,3 +42,13 @@ pub enum IsolationLevel {
     /// stable offset (the first offset of the oldest open transaction).
     ReadCommitted,
 }
+
+impl IsolationLevel {
+    /// Kafka's `isolation.level` value for this level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+            IsolationLevel::ReadCommitted => "read_committed",
+        }
+    }
+}
