@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use state_core::{
-    Error, KeyValueBytesStoreSupplier, Partition, RestoreOptions, RestoreSummary, Result,
-    WipeReason, open_or_rebuild, restore,
+    Error, KeyValueBytesStoreSupplier, Partition, RestoreOptions, RestoreSummary, Result, catch_up,
+    open_or_rebuild,
 };
 use tokio::sync::Semaphore;
 
@@ -41,7 +41,6 @@ struct Restored {
     partition: Partition,
     dir: PathBuf,
     summary: RestoreSummary,
-    rebuilt: Option<WipeReason>,
 }
 
 /// Restores every partition, up to `parallel` at a time; prints what each restore did.
@@ -127,11 +126,10 @@ async fn restore_one(
     // A store this run creates and then fails to fill must not stay behind: inspect would
     // show it as a valid empty store.
     let existed = dir.exists();
-    let (store, rebuilt) = open_or_rebuild(supplier, &dir)?;
-    let summary = match restore(store.as_ref(), reader, partition, options, listener).await {
-        Ok(summary) => summary,
+    let opened = open_or_rebuild(supplier, &dir)?;
+    let (store, summary) = match catch_up(opened, reader, partition, options, listener).await {
+        Ok(restored) => restored,
         Err(err) => {
-            drop(store);
             if !existed {
                 let _ = supplier.destroy(&dir);
                 let _ = std::fs::remove_dir(&dir);
@@ -144,7 +142,6 @@ async fn restore_one(
         partition,
         dir,
         summary,
-        rebuilt,
     })
 }
 
@@ -183,7 +180,7 @@ impl Report<'_> {
                 r.summary.elapsed,
                 r.dir.display()
             );
-            if let Some(reason) = r.summary.wiped.as_ref().or(r.rebuilt.as_ref()) {
+            if let Some(reason) = &r.summary.wiped {
                 println!(
                     "partition {}: local state was wiped first: {reason}",
                     r.partition
@@ -219,7 +216,7 @@ impl Report<'_> {
                     r.summary.from,
                     r.summary.end,
                     r.summary.elapsed.as_secs_f64() * 1000.0,
-                    r.summary.wiped.is_some() || r.rebuilt.is_some()
+                    r.summary.wiped.is_some()
                 )
             })
             .collect();

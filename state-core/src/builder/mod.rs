@@ -1,5 +1,6 @@
 //! The store builder, reading like Kafka Streams' `Stores.keyValueStoreBuilder(...)`.
 
+mod byte_store;
 mod context;
 mod recipe;
 mod typed;
@@ -7,12 +8,13 @@ mod typed;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+pub use byte_store::ByteStore;
 pub use context::StoreContext;
-pub(crate) use recipe::StoreRecipe;
-pub use typed::{ByteStore, TypedEntry, TypedKeyValueStore};
+pub(crate) use recipe::{CatchUp, StoreRecipe};
+pub use typed::{TypedEntry, TypedKeyValueStore};
 
 use crate::changelog::SinkOptions;
-use crate::restore::{RecordValidator, WipeReason, open_or_rebuild};
+use crate::restore::{RecordValidator, WipeReason};
 use crate::serde::Serde;
 use crate::{KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
@@ -99,15 +101,36 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
     /// is refused as `Foreign` and left untouched.
     pub async fn build(&self, context: &StoreContext) -> Result<TypedKeyValueStore<K, V>> {
         let recipe = self.recipe();
-        let dir = context.store_dir(self.supplier.name())?;
-        let (store, rebuilt) = open_or_rebuild(self.supplier.as_ref(), &dir)?;
-        let (store, summary) = recipe.build_alone(store, rebuilt, context).await?;
-        Ok(TypedKeyValueStore::new(
-            store,
-            self.keys.clone(),
-            self.values.clone(),
-            summary,
-        ))
+        let opened = recipe.open(context)?;
+        let typed = |store, summary| {
+            TypedKeyValueStore::new(store, self.keys.clone(), self.values.clone(), summary)
+        };
+        let Some(topic) = recipe.ensure_topic(context).await? else {
+            return Ok(typed(
+                ByteStore::wrap(opened.0, None, context.partition),
+                None,
+            ));
+        };
+        let changelog = context.changelog_for(self.name())?;
+        // The sink comes first: under exactly-once, creating it fences a previous owner of
+        // the same transactional id and waits for that owner's last transaction to be
+        // completed or aborted, so the restore below reads a stable end offset and sees a
+        // transaction the previous owner committed just before it died.
+        let sink = changelog
+            .sink(&own_sink_options(context, self.name()))
+            .await?;
+        let reader = changelog
+            .reader(&topic, context.guarantee.isolation())
+            .await?;
+        let options = recipe.restore_options(context);
+        let catch_up = CatchUp {
+            reader: reader.as_ref(),
+            options: &options,
+            listener: context.listener.as_ref(),
+        };
+        let (store, summary) = recipe.catch_up(opened, context, catch_up).await?;
+        let store = ByteStore::wrap(store, Some((&sink, &topic)), context.partition);
+        Ok(typed(store, Some(summary)))
     }
 
     /// The builder without its types, for the store manager.

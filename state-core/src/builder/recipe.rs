@@ -1,15 +1,20 @@
-//! A store builder without its key and value types: what the store manager keeps of
-//! each store it opens for every partition.
+//! A store builder without its key and value types, and the one path every store takes
+//! from its directory to serving: [`open`](StoreRecipe::open), then
+//! [`catch_up`](StoreRecipe::catch_up) with its changelog, then
+//! [`ByteStore::wrap`](super::ByteStore::wrap) for logging. The builder, the store manager's assignments
+//! and its standbys all go through it, so a new way of bringing a store up to date has
+//! one place to go.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{ByteStore, Opened, StoreContext, own_sink_options};
+use super::{Opened, StoreContext};
 use crate::changelog::TopicSpec;
-use crate::logging::LoggedStore;
 use crate::names::changelog_topic;
-use crate::restore::{RecordValidator, RestoreOptions, RestoreSummary, restore};
-use crate::{ChangelogReader, ChangelogSink, KeyValueBytesStoreSupplier, KeyValueStore, Result};
+use crate::restore::{
+    RecordValidator, RestoreListener, RestoreOptions, RestoreSummary, open_or_rebuild,
+};
+use crate::{ChangelogReader, KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
 /// Supplier, logging config and record check of one store.
 #[derive(Clone)]
@@ -17,6 +22,17 @@ pub(crate) struct StoreRecipe {
     supplier: Arc<dyn KeyValueBytesStoreSupplier>,
     logging: Option<BTreeMap<String, String>>,
     validator: Arc<dyn RecordValidator>,
+}
+
+/// Where [`StoreRecipe::catch_up`] reads and whom it tells.
+pub(crate) struct CatchUp<'a> {
+    /// The store's changelog.
+    pub(crate) reader: &'a dyn ChangelogReader,
+    /// The restore options, with this store's record check
+    /// ([`StoreRecipe::restore_options`]).
+    pub(crate) options: &'a RestoreOptions,
+    /// Hears the restore's progress.
+    pub(crate) listener: &'a dyn RestoreListener,
 }
 
 impl StoreRecipe {
@@ -34,10 +50,6 @@ impl StoreRecipe {
 
     pub(crate) fn name(&self) -> &str {
         self.supplier.name()
-    }
-
-    pub(crate) fn supplier(&self) -> &dyn KeyValueBytesStoreSupplier {
-        self.supplier.as_ref()
     }
 
     pub(crate) fn logging_enabled(&self) -> bool {
@@ -70,54 +82,28 @@ impl StoreRecipe {
         Ok(Some(topic))
     }
 
-    /// [`StoreBuilder::build`](super::StoreBuilder::build) on an opened store: the store
-    /// gets a sink of its own.
-    pub(crate) async fn build_alone(
-        &self,
-        store: Arc<dyn KeyValueStore>,
-        rebuilt: Option<crate::WipeReason>,
-        context: &StoreContext,
-    ) -> Result<(ByteStore, Option<RestoreSummary>)> {
-        let Some(topic) = self.ensure_topic(context).await? else {
-            return Ok((ByteStore::Unlogged(store), None));
-        };
-        let changelog = context.changelog_for(self.name())?;
-        // The sink comes first: under exactly-once, creating it fences a previous owner of
-        // the same transactional id and waits for that owner's last transaction to be
-        // completed or aborted, so the restore below reads a stable end offset and sees a
-        // transaction the previous owner committed just before it died.
-        let sink = changelog
-            .sink(&own_sink_options(context, self.name()))
-            .await?;
-        let reader = changelog
-            .reader(&topic, context.guarantee.isolation())
-            .await?;
-        self.restore_logged((store, rebuilt), context, &sink, reader.as_ref(), &topic)
-            .await
+    /// Opens the store of `context`'s partition in its directory, rebuilding damaged
+    /// local files ([`open_or_rebuild`]).
+    pub(crate) fn open(&self, context: &StoreContext) -> Result<Opened> {
+        let dir = context.store_dir(self.name())?;
+        open_or_rebuild(self.supplier.as_ref(), &dir)
     }
 
-    /// Restores `opened` from `reader` (its changelog `topic`) and wraps it to log
-    /// through `sink`.
-    pub(crate) async fn restore_logged(
+    /// Brings an opened store up to the end of its changelog partition as captured now,
+    /// through the one restore path ([`catch_up`](crate::restore::catch_up)).
+    pub(crate) async fn catch_up(
         &self,
-        (store, rebuilt): Opened,
+        opened: Opened,
         context: &StoreContext,
-        sink: &Arc<dyn ChangelogSink>,
-        reader: &dyn ChangelogReader,
-        topic: &str,
-    ) -> Result<(ByteStore, Option<RestoreSummary>)> {
-        let mut summary = restore(
-            store.as_ref(),
-            reader,
+        catch_up: CatchUp<'_>,
+    ) -> Result<(Arc<dyn KeyValueStore>, RestoreSummary)> {
+        crate::restore::catch_up(
+            opened,
+            catch_up.reader,
             context.partition,
-            &self.restore_options(context),
-            context.listener.as_ref(),
+            catch_up.options,
+            catch_up.listener,
         )
-        .await?;
-        if summary.wiped.is_none() {
-            summary.wiped = rebuilt;
-        }
-        let logged = LoggedStore::new(store, sink.clone(), topic, context.partition);
-        Ok((ByteStore::Logged(logged), Some(summary)))
+        .await
     }
 }

@@ -4,46 +4,11 @@ use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::logging::{CommitSummary, LoggedStore};
+use super::ByteStore;
+use crate::logging::CommitSummary;
 use crate::restore::RestoreSummary;
 use crate::serde::Serde;
 use crate::{KeyRange, KeyValueStore, KvIter, Result};
-
-/// The byte-level store behind a typed store.
-pub enum ByteStore {
-    /// Changes go to the changelog; commit makes them durable.
-    Logged(LoggedStore),
-    /// Changes go straight to the store (logging disabled).
-    Unlogged(Arc<dyn KeyValueStore>),
-}
-
-impl ByteStore {
-    /// The committed store (no uncommitted writes visible).
-    pub fn committed(&self) -> &Arc<dyn KeyValueStore> {
-        match self {
-            ByteStore::Logged(logged) => logged.inner(),
-            ByteStore::Unlogged(store) => store,
-        }
-    }
-
-    /// The committed store underneath, without its changelog sink; uncommitted changes are
-    /// dropped. A revoked partition's store becomes a standby this way without closing.
-    pub fn into_committed(self) -> Arc<dyn KeyValueStore> {
-        match self {
-            ByteStore::Logged(logged) => logged.inner().clone(),
-            ByteStore::Unlogged(store) => store,
-        }
-    }
-
-    fn scan(&self, range: &KeyRange, descending: bool) -> Result<KvIter<'_>> {
-        match (self, descending) {
-            (ByteStore::Logged(logged), false) => logged.range(range),
-            (ByteStore::Logged(logged), true) => logged.reverse_range(range),
-            (ByteStore::Unlogged(store), false) => store.range(range),
-            (ByteStore::Unlogged(store), true) => store.reverse_range(range),
-        }
-    }
-}
 
 /// A key-value store of `K` -> `V`, encoding with serdes, like Kafka Streams'
 /// `KeyValueStore<K, V>`.
@@ -78,18 +43,10 @@ impl<K, V> TypedKeyValueStore<K, V> {
     }
 
     /// Commits: with logging, makes changes durable in the changelog and applies them to
-    /// the store (see [`LoggedStore::commit`]); without, flushes the store.
+    /// the store (see [`LoggedStore::commit`](crate::LoggedStore::commit)); without,
+    /// flushes the store.
     pub async fn commit(&mut self) -> Result<CommitSummary> {
-        match &mut self.store {
-            ByteStore::Logged(logged) => logged.commit().await,
-            ByteStore::Unlogged(store) => {
-                store.flush()?;
-                Ok(CommitSummary {
-                    records: 0,
-                    position: store.position()?,
-                })
-            }
-        }
+        self.store.commit().await
     }
 
     /// The committed store underneath, without its changelog sink; uncommitted changes are
@@ -146,10 +103,7 @@ impl<K, V, S: Borrow<ByteStore>> TypedKeyValueStore<K, V, S> {
     /// Reads `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         let key = self.keys.serialize(key)?;
-        let value = match self.byte_store() {
-            ByteStore::Logged(logged) => logged.get(&key)?,
-            ByteStore::Unlogged(store) => store.get(&key)?,
-        };
+        let value = self.byte_store().get(&key)?;
         value
             .map(|bytes| self.values.deserialize(&bytes))
             .transpose()
@@ -158,19 +112,13 @@ impl<K, V, S: Borrow<ByteStore>> TypedKeyValueStore<K, V, S> {
     /// Sets `key` to `value`.
     pub fn put(&self, key: &K, value: &V) -> Result<()> {
         let (key, value) = (self.keys.serialize(key)?, self.values.serialize(value)?);
-        match self.byte_store() {
-            ByteStore::Logged(logged) => logged.put(&key, &value),
-            ByteStore::Unlogged(store) => store.put(&key, &value),
-        }
+        self.byte_store().put(&key, &value)
     }
 
     /// Sets `key` if absent; returns the existing value otherwise.
     pub fn put_if_absent(&self, key: &K, value: &V) -> Result<Option<V>> {
         let (key, value) = (self.keys.serialize(key)?, self.values.serialize(value)?);
-        let existing = match self.byte_store() {
-            ByteStore::Logged(logged) => logged.put_if_absent(&key, &value)?,
-            ByteStore::Unlogged(store) => store.put_if_absent(&key, &value)?,
-        };
+        let existing = self.byte_store().put_if_absent(&key, &value)?;
         existing
             .map(|bytes| self.values.deserialize(&bytes))
             .transpose()
@@ -179,10 +127,7 @@ impl<K, V, S: Borrow<ByteStore>> TypedKeyValueStore<K, V, S> {
     /// Deletes `key`, returning its value.
     pub fn delete(&self, key: &K) -> Result<Option<V>> {
         let key = self.keys.serialize(key)?;
-        let old = match self.byte_store() {
-            ByteStore::Logged(logged) => logged.delete(&key)?,
-            ByteStore::Unlogged(store) => store.delete(&key)?,
-        };
+        let old = self.byte_store().delete(&key)?;
         old.map(|bytes| self.values.deserialize(&bytes)).transpose()
     }
 

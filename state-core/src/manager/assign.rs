@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use futures::future::{Either, join_all, select};
 
-use super::state::{Cancel, PartitionState, Slot};
+use super::lifecycle::Event;
+use super::state::{Cancel, Slot};
 use super::task::Task;
 use super::{PartitionRestores, Registered, StoreManager, standby::Standby};
-use crate::builder::ByteStore;
-use crate::logging::LoggedStore;
-use crate::restore::restore;
-use crate::{Error, ErrorKind, KeyValueStore, Partition, Result, open_or_rebuild};
+use crate::builder::{ByteStore, CatchUp, Opened};
+use crate::{Error, ErrorKind, KeyValueStore, Partition, RestoreSummary, Result, StoreContext};
 
 /// A partition's restore, returned by [`StoreManager::assign`]: spawn it on a runtime or
 /// await it. It yields the partition and what each store restored — `Ok(None)` when the
@@ -39,25 +38,17 @@ impl StoreManager {
         partitions
             .iter()
             .map(|&partition| {
-                let started = self.table.entry_with(partition, |entry| {
-                    if matches!(
-                        entry.state,
-                        PartitionState::Active | PartitionState::Committing
-                    ) {
-                        return None;
-                    }
-                    entry.epoch += 1;
-                    entry.state = PartitionState::Restoring;
-                    entry.cancel = Arc::default();
-                    Some((entry.epoch, entry.cancel.clone()))
-                });
+                let started = self.table.transition(partition, Event::Assign, None);
                 let manager = self.clone();
                 let job: RestoreJob = Box::pin(async move {
                     let outcome = match started {
-                        Some((epoch, cancel)) => {
-                            manager.restore_job(partition, epoch, cancel).await
+                        Ok(assigned) if assigned.moved() => {
+                            manager
+                                .restore_job(partition, assigned.epoch, assigned.cancel)
+                                .await
                         }
-                        None => Ok(None),
+                        Ok(_) => Ok(None),
+                        Err(err) => Err(err),
                     };
                     (partition, outcome)
                 });
@@ -84,14 +75,9 @@ impl StoreManager {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        let entries = self.table.lock();
         ready
             .into_iter()
-            .filter(|(epoch, ready)| {
-                entries
-                    .get(&ready.partition)
-                    .is_some_and(|entry| entry.epoch == *epoch)
-            })
+            .filter(|(epoch, ready)| self.table.is_current(ready.partition, *epoch))
             .map(|(_, ready)| ready)
             .collect()
     }
@@ -104,10 +90,7 @@ impl StoreManager {
     ) -> Result<Option<PartitionRestores>> {
         let cell = self.table.cell(partition);
         let mut slot = cell.lock_owned().await;
-        if !self
-            .table
-            .set_if_current(partition, epoch, PartitionState::Restoring)
-        {
+        if !self.table.is_current(partition, epoch) {
             // Withdrawn before its restore could start: nothing is opened.
             return Ok(None);
         }
@@ -117,25 +100,24 @@ impl StoreManager {
             Slot::Active(task) => {
                 *slot = Slot::Active(task);
                 self.table
-                    .set_if_current(partition, epoch, PartitionState::Active);
+                    .transition(partition, Event::Restored { epoch }, Some(&slot))?;
                 return Ok(None);
             }
         };
-        let built = self.build_task(partition, standbys, &cancel).await;
-        let outcome = match built {
+        let outcome = match self.build_task(partition, standbys, &cancel).await {
             Ok(task) => {
                 let restores = task.restores.clone();
                 *slot = Slot::Active(Box::new(task));
-                if self
+                if !self
                     .table
-                    .set_if_current(partition, epoch, PartitionState::Active)
+                    .transition(partition, Event::Restored { epoch }, Some(&slot))?
+                    .moved()
                 {
-                    Ok(Some(restores))
-                } else {
                     // Withdrawn meanwhile: the revoke or loss waiting for this cell
                     // closes the stores.
                     return Ok(None);
                 }
+                Ok(Some(restores))
             }
             Err((err, opened)) if cancel.is_raised() => {
                 // Cancelled by a revoke or loss, which now decides what becomes of the
@@ -154,7 +136,7 @@ impl StoreManager {
                     }
                 }
                 self.table
-                    .set_if_current(partition, epoch, PartitionState::Closed);
+                    .transition(partition, Event::RestoreFailed { epoch }, Some(&slot))?;
                 Err(err.context(format!("assigning partition {partition}")))
             }
         };
@@ -180,26 +162,11 @@ impl StoreManager {
         standbys: Option<Vec<Standby>>,
         cancel: &Cancel,
     ) -> std::result::Result<Task, (Error, Vec<Arc<dyn KeyValueStore>>)> {
-        let mut opened: Vec<Arc<dyn KeyValueStore>> = Vec::new();
-        let mut rebuilt = Vec::new();
         let context = self.context.for_partition(partition);
-        let mut standbys = standbys.map(Vec::into_iter);
-        for registered in &self.stores {
-            let from_standby = standbys.as_mut().and_then(Iterator::next);
-            let store = match from_standby {
-                Some(standby) => Ok((standby.into_store(), None)),
-                None => context
-                    .store_dir(registered.recipe.name())
-                    .and_then(|dir| open_or_rebuild(registered.recipe.supplier(), &dir)),
-            };
-            match store {
-                Ok((store, wiped)) => {
-                    opened.push(store);
-                    rebuilt.push(wiped);
-                }
-                Err(err) => return Err((err, opened)),
-            }
-        }
+        let kept = standbys.map(|s| s.into_iter().map(Standby::into_store).collect());
+        let opened = self.open_stores(&context, kept)?;
+        let stores: Vec<Arc<dyn KeyValueStore>> =
+            opened.iter().map(|(store, _)| store.clone()).collect();
         let restored = async {
             let _permit = self.restore_permits.acquire().await.map_err(|_| {
                 Error::new(ErrorKind::Closed, "store manager restore permits closed")
@@ -218,55 +185,57 @@ impl StoreManager {
                 }
                 false => None,
             };
-            let mut stores = Vec::with_capacity(opened.len());
+            let mut wrapped = Vec::with_capacity(opened.len());
             let mut restores = PartitionRestores::new();
-            for ((registered, store), wiped) in self.stores.iter().zip(&opened).zip(&rebuilt) {
-                let (byte_store, summary) =
-                    restore_one(registered, &context, store, wiped.clone(), sink, cancel).await?;
-                stores.push(byte_store);
-                restores.insert(registered.recipe.name().to_owned(), summary);
+            for (registered, opened) in self.stores.iter().zip(opened) {
+                let name = registered.recipe.name();
+                let topic = match sink {
+                    Some(_) => registered.topic(&context).await?,
+                    None => None,
+                };
+                let (Some(topic), Some(sink)) = (topic, sink) else {
+                    wrapped.push(ByteStore::wrap(opened.0, None, partition));
+                    restores.insert(name.to_owned(), None);
+                    continue;
+                };
+                let (store, summary) = self
+                    .catch_up(registered, &context, topic, opened, cancel)
+                    .await?;
+                wrapped.push(ByteStore::wrap(store, Some((sink, topic)), partition));
+                restores.insert(name.to_owned(), Some(summary));
             }
             Ok(Task {
                 partition,
-                stores,
+                stores: wrapped,
                 restores,
                 processed: None,
                 committed: None,
             })
         }
         .await;
-        restored.map_err(|err| (err, opened))
+        restored.map_err(|err| (err, stores))
     }
-}
 
-/// Restores one store of a partition and wraps it to log through `sink`.
-async fn restore_one(
-    registered: &Registered,
-    context: &crate::StoreContext,
-    store: &Arc<dyn KeyValueStore>,
-    wiped: Option<crate::WipeReason>,
-    sink: Option<&Arc<dyn crate::ChangelogSink>>,
-    cancel: &Cancel,
-) -> Result<(ByteStore, Option<crate::RestoreSummary>)> {
-    let (Some(topic), Some(sink)) = (registered.topic(context).await?, sink) else {
-        return Ok((ByteStore::Unlogged(store.clone()), None));
-    };
-    let reader = registered.reader(context, topic).await?;
-    let mut options = registered.recipe.restore_options(context);
-    options.cancel = Some(cancel.raised.clone());
-    let mut summary = restore(
-        store.as_ref(),
-        reader.as_ref(),
-        context.partition(),
-        &options,
-        context.restore_listener().as_ref(),
-    )
-    .await?;
-    if summary.wiped.is_none() {
-        summary.wiped = wiped;
+    /// Restores one opened store of an assigned partition through the one restore path,
+    /// stopping at the next batch once `cancel` is raised.
+    async fn catch_up(
+        &self,
+        registered: &Registered,
+        context: &StoreContext,
+        topic: &str,
+        opened: Opened,
+        cancel: &Cancel,
+    ) -> Result<(Arc<dyn KeyValueStore>, RestoreSummary)> {
+        let reader = registered.reader(context, topic).await?;
+        let mut options = registered.recipe.restore_options(context);
+        options.cancel = Some(cancel.raised.clone());
+        let catch_up = CatchUp {
+            reader: reader.as_ref(),
+            options: &options,
+            listener: context.restore_listener().as_ref(),
+        };
+        registered.recipe.catch_up(opened, context, catch_up).await
     }
-    let logged = LoggedStore::new(store.clone(), sink.clone(), topic, context.partition());
-    Ok((ByteStore::Logged(logged), Some(summary)))
 }
 
 fn cancelled(partition: Partition) -> Error {

@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::OwnedMutexGuard;
 
+use super::lifecycle::Event;
 use super::state::{Cell, PartitionState, Slot};
 use super::{AfterRevoke, StoreManager, standby::Standby};
 use crate::builder::ByteStore;
 use crate::logging::{LoggedStore, abort_together, commit_together};
-use crate::{KeyValueStore, Partition, Result, SourceCommit, SourceOffsets};
+use crate::{Error, KeyValueStore, Partition, Result, SourceCommit, SourceOffsets};
 
 /// What a [`StoreManager::commit`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,27 +58,28 @@ impl StoreManager {
     /// (at-least-once).
     pub async fn revoke(&self, partitions: &[Partition], after: AfterRevoke) -> Result<()> {
         let _commits = self.commits.lock().await;
-        let revoked = self.withdraw(partitions, PartitionState::Revoking);
+        let mut first_error = None;
+        let revoked = self.withdraw(partitions, Event::Revoke, &mut first_error);
         let mut held = self.hold(self.cells_of(&revoked)).await;
-        let mut first_error = self.commit_held(&mut held).await.err();
+        if let Err(err) = self.commit_held(&mut held).await {
+            first_error.get_or_insert(err);
+        }
         for (partition, slot) in held.iter_mut().filter(|(p, _)| revoked.contains(p)) {
             let stores = take_stores(slot);
-            let state = match (after, stores.is_empty()) {
-                (AfterRevoke::KeepAsStandby, false) => {
-                    **slot = Slot::Standby(stores.into_iter().map(Standby::new).collect());
-                    PartitionState::Standby
-                }
-                _ => {
-                    if let Err(err) = close_all(stores) {
-                        first_error.get_or_insert(err);
-                    }
-                    PartitionState::Closed
-                }
-            };
+            let standby = after == AfterRevoke::KeepAsStandby && !stores.is_empty();
+            if standby {
+                **slot = Slot::Standby(stores.into_iter().map(Standby::new).collect());
+            } else if let Err(err) = close_all(stores) {
+                first_error.get_or_insert(err);
+            }
             // An assignment that came meanwhile (not from a consumer group, whose events
             // arrive one at a time) keeps its state.
-            self.table
-                .advance(*partition, PartitionState::Revoking, state);
+            if let Err(err) =
+                self.table
+                    .transition(*partition, Event::Revoked { standby }, Some(slot))
+            {
+                first_error.get_or_insert(err);
+            }
         }
         first_error.map_or(Ok(()), |err| {
             Err(err.context(format!("revoking partitions {partitions:?}")))
@@ -92,15 +94,15 @@ impl StoreManager {
     /// commit.
     pub async fn lose(&self, partitions: &[Partition]) -> Result<()> {
         let _commits = self.commits.lock().await;
-        let lost = self.withdraw(partitions, PartitionState::Lost);
-        let mut held = self.hold(self.cells_of(&lost)).await;
         let mut first_error = None;
+        let lost = self.withdraw(partitions, Event::Lose, &mut first_error);
+        let mut held = self.hold(self.cells_of(&lost)).await;
         if let Some(sink) = self.sink.get() {
             let mut logged = logged_stores(&mut held);
             if !logged.is_empty()
                 && let Err(err) = abort_together(sink.as_ref(), &mut logged).await
             {
-                first_error = Some(err);
+                first_error.get_or_insert(err);
             }
         }
         // Their state says Lost since they were withdrawn.
@@ -114,18 +116,28 @@ impl StoreManager {
         })
     }
 
-    /// Ends the assignment here of each of `partitions` that is owned: its restore (if
-    /// any) stops and will not make it active. Returns those partitions.
-    fn withdraw(&self, partitions: &[Partition], state: PartitionState) -> BTreeSet<Partition> {
-        partitions
-            .iter()
-            .copied()
-            .filter(|&p| {
-                self.table
-                    .withdraw(p, state)
-                    .is_some_and(PartitionState::is_owned)
-            })
-            .collect()
+    /// Ends the assignment here of each of `partitions` that is owned (`event` is a
+    /// revoke or a loss): its restore (if any) stops and will not make it active. Returns
+    /// those partitions; a refused move is kept in `first_error`.
+    fn withdraw(
+        &self,
+        partitions: &[Partition],
+        event: Event,
+        first_error: &mut Option<Error>,
+    ) -> BTreeSet<Partition> {
+        let mut withdrawn = BTreeSet::new();
+        for &partition in partitions {
+            match self.table.transition(partition, event, None) {
+                Ok(done) if done.moved() => {
+                    withdrawn.insert(partition);
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        withdrawn
     }
 
     fn cells_of(&self, partitions: &BTreeSet<Partition>) -> BTreeMap<Partition, Cell> {
@@ -147,21 +159,29 @@ impl StoreManager {
 
     /// Commits every task in `held` (see [`commit`](Self::commit)).
     async fn commit_held(&self, held: &mut [Held]) -> Result<ManagerCommit> {
-        let serving: Vec<Partition> = held
-            .iter()
-            .map(|(p, _)| *p)
-            .filter(|&p| self.table.state(p) == Some(PartitionState::Active))
-            .collect();
-        for &p in &serving {
-            self.table
-                .advance(p, PartitionState::Active, PartitionState::Committing);
+        let mut serving = Vec::new();
+        for (partition, slot) in held.iter() {
+            if self.table.state(*partition) == Some(PartitionState::Active) {
+                self.table
+                    .transition(*partition, Event::CommitStarted, Some(slot))?;
+                // Pushed only once moved, so every partition moved is moved back.
+                serving.push(*partition);
+            }
         }
         let outcome = self.commit_tasks(held).await;
-        for &p in &serving {
-            self.table
-                .advance(p, PartitionState::Committing, PartitionState::Active);
+        let mut first_error = outcome.as_ref().err().map(Error::duplicate);
+        for (partition, slot) in held.iter().filter(|(p, _)| serving.contains(p)) {
+            if let Err(err) = self
+                .table
+                .transition(*partition, Event::CommitEnded, Some(slot))
+            {
+                first_error.get_or_insert(err);
+            }
         }
-        outcome
+        match first_error {
+            Some(err) if outcome.is_ok() => Err(err),
+            _ => outcome,
+        }
     }
 
     async fn commit_tasks(&self, held: &mut [Held]) -> Result<ManagerCommit> {
@@ -174,10 +194,8 @@ impl StoreManager {
                 if let Some(next) = task.pending_offset() {
                     source.set(*partition, next);
                 }
-                for store in &task.stores {
-                    if let ByteStore::Unlogged(store) = store {
-                        unlogged.push(store.clone());
-                    }
+                for store in task.stores.iter().filter(|s| !s.is_logged()) {
+                    unlogged.push(store.committed().clone());
                 }
             }
         }
@@ -233,10 +251,7 @@ fn logged_stores(held: &mut [Held]) -> Vec<&mut LoggedStore> {
             _ => None,
         })
         .flatten()
-        .filter_map(|store| match store {
-            ByteStore::Logged(logged) => Some(logged),
-            ByteStore::Unlogged(_) => None,
-        })
+        .filter_map(ByteStore::logged_mut)
         .collect()
 }
 

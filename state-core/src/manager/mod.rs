@@ -16,17 +16,35 @@
 //! [`lose`](StoreManager::lose), [`set_standbys`](StoreManager::set_standbys)) and reads
 //! back which partitions are ready ([`take_ready`](StoreManager::take_ready)).
 //!
-//! ```text
-//!                 assign                restored                 commit
-//!   (none) ───────────────► Restoring ─────────► Active ◄────────────────► Committing
-//!   Closed, Lost ─assign──►    ▲  │               │  │                        │
-//!   Standby ───assign─────────┘  │ revoke         │  │ revoke                 │ lose
-//!     ▲  (promoted: tail only)   │ (restore       │  ▼                        ▼
-//!     │                          │  cancelled)    │ Revoking ──► Closed or Standby
-//!     │ set_standbys             ▼                │ lose
-//!     └── (none), Closed, Lost  Revoking ─────────┴──────────────────────► Lost
-//!         Standby ── set_standbys without it ──► Closed
-//! ```
+//! Every change of a partition's state goes through one function, which refuses any
+//! move this table does not list with an error naming the state and the event (the
+//! table is the lifecycle's data; a test checks this copy against it). A revoke or a
+//! loss waits for a running commit, so `Committing` moves only back to `Active`.
+//!
+//! | from | event | to |
+//! | --- | --- | --- |
+//! | `Closed` | assign | `Restoring` |
+//! | `Lost` | assign | `Restoring` |
+//! | `Standby` | assign | `Restoring` |
+//! | `Revoking` | assign | `Restoring` |
+//! | `Restoring` | assign | `Restoring` |
+//! | `Restoring` | restored | `Active` |
+//! | `Restoring` | restore failed | `Closed` |
+//! | `Active` | commit starts | `Committing` |
+//! | `Committing` | commit ends | `Active` |
+//! | `Restoring` | revoke | `Revoking` |
+//! | `Active` | revoke | `Revoking` |
+//! | `Revoking` | revoked, kept as standby | `Standby` |
+//! | `Revoking` | revoked, closed | `Closed` |
+//! | `Restoring` | lose | `Lost` |
+//! | `Active` | lose | `Lost` |
+//! | `Closed` | standby opened | `Standby` |
+//! | `Lost` | standby opened | `Standby` |
+//! | `Standby` | standby closed | `Closed` |
+//!
+//! Events that change nothing: an assign of a partition already served; a revoke or a
+//! loss of one not owned here; and, when an assignment came meanwhile, the end of a
+//! revoke, a standby opening or closing (the assignment keeps its state).
 //!
 //! - **Assign** bumps the partition's epoch and returns a restore job (spawn it, or
 //!   await it): it opens each store (a kept directory is reused, a standby is taken
@@ -59,6 +77,8 @@
 mod assign;
 mod commit;
 mod handle;
+mod lifecycle;
+mod open;
 mod standby;
 mod standbys;
 mod state;

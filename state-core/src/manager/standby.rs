@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::restore::{NoopRestoreListener, RestoreTarget, validate};
+use crate::builder::{CatchUp, StoreRecipe};
+use crate::restore::{NoopRestoreListener, RestoreTarget, apply_chunk};
 use crate::{
-    ChangelogReader, KeyValueStore, Offset, Partition, Position, RestoreCursor, RestoreOptions,
-    Result, restore,
+    ChangelogReader, KeyValueStore, Offset, Partition, RestoreCursor, Result, StoreContext,
 };
 
 /// How far one store's standby of one partition is behind its changelog.
@@ -59,18 +59,19 @@ impl Standby {
         self.store
     }
 
-    /// Applies what the changelog has beyond the store's position: the first call runs a
-    /// full [`restore`] (so a position outside the log wipes and restarts, as for an
-    /// active store) and opens a cursor; later calls read one batch from the cursor,
-    /// waiting at most the reader's poll timeout. An error drops the cursor, so the next
-    /// call starts over from the store's position with the same checks.
+    /// Applies what the changelog has beyond the store's position: the first call
+    /// catches the store up through the one restore path (so a position outside the log
+    /// wipes and restarts, as for an active store) and opens a cursor; later calls read
+    /// one batch from the cursor, waiting at most the reader's poll timeout. An error
+    /// drops the cursor, so the next call starts over from the store's position with the
+    /// same checks.
     pub(crate) async fn poll(
         &mut self,
+        recipe: &StoreRecipe,
+        context: &StoreContext,
         reader: &dyn ChangelogReader,
-        partition: Partition,
-        options: &RestoreOptions,
     ) -> Result<u64> {
-        let outcome = self.poll_inner(reader, partition, options).await;
+        let outcome = self.poll_inner(recipe, context, reader).await;
         if outcome.is_err() {
             self.cursor = None;
         }
@@ -81,19 +82,23 @@ impl Standby {
 
     async fn poll_inner(
         &mut self,
+        recipe: &StoreRecipe,
+        context: &StoreContext,
         reader: &dyn ChangelogReader,
-        partition: Partition,
-        options: &RestoreOptions,
     ) -> Result<u64> {
+        let partition = context.partition();
+        let options = recipe.restore_options(context);
         let Some(cursor) = self.cursor.as_mut() else {
-            let summary = restore(
-                self.store.as_ref(),
+            // Standbys report no restore progress: they are not what a partition waits for.
+            let catch_up = CatchUp {
                 reader,
-                partition,
-                options,
-                &NoopRestoreListener,
-            )
-            .await?;
+                options: &options,
+                listener: &NoopRestoreListener,
+            };
+            let (store, summary) = recipe
+                .catch_up((self.store.clone(), None), context, catch_up)
+                .await?;
+            self.store = store;
             let from = self.next_offset(partition)?;
             let read_ahead = options.read_ahead(self.store.as_ref());
             self.cursor = Some(reader.open_with(partition, from, read_ahead).await?);
@@ -112,10 +117,7 @@ impl Standby {
             store: self.store.name(),
             partition,
         };
-        validate(&chunk, target, options)?;
-        self.store
-            .write_with_position(chunk.batch(), &Position::of(partition, reached - 1))?;
-        let applied = chunk.len() as u64;
+        let applied = apply_chunk(self.store.as_ref(), &chunk, reached, target, &options)?;
         cursor.recycle(chunk);
         Ok(applied)
     }

@@ -7,9 +7,10 @@ use futures::future::join_all;
 
 use super::StoreManager;
 use super::commit::close_all;
+use super::lifecycle::Event;
 use super::standby::{Standby, StandbyLag};
 use super::state::{PartitionState, Slot};
-use crate::{Error, KeyValueStore, Partition, Result, open_or_rebuild};
+use crate::{Error, Partition, Result};
 
 impl StoreManager {
     /// Keeps a standby of exactly the partitions of `wanted` that are not owned here:
@@ -34,10 +35,12 @@ impl StoreManager {
                     first_error.get_or_insert(err);
                 }
             }
-            // An assignment that came meanwhile keeps its state; its restore finds the
-            // slot empty and opens the directory.
-            self.table
-                .advance(partition, PartitionState::Standby, PartitionState::Closed);
+            if let Err(err) = self
+                .table
+                .transition(partition, Event::StandbyClosed, Some(&slot))
+            {
+                first_error.get_or_insert(err);
+            }
         }
         if !wanted.is_empty()
             && let Some(unlogged) = self.stores.iter().find(|s| !s.recipe.logging_enabled())
@@ -67,27 +70,16 @@ impl StoreManager {
             return Ok(());
         }
         let context = self.context.for_partition(partition);
-        let mut stores: Vec<std::sync::Arc<dyn KeyValueStore>> = Vec::new();
-        for registered in &self.stores {
-            let opened = context
-                .store_dir(registered.recipe.name())
-                .and_then(|dir| open_or_rebuild(registered.recipe.supplier(), &dir));
-            match opened {
-                Ok((store, _)) => stores.push(store),
-                Err(err) => {
-                    close_all(stores)?;
-                    return Err(err);
-                }
+        let stores = match self.open_stores(&context, None) {
+            Ok(opened) => opened.into_iter().map(|(store, _)| store),
+            Err((err, opened)) => {
+                close_all(opened)?;
+                return Err(err);
             }
-        }
-        *slot = Slot::Standby(stores.into_iter().map(Standby::new).collect());
-        // An assignment that came meanwhile keeps its state: its restore takes the
-        // standby over.
-        self.table.entry_with(partition, |entry| {
-            if !entry.state.is_owned() {
-                entry.state = PartitionState::Standby;
-            }
-        });
+        };
+        *slot = Slot::Standby(stores.map(Standby::new).collect());
+        self.table
+            .transition(partition, Event::StandbyOpened, Some(&slot))?;
         Ok(())
     }
 
@@ -115,8 +107,10 @@ impl StoreManager {
                     continue;
                 };
                 let reader = registered.reader(&context, topic).await?;
-                let options = registered.recipe.restore_options(&context);
-                match standby.poll(reader.as_ref(), partition, &options).await {
+                match standby
+                    .poll(&registered.recipe, &context, reader.as_ref())
+                    .await
+                {
                     Ok(records) => applied += records,
                     Err(err) => log::warn!(
                         "standby of store {} partition {partition} failed to update, retrying \

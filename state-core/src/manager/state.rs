@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Mutex as AsyncMutex, Notify};
 
+use super::lifecycle::{self, Event};
 use super::standby::Standby;
 use super::task::Task;
-use crate::Partition;
+use crate::{Error, Partition, Result};
 
 /// Where a partition stands on this instance (see the state machine in the
 /// [module docs](super)).
@@ -42,14 +43,37 @@ impl PartitionState {
     }
 }
 
-/// What a partition's cell holds; which variant goes with which state is the table's
-/// invariant: `Active` and `Committing` hold a task, `Standby` holds standbys, the
-/// others hold nothing once their transition is over.
+/// What a partition holds: the resources of its state, which lives in the [`Table`]
+/// alone. Only the partition's holder (the restore job, a commit, a revoke or loss, the
+/// standby upkeep) changes it, and [`Table::transition`] checks that it fits the state it
+/// moves to: `Active` and `Committing` hold a task, `Standby` holds standbys, `Closed`
+/// and `Lost` hold nothing; `Restoring` and `Revoking` are in transit and may hold any.
 pub(crate) enum Slot {
     Empty,
     Standby(Vec<Standby>),
     // Boxed: a task is several times the size of the other variants.
     Active(Box<Task>),
+}
+
+impl Slot {
+    fn fits(&self, state: PartitionState) -> bool {
+        match state {
+            PartitionState::Active | PartitionState::Committing => {
+                matches!(self, Slot::Active(_))
+            }
+            PartitionState::Standby => matches!(self, Slot::Standby(_)),
+            PartitionState::Closed | PartitionState::Lost => matches!(self, Slot::Empty),
+            PartitionState::Restoring | PartitionState::Revoking => true,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Slot::Empty => "nothing",
+            Slot::Standby(_) => "standbys",
+            Slot::Active(_) => "a task",
+        }
+    }
 }
 
 /// One partition's resources, locked for as long as they are used: a whole restore, one
@@ -86,14 +110,33 @@ impl Cancel {
     }
 }
 
+/// What [`Table::transition`] did.
+#[derive(Debug)]
+pub(crate) struct Transition {
+    /// The state after it; `None` when the event left it as it was.
+    pub(crate) to: Option<PartitionState>,
+    /// The partition's epoch after the event.
+    pub(crate) epoch: u64,
+    /// The partition's cancel flag after the event.
+    pub(crate) cancel: Arc<Cancel>,
+}
+
+impl Transition {
+    /// Whether the event moved the partition (a move to the same state counts).
+    pub(crate) fn moved(&self) -> bool {
+        self.to.is_some()
+    }
+}
+
 /// One partition's entry.
 pub(crate) struct Entry {
-    pub(crate) state: PartitionState,
+    /// Written by [`Table::transition`] alone.
+    state: PartitionState,
     /// Bumped on every assign, revoke and loss: a restore started for an older
     /// assignment sees it changed and does not make the partition active.
-    pub(crate) epoch: u64,
-    pub(crate) cancel: Arc<Cancel>,
-    pub(crate) cell: Cell,
+    epoch: u64,
+    cancel: Arc<Cancel>,
+    cell: Cell,
 }
 
 /// Every partition's entry, behind one lock that is never held across an `await`.
@@ -103,7 +146,7 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, BTreeMap<Partition, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Partition, Entry>> {
         // Every update leaves the map whole, so a panic elsewhere does not matter.
         self.entries
             .lock()
@@ -120,8 +163,8 @@ impl Table {
         self.entry_with(partition, |entry| entry.cell.clone())
     }
 
-    /// Runs `f` on `partition`'s entry, creating it first when missing.
-    pub(crate) fn entry_with<T>(&self, partition: Partition, f: impl FnOnce(&mut Entry) -> T) -> T {
+    /// Runs `f` on `partition`'s entry, creating it (`Closed`, empty) first when missing.
+    fn entry_with<T>(&self, partition: Partition, f: impl FnOnce(&mut Entry) -> T) -> T {
         let mut entries = self.lock();
         let entry = entries.entry(partition).or_insert_with(|| Entry {
             state: PartitionState::Closed,
@@ -132,49 +175,60 @@ impl Table {
         f(entry)
     }
 
-    /// Moves `partition` to `state` if its epoch is still `epoch`; says whether it did.
-    pub(crate) fn set_if_current(
+    /// The one function that changes a partition's state: applies `event` as the
+    /// lifecycle table says (see `lifecycle`), refusing an illegal move with an error
+    /// naming the state and the event. `holding` is the partition's slot when the caller
+    /// holds it (and has already put the resources of the new state in it): it must fit
+    /// the state moved to.
+    ///
+    /// An assignment starts a new epoch with a new cancel flag; a revoke or loss starts a
+    /// new epoch and raises the flag, so a restore still running for the assignment stops
+    /// at its next batch and its events are stale.
+    pub(crate) fn transition(
         &self,
         partition: Partition,
-        epoch: u64,
-        state: PartitionState,
-    ) -> bool {
-        let mut entries = self.lock();
-        match entries.get_mut(&partition) {
-            Some(entry) if entry.epoch == epoch => {
-                entry.state = state;
-                true
+        event: Event,
+        holding: Option<&Slot>,
+    ) -> Result<Transition> {
+        self.entry_with(partition, |entry| {
+            let from = entry.state;
+            let to = lifecycle::next(from, entry.epoch, event)
+                .map_err(|err| err.context(format!("partition {partition}")))?;
+            if let (Some(to), Some(slot)) = (to, holding)
+                && !slot.fits(to)
+            {
+                return Err(Error::internal(format!(
+                    "partition {partition} moving from {from:?} to {to:?} holds {}",
+                    slot.name()
+                )));
             }
-            _ => false,
-        }
+            if let Some(to) = to {
+                match event {
+                    Event::Assign => {
+                        entry.epoch += 1;
+                        entry.cancel = Arc::default();
+                    }
+                    Event::Revoke | Event::Lose => {
+                        entry.epoch += 1;
+                        entry.cancel.raise();
+                    }
+                    _ => {}
+                }
+                entry.state = to;
+            }
+            Ok(Transition {
+                to,
+                epoch: entry.epoch,
+                cancel: entry.cancel.clone(),
+            })
+        })
     }
 
-    /// Moves `partition` from `from` to `to`; leaves any other state alone.
-    pub(crate) fn advance(&self, partition: Partition, from: PartitionState, to: PartitionState) {
-        if let Some(entry) = self.lock().get_mut(&partition)
-            && entry.state == from
-        {
-            entry.state = to;
-        }
-    }
-
-    /// Ends `partition`'s assignment here: bumps the epoch, stops its restore, and moves
-    /// it to `state` (`Revoking` or `Lost`). Returns the state it had.
-    pub(crate) fn withdraw(
-        &self,
-        partition: Partition,
-        state: PartitionState,
-    ) -> Option<PartitionState> {
-        let mut entries = self.lock();
-        let entry = entries.get_mut(&partition)?;
-        let before = entry.state;
-        if !before.is_owned() {
-            return Some(before);
-        }
-        entry.epoch += 1;
-        entry.cancel.raise();
-        entry.state = state;
-        Some(before)
+    /// Whether `epoch` is still `partition`'s assignment.
+    pub(crate) fn is_current(&self, partition: Partition, epoch: u64) -> bool {
+        self.lock()
+            .get(&partition)
+            .is_some_and(|entry| entry.epoch == epoch)
     }
 
     /// `(partition, cell)` of every partition in one of `states`, ascending.

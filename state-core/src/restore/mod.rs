@@ -1,104 +1,23 @@
 //! The restore driver: brings a store up to the end of its changelog.
 
+mod apply;
 mod listener;
 mod open;
+mod options;
 mod progress;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+pub(crate) use apply::apply_chunk;
 
 pub use listener::{NoopRestoreListener, RestoreListener, RestoreTarget, WipeReason};
 pub use open::open_or_rebuild;
+pub use options::{DEFAULT_MAX_BYTES_IN_FLIGHT, RecordValidator, RestoreOptions};
 pub use progress::{FanOutRestoreListener, PartitionProgress, RestorePhase, RestoreProgress};
 
 use crate::{
-    ChangelogChunk, ChangelogReader, Error, ErrorKind, KeyValueStore, LogOffsets, Offset,
-    Partition, Position, ReadAhead, Result,
+    ChangelogReader, Error, ErrorKind, KeyValueStore, LogOffsets, Offset, Partition, Result,
 };
-
-/// Checks each changelog record before restore applies it, so bytes no serde can read are
-/// reported (with topic, partition and offset) instead of landing in the store.
-pub trait RecordValidator: Send + Sync {
-    /// `Err` rejects the record; the message should say what is wrong with it.
-    fn validate(&self, key: &[u8], value: Option<&[u8]>) -> Result<()>;
-}
-
-/// Default for [`RestoreOptions::max_bytes_in_flight`]: 32 MiB.
-pub const DEFAULT_MAX_BYTES_IN_FLIGHT: usize = 32 << 20;
-
-/// How restore runs.
-#[derive(Clone)]
-pub struct RestoreOptions {
-    /// Records applied per store write; `None` (the default) takes the backend's
-    /// [`Capability::restore_batch`](crate::Capability::restore_batch), the size its
-    /// engine writes fastest.
-    pub batch_size: Option<usize>,
-    /// Bytes of changelog records one restore may hold at once: fetched by the changelog
-    /// client, read ahead by the cursor, and the batch being written (default
-    /// [`DEFAULT_MAX_BYTES_IN_FLIGHT`]). The store engine's own buffers (RocksDB's
-    /// memtables) are bounded by the backend's configuration, not by this.
-    pub max_bytes_in_flight: usize,
-    /// How long restore may go without reading anything while short of the end offset
-    /// before it fails with [`ErrorKind::Timeout`] (Kafka Streams' `task.timeout.ms`,
-    /// 5 minutes).
-    pub stall_timeout: Duration,
-    /// Optional per-record check (the typed store plugs its serdes in here).
-    pub validator: Option<Arc<dyn RecordValidator>>,
-    /// When set and raised, restore stops before its next batch with
-    /// [`ErrorKind::Closed`]; what it applied stays, with its position, so the next
-    /// restore resumes there. The store manager raises it when a partition is revoked
-    /// or lost mid-restore, so the revoke need not wait for the whole restore.
-    pub cancel: Option<Arc<AtomicBool>>,
-}
-
-impl Default for RestoreOptions {
-    fn default() -> Self {
-        Self {
-            batch_size: None,
-            max_bytes_in_flight: DEFAULT_MAX_BYTES_IN_FLIGHT,
-            stall_timeout: Duration::from_secs(300),
-            validator: None,
-            cancel: None,
-        }
-    }
-}
-
-impl RestoreOptions {
-    /// Records per write into `store`: the configured batch size or the backend's own.
-    pub fn batch_records(&self, store: &dyn KeyValueStore) -> usize {
-        self.batch_size
-            .unwrap_or_else(|| store.capability().restore_batch)
-            .max(1)
-    }
-
-    /// Whether [`cancel`](Self::cancel) was raised.
-    pub fn cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(|cancel| cancel.load(Ordering::SeqCst))
-    }
-
-    /// How far a cursor feeding `store` may read ahead.
-    pub fn read_ahead(&self, store: &dyn KeyValueStore) -> ReadAhead {
-        ReadAhead {
-            chunk_records: self.batch_records(store),
-            max_bytes: self.max_bytes_in_flight,
-        }
-    }
-}
-
-impl std::fmt::Debug for RestoreOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RestoreOptions")
-            .field("batch_size", &self.batch_size)
-            .field("max_bytes_in_flight", &self.max_bytes_in_flight)
-            .field("stall_timeout", &self.stall_timeout)
-            .field("validator", &self.validator.is_some())
-            .field("cancelled", &self.cancelled())
-            .finish()
-    }
-}
 
 /// What one restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +32,25 @@ pub struct RestoreSummary {
     pub wiped: Option<WipeReason>,
     /// Wall time spent.
     pub elapsed: Duration,
+}
+
+/// The one restore path every store takes (the builder, the store manager's assignments
+/// and standbys, the command line): brings a store just opened (with why opening wiped
+/// it, if it did, from [`open_or_rebuild`]) up to the end of `partition` of `reader`'s
+/// changelog with [`restore`]. Returns the store to use from now on and what was
+/// restored; the summary reports the opening's wipe when restore itself wiped nothing.
+pub async fn catch_up(
+    (store, rebuilt): (std::sync::Arc<dyn KeyValueStore>, Option<WipeReason>),
+    reader: &dyn ChangelogReader,
+    partition: Partition,
+    options: &RestoreOptions,
+    listener: &dyn RestoreListener,
+) -> Result<(std::sync::Arc<dyn KeyValueStore>, RestoreSummary)> {
+    let mut summary = restore(store.as_ref(), reader, partition, options, listener).await?;
+    if summary.wiped.is_none() {
+        summary.wiped = rebuilt;
+    }
+    Ok((store, summary))
 }
 
 /// Brings `store` up to the end of `partition` of `reader`'s changelog, as captured when
@@ -196,9 +134,7 @@ pub async fn restore(
             }
             last_progress = Instant::now();
             chunk.truncate_at(end);
-            validate(&chunk, target, options)?;
-            store.write_with_position(chunk.batch(), &Position::of(partition, reached - 1))?;
-            let applied = chunk.len() as u64;
+            let applied = apply_chunk(store, &chunk, reached, target, options)?;
             cursor.recycle(chunk);
             restored += applied;
             listener.on_batch_restored(target, reached - 1, applied);
@@ -282,29 +218,5 @@ fn wipe(
     );
     store.wipe()?;
     listener.on_store_wiped(target, reason);
-    Ok(())
-}
-
-/// Checks every record of `chunk` with the options' validator, naming the first one it
-/// rejects by topic, partition and offset.
-pub(crate) fn validate(
-    chunk: &ChangelogChunk,
-    target: RestoreTarget<'_>,
-    options: &RestoreOptions,
-) -> Result<()> {
-    let Some(validator) = &options.validator else {
-        return Ok(());
-    };
-    for (op, &offset) in chunk.batch().iter().zip(chunk.offsets()) {
-        validator.validate(op.key(), op.value()).map_err(|err| {
-            Error::corruption(format!(
-                "undecodable changelog record at topic {} partition {} offset {offset}: {}",
-                target.topic,
-                chunk.partition(),
-                err.message()
-            ))
-            .with_source(err)
-        })?;
-    }
     Ok(())
 }

@@ -1,0 +1,90 @@
+//! How a restore runs: batch size, bytes in flight, stall limit, record check, cancel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::{KeyValueStore, ReadAhead, Result};
+
+/// Checks each changelog record before restore applies it, so bytes no serde can read are
+/// reported (with topic, partition and offset) instead of landing in the store.
+pub trait RecordValidator: Send + Sync {
+    /// `Err` rejects the record; the message should say what is wrong with it.
+    fn validate(&self, key: &[u8], value: Option<&[u8]>) -> Result<()>;
+}
+
+/// Default for [`RestoreOptions::max_bytes_in_flight`]: 32 MiB.
+pub const DEFAULT_MAX_BYTES_IN_FLIGHT: usize = 32 << 20;
+
+/// How restore runs.
+#[derive(Clone)]
+pub struct RestoreOptions {
+    /// Records applied per store write; `None` (the default) takes the backend's
+    /// [`Capability::restore_batch`](crate::Capability::restore_batch), the size its
+    /// engine writes fastest.
+    pub batch_size: Option<usize>,
+    /// Bytes of changelog records one restore may hold at once: fetched by the changelog
+    /// client, read ahead by the cursor, and the batch being written (default
+    /// [`DEFAULT_MAX_BYTES_IN_FLIGHT`]). The store engine's own buffers (RocksDB's
+    /// memtables) are bounded by the backend's configuration, not by this.
+    pub max_bytes_in_flight: usize,
+    /// How long restore may go without reading anything while short of the end offset
+    /// before it fails with [`ErrorKind::Timeout`] (Kafka Streams' `task.timeout.ms`,
+    /// 5 minutes).
+    pub stall_timeout: Duration,
+    /// Optional per-record check (the typed store plugs its serdes in here).
+    pub validator: Option<Arc<dyn RecordValidator>>,
+    /// When set and raised, restore stops before its next batch with
+    /// [`ErrorKind::Closed`]; what it applied stays, with its position, so the next
+    /// restore resumes there. The store manager raises it when a partition is revoked
+    /// or lost mid-restore, so the revoke need not wait for the whole restore.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: None,
+            max_bytes_in_flight: DEFAULT_MAX_BYTES_IN_FLIGHT,
+            stall_timeout: Duration::from_secs(300),
+            validator: None,
+            cancel: None,
+        }
+    }
+}
+
+impl RestoreOptions {
+    /// Records per write into `store`: the configured batch size or the backend's own.
+    pub fn batch_records(&self, store: &dyn KeyValueStore) -> usize {
+        self.batch_size
+            .unwrap_or_else(|| store.capability().restore_batch)
+            .max(1)
+    }
+
+    /// Whether [`cancel`](Self::cancel) was raised.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|cancel| cancel.load(Ordering::SeqCst))
+    }
+
+    /// How far a cursor feeding `store` may read ahead.
+    pub fn read_ahead(&self, store: &dyn KeyValueStore) -> ReadAhead {
+        ReadAhead {
+            chunk_records: self.batch_records(store),
+            max_bytes: self.max_bytes_in_flight,
+        }
+    }
+}
+
+impl std::fmt::Debug for RestoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreOptions")
+            .field("batch_size", &self.batch_size)
+            .field("max_bytes_in_flight", &self.max_bytes_in_flight)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("validator", &self.validator.is_some())
+            .field("cancelled", &self.cancelled())
+            .finish()
+    }
+}
