@@ -50,13 +50,6 @@ impl std::fmt::Debug for KafkaReader {
     }
 }
 
-fn isolation_level(isolation: IsolationLevel) -> &'static str {
-    match isolation {
-        IsolationLevel::ReadCommitted => "read_committed",
-        IsolationLevel::ReadUncommitted => "read_uncommitted",
-    }
-}
-
 /// A group id no other reader shares: the cursor assigns its partition itself and never
 /// commits, but librdkafka refuses `assign` without a group id.
 fn unique_group_id(config: &KafkaChangelogConfig, topic: &str, partition: Partition) -> String {
@@ -168,7 +161,7 @@ impl KafkaReader {
         isolation: IsolationLevel,
     ) -> Result<BaseConsumer> {
         let ours = [
-            ("isolation.level", isolation_level(isolation)),
+            ("isolation.level", isolation.as_str()),
             ("allow.auto.create.topics", "false"),
         ];
         BaseConsumer::from_config(&config.client_config(&ours, &config.consumer))
@@ -221,10 +214,7 @@ impl ChangelogReader for KafkaReader {
         let budget = FetchBudget::new(read_ahead);
         let mut ours = vec![
             ("group.id", group_id),
-            (
-                "isolation.level",
-                isolation_level(self.isolation).to_owned(),
-            ),
+            ("isolation.level", self.isolation.as_str().to_owned()),
             ("enable.auto.commit", "false".to_owned()),
             ("enable.auto.offset.store", "false".to_owned()),
             // A position outside the log must surface as an error, never a silent jump.
