@@ -29,6 +29,7 @@ pub mod names;
 pub mod registry;
 pub mod restore;
 pub mod serde;
+pub mod snapshot;
 pub mod store;
 
 pub use builder::{ByteStore, StoreBuilder, StoreContext, TypedKeyValueStore};
@@ -58,6 +59,10 @@ pub use restore::{
     RestoreSummary, RestoreTarget, WipeReason, catch_up, open_or_rebuild, restore,
 };
 pub use serde::{Serde, Serdes};
+pub use snapshot::{
+    Checkpoint, CheckpointFile, SnapshotFallback, SnapshotManifest, SnapshotPolicy, SnapshotScope,
+    SnapshotStore,
+};
 pub use store::{
     Capability, DEFAULT_RESTORE_BATCH, KeyRange, KeyValue, KeyValueBytesStoreSupplier,
     KeyValueStore, KvIter, Offset, Partition, Position, WriteBatch, WriteOp,

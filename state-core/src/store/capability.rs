@@ -45,6 +45,16 @@ pub struct Capability {
     /// the engine applies fastest (`BENCHMARKS.md` has the measurements behind each
     /// backend's figure).
     pub restore_batch: usize,
+    /// The store takes consistent copies of itself while serving
+    /// ([`checkpoint`](crate::KeyValueStore::checkpoint)) and opens them
+    /// ([`open_checkpoint`](crate::KeyValueBytesStoreSupplier::open_checkpoint)), so it
+    /// can be [snapshotted](crate::snapshot) and relocated without a full replay.
+    /// `snapshot_format` is the version of those files: a snapshot of another format is
+    /// refused, never opened.
+    pub snapshots: bool,
+    /// The version of the checkpoint files' format, written into every snapshot
+    /// manifest; meaningful when [`snapshots`](Self::snapshots) is set.
+    pub snapshot_format: u32,
 }
 
 /// [`Capability::restore_batch`] of a backend that does not set its own: Kafka Streams'
@@ -62,6 +72,8 @@ impl Capability {
             ordered_index: false,
             exact_count: false,
             restore_batch: DEFAULT_RESTORE_BATCH,
+            snapshots: false,
+            snapshot_format: 0,
         }
     }
 
@@ -92,6 +104,13 @@ impl Capability {
     /// Sets [`Capability::exact_count`].
     pub const fn exact_count(mut self, exact_count: bool) -> Self {
         self.exact_count = exact_count;
+        self
+    }
+
+    /// Sets [`Capability::snapshots`] and [`Capability::snapshot_format`].
+    pub const fn snapshots(mut self, format: u32) -> Self {
+        self.snapshots = true;
+        self.snapshot_format = format;
         self
     }
 

@@ -152,6 +152,26 @@ pub trait KeyValueStore: Send + Sync {
         Ok(())
     }
 
+    /// Writes a consistent copy of the store's committed data and the position
+    /// committed with it into the new directory `dir` (which must not exist), while the
+    /// store keeps serving, and describes it. Opening `dir` with
+    /// [`KeyValueBytesStoreSupplier::open_checkpoint`] gives a store holding exactly that
+    /// data at exactly that position: what a snapshot uploads
+    /// ([`crate::snapshot`]). Writes that are not committed yet are not in it.
+    ///
+    /// The default, for backends without [`Capability::snapshots`], is an
+    /// [`Unsupported`](crate::ErrorKind::Unsupported) error.
+    ///
+    /// # Behavior
+    /// - `checkpoint_opens_to_the_same_data_and_position` (backends with `snapshots`).
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<crate::Checkpoint> {
+        Err(crate::Error::unsupported(format!(
+            "the {} backend takes no checkpoints (asked for one in {})",
+            self.capability().backend,
+            dir.display()
+        )))
+    }
+
     /// Flushes and releases what can be released before drop.
     fn close(&self) -> Result<()> {
         self.flush()

@@ -79,6 +79,26 @@ pub trait KeyValueBytesStoreSupplier: Send + Sync {
 
     /// Deletes everything this backend keeps under `dir` (a no-op when nothing is there).
     fn destroy(&self, dir: &Path) -> Result<()>;
+
+    /// Opens the store that lives in `dir` from the files of a checkpoint in the directory
+    /// `checkpoint` (one a [`KeyValueStore::checkpoint`] wrote, downloaded from a
+    /// snapshot). `dir` holds nothing of this backend ([`destroy`](Self::destroy)ed
+    /// first); the call takes `checkpoint` (a durable backend moves it into place, the
+    /// memory store loads it), so it is gone when this returns `Ok`. The store reports the
+    /// checkpoint's position. Files this backend did not write are refused as
+    /// [`Foreign`](crate::ErrorKind::Foreign), damaged ones as
+    /// [`Corruption`](crate::ErrorKind::Corruption), never opened.
+    ///
+    /// The default, for backends without [`Capability::snapshots`], is an
+    /// [`Unsupported`](crate::ErrorKind::Unsupported) error.
+    fn open_checkpoint(&self, checkpoint: &Path, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        Err(crate::Error::unsupported(format!(
+            "the {} backend opens no checkpoints (asked to open {} into {})",
+            self.backend(),
+            checkpoint.display(),
+            dir.display()
+        )))
+    }
 }
 
 impl<S: KeyValueBytesStoreSupplier + ?Sized> KeyValueBytesStoreSupplier for Arc<S> {
@@ -99,5 +119,8 @@ impl<S: KeyValueBytesStoreSupplier + ?Sized> KeyValueBytesStoreSupplier for Arc<
     }
     fn destroy(&self, dir: &Path) -> Result<()> {
         (**self).destroy(dir)
+    }
+    fn open_checkpoint(&self, checkpoint: &Path, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        (**self).open_checkpoint(checkpoint, dir)
     }
 }

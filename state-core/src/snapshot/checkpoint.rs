@@ -1,0 +1,94 @@
+//! A store's consistent local copy of itself, ready to upload.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Offset, Partition, Position, Result};
+
+/// One file of a [`Checkpoint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFile {
+    /// The path relative to the checkpoint directory, `/`-separated: the name the file
+    /// gets in the store directory it is restored into.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A consistent copy of one store's committed data and the changelog position committed
+/// with it, as files in a local directory, from
+/// [`KeyValueStore::checkpoint`](crate::KeyValueStore::checkpoint).
+///
+/// Opening the directory with the backend's
+/// [`open_checkpoint`](crate::KeyValueBytesStoreSupplier::open_checkpoint) gives a store
+/// holding exactly that data at exactly that position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The directory holding the files.
+    pub dir: PathBuf,
+    /// The backend that wrote it ([`Capability::backend`](crate::Capability::backend)).
+    pub backend: String,
+    /// The backend's format version of these files: a store of another format is not
+    /// opened from them.
+    pub backend_format: u32,
+    /// The changelog position the data is at.
+    pub position: Position,
+    /// Every file, in the order written.
+    pub files: Vec<CheckpointFile>,
+}
+
+impl Checkpoint {
+    /// Lists every regular file under `dir` (recursively) as checkpoint files, in path
+    /// order, for backends whose checkpoint is "whatever the directory holds".
+    pub fn list_files(dir: &Path) -> Result<Vec<CheckpointFile>> {
+        let mut files = Vec::new();
+        collect(dir, dir, &mut files)?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// The last changelog offset applied on `partition`; an error naming the checkpoint
+    /// when it has none (an empty store has nothing worth a snapshot).
+    pub fn applied(&self, partition: Partition) -> Result<Offset> {
+        self.position.applied(partition).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "checkpoint in {} has no changelog position for partition {partition}",
+                self.dir.display()
+            ))
+        })
+    }
+
+    /// The bytes of every file together.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut Vec<CheckpointFile>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|err| Error::from(err).context(format!("listing checkpoint {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(|err| {
+            Error::from(err).context(format!("listing checkpoint {}", dir.display()))
+        })?;
+        let path = entry.path();
+        let meta = entry
+            .metadata()
+            .map_err(|err| Error::from(err).context(format!("reading {}", path.display())))?;
+        if meta.is_dir() {
+            collect(root, &path, files)?;
+        } else if meta.is_file() {
+            let relative = path.strip_prefix(root).map_err(|_| {
+                Error::internal(format!("{} outside its checkpoint", path.display()))
+            })?;
+            let name: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            files.push(CheckpointFile {
+                path: name.join("/"),
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(())
+}
