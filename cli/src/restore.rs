@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use state_core::{
-    Error, KeyValueBytesStoreSupplier, Partition, RestoreOptions, RestoreSummary, Result, catch_up,
-    open_or_rebuild,
+    Error, KeyValueBytesStoreSupplier, Partition, RestoreOptions, RestoreSummary, Result,
+    StoreHome, catch_up, open_or_rebuild,
 };
 use tokio::sync::Semaphore;
 
@@ -76,6 +76,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
             slots.clone(),
         );
         let dir = location.store_dir(partition)?;
+        let application = location.application_id.clone();
         tasks.push(tokio::spawn(async move {
             let _slot = slots
                 .acquire_owned()
@@ -83,6 +84,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
                 .map_err(|_| Error::internal("the restore slots were closed"))?;
             restore_one(
                 supplier.as_ref(),
+                &application,
                 reader.as_ref(),
                 partition,
                 dir,
@@ -117,6 +119,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
 
 async fn restore_one(
     supplier: &dyn KeyValueBytesStoreSupplier,
+    application: &str,
     reader: &changelog_kafka::KafkaReader,
     partition: Partition,
     dir: PathBuf,
@@ -127,7 +130,13 @@ async fn restore_one(
     // show it as a valid empty store.
     let existed = dir.exists();
     let opened = open_or_rebuild(supplier, &dir)?;
-    let (store, summary) = match catch_up(opened, reader, partition, options, listener).await {
+    let home = StoreHome {
+        application,
+        supplier,
+        dir: &dir,
+    };
+    let restored = catch_up(opened, Some(home), reader, partition, options, listener).await;
+    let (store, summary) = match restored {
         Ok(restored) => restored,
         Err(err) => {
             if !existed {

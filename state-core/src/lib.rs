@@ -56,7 +56,8 @@ pub use registry::{Backend, Backends};
 pub use restore::{
     DEFAULT_MAX_BYTES_IN_FLIGHT, FanOutRestoreListener, NoopRestoreListener, PartitionProgress,
     RecordValidator, RestoreListener, RestoreOptions, RestorePhase, RestoreProgress,
-    RestoreSummary, RestoreTarget, WipeReason, catch_up, open_or_rebuild, restore,
+    RestoreSummary, RestoreTarget, SnapshotRestore, StoreHome, WipeReason, catch_up,
+    open_or_rebuild, restore,
 };
 pub use serde::{Serde, Serdes};
 pub use snapshot::{

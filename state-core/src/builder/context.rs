@@ -75,6 +75,14 @@ impl StoreContext {
         self
     }
 
+    /// Restores stores from the snapshots in `snapshots` when they are ahead of the local
+    /// copy, replaying only the changelog after them
+    /// ([`RestoreOptions::snapshots`]).
+    pub fn with_snapshots(mut self, snapshots: Arc<dyn crate::SnapshotStore>) -> Self {
+        self.restore_options.snapshots = Some(snapshots);
+        self
+    }
+
     /// The application id (prefix of changelog topic names).
     pub fn application_id(&self) -> &str {
         &self.application_id

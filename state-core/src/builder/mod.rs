@@ -127,6 +127,7 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
             reader: reader.as_ref(),
             options: &options,
             listener: context.listener.as_ref(),
+            from_snapshots: true,
         };
         let (store, summary) = recipe.catch_up(opened, context, catch_up).await?;
         let store = ByteStore::wrap(store, Some((&sink, &topic)), context.partition);

@@ -12,7 +12,7 @@ use super::{Opened, StoreContext};
 use crate::changelog::TopicSpec;
 use crate::names::changelog_topic;
 use crate::restore::{
-    RecordValidator, RestoreListener, RestoreOptions, RestoreSummary, open_or_rebuild,
+    RecordValidator, RestoreListener, RestoreOptions, RestoreSummary, StoreHome, open_or_rebuild,
 };
 use crate::{ChangelogReader, KeyValueBytesStoreSupplier, KeyValueStore, Result};
 
@@ -33,6 +33,10 @@ pub(crate) struct CatchUp<'a> {
     pub(crate) options: &'a RestoreOptions,
     /// Hears the restore's progress.
     pub(crate) listener: &'a dyn RestoreListener,
+    /// Whether the store may be replaced by a snapshot (when the options name a snapshot
+    /// store): only where the caller holds the store's one handle, since replacing it
+    /// closes it.
+    pub(crate) from_snapshots: bool,
 }
 
 impl StoreRecipe {
@@ -97,8 +101,15 @@ impl StoreRecipe {
         context: &StoreContext,
         catch_up: CatchUp<'_>,
     ) -> Result<(Arc<dyn KeyValueStore>, RestoreSummary)> {
+        let dir = context.store_dir(self.name())?;
+        let home = catch_up.from_snapshots.then_some(StoreHome {
+            application: context.application_id(),
+            supplier: self.supplier.as_ref(),
+            dir: &dir,
+        });
         crate::restore::catch_up(
             opened,
+            home,
             catch_up.reader,
             context.partition,
             catch_up.options,

@@ -233,6 +233,7 @@ impl StoreManager {
             reader: reader.as_ref(),
             options: &options,
             listener: context.restore_listener().as_ref(),
+            from_snapshots: true,
         };
         registered.recipe.catch_up(opened, context, catch_up).await
     }

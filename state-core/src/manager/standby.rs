@@ -94,6 +94,7 @@ impl Standby {
                 reader,
                 options: &options,
                 listener: &NoopRestoreListener,
+                from_snapshots: false,
             };
             let (store, summary) = recipe
                 .catch_up((self.store.clone(), None), context, catch_up)

@@ -1,6 +1,7 @@
 //! Progress reports from restore, like Kafka Streams' `StateRestoreListener`.
 
-use crate::{Offset, Partition};
+use super::SnapshotRestore;
+use crate::{Offset, Partition, SnapshotFallback};
 
 /// Why restore threw local state away and started from the beginning of the changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +98,18 @@ pub trait RestoreListener: Send + Sync {
 
     /// Local state was wiped for `reason` and restore starts from the log start.
     fn on_store_wiped(&self, target: RestoreTarget<'_>, reason: &WipeReason) {
+        let _ = (target, reason);
+    }
+
+    /// The store was replaced by a snapshot; restore replays the changelog after its
+    /// position.
+    fn on_snapshot_restored(&self, target: RestoreTarget<'_>, restored: &SnapshotRestore) {
+        let _ = (target, restored);
+    }
+
+    /// Snapshots are configured but restore passes over one (or has none) for `reason`:
+    /// it tries an older one or replays the changelog.
+    fn on_snapshot_fallback(&self, target: RestoreTarget<'_>, reason: &SnapshotFallback) {
         let _ = (target, reason);
     }
 }

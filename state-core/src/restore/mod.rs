@@ -1,6 +1,7 @@
 //! The restore driver: brings a store up to the end of its changelog.
 
 mod apply;
+mod from_snapshot;
 mod listener;
 mod open;
 mod options;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use apply::apply_chunk;
 
+pub use from_snapshot::{SnapshotRestore, StoreHome};
 pub use listener::{NoopRestoreListener, RestoreListener, RestoreTarget, WipeReason};
 pub use open::open_or_rebuild;
 pub use options::{DEFAULT_MAX_BYTES_IN_FLIGHT, RecordValidator, RestoreOptions};
@@ -32,23 +34,47 @@ pub struct RestoreSummary {
     pub wiped: Option<WipeReason>,
     /// Wall time spent.
     pub elapsed: Duration,
+    /// Set when the store was replaced by a snapshot before the tail was replayed.
+    pub snapshot: Option<SnapshotRestore>,
 }
 
 /// The one restore path every store takes (the builder, the store manager's assignments
 /// and standbys, the command line): brings a store just opened (with why opening wiped
 /// it, if it did, from [`open_or_rebuild`]) up to the end of `partition` of `reader`'s
-/// changelog with [`restore`]. Returns the store to use from now on and what was
-/// restored; the summary reports the opening's wipe when restore itself wiped nothing.
+/// changelog. With [`RestoreOptions::snapshots`] and the store's `home`, a store behind
+/// its newest usable snapshot is first replaced by it, so only the tail is replayed; then
+/// [`restore`]. Returns the store to use from now on and what was restored; the summary
+/// reports the opening's wipe when restore itself wiped nothing.
 pub async fn catch_up(
     (store, rebuilt): (std::sync::Arc<dyn KeyValueStore>, Option<WipeReason>),
+    home: Option<StoreHome<'_>>,
     reader: &dyn ChangelogReader,
     partition: Partition,
     options: &RestoreOptions,
     listener: &dyn RestoreListener,
 ) -> Result<(std::sync::Arc<dyn KeyValueStore>, RestoreSummary)> {
+    let started = Instant::now();
+    let (store, snapshot) = match (&options.snapshots, home) {
+        (Some(snapshots), Some(home)) => {
+            from_snapshot::replace_from_snapshot(
+                store,
+                snapshots.as_ref(),
+                home,
+                reader,
+                partition,
+                listener,
+            )
+            .await?
+        }
+        _ => (store, None),
+    };
     let mut summary = restore(store.as_ref(), reader, partition, options, listener).await?;
     if summary.wiped.is_none() {
         summary.wiped = rebuilt;
+    }
+    if snapshot.is_some() {
+        summary.snapshot = snapshot;
+        summary.elapsed = started.elapsed();
     }
     Ok((store, summary))
 }
@@ -87,6 +113,7 @@ pub async fn restore(
             end,
             wiped,
             elapsed: started.elapsed(),
+            snapshot: None,
         });
     }
     listener.on_restore_start(target, from, end);
@@ -157,6 +184,7 @@ pub async fn restore(
                 end,
                 wiped,
                 elapsed: started.elapsed(),
+                snapshot: None,
             })
         }
         Err(err) => {

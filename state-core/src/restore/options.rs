@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::{KeyValueStore, ReadAhead, Result};
+use crate::{KeyValueStore, ReadAhead, Result, SnapshotStore};
 
 /// Checks each changelog record before restore applies it, so bytes no serde can read are
 /// reported (with topic, partition and offset) instead of landing in the store.
@@ -39,6 +39,11 @@ pub struct RestoreOptions {
     /// restore resumes there. The store manager raises it when a partition is revoked
     /// or lost mid-restore, so the revoke need not wait for the whole restore.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Where snapshots of the stores are kept. When set, a store whose newest usable
+    /// snapshot is ahead of its local position is replaced by that snapshot before the
+    /// changelog's tail is replayed ([`catch_up`](super::catch_up) with a
+    /// [`StoreHome`](super::StoreHome)); every snapshot passed over is reported.
+    pub snapshots: Option<Arc<dyn SnapshotStore>>,
 }
 
 impl Default for RestoreOptions {
@@ -49,6 +54,7 @@ impl Default for RestoreOptions {
             stall_timeout: Duration::from_secs(300),
             validator: None,
             cancel: None,
+            snapshots: None,
         }
     }
 }
@@ -85,6 +91,13 @@ impl std::fmt::Debug for RestoreOptions {
             .field("stall_timeout", &self.stall_timeout)
             .field("validator", &self.validator.is_some())
             .field("cancelled", &self.cancelled())
+            .field(
+                "snapshots",
+                &self
+                    .snapshots
+                    .as_ref()
+                    .map(|snapshots| snapshots.location()),
+            )
             .finish()
     }
 }

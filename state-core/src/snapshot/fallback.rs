@@ -40,6 +40,8 @@ pub enum SnapshotFallback {
         /// The changelog's end offset.
         log_end: Offset,
     },
+    /// The store's backend takes no snapshots ([`Capability::snapshots`](crate::Capability::snapshots)).
+    Unsupported(String),
     /// Downloading or opening the snapshot failed (a file missing, truncated or failing
     /// its checksum, a file the backend refuses).
     Failed {
@@ -72,6 +74,9 @@ impl std::fmt::Display for SnapshotFallback {
                 f,
                 "snapshot position {position} is at or past the changelog end {log_end} (topic recreated?)"
             ),
+            SnapshotFallback::Unsupported(backend) => {
+                write!(f, "the {backend} backend takes no snapshots")
+            }
             SnapshotFallback::Failed { id, error } => write!(f, "snapshot {id} failed: {error}"),
         }
     }
