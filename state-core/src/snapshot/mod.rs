@@ -25,9 +25,11 @@ mod fallback;
 mod manifest;
 mod policy;
 mod store;
+mod uploader;
 
 pub use checkpoint::{Checkpoint, CheckpointFile};
 pub use fallback::SnapshotFallback;
 pub use manifest::{MANIFEST_FORMAT, SnapshotFile, SnapshotManifest, SnapshotScope};
 pub use policy::SnapshotPolicy;
 pub use store::{DownloadSummary, ListedSnapshot, RetentionSummary, SnapshotStore, UploadSummary};
+pub use uploader::{SnapshotUploader, UploadOutcome, UploaderConfig};
