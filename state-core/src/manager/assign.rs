@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::future::{Either, join_all, select};
 
 use super::lifecycle::Event;
+use super::snapshots::SnapshotMark;
 use super::state::{Cancel, Slot};
 use super::task::Task;
 use super::{PartitionRestores, Registered, StoreManager, standby::Standby};
@@ -204,12 +205,19 @@ impl StoreManager {
                 wrapped.push(ByteStore::wrap(store, Some((sink, topic)), partition));
                 restores.insert(name.to_owned(), Some(summary));
             }
+            let snapshotted = SnapshotMark::restored(self.stores.iter().map(|registered| {
+                restores
+                    .get(registered.recipe.name())
+                    .and_then(|summary| summary.as_ref()?.snapshot.as_ref())
+                    .map(|snapshot| snapshot.position)
+            }));
             Ok(Task {
                 partition,
                 stores: wrapped,
                 restores,
                 processed: None,
                 committed: None,
+                snapshotted,
             })
         }
         .await;

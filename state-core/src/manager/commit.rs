@@ -8,10 +8,12 @@
 //! partition out, so no partition is written behind a running commit's back.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use tokio::sync::OwnedMutexGuard;
 
 use super::lifecycle::Event;
+use super::snapshots::{Taken, Trigger};
 use super::state::{Cell, PartitionState, Slot};
 use super::{AfterRevoke, StoreManager, standby::Standby};
 use crate::builder::ByteStore;
@@ -27,6 +29,11 @@ pub struct ManagerCommit {
     pub records: usize,
     /// What became of the input offsets processed since the last commit.
     pub source: SourceCommit,
+    /// Stores checkpointed for a snapshot after the commit (their uploads run in the
+    /// background).
+    pub snapshots: usize,
+    /// How long those checkpoints held the commit.
+    pub snapshot_pause: Duration,
 }
 
 /// A partition's lock, held.
@@ -57,12 +64,28 @@ impl StoreManager {
     /// changelog holds nothing newer that counts (exactly-once) or a prefix
     /// (at-least-once).
     pub async fn revoke(&self, partitions: &[Partition], after: AfterRevoke) -> Result<()> {
+        self.give_up(partitions, after, Trigger::Revoke).await
+    }
+
+    /// [`revoke`](Self::revoke), snapshotting the revoked partitions for `trigger` after
+    /// the commit.
+    pub(super) async fn give_up(
+        &self,
+        partitions: &[Partition],
+        after: AfterRevoke,
+        trigger: Trigger,
+    ) -> Result<()> {
         let _commits = self.commits.lock().await;
         let mut first_error = None;
         let revoked = self.withdraw(partitions, Event::Revoke, &mut first_error);
         let mut held = self.hold(self.cells_of(&revoked)).await;
-        if let Err(err) = self.commit_held(&mut held).await {
-            first_error.get_or_insert(err);
+        match self.commit_held(&mut held).await {
+            Ok(_) => {
+                self.snapshot(&mut held, |p| revoked.contains(&p), trigger);
+            }
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
         }
         for (partition, slot) in held.iter_mut().filter(|(p, _)| revoked.contains(p)) {
             let stores = take_stores(slot);
@@ -168,7 +191,12 @@ impl StoreManager {
                 serving.push(*partition);
             }
         }
-        let outcome = self.commit_tasks(held).await;
+        let outcome = self.commit_tasks(held).await.map(|mut summary| {
+            let taken = self.snapshot(held, |_| true, Trigger::Commit);
+            summary.snapshots = taken.checkpoints;
+            summary.snapshot_pause = taken.pause;
+            summary
+        });
         let mut first_error = outcome.as_ref().err().map(Error::duplicate);
         for (partition, slot) in held.iter().filter(|(p, _)| serving.contains(p)) {
             if let Err(err) = self
@@ -240,6 +268,29 @@ impl StoreManager {
             }
         }
         first_error.map_or(Ok(summary), Err)
+    }
+}
+
+impl StoreManager {
+    /// Snapshots the active partitions of `held` that `which` picks, for `trigger`.
+    fn snapshot(
+        &self,
+        held: &mut [Held],
+        which: impl Fn(Partition) -> bool,
+        trigger: Trigger,
+    ) -> Taken {
+        let Some(snapshots) = &self.snapshots else {
+            return Taken::default();
+        };
+        let mut total = Taken::default();
+        for (_, slot) in held.iter_mut().filter(|(p, _)| which(*p)) {
+            if let Slot::Active(task) = &mut **slot {
+                let taken = snapshots.take(task, trigger);
+                total.checkpoints += taken.checkpoints;
+                total.pause += taken.pause;
+            }
+        }
+        total
     }
 }
 

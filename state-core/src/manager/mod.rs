@@ -79,6 +79,7 @@ mod commit;
 mod handle;
 mod lifecycle;
 mod open;
+mod snapshots;
 mod standby;
 mod standbys;
 mod state;
@@ -100,10 +101,12 @@ pub use task::ActivePartition;
 
 use crate::builder::StoreRecipe;
 use crate::restore::{FanOutRestoreListener, RestoreListener, RestoreProgress, RestoreSummary};
+use crate::snapshot::{SnapshotPolicy, SnapshotUploader};
 use crate::{
     ChangelogReader, ChangelogSink, Error, Partition, Result, SinkOptions, StoreBuilder,
     StoreContext,
 };
+use snapshots::Snapshots;
 
 /// Default bound on restores running at once.
 pub const DEFAULT_MAX_PARALLEL_RESTORES: usize = 4;
@@ -148,6 +151,8 @@ pub struct StoreManager {
     /// Held by every commit, revoke and loss, and by each [`ActivePartition`] being
     /// handed out (see `commit`).
     commits: AsyncMutex<()>,
+    /// When and where partitions are snapshotted, if they are.
+    snapshots: Option<Snapshots>,
 }
 
 impl StoreManager {
@@ -170,7 +175,31 @@ impl StoreManager {
             ready: Mutex::default(),
             sink: OnceCell::new(),
             commits: AsyncMutex::new(()),
+            snapshots: None,
         }
+    }
+
+    /// Snapshots the stores of active partitions as `policy` says (after commits, on a
+    /// clean revoke, on close) through `uploader`, whose
+    /// [`run`](SnapshotUploader::run) the application spawns; and restores each assigned
+    /// store from its newest usable snapshot in the uploader's store when that is ahead
+    /// of the local copy ([`StoreContext::with_snapshots`]). A commit waits only for the
+    /// local checkpoints ([`ManagerCommit::snapshot_pause`]); stores whose backend takes
+    /// no checkpoints are not snapshotted.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy, uploader: SnapshotUploader) -> Self {
+        self.context = self.context.with_snapshots(uploader.store().clone());
+        let application = self.context.application_id().to_owned();
+        self.snapshots = Some(Snapshots {
+            policy,
+            scratch: self
+                .context
+                .state_dir()
+                .join(&application)
+                .join(".snapshots"),
+            uploader,
+            application,
+        });
+        self
     }
 
     /// At most `restores` partitions restore at once (at least one).
@@ -317,7 +346,9 @@ impl StoreManager {
     /// directories.
     pub async fn close(&self) -> Result<()> {
         let owned = self.owned();
-        let revoked = self.revoke(&owned, AfterRevoke::Close).await;
+        let revoked = self
+            .give_up(&owned, AfterRevoke::Close, snapshots::Trigger::Close)
+            .await;
         let standbys = self.set_standbys(&Default::default()).await;
         revoked.and(standbys)
     }

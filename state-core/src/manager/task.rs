@@ -3,6 +3,7 @@
 
 use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
+use super::snapshots::SnapshotMark;
 use super::state::Slot;
 use super::{PartitionRestores, StoreHandle};
 use crate::builder::ByteStore;
@@ -18,6 +19,8 @@ pub(crate) struct Task {
     pub(crate) processed: Option<Offset>,
     /// `processed` as of the last commit that committed input offsets.
     pub(crate) committed: Option<Offset>,
+    /// Where the stores stood at the last snapshot, for the snapshot policy.
+    pub(crate) snapshotted: SnapshotMark,
 }
 
 impl Task {

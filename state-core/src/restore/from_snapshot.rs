@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{RestoreListener, RestoreTarget};
+use crate::snapshot::scratch::{remove_quietly, scratch_dir};
 use crate::snapshot::{
     DownloadSummary, ListedSnapshot, SnapshotFallback, SnapshotManifest, SnapshotScope,
     SnapshotStore,
@@ -268,8 +269,7 @@ async fn install(
     }
 }
 
-/// A new directory beside the store's for one download, named after this process so
-/// two restorers never share one; downloads a crashed process left behind are removed.
+/// A new directory beside the store's for one download.
 fn download_dir(store_dir: &Path) -> Result<PathBuf> {
     let parent = store_dir.parent().ok_or_else(|| {
         Error::invalid_input(format!(
@@ -281,51 +281,7 @@ fn download_dir(store_dir: &Path) -> Result<PathBuf> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let prefix = format!(".{name}.snapshot-");
-    std::fs::create_dir_all(parent)
-        .map_err(|err| Error::from(err).context(format!("creating {}", parent.display())))?;
-    remove_abandoned(parent, &prefix);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|since| since.as_nanos())
-        .unwrap_or_default();
-    Ok(parent.join(format!("{prefix}{}-{nanos}", std::process::id())))
-}
-
-/// Removes downloads whose process no longer runs. Only where `/proc` tells which
-/// processes run; elsewhere they stay (hidden, named after their process).
-fn remove_abandoned(parent: &Path, prefix: &str) {
-    let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
-            log::info!(
-                "removing the snapshot download {} a stopped process left",
-                entry.path().display()
-            );
-            remove_quietly(&entry.path());
-        }
-    }
-}
-
-fn remove_quietly(dir: &Path) {
-    if let Err(err) = std::fs::remove_dir_all(dir)
-        && err.kind() != std::io::ErrorKind::NotFound
-    {
-        log::warn!("could not remove {}: {err}", dir.display());
-    }
+    scratch_dir(parent, &format!(".{name}.snapshot-"))
 }
 
 fn report(
@@ -459,27 +415,5 @@ mod tests {
             |r| panic!("passed over: {r}"),
         );
         assert_eq!(ids(&usable), vec!["edge"]);
-    }
-
-    #[test]
-    fn downloads_get_their_own_hidden_directory_beside_the_store() {
-        let root = std::env::temp_dir().join(format!("ss-download-{}", std::process::id()));
-        let store_dir = root.join("counts-2");
-        let first = download_dir(&store_dir).unwrap();
-        assert_eq!(first.parent(), Some(root.as_path()));
-        let name = first.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with(".counts-2.snapshot-"), "{name}");
-        // A download of a process that no longer runs is removed; one of a running
-        // process (this one) is not.
-        let abandoned = root.join(".counts-2.snapshot-4294967295-1");
-        let running = root.join(format!(".counts-2.snapshot-{}-1", std::process::id()));
-        std::fs::create_dir_all(&abandoned).unwrap();
-        std::fs::create_dir_all(&running).unwrap();
-        download_dir(&store_dir).unwrap();
-        if Path::new("/proc/self").exists() {
-            assert!(!abandoned.exists());
-        }
-        assert!(running.exists());
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

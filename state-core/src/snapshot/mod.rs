@@ -24,6 +24,7 @@ mod checkpoint;
 mod fallback;
 mod manifest;
 mod policy;
+pub(crate) mod scratch;
 mod store;
 mod uploader;
 
