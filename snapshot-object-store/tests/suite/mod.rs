@@ -242,6 +242,7 @@ macro_rules! stamp_all {
             keep_zero_is_refused,
             an_upload_past_max_upload_publishes_nothing,
             a_zombie_building_on_a_superseded_base_keeps_its_files,
+            a_superseded_base_is_kept_until_its_readers_publish,
             an_upload_racing_a_deleting_pass_publishes_nothing,
             a_file_sent_again_before_the_last_look_is_kept,
             two_writers_interleaved_never_name_a_missing_file,

@@ -148,6 +148,74 @@ pub async fn a_zombie_building_on_a_superseded_base_keeps_its_files(f: Fixture) 
     }
 }
 
+/// The narrowest race, inside the moment between an upload's last check and its
+/// manifest landing: the successor supersedes the base the zombie reused a file from,
+/// and runs retention twice, before the zombie's manifest lands. The file was recorded
+/// unnamed (by a pass during the base's own upload) over `grace` ago and is old, so
+/// only the base's deferral keeps it: a superseded manifest stays until a newer one is
+/// `grace` old.
+pub async fn a_superseded_base_is_kept_until_its_readers_publish(f: Fixture) {
+    let (old, zombie, successor) = (
+        f.store("old-owner"),
+        Arc::new(f.store("zombie")),
+        Arc::new(f.store("successor")),
+    );
+    let shared = bytes(1, 1_000);
+    // The old owner's upload: a pass runs just before its manifest lands and records
+    // the file it sent as unnamed.
+    {
+        let successor = successor.clone();
+        f.sim.set_hook(once(
+            |op, path| op == Op::Put && path.as_ref().contains("/manifests/"),
+            move || async move { successor.retain(&scope(), 1).await.map(|_| ()).unwrap() }.boxed(),
+        ));
+    }
+    let base = f.checkpoint("b10", 10, &[("f.sst", shared.clone())]);
+    old.upload(&scope(), &base).await.unwrap();
+    f.sim.clear_hook();
+    f.clock.advance(G + Duration::from_secs(1));
+
+    let newer = f.checkpoint("s30", 30, &[("h.sst", bytes(3, 300))]);
+    let passes = Arc::new(Mutex::new(Vec::new()));
+    {
+        let (successor, passes) = (successor.clone(), passes.clone());
+        f.sim.set_hook(once(
+            |op, path| op == Op::Put && path.as_ref().contains("/manifests/"),
+            move || {
+                async move {
+                    successor.upload(&scope(), &newer).await.unwrap();
+                    for _ in 0..2 {
+                        let pass = successor.retain(&scope(), 1).await.unwrap();
+                        passes.lock().unwrap().push(pass);
+                    }
+                }
+                .boxed()
+            },
+        ));
+    }
+    let reusing = f.checkpoint(
+        "z20",
+        20,
+        &[("f.sst", shared.clone()), ("g.sst", bytes(2, 200))],
+    );
+    let uploaded = zombie.upload(&scope(), &reusing).await.unwrap();
+    f.sim.clear_hook();
+    assert_eq!(uploaded.files_reused, 1);
+    f.assert_complete(&scope(), "after the zombie's manifest landed")
+        .await;
+    let passes = passes.lock().unwrap();
+    assert!(
+        passes
+            .iter()
+            .all(|p| p.manifests_removed == 0 && p.files_removed == 0),
+        "{passes:?}"
+    );
+    assert!(
+        passes.iter().all(|p| p.manifests_deferred == 1),
+        "{passes:?}"
+    );
+}
+
 /// An orphan file and the setup for the races on its deletion: the successor's
 /// snapshot, and two passes a grace apart so the next pass deletes the orphan.
 async fn doomed_orphan(f: &Fixture, successor: &ObjectSnapshotStore) -> Vec<u8> {
