@@ -178,10 +178,10 @@ impl ObjectSnapshotStore {
 
         deadline.check(self, scope)?;
         let names: BTreeSet<String> = objects.keys().cloned().collect();
-        self.check_no_deletion_of(scope, &keys, &names).await?;
+        self.check_no_deletion_of(scope, keys, &names).await?;
         deadline.check(self, scope)?;
         let id = self
-            .publish(scope, &keys, checkpoint, checksums, position)
+            .publish(scope, keys, checkpoint, checksums, position)
             .await?;
         Ok(UploadSummary {
             id,
