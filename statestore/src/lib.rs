@@ -5,9 +5,10 @@
 //! [`KeyValueStore`] trait; every change is also written to a compacted changelog; and any
 //! store can be rebuilt anywhere from that changelog.
 //!
-//! Pick backends with cargo features: `memory` (default), `rocksdb`, `redb`, and `kafka`
-//! for the Kafka changelog. [`backends()`] lists the backends compiled in, by name, with
-//! the [`Capability`] of each; [`Stores::key_value_store`] opens one by name.
+//! Pick backends with cargo features: `memory` (default), `rocksdb`, `redb`, `kafka`
+//! for the Kafka changelog, and `snapshots` for snapshots in object storage.
+//! [`backends()`] lists the backends compiled in, by name, with the [`Capability`] of
+//! each; [`Stores::key_value_store`] opens one by name.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -99,6 +100,11 @@ pub use backend_rocksdb as rocksdb;
 /// The Kafka changelog.
 #[cfg(feature = "kafka")]
 pub use changelog_kafka as kafka;
+/// Snapshots in object storage: [`snapshots::ObjectSnapshotStore`] implements
+/// [`SnapshotStore`] on S3 or a local directory (GCS and Azure with
+/// `snapshot-object-store`'s `gcp` and `azure` features).
+#[cfg(feature = "snapshots")]
+pub use snapshot_object_store as snapshots;
 
 /// Everything the builder example needs: `use statestore::prelude::*;`.
 pub mod prelude {

@@ -13,7 +13,7 @@ use crate::wait::try_eventually;
 
 /// How long the brokers may take to accept a connection before they count as down (a
 /// broker that was just restarted takes a few seconds to listen).
-const REACHABLE_WITHIN: Duration = Duration::from_secs(5);
+pub(crate) const REACHABLE_WITHIN: Duration = Duration::from_secs(5);
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -77,21 +77,28 @@ fn bootstrap(brokers: &Brokers) -> Option<String> {
          `scripts/kafka.sh start {}`",
         brokers.script_name
     );
-    // Exactly "true", as CI services set it.
-    skip_unless_ci(&message, std::env::var("CI").is_ok_and(|ci| ci == "true"));
+    skip_unless_ci(&message, "Kafka", in_ci());
     None
 }
 
-/// Prints that the test is skipped for `reason`, or fails it under CI: a Kafka test
+/// Whether this run is CI's: `CI` is exactly "true", as CI services set it.
+pub(crate) fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| ci == "true")
+}
+
+/// Prints that the test is skipped for `reason`, or fails it under CI: a `service` test
 /// skipped in CI would pass while proving nothing.
 #[track_caller]
-fn skip_unless_ci(reason: &str, ci: bool) {
-    assert!(!ci, "{reason} (CI=true: a Kafka test never skips in CI)");
+pub(crate) fn skip_unless_ci(reason: &str, service: &str, ci: bool) {
+    assert!(
+        !ci,
+        "{reason} (CI=true: a test needing {service} never skips in CI)"
+    );
     eprintln!("SKIPPED: {reason}");
 }
 
 /// The servers of the comma-separated `servers` that accept no connection now.
-fn refusing(servers: &str) -> Result<(), String> {
+pub(crate) fn refusing(servers: &str) -> Result<(), String> {
     let down: Vec<&str> = servers
         .split(',')
         .map(str::trim)
@@ -136,12 +143,12 @@ mod tests {
 
     #[test]
     fn outside_ci_a_missing_broker_skips() {
-        skip_unless_ci("no broker here", false);
+        skip_unless_ci("no broker here", "Kafka", false);
     }
 
     #[test]
-    #[should_panic(expected = "no broker here (CI=true: a Kafka test never skips in CI)")]
+    #[should_panic(expected = "no broker here (CI=true: a test needing Kafka never skips in CI)")]
     fn under_ci_a_missing_broker_fails() {
-        skip_unless_ci("no broker here", true);
+        skip_unless_ci("no broker here", "Kafka", true);
     }
 }

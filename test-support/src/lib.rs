@@ -7,6 +7,8 @@
 //! - [`single_broker`] and [`cluster`]: the real Kafka brokers of `scripts/kafka.sh`, with
 //!   the rule that a test without a broker is skipped with a printed reason, except under
 //!   `CI=true`, where it fails (CI never skips a Kafka test);
+//! - [`s3()`]: the real S3-compatible server of `scripts/s3.sh` (SeaweedFS), under the
+//!   same rule;
 //! - [`unique_name`]: topic, group and application names no other test, process or run
 //!   uses;
 //! - [`eventually`], [`try_eventually`] and [`eventually_async`]: wait on a condition with
@@ -20,10 +22,12 @@
 
 mod kafka;
 mod names;
+mod s3;
 mod snapshot;
 mod wait;
 
 pub use kafka::{cluster, single_broker};
 pub use names::unique_name;
+pub use s3::{S3, s3};
 pub use snapshot::{Snapshot, assert_unchanged, snapshot};
 pub use wait::{Outcome, TimedOut, eventually, eventually_async, try_eventually};

@@ -22,7 +22,8 @@ pub trait SnapshotStore: Send + Sync {
 
     /// Uploads `checkpoint` as a snapshot of `scope`: the files the store does not hold
     /// yet, then the manifest. Files of the newest snapshot that the checkpoint shares
-    /// (same path, size and checksum) are not sent again.
+    /// (same size and checksum: files are kept by content, whatever their path) are not
+    /// sent again.
     async fn upload(&self, scope: &SnapshotScope, checkpoint: &Checkpoint)
     -> Result<UploadSummary>;
 
@@ -65,7 +66,8 @@ pub struct UploadSummary {
     pub id: String,
     /// The changelog offset the snapshot holds.
     pub position: Offset,
-    /// Files sent.
+    /// Files sent. This and the three counts below count distinct contents: two
+    /// checkpoint files with the same bytes are one file, sent or reused once.
     pub files_uploaded: usize,
     /// Bytes sent.
     pub bytes_uploaded: u64,
