@@ -15,12 +15,21 @@ Each run starts from an empty state directory. Prints a Markdown table of median
 ratios to Kafka Streams' store of the same kind (RocksDB for rocksdb and redb, in-memory
 for memory) and to the raw consumer, and each process's peak RSS.
 
+With --snapshots URL (s3://bucket/prefix or file:///dir; S3 credentials and endpoint from
+AWS_*), the changelog is produced in two parts: after the first (all but --tail-percent of
+the records), each durable backend restores it into a kept directory and `statestore
+snapshot` uploads that store under URL/<backend>; then the tail is produced. The readers
+above restore the whole changelog as before, and `statestore restore --snapshots` per
+durable backend relocates cold from the snapshot plus the tail, with its download and
+tail times apart.
+
 Needs a broker (scripts/kafka.sh start single), Java 17 and Maven (for Kafka Streams), and
 GNU time (/usr/bin/time) for the peak RSS.
 
   scripts/restore-bench.py [--records 1000000] [--keys 100000] [--value-size 8]
                            [--partitions 1] [--rounds 3] [--backends memory,rocksdb,redb]
                            [--bootstrap-servers 127.0.0.1:9092] [--keep-topic]
+                           [--snapshots URL --tail-percent 1]
 """
 
 import argparse
@@ -54,7 +63,7 @@ def target_dir():
 
 def build():
     log("building statestore-cli (with RocksDB) and the raw consumer (dev profile)")
-    subprocess.run(["cargo", "build", "-q", "-p", "statestore-cli", "--features", "rocksdb"],
+    subprocess.run(["cargo", "build", "-q", "-p", "statestore-cli", "--features", "full"],
                    cwd=ROOT, check=True)
     subprocess.run(["cargo", "build", "-q", "-p", "benches", "--example", "raw_consumer"],
                    cwd=ROOT, check=True)
@@ -91,6 +100,10 @@ def main():
                         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     parser.add_argument("--keep-topic", action="store_true",
                         help="leave the topics on the broker (they are deleted by default)")
+    parser.add_argument("--snapshots", metavar="URL",
+                        help="also relocate each durable backend from a snapshot under URL plus the tail")
+    parser.add_argument("--tail-percent", type=float, default=1.0,
+                        help="with --snapshots: the share of records produced after the snapshot")
     args = parser.parse_args()
     if not Path("/usr/bin/time").exists():
         die("GNU time (/usr/bin/time, Debian package 'time') is needed for the peak RSS")
@@ -101,15 +114,46 @@ def main():
     input_topic = f"{app}-input"
     servers = args.bootstrap_servers
     partitions = ",".join(str(p) for p in range(args.partitions))
-    log(f"producing {args.records} records over {args.keys} keys into {changelog} "
-        f"({args.partitions} partition(s), values of {args.value_size} bytes)")
-    produced, _ = timed(["bash", str(KS_BENCH), "produce", "--bootstrap-servers", servers,
-                         "--topic", changelog, "--input-topic", input_topic,
-                         "--partitions", str(args.partitions), "--records", str(args.records),
-                         "--keys", str(args.keys), "--value-size", str(args.value_size)])
-    log(f"produced in {produced['millis']} ms")
-
     value_serde = "f64" if args.value_size == 8 else "bytes"
+    durable = [b for b in args.backends.split(",") if b != "memory"]
+    tail = round(args.records * args.tail_percent / 100) if args.snapshots else 0
+
+    def produce(records):
+        log(f"producing {records} records over {args.keys} keys into {changelog} "
+            f"({args.partitions} partition(s), values of {args.value_size} bytes)")
+        produced, _ = timed(["bash", str(KS_BENCH), "produce", "--bootstrap-servers", servers,
+                             "--topic", changelog, "--input-topic", input_topic,
+                             "--partitions", str(args.partitions), "--records", str(records),
+                             "--keys", str(args.keys), "--value-size", str(args.value_size)])
+        log(f"produced in {produced['millis']} ms")
+
+    def restore_command(state, backend, extra=()):
+        return [str(statestore), "restore", "--bootstrap-servers", servers,
+                "--application-id", app, "--store", STORE, "--state-dir", str(state),
+                "--backend", backend, "--partitions", partitions,
+                "--parallel", str(args.partitions), "--key-serde", "string",
+                "--value-serde", value_serde, "--json", *extra]
+
+    produce(args.records - tail)
+    snapshots = {}
+    if args.snapshots:
+        for backend in durable:
+            url = f"{args.snapshots.rstrip('/')}/{app}/{backend}"
+            source = Path(tempfile.mkdtemp(prefix="restore-bench-source-"))
+            try:
+                timed(restore_command(source, backend))
+                taken, _ = timed([str(statestore), "snapshot", "--application-id", app,
+                                  "--store", STORE, "--state-dir", str(source),
+                                  "--backend", backend, "--partitions", partitions,
+                                  "--snapshots", url, "--json"])
+            finally:
+                shutil.rmtree(source, ignore_errors=True)
+            sent = sum(p["bytes_uploaded"] for p in taken["per_partition"])
+            log(f"{backend}: snapshot of {args.records - tail} records uploaded "
+                f"({sent / 2**20:.1f} MiB) in "
+                f"{sum(p['upload_millis'] for p in taken['per_partition']):.0f} ms")
+            snapshots[backend] = (url, sent)
+        produce(tail)
     readers = [("raw librdkafka consumer", "raw", lambda state: [
         str(raw_consumer), "--bootstrap-servers", servers, "--topic", changelog,
         "--partitions", partitions])]
@@ -121,14 +165,16 @@ def main():
                             "--input-topic", input_topic, "--store-type", kind,
                             "--state-dir", str(state)]))
     for backend in args.backends.split(","):
-        readers.append((f"statestore restore, {backend}", backend, lambda state, backend=backend: [
-            str(statestore), "restore", "--bootstrap-servers", servers,
-            "--application-id", app, "--store", STORE, "--state-dir", str(state),
-            "--backend", backend, "--partitions", partitions,
-            "--parallel", str(args.partitions), "--key-serde", "string",
-            "--value-serde", value_serde, "--json"]))
+        readers.append((f"statestore restore, {backend}", backend,
+                        lambda state, backend=backend: restore_command(state, backend)))
+    for backend, (url, _) in snapshots.items():
+        readers.append((f"statestore snapshot + {args.tail_percent:g}% tail, {backend}",
+                        f"snapshot-{backend}",
+                        lambda state, backend=backend, url=url: restore_command(
+                            state, backend, ("--snapshots", url))))
 
     results = {key: [] for _, key, _ in readers}
+    stages = {key: [] for _, key, _ in readers}
     try:
         for round_ in range(1, args.rounds + 1):
             for name, key, command in readers:
@@ -137,8 +183,15 @@ def main():
                     out, rss = timed(command(state))
                 finally:
                     shutil.rmtree(state, ignore_errors=True)
-                if out["records"] != args.records:
-                    die(f"{name} restored {out['records']} records, expected {args.records}")
+                expected = tail if key.startswith("snapshot-") else args.records
+                if out["records"] != expected:
+                    die(f"{name} restored {out['records']} records, expected {expected}")
+                if key.startswith("snapshot-"):
+                    used = [p.get("snapshot") for p in out["per_partition"]]
+                    if not all(used):
+                        die(f"{name} did not start from a snapshot: {out}")
+                    download = max(u["download_millis"] + u["open_millis"] for u in used)
+                    stages[key].append(download)
                 results[key].append((float(out["millis"]), rss))
                 log(f"round {round_}: {name}: {out['millis']} ms, peak RSS {rss:.0f} MiB")
     finally:
@@ -161,8 +214,9 @@ def main():
         ms = median_ms(key)
         rate = args.records / (ms / 1000)
         rss = statistics.median(r for _, r in results[key])
-        if key in ("memory", "rocksdb", "redb"):
-            same = "ks-memory" if key == "memory" else "ks-rocksdb"
+        backend = key.removeprefix("snapshot-")
+        if backend in ("memory", "rocksdb", "redb"):
+            same = "ks-memory" if backend == "memory" else "ks-rocksdb"
             vs_ks = f"{median_ms(same) / ms:.2f}x"
         else:
             vs_ks = ""
@@ -170,6 +224,18 @@ def main():
         print(f"| {name} | {ms / 1000:.2f} s | {rate / 1000:,.0f} k | {vs_ks} | {vs_raw} | {rss:.0f} MiB |")
     print("\nratios are speed ratios (higher is faster): Kafka Streams' time / statestore's time, "
           "raw consumer's time / reader's time")
+    if snapshots:
+        print(f"\nsnapshot + tail ({tail:,} records after the snapshot) against a full replay "
+              "of the same backend:\n")
+        print("| backend | snapshot bytes | download + open | tail | total | vs full replay | vs Kafka Streams |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for backend, (_, sent) in snapshots.items():
+            key = f"snapshot-{backend}"
+            ms = median_ms(key)
+            download = statistics.median(stages[key])
+            print(f"| {backend} | {sent / 2**20:.1f} MiB | {download / 1000:.2f} s | "
+                  f"{(ms - download) / 1000:.2f} s | {ms / 1000:.2f} s | "
+                  f"{median_ms(backend) / ms:.1f}x | {median_ms('ks-rocksdb') / ms:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! `statestore inspect`: what a local store holds.
 
-use state_core::{KeyRange, Partition, Result};
+use state_core::{KeyRange, Partition, Result, SnapshotScope};
 
 use crate::backend::Location;
 use crate::serdes::KeyValueSerdes;
@@ -18,13 +18,18 @@ pub struct InspectCommand {
     pub range: Option<(String, String)>,
     /// How keys and values are encoded.
     pub serdes: KeyValueSerdes,
+    /// List the partition's snapshots in this snapshot store too.
+    pub snapshots: Option<String>,
 }
 
 /// Prints position, size, first and last keys, and the requested lookups. The store is
 /// opened read-only: inspecting changes nothing on disk.
-pub fn run(command: &InspectCommand) -> Result<bool> {
+pub async fn run(command: &InspectCommand) -> Result<bool> {
     let location = &command.location;
     let serdes = &command.serdes;
+    if let Some(url) = &command.snapshots {
+        list_snapshots(location, command.partition, url).await?;
+    }
     let store = location.open_read_only(command.partition)?;
     println!(
         "store {} ({}) at {}",
@@ -79,4 +84,34 @@ pub fn run(command: &InspectCommand) -> Result<bool> {
     }
     store.close()?;
     Ok(true)
+}
+
+/// Prints the partition's snapshots, newest first; unreadable manifests with their error.
+async fn list_snapshots(location: &Location, partition: Partition, url: &str) -> Result<()> {
+    let snapshots = crate::snapshots::open(url)?;
+    let scope = SnapshotScope::new(&location.application_id, &location.store, partition);
+    let listed = snapshots.list(&scope).await?;
+    println!(
+        "snapshots of store {} partition {partition} in {}: {}",
+        location.store,
+        snapshots.location(),
+        listed.len()
+    );
+    for snapshot in listed {
+        match snapshot.manifest {
+            Ok(manifest) => println!(
+                "  {}: offset {}, {} format {}, {} files, {} bytes, written by {} at {} ms since the epoch",
+                snapshot.id,
+                manifest.position,
+                manifest.backend,
+                manifest.backend_format,
+                manifest.files.len(),
+                manifest.files.iter().map(|file| file.size).sum::<u64>(),
+                manifest.writer,
+                manifest.created_millis
+            ),
+            Err(err) => println!("  {}: unreadable: {err}", snapshot.id),
+        }
+    }
+    Ok(())
 }

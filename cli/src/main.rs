@@ -35,6 +35,8 @@ mod progress;
 mod restore;
 mod scale_out;
 mod serdes;
+mod snapshot;
+mod snapshots;
 mod usage;
 mod verify;
 mod workload;
@@ -121,19 +123,42 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
                     .get_one::<u64>("parallel")
                     .map_or(4, |&n| usize::try_from(n).unwrap_or(4)),
                 json: m.get_flag("json"),
+                snapshots: m.get_one::<String>("snapshots").cloned(),
             })
             .await
         }
-        Some(("inspect", m)) => inspect::run(&inspect::InspectCommand {
-            location: location(m)?,
-            partition: partition(m),
-            get: m.get_one::<String>("get").cloned(),
-            range: m
-                .get_many::<String>("range")
-                .map(|r| r.cloned().collect::<Vec<_>>())
-                .and_then(|r| Some((r.first()?.clone(), r.get(1)?.clone()))),
-            serdes: serdes(m)?,
-        }),
+        Some(("snapshot", m)) => {
+            snapshot::run(&snapshot::SnapshotCommand {
+                location: location(m)?,
+                partitions: m
+                    .get_many::<i32>("partitions")
+                    .map(|p| p.copied().collect())
+                    .unwrap_or_default(),
+                snapshots: m
+                    .get_one::<String>("snapshots")
+                    .cloned()
+                    .unwrap_or_default(),
+                keep: m
+                    .get_one::<u64>("keep")
+                    .map_or(3, |&n| usize::try_from(n).unwrap_or(3)),
+                json: m.get_flag("json"),
+            })
+            .await
+        }
+        Some(("inspect", m)) => {
+            inspect::run(&inspect::InspectCommand {
+                location: location(m)?,
+                partition: partition(m),
+                get: m.get_one::<String>("get").cloned(),
+                range: m
+                    .get_many::<String>("range")
+                    .map(|r| r.cloned().collect::<Vec<_>>())
+                    .and_then(|r| Some((r.first()?.clone(), r.get(1)?.clone()))),
+                serdes: serdes(m)?,
+                snapshots: m.get_one::<String>("snapshots").cloned(),
+            })
+            .await
+        }
         Some(("verify", m)) => {
             verify::run(&verify::VerifyCommand {
                 location: location(m)?,
@@ -222,8 +247,27 @@ fn cli() -> Command {
                     .help("Partitions restored at the same time"))
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue)
                     .help("Print one JSON object (records, milliseconds, per partition) instead of text"))
+                .arg(snapshots_arg("Start each store from its newest usable snapshot in URL when it is ahead of the local copy, replaying only the changelog after it"))
                 .arg(exactly_once_arg())
                 .arg(timeout_arg()),
+        )
+        .subcommand(
+            location_args(Command::new("snapshot")
+                .about("Upload local stores as snapshots, so a new owner downloads them and replays only the changelog after")
+                .long_about(
+                    "Checkpoints each partition's local store and uploads it to --snapshots (s3://bucket/prefix, \
+                     file:///path; credentials, region and endpoint from AWS_*): only files the store does not \
+                     hold yet are sent. Then keeps the newest --keep snapshots of each partition.",
+                ))
+                .arg(Arg::new("partitions").long("partitions").value_name("P,P,...").required(true)
+                    .value_delimiter(',').value_parser(value_parser!(i32).range(0..))
+                    .help("Partitions to snapshot, comma-separated"))
+                .arg(snapshots_arg("Where snapshots go").required(true))
+                .arg(Arg::new("keep").long("keep").value_name("N").default_value("3")
+                    .value_parser(value_parser!(u64).range(1..=1000))
+                    .help("Snapshots kept per partition"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue)
+                    .help("Print one JSON object instead of text")),
         )
         .subcommand(
             location_args(Command::new("inspect")
@@ -231,7 +275,8 @@ fn cli() -> Command {
                 .arg(partition_arg())
                 .arg(Arg::new("get").long("get").value_name("KEY").help("Print the value of KEY"))
                 .arg(Arg::new("range").long("range").num_args(2).value_names(["FROM", "TO"])
-                    .help("List entries with FROM <= key <= TO (in serialized-key order)")),
+                    .help("List entries with FROM <= key <= TO (in serialized-key order)"))
+                .arg(snapshots_arg("List the partition's snapshots in URL too")),
         )
         .subcommand(
             location_args(Command::new("verify")
@@ -319,6 +364,14 @@ fn partition_arg() -> Arg {
         .required(true)
         .value_parser(value_parser!(i32).range(0..))
         .help("The partition")
+}
+
+fn snapshots_arg(help: &'static str) -> Arg {
+    Arg::new("snapshots")
+        .long("snapshots")
+        .value_name("URL")
+        .value_parser(clap::builder::NonEmptyStringValueParser::new())
+        .help(help)
 }
 
 fn exactly_once_arg() -> Arg {

@@ -74,6 +74,17 @@ impl RestoreListener for BarListener {
         self.bar.inc(restored);
     }
 
+    fn on_snapshot_fallback(
+        &self,
+        target: RestoreTarget<'_>,
+        reason: &state_core::SnapshotFallback,
+    ) {
+        self.bar.println(format!(
+            "store {} partition {}: not from a snapshot: {reason}",
+            target.store, target.partition
+        ));
+    }
+
     fn on_store_wiped(&self, target: RestoreTarget<'_>, reason: &WipeReason) {
         let line = format!(
             "store {} partition {} wiped: {reason}",

@@ -34,6 +34,8 @@ pub struct RestoreCommand {
     pub parallel: usize,
     /// Print one JSON object instead of text.
     pub json: bool,
+    /// Start each store from its newest usable snapshot here, replaying only the tail.
+    pub snapshots: Option<String>,
 }
 
 /// What one partition's restore did.
@@ -62,6 +64,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
     let listener = Arc::new(BarListener::new());
     let options = RestoreOptions {
         validator: Some(Arc::new(command.serdes)),
+        snapshots: crate::snapshot::store_of(command.snapshots.as_ref())?,
         ..RestoreOptions::default()
     };
     let slots = Arc::new(Semaphore::new(command.parallel.max(1)));
@@ -189,6 +192,24 @@ impl Report<'_> {
                 r.summary.elapsed,
                 r.dir.display()
             );
+            if let Some(snapshot) = &r.summary.snapshot {
+                let download = &snapshot.download;
+                println!(
+                    "partition {}: started from snapshot {} at offset {}: {} files ({} bytes) downloaded and {} files ({} bytes) reused from the local directory in {:.2?}, opened in {:.2?}; the tail took {:.2?}",
+                    r.partition,
+                    snapshot.id,
+                    snapshot.position,
+                    download.files_downloaded,
+                    download.bytes_downloaded,
+                    download.files_reused,
+                    download.bytes_reused,
+                    download.elapsed,
+                    snapshot.open,
+                    r.summary
+                        .elapsed
+                        .saturating_sub(download.elapsed + snapshot.open),
+                );
+            }
             if let Some(reason) = &r.summary.wiped {
                 println!(
                     "partition {}: local state was wiped first: {reason}",
@@ -219,13 +240,14 @@ impl Report<'_> {
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"partition\":{},\"records\":{},\"from\":{},\"end\":{},\"millis\":{:.1},\"wiped\":{}}}",
+                    "{{\"partition\":{},\"records\":{},\"from\":{},\"end\":{},\"millis\":{:.1},\"wiped\":{},\"snapshot\":{}}}",
                     r.partition,
                     r.summary.restored,
                     r.summary.from,
                     r.summary.end,
                     r.summary.elapsed.as_secs_f64() * 1000.0,
-                    r.summary.wiped.is_some()
+                    r.summary.wiped.is_some(),
+                    snapshot_json(r.summary.snapshot.as_ref()),
                 )
             })
             .collect();
@@ -239,4 +261,23 @@ impl Report<'_> {
             partitions.join(",")
         )
     }
+}
+
+/// The snapshot a restore started from, as JSON (`null` for none).
+fn snapshot_json(snapshot: Option<&state_core::SnapshotRestore>) -> String {
+    let Some(snapshot) = snapshot else {
+        return "null".to_owned();
+    };
+    let download = &snapshot.download;
+    format!(
+        "{{\"id\":{:?},\"position\":{},\"files_downloaded\":{},\"bytes_downloaded\":{},\"files_reused\":{},\"bytes_reused\":{},\"download_millis\":{:.1},\"open_millis\":{:.1}}}",
+        snapshot.id,
+        snapshot.position,
+        download.files_downloaded,
+        download.bytes_downloaded,
+        download.files_reused,
+        download.bytes_reused,
+        download.elapsed.as_secs_f64() * 1000.0,
+        snapshot.open.as_secs_f64() * 1000.0,
+    )
 }

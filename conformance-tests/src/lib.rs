@@ -40,6 +40,7 @@ pub mod replica_scenarios;
 pub mod rewards;
 #[cfg(feature = "kafka")]
 pub mod scale_out;
+pub mod snapshots;
 pub mod support;
 
 pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents};
@@ -153,6 +154,98 @@ macro_rules! conformance_suite {
             fn fault_undecodable_record_is_reported() {
                 each(|factory| {
                     $crate::faults::undecodable_record_is_reported(factory);
+                });
+            }
+            #[test]
+            fn snapshot_plus_tail_equals_replay_at_least_once() {
+                each(|factory| {
+                    $crate::snapshots::snapshot_plus_tail_equals_replay(
+                        factory,
+                        &$crate::changelogs::in_process(),
+                        AtLeastOnce,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_plus_tail_equals_replay_exactly_once() {
+                each(|factory| {
+                    $crate::snapshots::snapshot_plus_tail_equals_replay(
+                        factory,
+                        &$crate::changelogs::in_process(),
+                        ExactlyOnce,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_plus_tail_equals_replay_on_s3_at_least_once() {
+                each(|factory| {
+                    $crate::snapshots::snapshot_plus_tail_equals_replay(
+                        factory,
+                        &$crate::changelogs::in_process(),
+                        AtLeastOnce,
+                        $crate::snapshots::Where::S3,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_plus_tail_equals_replay_on_s3_exactly_once() {
+                each(|factory| {
+                    $crate::snapshots::snapshot_plus_tail_equals_replay(
+                        factory,
+                        &$crate::changelogs::in_process(),
+                        ExactlyOnce,
+                        $crate::snapshots::Where::S3,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_with_a_flipped_byte_falls_back() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::FlipByte,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_with_deleted_files_falls_back() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::DeleteFiles,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_without_its_manifest_does_not_exist() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::DeleteNewestManifest,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_of_another_store_is_refused() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::ManifestOfAnotherStore,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_behind_the_local_store_is_not_downloaded() {
+                each(|factory| {
+                    $crate::snapshots::a_local_store_ahead_of_the_snapshot_is_kept(factory);
+                });
+            }
+            #[test]
+            fn snapshot_download_abandoned_by_a_dead_process_is_removed() {
+                each(|factory| {
+                    $crate::snapshots::an_abandoned_download_is_removed_not_opened(factory);
                 });
             }
             #[test]
@@ -355,6 +448,28 @@ macro_rules! conformance_suite {
                 $crate::for_each_backend(&backends, |factory| test(factory, &kafka));
             }
 
+            #[test]
+            fn snapshot_plus_tail_equals_replay_on_s3_at_least_once() {
+                each(|factory, kafka| {
+                    $crate::snapshots::snapshot_plus_tail_equals_replay(
+                        factory,
+                        kafka,
+                        AtLeastOnce,
+                        $crate::snapshots::Where::S3,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_plus_tail_equals_replay_on_s3_exactly_once() {
+                each(|factory, kafka| {
+                    $crate::snapshots::snapshot_plus_tail_equals_replay(
+                        factory,
+                        kafka,
+                        ExactlyOnce,
+                        $crate::snapshots::Where::S3,
+                    );
+                });
+            }
             #[test]
             fn model_at_least_once() {
                 each(|factory, kafka| {

@@ -1,0 +1,513 @@
+//! Restoring from snapshots: for every backend that snapshots itself, a store restored
+//! from (snapshot + changelog tail) equals one replayed from the whole changelog, and
+//! every kind of damage to the snapshot store falls back to replay with the same result.
+//! Run on a local directory and on a real S3 server (SeaweedFS, `scripts/s3.sh`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use std::collections::BTreeMap;
+
+use snapshot_object_store::{ObjectSnapshotStore, SnapshotStoreConfig, UrlOptions};
+use state_core::{
+    ChangelogReader, KeyValueStore, LoggedStore, ProcessingGuarantee, RestoreListener,
+    RestoreOptions, RestoreSummary, RestoreTarget, SinkOptions, SnapshotFallback, SnapshotRestore,
+    SnapshotScope, SnapshotStore, StoreHome, TopicSpec, catch_up,
+};
+use tempfile::TempDir;
+use test_support::unique_name;
+
+use crate::changelogs::{ChangelogFactory, ChangelogUnderTest, in_process};
+use crate::harness::{BackendFactory, Fixture, block_on, contents};
+use crate::support::PARTITION;
+
+/// The application the snapshots belong to.
+const APPLICATION: &str = "app";
+/// The store name every fixture uses.
+const STORE: &str = "store";
+
+/// Where the snapshots of one test live.
+pub enum Where {
+    /// A local directory (`file://`).
+    Directory,
+    /// The S3 server of `scripts/s3.sh`; with `CI=true` a missing server fails the test.
+    S3,
+}
+
+/// A snapshot store of one test, on a fresh directory or a fresh prefix of the bucket.
+struct Snapshots {
+    store: Arc<ObjectSnapshotStore>,
+    /// The local directory holding the objects (`Where::Directory` only), for damage.
+    objects: Option<PathBuf>,
+    _dir: Option<TempDir>,
+}
+
+impl Snapshots {
+    /// `None` when the S3 server is absent outside CI (the lookup says it skipped).
+    fn new(place: &Where, test: &str) -> Option<Self> {
+        let config = SnapshotStoreConfig::new(format!("conformance-{test}"));
+        match place {
+            Where::Directory => {
+                let dir = tempfile::Builder::new()
+                    .prefix("statestore-snapshots-")
+                    .tempdir()
+                    .unwrap_or_else(|err| panic!("temp dir: {err}"));
+                let objects = dir.path().join("objects");
+                let url = format!("file://{}", objects.display());
+                let store = ObjectSnapshotStore::from_url(&url, UrlOptions::new(config))
+                    .unwrap_or_else(|err| panic!("opening {url}: {err}"));
+                Some(Self {
+                    store: Arc::new(store),
+                    objects: Some(objects),
+                    _dir: Some(dir),
+                })
+            }
+            Where::S3 => {
+                let s3 = test_support::s3()?;
+                let url = format!(
+                    "s3://{}/{}",
+                    s3.bucket,
+                    test_support::unique_name(&format!("conformance-{test}"))
+                );
+                let options = UrlOptions::new(config)
+                    .with_endpoint(s3.endpoint.clone())
+                    .with_option("access_key_id", s3.access_key_id.clone())
+                    .with_option("secret_access_key", s3.secret_access_key.clone())
+                    .with_option("region", s3.region.clone());
+                let store = ObjectSnapshotStore::from_url(&url, options)
+                    .unwrap_or_else(|err| panic!("opening {url}: {err}"));
+                Some(Self {
+                    store: Arc::new(store),
+                    objects: None,
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    fn scope() -> SnapshotScope {
+        SnapshotScope::new(APPLICATION, STORE, PARTITION)
+    }
+
+    /// Checkpoints `store` and uploads it; returns the snapshot's position.
+    fn take(&self, store: &dyn KeyValueStore, scratch: &Path) -> i64 {
+        let dir = scratch.join(format!("checkpoint-{}", unique()));
+        let checkpoint = store
+            .checkpoint(&dir)
+            .unwrap_or_else(|err| panic!("checkpoint of {}: {err}", store.name()));
+        let uploaded = block_on(self.store.upload(&Self::scope(), &checkpoint))
+            .unwrap_or_else(|err| panic!("upload: {err}"));
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|err| panic!("removing {dir:?}: {err}"));
+        uploaded.position
+    }
+
+    /// The local files of the snapshot objects under `kind` (`files` or `manifests`).
+    fn objects(&self, kind: &str) -> Vec<PathBuf> {
+        let Some(root) = &self.objects else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        collect(root, &mut found);
+        found.retain(|path| {
+            path.parent()
+                .and_then(Path::file_name)
+                .is_some_and(|name| name == kind)
+        });
+        found.sort();
+        found
+    }
+}
+
+fn collect(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+/// Snapshot restores and fallbacks heard.
+#[derive(Default)]
+struct Heard {
+    restored: Mutex<Vec<SnapshotRestore>>,
+    fallbacks: Mutex<Vec<SnapshotFallback>>,
+}
+
+impl RestoreListener for Heard {
+    fn on_snapshot_restored(&self, _: RestoreTarget<'_>, restored: &SnapshotRestore) {
+        self.restored.lock().unwrap().push(restored.clone());
+    }
+    fn on_snapshot_fallback(&self, _: RestoreTarget<'_>, reason: &SnapshotFallback) {
+        self.fallbacks.lock().unwrap().push(reason.clone());
+    }
+}
+
+/// A store written through its changelog in committed batches of puts, overwrites and
+/// deletes, snapshotted between them.
+struct Source {
+    changelog: ChangelogUnderTest,
+    fixture: Fixture,
+    logged: LoggedStore,
+    guarantee: ProcessingGuarantee,
+    written: u32,
+}
+
+impl Source {
+    fn new(
+        factory: &dyn BackendFactory,
+        changelogs: &dyn ChangelogFactory,
+        guarantee: ProcessingGuarantee,
+    ) -> Self {
+        let changelog = changelogs.create();
+        let topic = changelog.topic.clone();
+        block_on(changelog.changelog.ensure_topic(&TopicSpec::changelog(
+            &topic,
+            4,
+            &BTreeMap::new(),
+        )))
+        .unwrap_or_else(|err| panic!("creating {topic}: {err}"));
+        let sink = block_on(
+            changelog
+                .changelog
+                .sink(&SinkOptions::new(guarantee, unique_name("snapshots-sink"))),
+        )
+        .unwrap_or_else(|err| panic!("sink: {err}"));
+        let fixture = Fixture::new(factory, STORE);
+        let logged = LoggedStore::new(fixture.open(), sink, &topic, PARTITION);
+        Self {
+            changelog,
+            fixture,
+            logged,
+            guarantee,
+            written: 0,
+        }
+    }
+
+    fn reader(&self) -> Arc<dyn ChangelogReader> {
+        block_on(
+            self.changelog
+                .changelog
+                .reader(&self.changelog.topic, self.guarantee.isolation()),
+        )
+        .unwrap_or_else(|err| panic!("reader: {err}"))
+    }
+
+    /// Puts 30 new keys, overwrites 10 older ones and deletes 5, then commits.
+    fn batch(&mut self) {
+        let base = self.written;
+        for i in base..base + 30 {
+            self.logged
+                .put(format!("key-{i:05}").as_bytes(), &i.to_be_bytes())
+                .unwrap();
+        }
+        for i in (0..base).step_by(7).take(10) {
+            self.logged
+                .put(
+                    format!("key-{i:05}").as_bytes(),
+                    &(i + 1_000_000).to_be_bytes(),
+                )
+                .unwrap();
+        }
+        for i in (3..base).step_by(11).take(5) {
+            self.logged
+                .delete(format!("key-{i:05}").as_bytes())
+                .unwrap();
+        }
+        block_on(self.logged.commit()).unwrap();
+        self.written += 30;
+    }
+
+    fn snapshot(&self, snapshots: &Snapshots) -> i64 {
+        snapshots.take(self.logged.inner().as_ref(), self.fixture.root())
+    }
+
+    fn replay(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        crate::harness::replay(self.reader().as_ref(), PARTITION)
+            .unwrap_or_else(|err| panic!("replay: {err}"))
+            .into_iter()
+            .collect()
+    }
+
+    /// Restores a store of `factory` in a new directory with `snapshots`.
+    fn relocate(
+        &self,
+        factory: &dyn BackendFactory,
+        snapshots: &Snapshots,
+        heard: &Heard,
+    ) -> (Fixture, Arc<dyn KeyValueStore>, RestoreSummary) {
+        let target = Fixture::new(factory, STORE);
+        let dir = target.store_dir();
+        let reader = self.reader();
+        let options = RestoreOptions {
+            batch_size: Some(7),
+            snapshots: Some(snapshots.store.clone()),
+            ..RestoreOptions::default()
+        };
+        let home = StoreHome {
+            application: APPLICATION,
+            supplier: target.supplier().as_ref(),
+            dir: &dir,
+        };
+        let opened = (target.open(), None);
+        let (store, summary) = block_on(catch_up(
+            opened,
+            Some(home),
+            reader.as_ref(),
+            PARTITION,
+            &options,
+            heard,
+        ))
+        .unwrap_or_else(|err| panic!("relocating from snapshots: {err}"));
+        (target, store, summary)
+    }
+}
+
+fn snapshots_supported(factory: &dyn BackendFactory) -> bool {
+    let fixture = Fixture::new(factory, STORE);
+    fixture.open().capability().snapshots
+}
+
+/// (snapshot + tail) == replay(changelog): the relocated store starts from the newest
+/// snapshot, replays only the records after it, and ends equal to a full replay.
+pub fn snapshot_plus_tail_equals_replay(
+    factory: &dyn BackendFactory,
+    changelogs: &dyn ChangelogFactory,
+    guarantee: ProcessingGuarantee,
+    place: Where,
+) {
+    if !snapshots_supported(factory) {
+        return;
+    }
+    let Some(snapshots) = Snapshots::new(&place, "tail") else {
+        return;
+    };
+    let mut source = Source::new(factory, changelogs, guarantee);
+    source.batch();
+    source.snapshot(&snapshots);
+    source.batch();
+    source.batch();
+    let newest = source.snapshot(&snapshots);
+    source.batch();
+    let heard = Heard::default();
+    let (_target, store, summary) = source.relocate(factory, &snapshots, &heard);
+    let restored = summary
+        .snapshot
+        .as_ref()
+        .unwrap_or_else(|| panic!("not restored from a snapshot: {:?}", heard.fallbacks));
+    assert_eq!(restored.position, newest, "the newest snapshot is used");
+    assert_eq!(summary.from, newest + 1, "only the tail is replayed");
+    assert!(
+        summary.restored > 0 && summary.restored <= 45,
+        "{summary:?}"
+    );
+    assert_eq!(contents(store.as_ref()), source.replay());
+    assert_eq!(
+        contents(store.as_ref()),
+        contents(source.logged.inner().as_ref())
+    );
+}
+
+/// What is done to the snapshot store before the relocation.
+#[derive(Debug, Clone, Copy)]
+pub enum Damage {
+    /// One byte of the largest file object flipped: its checksum fails.
+    FlipByte,
+    /// Every file object deleted.
+    DeleteFiles,
+    /// The newest manifest deleted (an upload killed before it): the older snapshot is
+    /// used.
+    DeleteNewestManifest,
+    /// Every manifest rewritten to name another store: refused as foreign, never opened.
+    ManifestOfAnotherStore,
+}
+
+/// Damage to the snapshot store never reaches the relocated store: it falls back to an
+/// older snapshot or to replay, says why, and ends equal to a full replay.
+pub fn damaged_snapshots_fall_back(factory: &dyn BackendFactory, damage: Damage) {
+    if !snapshots_supported(factory) {
+        return;
+    }
+    let guarantee = ProcessingGuarantee::ExactlyOnce;
+    let Some(snapshots) = Snapshots::new(&Where::Directory, "damage") else {
+        return;
+    };
+    let mut source = Source::new(factory, &in_process(), guarantee);
+    source.batch();
+    let older = source.snapshot(&snapshots);
+    source.batch();
+    source.snapshot(&snapshots);
+    source.batch();
+    match damage {
+        Damage::FlipByte => {
+            let files = snapshots.objects("files");
+            let largest = files
+                .iter()
+                .max_by_key(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+                .expect("snapshot files");
+            let mut bytes = std::fs::read(largest).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x40;
+            std::fs::write(largest, bytes).unwrap();
+        }
+        Damage::DeleteFiles => {
+            for file in snapshots.objects("files") {
+                std::fs::remove_file(file).unwrap();
+            }
+        }
+        Damage::DeleteNewestManifest => {
+            let manifests = snapshots.objects("manifests");
+            std::fs::remove_file(manifests.last().expect("manifests")).unwrap();
+        }
+        Damage::ManifestOfAnotherStore => {
+            // The manifests in this store's place name another store.
+            for manifest in snapshots.objects("manifests") {
+                let json = std::fs::read_to_string(&manifest).unwrap();
+                let foreign = json.replace("\"store\": \"store\"", "\"store\": \"other\"");
+                assert_ne!(json, foreign, "the manifest names its store");
+                std::fs::write(&manifest, foreign).unwrap();
+            }
+        }
+    }
+    let heard = Heard::default();
+    let (_target, store, summary) = source.relocate(factory, &snapshots, &heard);
+    let fallbacks = heard.fallbacks.lock().unwrap().clone();
+    match damage {
+        Damage::DeleteNewestManifest => {
+            assert_eq!(
+                summary.snapshot.as_ref().map(|s| s.position),
+                Some(older),
+                "the older snapshot is used: {fallbacks:?}"
+            );
+        }
+        Damage::FlipByte | Damage::DeleteFiles => {
+            // The newer snapshot fails its download, and so does the older one where
+            // they share the damaged file; whichever is used, the result is exact.
+            assert!(
+                fallbacks
+                    .iter()
+                    .any(|f| matches!(f, SnapshotFallback::Failed { .. })),
+                "the damaged download is reported: {fallbacks:?}"
+            );
+            if let Some(used) = &summary.snapshot {
+                assert_eq!(used.position, older, "{fallbacks:?}");
+            }
+        }
+        Damage::ManifestOfAnotherStore => {
+            assert!(summary.snapshot.is_none(), "{summary:?}");
+            assert!(
+                fallbacks
+                    .iter()
+                    .all(|f| matches!(f, SnapshotFallback::Foreign { .. })),
+                "{fallbacks:?}"
+            );
+            assert_eq!(fallbacks.len(), 2, "{fallbacks:?}");
+        }
+    }
+    if summary.snapshot.is_none() {
+        assert_eq!(summary.from, 0, "a full replay");
+    }
+    assert_eq!(contents(store.as_ref()), source.replay());
+}
+
+/// A snapshot the local store is already past is not downloaded: a store that comes
+/// back to its kept directory replays only its own tail.
+pub fn a_local_store_ahead_of_the_snapshot_is_kept(factory: &dyn BackendFactory) {
+    if !snapshots_supported(factory) || !factory_is_durable(factory) {
+        return;
+    }
+    let Some(snapshots) = Snapshots::new(&Where::Directory, "ahead") else {
+        return;
+    };
+    let mut source = Source::new(factory, &in_process(), ProcessingGuarantee::AtLeastOnce);
+    source.batch();
+    source.snapshot(&snapshots);
+    source.batch();
+    // The source's own directory, reopened, is ahead of the snapshot.
+    let dir = source.fixture.store_dir();
+    let position = source.logged.inner().position().unwrap();
+    let heard = Heard::default();
+    let reader = source.reader();
+    let options = RestoreOptions {
+        snapshots: Some(snapshots.store.clone()),
+        ..RestoreOptions::default()
+    };
+    let home = StoreHome {
+        application: APPLICATION,
+        supplier: source.fixture.supplier().as_ref(),
+        dir: &dir,
+    };
+    let store = source.logged.inner().clone();
+    let (_, summary) = block_on(catch_up(
+        (store, None),
+        Some(home),
+        reader.as_ref(),
+        PARTITION,
+        &options,
+        &heard,
+    ))
+    .unwrap();
+    assert!(summary.snapshot.is_none(), "{summary:?}");
+    assert_eq!(summary.restored, 0);
+    assert!(heard.restored.lock().unwrap().is_empty());
+    assert!(position.applied(PARTITION).is_some());
+}
+
+fn factory_is_durable(factory: &dyn BackendFactory) -> bool {
+    Fixture::new(factory, STORE).open().capability().durable
+}
+
+/// A download a killed restore left beside the store is never opened: it is removed, and
+/// the restore downloads afresh.
+pub fn an_abandoned_download_is_removed_not_opened(factory: &dyn BackendFactory) {
+    if !snapshots_supported(factory) {
+        return;
+    }
+    let Some(snapshots) = Snapshots::new(&Where::Directory, "abandoned") else {
+        return;
+    };
+    let mut source = Source::new(factory, &in_process(), ProcessingGuarantee::AtLeastOnce);
+    source.batch();
+    source.snapshot(&snapshots);
+    let heard = Heard::default();
+    let target = Fixture::new(factory, STORE);
+    // A process id no system hands out: the download's owner is gone.
+    let abandoned = target.root().join(".store.snapshot-4294967295-1");
+    std::fs::create_dir_all(&abandoned).unwrap();
+    std::fs::write(abandoned.join("garbage"), b"half a file").unwrap();
+    let dir = target.store_dir();
+    let reader = source.reader();
+    let options = RestoreOptions {
+        snapshots: Some(snapshots.store.clone()),
+        ..RestoreOptions::default()
+    };
+    let home = StoreHome {
+        application: APPLICATION,
+        supplier: target.supplier().as_ref(),
+        dir: &dir,
+    };
+    let (store, summary) = block_on(catch_up(
+        (target.open(), None),
+        Some(home),
+        reader.as_ref(),
+        PARTITION,
+        &options,
+        &heard,
+    ))
+    .unwrap();
+    assert!(summary.snapshot.is_some(), "{:?}", heard.fallbacks);
+    assert!(!abandoned.exists(), "the abandoned download is removed");
+    assert_eq!(contents(store.as_ref()), source.replay());
+}
