@@ -7,43 +7,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use common::{
     args, assert_exit, durable, durable_backends, location, other_backend_pairs, run_owned,
     store_dir, text, write_store,
-};
-use statestore::{
-    Changelog, ChangelogRecord, Serde, Serdes, SinkOptions, TopicSpec, changelog_topic_name,
 };
 use test_support::{assert_unchanged, single_broker, snapshot, unique_name};
 
 /// Creates `<app>-rewards-changelog` with `partitions` partitions and writes
 /// `customer-NNNN -> N.0` for `keys` keys into partition 0.
 fn topic_with_records(servers: &str, app: &str, partitions: i32, keys: u32) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let changelog = KafkaChangelog::new(
-            KafkaChangelogConfig::new(servers).with_client_id("statestore-cli-tests"),
-        )
-        .unwrap();
-        let topic = changelog_topic_name(app, common::STORE);
-        changelog
-            .ensure_topic(&TopicSpec::changelog(&topic, partitions, &BTreeMap::new()))
-            .await
-            .unwrap();
-        let sink = changelog.sink(&SinkOptions::default()).await.unwrap();
-        for i in 0..keys {
-            let key = Serdes::string()
-                .serialize(&format!("customer-{i:04}"))
-                .unwrap();
-            let value = Serdes::f64().serialize(&f64::from(i)).unwrap();
-            sink.append(&topic, 0, &ChangelogRecord::put(key, value, 0))
-                .unwrap();
-        }
-        sink.commit(&state_core::SourceOffsets::none())
-            .await
-            .unwrap();
-    });
+    common::append_records(servers, app, partitions, 0..keys);
 }
 
 fn restore(

@@ -180,3 +180,38 @@ pub fn chmod_tree(path: &Path, dirs: u32, files: u32) {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(files)).unwrap();
     }
 }
+
+/// Creates `<app>-rewards-changelog` with `partitions` partitions if it is missing and
+/// appends `customer-NNNN -> N.0` for every `N` of `keys` to partition 0, committed.
+pub fn append_records(servers: &str, app: &str, partitions: i32, keys: std::ops::Range<u32>) {
+    use statestore::{Changelog, ChangelogRecord, SinkOptions, TopicSpec, changelog_topic_name};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let changelog = changelog_kafka::KafkaChangelog::new(
+            changelog_kafka::KafkaChangelogConfig::new(servers)
+                .with_client_id("statestore-cli-tests"),
+        )
+        .unwrap();
+        let topic = changelog_topic_name(app, STORE);
+        changelog
+            .ensure_topic(&TopicSpec::changelog(
+                &topic,
+                partitions,
+                &std::collections::BTreeMap::new(),
+            ))
+            .await
+            .unwrap();
+        let sink = changelog.sink(&SinkOptions::default()).await.unwrap();
+        for i in keys {
+            let key = Serdes::string()
+                .serialize(&format!("customer-{i:04}"))
+                .unwrap();
+            let value = Serdes::f64().serialize(&f64::from(i)).unwrap();
+            sink.append(&topic, 0, &ChangelogRecord::put(key, value, 0))
+                .unwrap();
+        }
+        sink.commit(&state_core::SourceOffsets::none())
+            .await
+            .unwrap();
+    });
+}
