@@ -444,13 +444,12 @@ impl KeyValueStore for MemoryStore {
         Ok(())
     }
 
-    /// Writes a sorted dump of the committed data and position into the new directory
-    /// `dir` (see [`crate::checkpoint`]). Batches and `wipe` wait while the dump is
+    /// Writes a sorted dump of the committed data and position into the new directory `dir`
+    /// (`src/checkpoint.rs` says why it is consistent). Batches and `wipe` wait while the dump is
     /// written; gets, scans and puts of keys already present do not. Refused with
-    /// [`Unavailable`](state_core::ErrorKind::Unavailable) while the store holds writes
-    /// made outside a commit (`put`, `delete`, `write` since the last
-    /// `write_with_position`): they would be in the dump without their changelog
-    /// position.
+    /// [`Unavailable`](state_core::ErrorKind::Unavailable) while the store holds writes made
+    /// outside a commit (`put`, `delete`, `write` since the last `write_with_position`): they would
+    /// be in the dump without their changelog position.
     fn checkpoint(&self, dir: &Path) -> Result<Checkpoint> {
         checkpoint::write(self, dir)
     }

@@ -394,14 +394,13 @@ impl KeyValueStore for RedbStore {
         Ok(())
     }
 
-    /// Copies the committed data and position, as one read transaction sees them, into a
-    /// new redb file in the new directory `dir` (see [`crate::checkpoint`]). Writers go
-    /// on meanwhile; the read transaction keeps redb from reusing the pages they replace
-    /// until the copy is done. Refused with
-    /// [`Unavailable`](state_core::ErrorKind::Unavailable) while the store holds writes
-    /// made outside a commit (`put`, `delete`, `write` since the last
-    /// `write_with_position`): each of those is a redb commit of its own, already in every
-    /// read transaction, and would be in the copy without its changelog position.
+    /// Copies the committed data and position, as one read transaction sees them, into a new redb
+    /// file in the new directory `dir` (`src/checkpoint.rs` says why it is consistent). Writers go
+    /// on meanwhile; the read transaction keeps redb from reusing the pages they replace until the
+    /// copy is done. Refused with [`Unavailable`](state_core::ErrorKind::Unavailable) while the
+    /// store holds writes made outside a commit (`put`, `delete`, `write` since the last
+    /// `write_with_position`): each of those is a redb commit of its own, already in every read
+    /// transaction, and would be in the copy without its changelog position.
     fn checkpoint(&self, dir: &Path) -> Result<Checkpoint> {
         let source = self.committed_read()?;
         checkpoint::write(&source, &self.path, &self.config, dir)

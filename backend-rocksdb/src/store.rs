@@ -343,20 +343,19 @@ impl KeyValueStore for RocksDbStore {
         self.flush_all()
     }
 
-    /// Takes a RocksDB checkpoint into the new directory `dir` (see
-    /// [`crate::checkpoint`]): memtables are flushed (atomically across the data and the
-    /// meta column family), SST files are hard-linked under their own names, and the
-    /// position is read back from the checkpoint itself. Commits go on meanwhile. Refused
-    /// with [`Unavailable`](state_core::ErrorKind::Unavailable) while the store holds
-    /// writes made outside a commit (`put`, `delete`, `write` since the last
-    /// `write_with_position`), which went straight into the database; such writes wait
-    /// while a checkpoint runs. A read-only store refuses with
-    /// [`Unsupported`](state_core::ErrorKind::Unsupported): RocksDB flushes nothing in
+    /// Takes a RocksDB checkpoint into the new directory `dir` (`src/checkpoint.rs` says why it is
+    /// consistent): memtables are flushed (atomically across the data and the meta column family),
+    /// SST files are hard-linked under their own names, and the position is read back from the
+    /// checkpoint itself. Commits go on meanwhile. Refused with
+    /// [`Unavailable`](state_core::ErrorKind::Unavailable) while the store holds writes made
+    /// outside a commit (`put`, `delete`, `write` since the last `write_with_position`), which went
+    /// straight into the database; such writes wait while a checkpoint runs. A read-only store
+    /// refuses with [`Unsupported`](state_core::ErrorKind::Unsupported): RocksDB flushes nothing in
     /// read-only mode.
     ///
-    /// The checkpoint's SST files are hard links to the store's own (RocksDB never
-    /// changes an SST once written): read them, move or delete them, never write into
-    /// them, or the store changes with them.
+    /// The checkpoint's SST files are hard links to the store's own (RocksDB never changes an SST
+    /// once written): read them, move or delete them, never write into them, or the store changes
+    /// with them.
     fn checkpoint(&self, dir: &Path) -> Result<Checkpoint> {
         self.ensure_open()?;
         if self.read_only {
