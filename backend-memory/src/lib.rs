@@ -14,6 +14,10 @@
 //!   map and the index together.
 //! - **Batches** (`write`, `write_with_position`) are atomic for every reader: they take
 //!   a store-wide lock exclusively, so for their duration every other operation waits.
+//! - **Checkpoints** ([`checkpoint`](state_core::KeyValueStore::checkpoint)): a sorted
+//!   dump of the committed entries and position, one file with a checksum; a supplier's
+//!   [`open_checkpoint`](state_core::KeyValueBytesStoreSupplier::open_checkpoint) checks
+//!   all of it, then loads it (capability `snapshots`, format 1).
 //! - **Scans** (`range`, `reverse_range`, `prefix_scan`, `all`) use an ordered index of
 //!   the keys beside the map, a `BTreeMap` behind a reader-writer lock (capability
 //!   `ordered_index: true`), which holds each key's value cell, the one the map holds:
@@ -40,10 +44,16 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 // The template's files (`backend-template/README.md`): this one, `scan`, `store` and
-// `supplier`. No `config`: a memory store has no options. No `error`: no operation can
-// fail, so there is no engine error to map. The others hold what only this backend needs:
+// `supplier`. No `config`: a memory store has no options. No `error`: no operation on
+// the store can fail, so there is no engine error to map (checkpoints, which touch
+// files, map their I/O errors where they happen). The others hold what only this
+// backend needs:
+// - `checkpoint`: a checkpoint written as a sorted dump, and a store loaded from one;
+// - `dump`: the dump file's format, its writer and its checking reader;
 // - `index`: the ordered index of the keys beside the map, which scans walk;
 // - `tombstones`: deleted keys kept in place until a periodic purge.
+mod checkpoint;
+mod dump;
 mod index;
 mod scan;
 mod store;
@@ -59,7 +69,8 @@ const CAPABILITY: state_core::Capability = state_core::Capability::new("memory")
     .commits_survive_crash(false)
     .names_writer(false)
     .ordered_index(true)
-    .exact_count(true);
+    .exact_count(true)
+    .snapshots(dump::FORMAT);
 
 /// The in-memory backend in the registry ([`state_core::Backends`]): name `"memory"`.
 pub const BACKEND: state_core::Backend = state_core::Backend::new(CAPABILITY, |name| {

@@ -2,15 +2,18 @@
 //! for scans, the changelog position, and a gate that makes batches atomic.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use state_core::{
-    Capability, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,
+    Capability, Checkpoint, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,
 };
 
 use crate::CAPABILITY;
+use crate::checkpoint;
 use crate::index::{IndexKey, Key, OrderedKeys};
 use crate::scan::{self, Order};
 use crate::tombstones::{Grave, Tombstones};
@@ -87,6 +90,11 @@ pub struct MemoryStore {
     keys: OrderedKeys,
     tombstones: Tombstones,
     position: Mutex<Position>,
+    /// Set before a write outside a commit (`put`, `put_if_absent`, `delete`, `write`)
+    /// changes anything; cleared by `write_with_position` and `wipe`, which hold the gate
+    /// exclusively. While set, the data holds writes the position does not cover, and a
+    /// checkpoint is refused (see [`crate::checkpoint`]).
+    uncommitted: AtomicBool,
     /// Exclusive for batches and wipe, shared for everything else.
     gate: RwLock<()>,
 }
@@ -94,13 +102,59 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// An empty store named `name`.
     pub fn new(name: impl Into<String>) -> Self {
+        Self::with_capacity(name, 0)
+    }
+
+    /// An empty store named `name` whose map has room for `entries` keys.
+    pub(crate) fn with_capacity(name: impl Into<String>, entries: usize) -> Self {
         Self {
             name: name.into(),
-            data: Map::default(),
+            data: Map::with_capacity_and_hasher(entries, Default::default()),
             keys: OrderedKeys::default(),
             tombstones: Tombstones::default(),
             position: Mutex::new(Position::empty()),
+            uncommitted: AtomicBool::new(false),
             gate: RwLock::new(()),
+        }
+    }
+
+    /// Fills a new store, which no other thread can see yet, from `load`: it gets a
+    /// function that inserts one key (keys arrive in ascending order, each once), and
+    /// returns the position, which the store takes.
+    pub(crate) fn load(
+        &self,
+        load: impl FnOnce(&mut dyn FnMut(&[u8], &[u8])) -> Result<Position>,
+    ) -> Result<()> {
+        let mut keys = self.keys.write();
+        let position = load(&mut |key, value| {
+            self.insert_new(&mut keys, key, value.to_vec());
+        })?;
+        *self.position_lock() = position;
+        Ok(())
+    }
+
+    /// The committed data and position, held still for reading: see [`Committed`].
+    /// Fails while writes outside a commit are in the store.
+    pub(crate) fn committed(&self) -> Result<Committed<'_>> {
+        let gate = self.shared();
+        let keys = self.keys.read();
+        let committed = Committed {
+            store: self,
+            position: self.position_lock().clone(),
+            keys,
+            _gate: gate,
+        };
+        committed.check()?;
+        Ok(committed)
+    }
+
+    /// Records that a write outside a commit is about to change the data. SeqCst, and
+    /// before the change: a checkpoint that saw the change sees the flag afterwards.
+    /// Only the first write after a commit stores; later ones only read the flag, which
+    /// leaves its cache line shared between the cores that write.
+    fn mark_uncommitted(&self) {
+        if !self.uncommitted.load(Ordering::Relaxed) {
+            self.uncommitted.store(true, Ordering::SeqCst);
         }
     }
 
@@ -189,13 +243,22 @@ impl MemoryStore {
     /// Empties `key`'s slot and returns its value; the key stays in the map and the index
     /// as a tombstone (see [`crate::tombstones`]). Returns the buried keys when a purge is
     /// due; the caller purges them once it holds no index or shard lock.
-    fn bury(&self, key: &[u8]) -> (Option<Vec<u8>>, Option<Vec<Option<Key>>>) {
+    /// `outside_commit` marks the store uncommitted (see [`Self::mark_uncommitted`])
+    /// before the slot changes.
+    fn bury(
+        &self,
+        key: &[u8],
+        outside_commit: bool,
+    ) -> (Option<Vec<u8>>, Option<Vec<Option<Key>>>) {
         let Some(cell) = self.data.get(key) else {
             return (None, None);
         };
         let mut slot = lock(&cell);
         if matches!(*slot, Slot::Buried(_)) {
             return (None, None);
+        }
+        if outside_commit {
+            self.mark_uncommitted();
         }
         let (grave, due) = self.tombstones.bury(cell.key());
         match std::mem::replace(&mut *slot, Slot::Buried(grave)) {
@@ -234,7 +297,7 @@ impl MemoryStore {
                         self.insert_new(keys, key, value.to_vec());
                     }
                 }
-                WriteOp::Delete { key } => due.extend(self.bury(key).1),
+                WriteOp::Delete { key } => due.extend(self.bury(key, false).1),
             }
         }
         drop(keys);
@@ -263,6 +326,7 @@ impl KeyValueStore for MemoryStore {
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let _gate = self.shared();
+        self.mark_uncommitted();
         self.insert(key, value.to_vec());
         Ok(())
     }
@@ -274,7 +338,10 @@ impl KeyValueStore for MemoryStore {
             let mut slot = lock(cell);
             match &*slot {
                 Slot::Live(existing) => Some(existing.clone()),
-                Slot::Buried(_) => self.fill(&mut slot, value.to_vec()),
+                Slot::Buried(_) => {
+                    self.mark_uncommitted();
+                    self.fill(&mut slot, value.to_vec())
+                }
             }
         };
         if let Some(cell) = self.data.get(key) {
@@ -284,6 +351,7 @@ impl KeyValueStore for MemoryStore {
         match self.data.entry(Key::from(key)) {
             Entry::Occupied(existing) => Ok(check_and_fill(existing.get())),
             Entry::Vacant(vacant) => {
+                self.mark_uncommitted();
                 let cell = Arc::new(Mutex::new(Slot::Live(value.to_vec())));
                 keys.insert(IndexKey::new(Key::clone(vacant.key())), Arc::clone(&cell));
                 vacant.insert(cell);
@@ -294,7 +362,7 @@ impl KeyValueStore for MemoryStore {
 
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let _gate = self.shared();
-        let (old, due) = self.bury(key);
+        let (old, due) = self.bury(key, true);
         if let Some(buried) = due {
             self.purge(buried);
         }
@@ -303,6 +371,9 @@ impl KeyValueStore for MemoryStore {
 
     fn write(&self, batch: &WriteBatch) -> Result<()> {
         let _gate = self.exclusive();
+        if !batch.is_empty() {
+            self.mark_uncommitted();
+        }
         self.apply(batch);
         Ok(())
     }
@@ -314,6 +385,8 @@ impl KeyValueStore for MemoryStore {
         for (partition, offset) in position.iter() {
             stored.set(partition, offset);
         }
+        // Everything the data holds is committed now, at this position.
+        self.uncommitted.store(false, Ordering::SeqCst);
         Ok(())
     }
 
@@ -366,6 +439,56 @@ impl KeyValueStore for MemoryStore {
         keys.clear();
         self.tombstones.clear();
         *self.position_lock() = Position::empty();
+        // No data at no position: nothing uncovered is left.
+        self.uncommitted.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Writes a sorted dump of the committed data and position into the new directory `dir`
+    /// (`src/checkpoint.rs` says why it is consistent). Batches and `wipe` wait while the dump is
+    /// written; gets, scans and puts of keys already present do not. Refused with
+    /// [`Unavailable`](state_core::ErrorKind::Unavailable) while the store holds writes made
+    /// outside a commit (`put`, `delete`, `write` since the last `write_with_position`): they would
+    /// be in the dump without their changelog position.
+    fn checkpoint(&self, dir: &Path) -> Result<Checkpoint> {
+        checkpoint::write(self, dir)
+    }
+}
+
+/// The store's committed data and position, held still: the gate is held shared, so no
+/// batch commits and nothing is wiped meanwhile, and the index for reading, so no key
+/// enters or leaves. Writes outside a commit to keys already present can still run;
+/// [`Committed::check`] after reading tells whether one did.
+pub(crate) struct Committed<'a> {
+    store: &'a MemoryStore,
+    position: Position,
+    keys: RwLockReadGuard<'a, BTreeMap<IndexKey, Cell>>,
+    _gate: RwLockReadGuard<'a, ()>,
+}
+
+impl Committed<'_> {
+    /// The position committed with the data.
+    pub(crate) fn position(&self) -> &Position {
+        &self.position
+    }
+
+    /// Calls `visit` with every live entry in ascending key order, each value read under
+    /// its cell's lock; stops at the first error.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        for (key, cell) in self.keys.iter() {
+            if let Some(value) = lock(cell).live() {
+                visit(key.key(), value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails when a write outside a commit has changed, or is changing, the data: what
+    /// was read may then hold it.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.store.uncommitted.load(Ordering::SeqCst) {
+            return Err(checkpoint::uncommitted(&self.store.name));
+        }
         Ok(())
     }
 }

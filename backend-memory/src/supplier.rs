@@ -13,6 +13,8 @@ use crate::{CAPABILITY, MemoryStore};
 /// Not durable: [`open`](KeyValueBytesStoreSupplier::open) ignores the directory and
 /// returns a new empty store each time, and [`destroy`](KeyValueBytesStoreSupplier::destroy)
 /// has nothing to delete.
+/// [`open_checkpoint`](KeyValueBytesStoreSupplier::open_checkpoint) loads a store from a
+/// checkpoint's dump (see [`KeyValueStore::checkpoint`] on [`MemoryStore`]).
 #[derive(Debug, Clone)]
 pub struct MemorySupplier {
     name: String,
@@ -40,5 +42,15 @@ impl KeyValueBytesStoreSupplier for MemorySupplier {
 
     fn destroy(&self, _dir: &Path) -> Result<()> {
         Ok(())
+    }
+
+    /// Loads the dump in `checkpoint` into a new store and removes `checkpoint`; `dir`
+    /// is ignored, as by [`open`](KeyValueBytesStoreSupplier::open). The whole file is
+    /// checked before the store is built: a directory holding anything but one dump, or
+    /// a file without the dump's magic, is `Foreign`; a dump of another format version
+    /// `InvalidInput`; a truncated or garbled one `Corruption` naming the file and the
+    /// byte. Refused checkpoints are left as they are.
+    fn open_checkpoint(&self, checkpoint: &Path, _dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        Ok(Arc::new(crate::checkpoint::open(&self.name, checkpoint)?))
     }
 }

@@ -3,11 +3,13 @@
 
 // The template's six files (`backend-template/README.md`): this one, `config`, `error`,
 // `scan`, `store` and `supplier`. The others hold what only redb needs:
+// - `checkpoint`: a checkpoint as a copy of one read transaction, and opening one;
 // - `commit`: which durability each commit gets (`Immediate` or `None`);
 // - `layout`: the tables, the format marker and the position inside the file;
 // - `open`: creating a file atomically, opening ours, or refusing;
 // - `overlay`: the read-only open's storage, whose writes stay in memory;
 // - `probe`: what a store directory holds, read before redb touches the file.
+mod checkpoint;
 mod commit;
 mod config;
 mod error;
@@ -37,7 +39,8 @@ const CAPABILITY: state_core::Capability = state_core::Capability::new("redb")
     .names_writer(false)
     .ordered_index(true)
     .exact_count(true)
-    .restore_batch(4000);
+    .restore_batch(4000)
+    .snapshots(checkpoint::FORMAT);
 
 /// The redb backend in the registry ([`state_core::Backends`]): name `"redb"`,
 /// suppliers with the default [`RedbConfig`].

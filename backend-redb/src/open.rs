@@ -67,7 +67,7 @@ pub(crate) fn open_read_only(dir: &Path, config: &RedbConfig) -> Result<Database
 
 /// The file at `path` opened through a [`ReadOnlyOverlay`] holding a shared lock,
 /// integrity-checked (unless the config turns that off) and laid out as ours.
-fn checked_read_only(path: &Path, config: &RedbConfig) -> Result<Database> {
+pub(crate) fn checked_read_only(path: &Path, config: &RedbConfig) -> Result<Database> {
     let overlay =
         ReadOnlyOverlay::open(path).map_err(|err| map_io_error(path, "open read-only", err))?;
     match overlay.try_lock_shared() {
@@ -92,7 +92,7 @@ fn checked_read_only(path: &Path, config: &RedbConfig) -> Result<Database> {
     Ok(db)
 }
 
-fn builder(config: &RedbConfig) -> Builder {
+pub(crate) fn builder(config: &RedbConfig) -> Builder {
     let mut builder = Builder::new();
     builder
         .set_cache_size(config.cache_size())

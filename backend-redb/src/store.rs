@@ -1,16 +1,18 @@
 //! [`RedbStore`]: a [`KeyValueStore`] on one redb file.
 
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use redb::{
     Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTableMetadata,
     Table, TransactionError, WriteTransaction,
 };
 use state_core::{
-    Capability, Error, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,
+    Capability, Checkpoint, Error, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch,
+    WriteOp,
 };
 
+use crate::checkpoint;
 use crate::commit::CommitPolicy;
 use crate::config::RedbConfig;
 use crate::error::map_redb_error;
@@ -32,8 +34,24 @@ pub struct RedbStore {
     path: Arc<Path>,
     /// `None` once closed. Operations hold the read lock; `close` takes the write lock.
     db: RwLock<Option<Handle>>,
+    /// Held for the whole of every write transaction of [`RedbStore::update`], and by a
+    /// checkpoint while it begins its read transaction, so the flag it guards always
+    /// describes the last commit: whether the data holds writes made outside a commit
+    /// (`put`, `put_if_absent`, `delete`, `write` since the last `write_with_position` or
+    /// `wipe`), which a checkpoint refuses.
+    uncommitted: Mutex<bool>,
     policy: CommitPolicy,
+    config: RedbConfig,
     capability: Capability,
+}
+
+/// What a write transaction is, for the uncommitted flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// A write outside a commit: the data gets changes the position does not cover.
+    Outside,
+    /// `write_with_position` or `wipe`: data and position agree afterwards.
+    Commit,
 }
 
 /// The open file: writable, or read-only ([`RedbStore::open_read_only`]: a database
@@ -94,12 +112,19 @@ impl RedbStore {
         Ok(Self::new(name.into(), dir, config, Handle::ReadOnly(db)))
     }
 
+    /// A store around `db`, the store file in `dir` opened for writing.
+    pub(crate) fn opened(name: String, dir: &Path, config: &RedbConfig, db: Database) -> Self {
+        Self::new(name, dir, config, Handle::Writable(db))
+    }
+
     fn new(name: String, dir: &Path, config: &RedbConfig, handle: Handle) -> Self {
         Self {
             name,
             path: Arc::from(dir.join(config.file_name())),
             db: RwLock::new(Some(handle)),
+            uncommitted: Mutex::new(false),
             policy: CommitPolicy::new(config.durability(), config.bulk_immediate_every()),
+            config: config.clone(),
             capability: config.capability(),
         }
     }
@@ -156,25 +181,56 @@ impl RedbStore {
     }
 
     /// Runs `f` in a write transaction with the policy's durability; commits when `f`
-    /// returns `(_, true)` and aborts when it returns `(_, false)` or an error.
+    /// returns `(_, true)` and aborts when it returns `(_, false)` or an error. `write`
+    /// says what a commit does to the uncommitted flag.
     fn update<T>(
         &self,
         action: &str,
+        write: Write,
         f: impl FnOnce(&WriteTransaction) -> Result<(T, bool)>,
     ) -> Result<T> {
         self.with_writable(|db| {
             let map = self.map(action);
+            // Only the flag is guarded; a panic cannot leave it half-written.
+            let mut uncommitted = self
+                .uncommitted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let mut txn = db.begin_write().map_err(|e| map(e.into()))?;
             let durability = self.policy.next();
             txn.set_durability(durability).map_err(|e| map(e.into()))?;
             let (out, commit) = f(&txn)?;
             if commit {
+                // Set before the commit: should it fail half-way, a checkpoint errs on
+                // the side of refusing.
+                if write == Write::Outside {
+                    *uncommitted = true;
+                }
                 txn.commit().map_err(|e| map(e.into()))?;
                 self.policy.committed(durability);
+                if write == Write::Commit {
+                    *uncommitted = false;
+                }
             } else {
                 txn.abort().map_err(|e| map(e.into()))?;
             }
             Ok(out)
+        })
+    }
+
+    /// A read transaction at the last commit, for a checkpoint; refused while the data
+    /// holds writes made outside a commit. Writers wait only while it begins.
+    fn committed_read(&self) -> Result<ReadTransaction> {
+        self.with_db(|db| {
+            let uncommitted = self
+                .uncommitted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *uncommitted {
+                return Err(checkpoint::uncommitted(&self.name, &self.path));
+            }
+            db.begin_read()
+                .map_err(|e| self.map("begin a checkpoint")(e.into()))
         })
     }
 
@@ -226,7 +282,7 @@ impl KeyValueStore for RedbStore {
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.update("put", |txn| {
+        self.update("put", Write::Outside, |txn| {
             let mut table = self.open_data(txn, "put")?;
             table
                 .insert(key, value)
@@ -237,7 +293,7 @@ impl KeyValueStore for RedbStore {
 
     fn put_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         let map = self.map("put_if_absent");
-        self.update("put_if_absent", |txn| {
+        self.update("put_if_absent", Write::Outside, |txn| {
             let mut table = self.open_data(txn, "put_if_absent")?;
             let existing = redb::ReadableTable::get(&table, key)
                 .map_err(|e| map(e.into()))?
@@ -251,7 +307,7 @@ impl KeyValueStore for RedbStore {
     }
 
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.update("delete", |txn| {
+        self.update("delete", Write::Outside, |txn| {
             let mut table = self.open_data(txn, "delete")?;
             let old = table
                 .remove(key)
@@ -267,7 +323,7 @@ impl KeyValueStore for RedbStore {
         if batch.is_empty() {
             return Ok(());
         }
-        self.update("write batch", |txn| {
+        self.update("write batch", Write::Outside, |txn| {
             let mut table = self.open_data(txn, "write batch")?;
             self.apply(&mut table, batch)?;
             Ok(((), true))
@@ -276,7 +332,7 @@ impl KeyValueStore for RedbStore {
 
     fn write_with_position(&self, batch: &WriteBatch, position: &Position) -> Result<()> {
         let map = self.map("write batch with position");
-        self.update("write batch with position", |txn| {
+        self.update("write batch with position", Write::Commit, |txn| {
             let mut table = self.open_data(txn, "write batch with position")?;
             self.apply(&mut table, batch)?;
             let mut meta = txn.open_table(META).map_err(|e| map(e.into()))?;
@@ -323,7 +379,7 @@ impl KeyValueStore for RedbStore {
 
     fn wipe(&self) -> Result<()> {
         let map = self.map("wipe");
-        self.update("wipe", |txn| {
+        self.update("wipe", Write::Commit, |txn| {
             txn.delete_table(DATA).map_err(|e| map(e.into()))?;
             txn.open_table(DATA).map_err(|e| map(e.into()))?;
             let mut meta = txn.open_table(META).map_err(|e| map(e.into()))?;
@@ -336,6 +392,18 @@ impl KeyValueStore for RedbStore {
             self.path.display()
         );
         Ok(())
+    }
+
+    /// Copies the committed data and position, as one read transaction sees them, into a new redb
+    /// file in the new directory `dir` (`src/checkpoint.rs` says why it is consistent). Writers go
+    /// on meanwhile; the read transaction keeps redb from reusing the pages they replace until the
+    /// copy is done. Refused with [`Unavailable`](state_core::ErrorKind::Unavailable) while the
+    /// store holds writes made outside a commit (`put`, `delete`, `write` since the last
+    /// `write_with_position`): each of those is a redb commit of its own, already in every read
+    /// transaction, and would be in the copy without its changelog position.
+    fn checkpoint(&self, dir: &Path) -> Result<Checkpoint> {
+        let source = self.committed_read()?;
+        checkpoint::write(&source, &self.path, &self.config, dir)
     }
 
     fn set_bulk_loading(&self, bulk_loading: bool) -> Result<()> {

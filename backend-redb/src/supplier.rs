@@ -66,6 +66,18 @@ impl KeyValueBytesStoreSupplier for RedbSupplier {
         }
     }
 
+    /// Checks the checkpoint's redb file as a read-only open would (integrity as
+    /// configured, tables, format marker, position; nothing written), hard-links it
+    /// into `dir` under the configured file name, removes `checkpoint`, and opens the
+    /// store with this supplier's configuration. A directory holding anything but one
+    /// file of the configured name, or a file that is not redb or not statestore's, is
+    /// `Foreign`; a damaged file `Corruption`; `dir` already holding a store
+    /// `InvalidInput`. On `Err` the checkpoint is left as it was.
+    fn open_checkpoint(&self, checkpoint: &Path, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        let store = crate::checkpoint::open(self.name.clone(), checkpoint, dir, &self.config)?;
+        Ok(Arc::new(store))
+    }
+
     /// Removes the redb file from `dir` (the directory itself stays). The store must not
     /// be open: on Unix an open handle would keep writing to the unlinked file.
     fn destroy(&self, dir: &Path) -> Result<()> {

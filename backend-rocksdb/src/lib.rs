@@ -3,9 +3,12 @@
 
 // The template's six files (`backend-template/README.md`): this one, `config`, `error`,
 // `scan`, `store` and `supplier`. The others hold what only RocksDB needs:
+// - `checkpoint`: RocksDB checkpoints of a store (flushed, SSTs hard-linked), and
+//   opening one;
 // - `lock`: who holds a store's `LOCK` file, asked without disturbing the lock;
 // - `open`: creating a database, opening ours, or refusing;
 // - `probe`: what a store directory holds (the stamp), read before RocksDB touches it.
+mod checkpoint;
 mod config;
 mod error;
 mod lock;
@@ -33,7 +36,8 @@ const CAPABILITY: state_core::Capability = state_core::Capability::new("rocksdb"
     .names_writer(true)
     .ordered_index(true)
     .exact_count(false)
-    .restore_batch(4000);
+    .restore_batch(4000)
+    .snapshots(checkpoint::FORMAT);
 
 /// The RocksDB backend in the registry ([`state_core::Backends`]): name `"rocksdb"`,
 /// suppliers with the default [`RocksDbConfig`].

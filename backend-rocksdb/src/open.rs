@@ -121,7 +121,7 @@ fn create(path: &Path, options: &Options) -> Result<Opened> {
 }
 
 /// Creates the empty stamp file and makes it durable with its directory entry.
-fn write_stamp(path: &Path) -> Result<()> {
+pub(crate) fn write_stamp(path: &Path) -> Result<()> {
     let io_error = |err: std::io::Error| {
         Error::from(err).context(format!("writing {}", path.join(STAMP).display()))
     };

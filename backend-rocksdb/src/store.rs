@@ -7,9 +7,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rocksdb::{FlushOptions, WriteOptions};
 use state_core::{
-    Capability, Error, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,
+    Capability, Checkpoint, Error, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch,
+    WriteOp,
 };
 
+use crate::checkpoint;
 use crate::config::RocksDbConfig;
 use crate::error::{closed, map_rocksdb_error, read_only};
 use crate::lock::Registration;
@@ -23,7 +25,9 @@ use crate::scan::{Db, last_key, scan};
 /// data it describes. Every write goes through one mutex (which also caches the
 /// position), so read-modify-write operations such as
 /// [`put_if_absent`](KeyValueStore::put_if_absent) are atomic; reads and scans take no
-/// lock.
+/// lock. Writes outside a commit (`put`, `put_if_absent`, `delete`, `write`) also take a
+/// second mutex first, which a [checkpoint](KeyValueStore::checkpoint) holds for its
+/// whole run: commits go on beside a checkpoint, those writes wait for it.
 ///
 /// Dropping the store without [`close`](KeyValueStore::close) has crash semantics: with
 /// the WAL off, unflushed writes may be lost, always together with their position.
@@ -35,14 +39,30 @@ pub struct RocksDbStore {
     /// directory stays registered until RocksDB has released its lock.
     _registration: Option<Registration>,
     read_only: bool,
+    /// Held by every write outside a commit, before `writer`, and by a checkpoint for
+    /// its whole run, so none of those writes lands in a checkpoint.
+    direct_writes: Mutex<()>,
     /// Serialises writes and holds the position last written.
-    writer: Mutex<Position>,
+    writer: Mutex<Writer>,
+    config: RocksDbConfig,
     wal_enabled: bool,
     capability: Capability,
     with_wal: WriteOptions,
     without_wal: WriteOptions,
     bulk_loading: AtomicBool,
     closed: AtomicBool,
+}
+
+/// What the write lock guards.
+#[derive(Debug)]
+struct Writer {
+    /// The position last written.
+    position: Position,
+    /// Whether the data holds writes made outside a commit (`put`, `put_if_absent`,
+    /// `delete`, `write` since the last `write_with_position` or `wipe`): they went
+    /// straight into the database, so a checkpoint would hold them without their
+    /// changelog position, and is refused.
+    uncommitted: bool,
 }
 
 impl RocksDbStore {
@@ -101,7 +121,12 @@ impl RocksDbStore {
             db,
             _registration: registration,
             read_only,
-            writer: Mutex::new(position),
+            direct_writes: Mutex::new(()),
+            writer: Mutex::new(Writer {
+                position,
+                uncommitted: false,
+            }),
+            config: config.clone(),
             wal_enabled: config.wal_enabled(),
             capability: config.capability(),
             with_wal: WriteOptions::default(),
@@ -133,12 +158,22 @@ impl RocksDbStore {
     /// Takes the write lock. A panic under the lock cannot leave the cached position
     /// ahead of the database (it is updated after a successful write), so a poisoned
     /// lock is still usable.
-    fn lock_writer(&self) -> Result<MutexGuard<'_, Position>> {
+    fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>> {
         self.ensure_open()?;
         if self.read_only {
             return Err(read_only(&self.name, &self.path));
         }
         Ok(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Takes the lock of writes outside a commit, then the write lock. The first guards
+    /// nothing but its own exclusion, so a poisoned one is still usable.
+    fn lock_direct(&self) -> Result<(MutexGuard<'_, ()>, MutexGuard<'_, Writer>)> {
+        let direct = self
+            .direct_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok((direct, self.lock_writer()?))
     }
 
     fn write_options(&self) -> &WriteOptions {
@@ -192,17 +227,21 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let _writer = self.lock_writer()?;
+        let (_direct, mut writer) = self.lock_direct()?;
+        // Before the write: should it fail half-way, a checkpoint errs on the side of
+        // refusing.
+        writer.uncommitted = true;
         let mut batch = rocksdb::WriteBatch::default();
         batch.put(key, value);
         self.write_raw(batch, "putting a key")
     }
 
     fn put_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        let _writer = self.lock_writer()?;
+        let (_direct, mut writer) = self.lock_direct()?;
         if let Some(existing) = self.read(key)? {
             return Ok(Some(existing));
         }
+        writer.uncommitted = true;
         let mut batch = rocksdb::WriteBatch::default();
         batch.put(key, value);
         self.write_raw(batch, "putting a key if absent")?;
@@ -210,9 +249,10 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let _writer = self.lock_writer()?;
+        let (_direct, mut writer) = self.lock_direct()?;
         let old = self.read(key)?;
         if old.is_some() {
+            writer.uncommitted = true;
             let mut batch = rocksdb::WriteBatch::default();
             batch.delete(key);
             self.write_raw(batch, "deleting a key")?;
@@ -221,23 +261,28 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn write(&self, batch: &WriteBatch) -> Result<()> {
-        let _writer = self.lock_writer()?;
+        let (_direct, mut writer) = self.lock_direct()?;
+        if !batch.is_empty() {
+            writer.uncommitted = true;
+        }
         self.write_raw(to_rocksdb_batch(batch), "writing a batch")
     }
 
     fn write_with_position(&self, batch: &WriteBatch, position: &Position) -> Result<()> {
-        let mut stored = self.lock_writer()?;
+        let mut writer = self.lock_writer()?;
         let mut rocks_batch = to_rocksdb_batch(batch);
-        let mut next = stored.clone();
+        let mut next = writer.position.clone();
         for (partition, offset) in position.iter() {
             next.set(partition, offset);
         }
-        if next != *stored {
+        if next != writer.position {
             // Same WriteBatch as the data: both or neither survive a crash.
             rocks_batch.put_cf(meta_cf(&self.db, &self.path)?, POSITION_KEY, next.encode());
         }
         self.write_raw(rocks_batch, "writing a batch with its position")?;
-        *stored = next;
+        writer.position = next;
+        // Everything the data holds is committed now, at this position.
+        writer.uncommitted = false;
         Ok(())
     }
 
@@ -247,6 +292,7 @@ impl KeyValueStore for RocksDbStore {
             .writer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .position
             .clone())
     }
 
@@ -278,7 +324,7 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn wipe(&self) -> Result<()> {
-        let mut stored = self.lock_writer()?;
+        let mut writer = self.lock_writer()?;
         let mut batch = rocksdb::WriteBatch::default();
         // Keys are unbounded byte strings, so "everything" is [empty key, last key ++ 0);
         // no writer can add a greater key while we hold the lock.
@@ -288,9 +334,46 @@ impl KeyValueStore for RocksDbStore {
         }
         batch.delete_cf(meta_cf(&self.db, &self.path)?, POSITION_KEY);
         self.write_raw(batch, "wiping")?;
-        *stored = Position::empty();
-        drop(stored);
+        // No data at no position: nothing uncovered is left.
+        *writer = Writer {
+            position: Position::empty(),
+            uncommitted: false,
+        };
+        drop(writer);
         self.flush_all()
+    }
+
+    /// Takes a RocksDB checkpoint into the new directory `dir` (`src/checkpoint.rs` says why it is
+    /// consistent): memtables are flushed (atomically across the data and the meta column family),
+    /// SST files are hard-linked under their own names, and the position is read back from the
+    /// checkpoint itself. Commits go on meanwhile. Refused with
+    /// [`Unavailable`](state_core::ErrorKind::Unavailable) while the store holds writes made
+    /// outside a commit (`put`, `delete`, `write` since the last `write_with_position`), which went
+    /// straight into the database; such writes wait while a checkpoint runs. A read-only store
+    /// refuses with [`Unsupported`](state_core::ErrorKind::Unsupported): RocksDB flushes nothing in
+    /// read-only mode.
+    ///
+    /// The checkpoint's SST files are hard links to the store's own (RocksDB never changes an SST
+    /// once written): read them, move or delete them, never write into them, or the store changes
+    /// with them.
+    fn checkpoint(&self, dir: &Path) -> Result<Checkpoint> {
+        self.ensure_open()?;
+        if self.read_only {
+            return Err(Error::unsupported(format!(
+                "rocksdb store {} at {} is open read-only; RocksDB takes checkpoints of \
+                 stores open for writing only",
+                self.name,
+                self.path.display()
+            )));
+        }
+        let (_direct, writer) = self.lock_direct()?;
+        if writer.uncommitted {
+            return Err(checkpoint::uncommitted(&self.name, &self.path));
+        }
+        // Commits may go on; writes outside a commit wait for `_direct`.
+        drop(writer);
+        let options = self.config.to_options(&self.path)?;
+        checkpoint::write(&self.db, &self.path, &options, dir)
     }
 
     fn set_bulk_loading(&self, bulk_loading: bool) -> Result<()> {

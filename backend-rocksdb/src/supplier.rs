@@ -74,6 +74,17 @@ impl KeyValueBytesStoreSupplier for RocksDbSupplier {
                     .is_ok_and(|families| families.iter().any(|f| f == META_CF)))
     }
 
+    /// Checks the checkpoint read-only (its stamp, column families, format marker and
+    /// position; nothing written), renames the directory into the place of `dir` (which
+    /// must be missing or empty) and opens the store with this supplier's configuration.
+    /// A directory without statestore's stamp is `Foreign`; a damaged checkpoint
+    /// `Corruption`; `dir` already holding a store `InvalidInput`. On `Err` the
+    /// checkpoint is left in place (moved back if the store failed to open).
+    fn open_checkpoint(&self, checkpoint: &Path, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        let store = crate::checkpoint::open(self.name.clone(), checkpoint, dir, &self.config)?;
+        Ok(Arc::new(store))
+    }
+
     fn destroy(&self, dir: &Path) -> Result<()> {
         let io_error = |err: std::io::Error| {
             Error::from(err).context(format!(

@@ -1,5 +1,6 @@
 //! One test per `# Behavior` bullet of [`KeyValueStore`]: each takes a fresh, empty
-//! store opened by the [`Fixture`] and panics with a message on violation.
+//! store opened by the [`Fixture`] and panics with a message on violation. Those of
+//! `checkpoint` and of the supplier's `open_checkpoint` are in [`checkpoints`].
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -8,6 +9,9 @@ use std::sync::Arc;
 use state_core::{KeyRange, Position, WriteBatch};
 
 use crate::harness::{Fixture, contents};
+
+pub mod checkpoints;
+pub use checkpoints::*;
 
 fn kv(k: &[u8], v: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (k.to_vec(), v.to_vec())

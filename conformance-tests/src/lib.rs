@@ -81,7 +81,12 @@ macro_rules! conformance_suite {
                 inverted_range_is_empty, range_excludes_position_metadata, reverse_range_is_descending,
                 prefix_scan_returns_only_prefixed_keys, all_returns_every_entry_in_order,
                 approximate_num_entries_counts, wipe_clears_data_and_position,
-                flush_then_reopen_keeps_data, position_survives_reopen
+                flush_then_reopen_keeps_data, position_survives_reopen,
+                checkpoint_opens_to_the_same_data_and_position,
+                checkpoint_refuses_writes_made_outside_a_commit,
+                checkpoint_into_an_existing_directory_is_refused,
+                checkpoint_is_consistent_while_commits_run, damaged_checkpoint_is_refused,
+                foreign_checkpoint_is_refused
             );
 
             #[test]

@@ -157,13 +157,26 @@ pub trait KeyValueStore: Send + Sync {
     /// store keeps serving, and describes it. Opening `dir` with
     /// [`KeyValueBytesStoreSupplier::open_checkpoint`] gives a store holding exactly that
     /// data at exactly that position: what a snapshot uploads
-    /// ([`crate::snapshot`]). Writes that are not committed yet are not in it.
+    /// ([`crate::snapshot`]). Writes that are not committed yet are not in it: those the
+    /// logging layer buffers never reach the store before their commit, and a store
+    /// written directly (`put`, `put_if_absent`, `delete`, `write`) since its last
+    /// [`write_with_position`](Self::write_with_position) holds data its position does
+    /// not cover, so it refuses with [`Unavailable`](crate::ErrorKind::Unavailable) until
+    /// the next commit.
     ///
     /// The default, for backends without [`Capability::snapshots`], is an
     /// [`Unsupported`](crate::ErrorKind::Unsupported) error.
     ///
     /// # Behavior
-    /// - `checkpoint_opens_to_the_same_data_and_position` (backends with `snapshots`).
+    /// Backends with `snapshots`:
+    /// - `checkpoint_opens_to_the_same_data_and_position`: writes the logging layer holds
+    ///   uncommitted, and commits made after the checkpoint, are not in it.
+    /// - `checkpoint_refuses_writes_made_outside_a_commit`: `Unavailable`, nothing
+    ///   created; the next commit makes it possible again.
+    /// - `checkpoint_into_an_existing_directory_is_refused`: empty or not, as
+    ///   [`InvalidInput`](crate::ErrorKind::InvalidInput), the directory left as it was.
+    /// - `checkpoint_is_consistent_while_commits_run`: each checkpoint holds exactly one
+    ///   commit, no older than the last one that returned before it began.
     fn checkpoint(&self, dir: &std::path::Path) -> Result<crate::Checkpoint> {
         Err(crate::Error::unsupported(format!(
             "the {} backend takes no checkpoints (asked for one in {})",

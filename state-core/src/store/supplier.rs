@@ -91,6 +91,15 @@ pub trait KeyValueBytesStoreSupplier: Send + Sync {
     ///
     /// The default, for backends without [`Capability::snapshots`], is an
     /// [`Unsupported`](crate::ErrorKind::Unsupported) error.
+    ///
+    /// # Behavior
+    /// Backends with `snapshots` (the tests are in the conformance suite's behaviour
+    /// group):
+    /// - `checkpoint_opens_to_the_same_data_and_position`: and `checkpoint` is gone.
+    /// - `damaged_checkpoint_is_refused`: files cut short or garbled are `Corruption`
+    ///   naming the checkpoint; it keeps every byte and `dir` gains nothing.
+    /// - `foreign_checkpoint_is_refused`: another backend's checkpoint, or unknown files,
+    ///   are `Foreign` naming the directory; nothing changes.
     fn open_checkpoint(&self, checkpoint: &Path, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
         Err(crate::Error::unsupported(format!(
             "the {} backend opens no checkpoints (asked to open {} into {})",

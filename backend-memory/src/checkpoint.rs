@@ -1,0 +1,180 @@
+//! Checkpoints of a memory store: one sorted dump file ([`crate::dump`]) in a new
+//! directory, and the loader that builds a store from it.
+//!
+//! **Committed only.** A memory store applies every write in place the moment it is
+//! made; there is no buffer to leave out. What a checkpoint must not hold is writes the
+//! position does not cover: `put`, `put_if_absent`, `delete` and `write` since the last
+//! `write_with_position`. The logging layer never makes those (its uncommitted writes
+//! wait in its own buffer, above the store, and reach the store only in
+//! `write_with_position`, with their position), so a logged store is always checkpointable;
+//! a store written directly since its last commit is refused with `Unavailable` until the
+//! next commit. Keeping the old value of every key such a write touches would let the
+//! dump leave them out instead, at the price of a copy on every direct write and, for a
+//! store that is never committed (logging off), memory that only grows; refusing costs
+//! one flag.
+//!
+//! **Consistent.** The dump is written while the store's gate is held shared and its
+//! index for reading (see [`Committed`](crate::store::Committed)): no batch commits, no
+//! wipe runs and no key enters or leaves meanwhile, so data and position are those of
+//! one commit. Gets and scans go on; commits wait for the dump (measured here: 0.2–0.3 s
+//! for a million entries of 50 bytes, a 50 MB file, fsync included; opening it took
+//! 1.8–2.1 s, of which 0.25 s the checking pass and the rest building the store, as a
+//! restore of the same entries does). The dump is written
+//! under a temporary name in the claimed directory and renamed once synced, so the
+//! directory never holds a file under the dump's name that is not whole.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use state_core::{Checkpoint, Error, ErrorKind, Result};
+
+use crate::dump::{self, DumpWriter};
+use crate::{CAPABILITY, MemoryStore};
+
+/// The dump's name in a checkpoint directory.
+pub(crate) const FILE: &str = "memory.dump";
+
+/// The error for a checkpoint asked of a store holding writes made outside a commit.
+pub(crate) fn uncommitted(store: &str) -> Error {
+    Error::unavailable(format!(
+        "memory store {store} holds writes made outside a commit (put, put_if_absent, \
+         delete or write since its last write_with_position); a checkpoint holds only \
+         committed data with its changelog position, so it can be taken after the next \
+         commit"
+    ))
+}
+
+/// Writes `store`'s checkpoint into the new directory `dir`; on failure nothing of it is
+/// left.
+pub(crate) fn write(store: &MemoryStore, dir: &Path) -> Result<Checkpoint> {
+    claim(dir)?;
+    write_claimed(store, dir).map_err(|err| {
+        // Ours alone: `claim` made it.
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => err,
+            Err(left) => err.context(format!(
+                "checkpoint {} failed and could not be removed ({left})",
+                dir.display()
+            )),
+        }
+    })
+}
+
+fn write_claimed(store: &MemoryStore, dir: &Path) -> Result<Checkpoint> {
+    let temp = dir.join(format!(".{FILE}.{}.tmp", unique()));
+    let io_error = |err: std::io::Error| {
+        Error::from(err).context(format!("writing checkpoint {}", temp.display()))
+    };
+    let mut position = None;
+    dump::create(&temp, |out| {
+        let committed = store.committed()?;
+        let mut writer = DumpWriter::new(out, committed.position()).map_err(io_error)?;
+        committed.for_each(|key, value| writer.entry(key, value).map_err(io_error))?;
+        // A direct write to a present key may have run beside the dump.
+        committed.check()?;
+        writer.finish().map_err(io_error)?;
+        position = Some(committed.position().clone());
+        Ok(())
+    })?;
+    let path = dir.join(FILE);
+    std::fs::rename(&temp, &path).map_err(|err| {
+        Error::from(err).context(format!("renaming {} to {}", temp.display(), path.display()))
+    })?;
+    sync_dir(dir)?;
+    Ok(Checkpoint {
+        dir: dir.to_path_buf(),
+        backend: CAPABILITY.backend.to_owned(),
+        backend_format: dump::FORMAT,
+        position: position.unwrap_or_default(),
+        files: Checkpoint::list_files(dir)?,
+    })
+}
+
+/// Builds a store named `name` from the checkpoint in `checkpoint` and removes the
+/// checkpoint. The whole dump is checked before the store is built from it.
+pub(crate) fn open(name: &str, checkpoint: &Path) -> Result<MemoryStore> {
+    let path = inspect(checkpoint)?;
+    let (_, entries) = dump::read(&path, |_, _| {})?;
+    let store = MemoryStore::with_capacity(name, usize::try_from(entries).unwrap_or(0));
+    // Read again to build the store: holding the file's bytes in memory instead would
+    // need as much memory again as the store. This read checks everything again too,
+    // so a file changed in between fails here and the store is dropped.
+    store.load(|insert| dump::read(&path, |key, value| insert(key, value)).map(|(p, _)| p))?;
+    std::fs::remove_dir_all(checkpoint).map_err(|err| {
+        Error::from(err).context(format!(
+            "removing the opened checkpoint {}",
+            checkpoint.display()
+        ))
+    })?;
+    Ok(store)
+}
+
+/// The dump in `checkpoint`, a directory holding it and nothing else.
+fn inspect(checkpoint: &Path) -> Result<std::path::PathBuf> {
+    let listing_error = |err: std::io::Error| {
+        Error::from(err).context(format!("listing checkpoint {}", checkpoint.display()))
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(checkpoint).map_err(listing_error)? {
+        names.push(
+            entry
+                .map_err(listing_error)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    names.sort();
+    if names != [FILE] {
+        let found = if names.is_empty() {
+            "nothing".to_owned()
+        } else {
+            names.join(", ")
+        };
+        return Err(Error::new(
+            ErrorKind::Foreign,
+            format!(
+                "{} is not a statestore memory checkpoint: it holds {found} where {FILE} \
+                 alone should be; it was left as it is",
+                checkpoint.display()
+            ),
+        ));
+    }
+    Ok(checkpoint.join(FILE))
+}
+
+/// Creates `dir`, which must not exist yet (its parents are created as needed), so no
+/// two checkpoints ever write into one directory.
+fn claim(dir: &Path) -> Result<()> {
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|err| Error::from(err).context(format!("creating {}", parent.display())))?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(Error::invalid_input(format!(
+                "checkpoint directory {} already exists: a checkpoint goes into a new \
+                 directory only, and what is there was left as it is",
+                dir.display()
+            )))
+        }
+        Err(err) => Err(Error::from(err).context(format!("creating {}", dir.display()))),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|err| Error::from(err).context(format!("syncing {}", dir.display())))
+}
+
+/// A name part no other checkpoint in this process, or any other live process, uses.
+fn unique() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

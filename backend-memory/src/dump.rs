@@ -1,0 +1,484 @@
+//! The memory store's checkpoint file: a sorted dump of its entries and position.
+//!
+//! Every integer is big-endian:
+//!
+//! | bytes | what |
+//! | --- | --- |
+//! | 8 | [`MAGIC`], `statestore memory dump` |
+//! | 4 | the format version, [`FORMAT`] |
+//! | 4 + n | the length of the encoded position, then `Position::encode` |
+//! | per entry | tag `1`, key length (4), key, value length (4), value; keys strictly ascending |
+//! | 1 + 8 | tag `0`, then the number of entries |
+//! | 4 | CRC-32 (IEEE) of every byte before it |
+//!
+//! The reader checks all of it (the magic, the version, every length against what is
+//! left of the file, the key order, the count, the checksum, nothing after it), so a
+//! truncated or garbled file is refused naming the byte where it went wrong, never
+//! loaded in part. A length is never trusted to size an allocation beyond the bytes the
+//! file still has.
+//!
+//! The checksum is a CRC-32 written here (slicing by 8, about 1 GB/s) rather than a
+//! dependency: the crate has none that offers one, and the file only needs to catch
+//! accidental damage; the snapshot store checks each file's BLAKE3 besides.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use state_core::{Error, Position, Result};
+
+/// The first bytes of every dump.
+pub(crate) const MAGIC: [u8; 8] = *b"SSMEMDMP";
+
+/// The version of the layout above; [`crate::CAPABILITY`]'s snapshot format.
+pub(crate) const FORMAT: u32 = 1;
+
+const ENTRY: u8 = 1;
+const END: u8 = 0;
+
+/// Writes a dump to `out`: [`DumpWriter::entry`] for each entry in ascending key order,
+/// then [`DumpWriter::finish`].
+pub(crate) struct DumpWriter<W: Write> {
+    out: W,
+    crc: Crc32,
+    entries: u64,
+}
+
+impl<W: Write> DumpWriter<W> {
+    /// Starts a dump at `position`.
+    pub(crate) fn new(out: W, position: &Position) -> io::Result<Self> {
+        let mut writer = Self {
+            out,
+            crc: Crc32::new(),
+            entries: 0,
+        };
+        writer.put(&MAGIC)?;
+        writer.put(&FORMAT.to_be_bytes())?;
+        writer.chunk(&position.encode())?;
+        Ok(writer)
+    }
+
+    /// Appends one entry; the caller gives keys in strictly ascending order.
+    pub(crate) fn entry(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        self.put(&[ENTRY])?;
+        self.chunk(key)?;
+        self.chunk(value)?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Writes the end and the checksum, and returns the output and the entry count.
+    pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {
+        self.put(&[END])?;
+        self.put(&self.entries.to_be_bytes())?;
+        let crc = self.crc.value();
+        self.out.write_all(&crc.to_be_bytes())?;
+        Ok((self.out, self.entries))
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.crc.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    fn chunk(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let len = u32::try_from(bytes.len()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a {}-byte key or value does not fit a dump", bytes.len()),
+            )
+        })?;
+        self.put(&len.to_be_bytes())?;
+        self.put(bytes)
+    }
+}
+
+/// Creates the dump file `path` with `write`, which gets a buffered writer of it, and
+/// makes it durable.
+pub(crate) fn create(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
+    let io_error = |err: io::Error| Error::from(err).context(format!("writing {}", path.display()));
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_error)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    write(&mut out)?;
+    let file = out.into_inner().map_err(|err| io_error(err.into_error()))?;
+    file.sync_all().map_err(io_error)
+}
+
+/// Reads the dump at `path`, calling `visit` with each entry in order, and returns its
+/// position and entry count. Every check of the module docs runs, in the order the bytes
+/// come; `visit` may have been called for entries before the one found damaged, so a
+/// caller that builds something from them throws it away on `Err`.
+///
+/// A file that does not start with [`MAGIC`] is `Foreign` (an empty one too); another
+/// format version is `InvalidInput`; anything else wrong is `Corruption` naming the file
+/// and the byte.
+pub(crate) fn read(path: &Path, mut visit: impl FnMut(&[u8], &[u8])) -> Result<(Position, u64)> {
+    let file = File::open(path)
+        .map_err(|err| Error::from(err).context(format!("opening {}", path.display())))?;
+    let len = file
+        .metadata()
+        .map_err(|err| Error::from(err).context(format!("reading {}", path.display())))?
+        .len();
+    let mut reader = Reader {
+        path,
+        input: BufReader::with_capacity(1 << 20, file),
+        len,
+        offset: 0,
+        crc: Crc32::new(),
+    };
+    if len == 0 {
+        return Err(Error::foreign(format!(
+            "{} is not a statestore memory checkpoint: it is an empty file; it was left as \
+             it is",
+            path.display()
+        )));
+    }
+    let magic = reader.magic()?;
+    if magic != MAGIC {
+        return Err(Error::foreign(format!(
+            "{} is not a statestore memory checkpoint: it starts with {} where the magic \
+             {} should be; it was left as it is",
+            path.display(),
+            hex(&magic),
+            hex(&MAGIC)
+        )));
+    }
+    let format = reader.u32("the format version")?;
+    if format != FORMAT {
+        return Err(Error::invalid_input(format!(
+            "{} is a statestore memory checkpoint of format {format}; this version reads \
+             format {FORMAT}",
+            path.display()
+        )));
+    }
+    let at = reader.offset;
+    let mut position = Vec::new();
+    reader.chunk(&mut position, "the position")?;
+    let position = Position::decode(&position, &format!("{} at byte {at}", path.display()))?;
+    // Three buffers reused for every entry: no allocation per entry.
+    let (mut key, mut value, mut previous) = (Vec::new(), Vec::new(), None::<Vec<u8>>);
+    let mut entries = 0u64;
+    loop {
+        let at = reader.offset;
+        match reader.u8("an entry tag")? {
+            ENTRY => {}
+            END => break,
+            other => return Err(reader.damaged(at, &format!("unknown entry tag {other}"))),
+        }
+        reader.chunk(&mut key, "a key")?;
+        if previous.as_ref().is_some_and(|previous| *previous >= key) {
+            return Err(reader.damaged(at, "the entry's key is not above the one before it"));
+        }
+        reader.chunk(&mut value, "a value")?;
+        visit(&key, &value);
+        let recycled = previous.replace(std::mem::take(&mut key));
+        key = recycled.unwrap_or_default();
+        entries += 1;
+    }
+    let at = reader.offset;
+    let count = u64::from_be_bytes(reader.array("the entry count")?);
+    if count != entries {
+        return Err(reader.damaged(
+            at,
+            &format!("the count says {count} entries, the file holds {entries}"),
+        ));
+    }
+    let computed = reader.crc.value();
+    let at = reader.offset;
+    let stored = u32::from_be_bytes(reader.array("the checksum")?);
+    if stored != computed {
+        return Err(reader.damaged(
+            at,
+            &format!("the checksum is {stored:08x}, the bytes before it give {computed:08x}"),
+        ));
+    }
+    if reader.offset != len {
+        return Err(reader.damaged(
+            reader.offset,
+            &format!("{} bytes follow the checksum", len - reader.offset),
+        ));
+    }
+    Ok((position, entries))
+}
+
+/// Reads a dump front to back, keeping the offset and the running checksum.
+struct Reader<'a> {
+    path: &'a Path,
+    input: BufReader<File>,
+    /// The file's length, which bounds every length field.
+    len: u64,
+    offset: u64,
+    crc: Crc32,
+}
+
+impl Reader<'_> {
+    fn damaged(&self, offset: u64, what: &str) -> Error {
+        Error::corruption(format!(
+            "memory checkpoint {} is damaged at byte {offset}: {what}",
+            self.path.display()
+        ))
+    }
+
+    /// The first 8 bytes, or fewer in a shorter file. A shorter file whose bytes begin
+    /// the magic is a dump cut short; any other is someone else's file.
+    fn magic(&mut self) -> Result<[u8; 8]> {
+        let available = usize::try_from(self.len.min(8)).unwrap_or(8);
+        let mut magic = [0u8; 8];
+        self.fill(&mut magic[..available], "the magic")?;
+        if available < 8 && MAGIC.starts_with(&magic[..available]) {
+            return Err(self.damaged(self.offset, "the file ends inside the magic"));
+        }
+        Ok(magic)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
+        let mut bytes = [0u8; N];
+        self.fill(&mut bytes, what)?;
+        Ok(bytes)
+    }
+
+    /// A length-prefixed byte string, into `out`.
+    fn chunk(&mut self, out: &mut Vec<u8>, what: &'static str) -> Result<()> {
+        let at = self.offset;
+        let len = u64::from(self.u32(what)?);
+        if len > self.len - self.offset {
+            return Err(self.damaged(
+                at,
+                &format!(
+                    "the length of {what}, {len} bytes, runs past the end of the file \
+                     ({} bytes)",
+                    self.len
+                ),
+            ));
+        }
+        // Bounded by the file's length just above.
+        out.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
+        self.fill(out, what)
+    }
+
+    /// Reads exactly `out.len()` bytes into `out`, adding them to the checksum.
+    fn fill(&mut self, out: &mut [u8], what: &'static str) -> Result<()> {
+        let at = self.offset;
+        if out.len() as u64 > self.len - self.offset {
+            return Err(self.damaged(at, &format!("the file ends inside {what}")));
+        }
+        self.input.read_exact(out).map_err(|err| {
+            Error::from(err).context(format!(
+                "reading {what} of {} at byte {at}",
+                self.path.display()
+            ))
+        })?;
+        self.crc.update(out);
+        self.offset += out.len() as u64;
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// CRC-32 as zlib, PNG and Ethernet compute it (reflected polynomial `0xEDB88320`),
+/// eight bytes per step through eight tables.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Crc32(u32);
+
+/// `TABLES[0]` is the classic byte table; `TABLES[k][b]` is the CRC of byte `b`
+/// followed by `k` zero bytes, so eight bytes combine with eight lookups.
+const TABLES: [[u32; 256]; 8] = tables();
+
+const fn tables() -> [[u32; 256]; 8] {
+    let mut tables = [[0u32; 256]; 8];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut crc = byte as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        tables[0][byte] = crc;
+        byte += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut byte = 0;
+        while byte < 256 {
+            let previous = tables[k - 1][byte];
+            tables[k][byte] = (previous >> 8) ^ tables[0][(previous & 0xFF) as usize];
+            byte += 1;
+        }
+        k += 1;
+    }
+    tables
+}
+
+impl Crc32 {
+    pub(crate) fn new() -> Self {
+        Self(!0)
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        let mut crc = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let low = crc ^ u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            let high = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+            crc = TABLES[7][(low & 0xFF) as usize]
+                ^ TABLES[6][((low >> 8) & 0xFF) as usize]
+                ^ TABLES[5][((low >> 16) & 0xFF) as usize]
+                ^ TABLES[4][(low >> 24) as usize]
+                ^ TABLES[3][(high & 0xFF) as usize]
+                ^ TABLES[2][((high >> 8) & 0xFF) as usize]
+                ^ TABLES[1][((high >> 16) & 0xFF) as usize]
+                ^ TABLES[0][(high >> 24) as usize];
+        }
+        for &byte in chunks.remainder() {
+            crc = (crc >> 8) ^ TABLES[0][((crc ^ u32::from(byte)) & 0xFF) as usize];
+        }
+        self.0 = crc;
+    }
+
+    pub(crate) fn value(&self) -> u32 {
+        !self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crc(bytes: &[u8]) -> u32 {
+        let mut crc = Crc32::new();
+        crc.update(bytes);
+        crc.value()
+    }
+
+    /// The standard check value, and agreement between the 8-byte path and the byte
+    /// path at every split.
+    #[test]
+    fn crc32_matches_the_standard_and_splits_do_not_matter() {
+        assert_eq!(crc(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc(b""), 0);
+        let bytes: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        let whole = crc(&bytes);
+        for split in 0..bytes.len() {
+            let mut parts = Crc32::new();
+            parts.update(&bytes[..split]);
+            parts.update(&bytes[split..]);
+            assert_eq!(parts.value(), whole, "split at {split}");
+        }
+    }
+
+    fn dump(entries: &[(&[u8], &[u8])], position: &Position) -> Vec<u8> {
+        let mut writer = DumpWriter::new(Vec::new(), position).unwrap();
+        for (key, value) in entries {
+            writer.entry(key, value).unwrap();
+        }
+        writer.finish().unwrap().0
+    }
+
+    fn read_bytes(bytes: &[u8]) -> Result<(Position, Vec<state_core::KeyValue>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump");
+        std::fs::write(&path, bytes).unwrap();
+        let mut entries = Vec::new();
+        let (position, count) = read(&path, |k, v| entries.push((k.to_vec(), v.to_vec())))?;
+        assert_eq!(count, entries.len() as u64);
+        Ok((position, entries))
+    }
+
+    #[test]
+    fn a_dump_reads_back() {
+        let position: Position = [(0, 7), (3, 1)].into_iter().collect();
+        let bytes = dump(&[(b"", b"empty"), (b"a", b""), (b"b\xff", b"2")], &position);
+        let (read_position, entries) = read_bytes(&bytes).unwrap();
+        assert_eq!(read_position, position);
+        assert_eq!(
+            entries,
+            vec![
+                (b"".to_vec(), b"empty".to_vec()),
+                (b"a".to_vec(), Vec::new()),
+                (b"b\xff".to_vec(), b"2".to_vec())
+            ]
+        );
+    }
+
+    /// Every single flipped byte and every truncation is refused: Foreign in the magic,
+    /// InvalidInput in the version, Corruption everywhere else, naming a byte.
+    #[test]
+    fn every_flipped_byte_and_every_truncation_is_refused() {
+        let bytes = dump(
+            &[(b"k1", b"v1"), (b"k2", b"value two")],
+            &Position::of(0, 4),
+        );
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x01;
+            let err = read_bytes(&damaged).unwrap_err();
+            let expected = match at {
+                0..8 => state_core::ErrorKind::Foreign,
+                8..12 => state_core::ErrorKind::InvalidInput,
+                _ => state_core::ErrorKind::Corruption,
+            };
+            assert_eq!(err.kind(), expected, "flip at {at}: {err}");
+            if expected == state_core::ErrorKind::Corruption {
+                assert!(err.message().contains("at byte"), "flip at {at}: {err}");
+            }
+        }
+        for len in 0..bytes.len() {
+            let err = read_bytes(&bytes[..len]).unwrap_err();
+            let expected = if len == 0 {
+                state_core::ErrorKind::Foreign
+            } else {
+                state_core::ErrorKind::Corruption
+            };
+            assert_eq!(err.kind(), expected, "cut to {len}: {err}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            read_bytes(&longer).unwrap_err().kind(),
+            state_core::ErrorKind::Corruption
+        );
+    }
+
+    /// A length field garbled to a huge value is refused before anything is allocated.
+    #[test]
+    fn a_huge_length_is_refused_without_allocating_it() {
+        let mut bytes = dump(&[(b"k", b"v")], &Position::empty());
+        // Magic, version, position length and the position's version byte, entry tag.
+        let key_len = 8 + 4 + 4 + 1 + 1;
+        bytes[key_len..key_len + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        let err = read_bytes(&bytes).unwrap_err();
+        assert_eq!(err.kind(), state_core::ErrorKind::Corruption);
+        assert!(err.message().contains("runs past the end"), "{err}");
+    }
+
+    #[test]
+    fn keys_out_of_order_are_refused() {
+        let bytes = dump(&[(b"b", b"1"), (b"a", b"2")], &Position::empty());
+        let err = read_bytes(&bytes).unwrap_err();
+        assert_eq!(err.kind(), state_core::ErrorKind::Corruption);
+        assert!(err.message().contains("not above"), "{err}");
+    }
+}
