@@ -128,6 +128,11 @@ impl KeyValueBytesStoreSupplier for Hinting {
         exit::while_opening(|| self.inner.open_read_only(dir)).map_err(|err| self.hint(err, dir))
     }
 
+    fn open_checkpoint(&self, checkpoint: &Path, dir: &Path) -> Result<Arc<dyn KeyValueStore>> {
+        exit::while_opening(|| self.inner.open_checkpoint(checkpoint, dir))
+            .map_err(|err| self.hint(err, dir))
+    }
+
     fn owns(&self, dir: &Path) -> bool {
         self.inner.owns(dir)
     }

@@ -18,11 +18,12 @@ pub fn bar(len: u64, label: &str, unit: &str) -> ProgressBar {
     bar
 }
 
-/// Feeds restore progress into a bar; remembers why stores were wiped and when each
-/// partition's restore ran.
+/// Feeds restore progress into a bar; remembers why stores were wiped, why snapshots
+/// were passed over and when each partition's restore ran.
 pub struct BarListener {
     bar: ProgressBar,
     wiped: Mutex<Vec<String>>,
+    fallbacks: Mutex<Vec<String>>,
     intervals: Mutex<RestoreIntervals>,
 }
 
@@ -32,6 +33,7 @@ impl BarListener {
         Self {
             bar: bar(0, "restoring", "offsets"),
             wiped: Mutex::new(Vec::new()),
+            fallbacks: Mutex::new(Vec::new()),
             intervals: Mutex::new(RestoreIntervals::default()),
         }
     }
@@ -48,6 +50,15 @@ impl BarListener {
     /// When each partition's restore ran.
     pub fn intervals(&self) -> MutexGuard<'_, RestoreIntervals> {
         self.intervals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why snapshots were passed over, one line each (kept, not only shown on the bar,
+    /// which is hidden when stderr is not a terminal).
+    pub fn fallbacks(&self) -> Vec<String> {
+        self.fallbacks
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
     /// Why stores were wiped, one line per store.
@@ -79,10 +90,13 @@ impl RestoreListener for BarListener {
         target: RestoreTarget<'_>,
         reason: &state_core::SnapshotFallback,
     ) {
-        self.bar.println(format!(
+        let line = format!(
             "store {} partition {}: not from a snapshot: {reason}",
             target.store, target.partition
-        ));
+        );
+        if let Ok(mut fallbacks) = self.fallbacks.lock() {
+            fallbacks.push(line);
+        }
     }
 
     fn on_store_wiped(&self, target: RestoreTarget<'_>, reason: &WipeReason) {

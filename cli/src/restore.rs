@@ -106,6 +106,9 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
     }
     let elapsed = restoring.elapsed();
     listener.finish();
+    for line in listener.fallbacks() {
+        eprintln!("{line}");
+    }
     let report = Report {
         command,
         restored: &restored,

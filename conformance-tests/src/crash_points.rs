@@ -124,6 +124,16 @@ impl KeyValueBytesStoreSupplier for ArmedSupplier {
             self.switch.clone(),
         ))
     }
+    fn open_checkpoint(
+        &self,
+        checkpoint: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Result<Arc<dyn KeyValueStore>> {
+        Ok(FailingPositionWrite::with_switch(
+            self.inner.open_checkpoint(checkpoint, dir)?,
+            self.switch.clone(),
+        ))
+    }
     fn destroy(&self, dir: &std::path::Path) -> Result<()> {
         self.inner.destroy(dir)
     }

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use snapshot_object_store::{ObjectSnapshotStore, SnapshotStoreConfig, UrlOptions};
 use state_core::{
     ChangelogReader, KeyValueStore, LoggedStore, ProcessingGuarantee, RestoreListener,
-    RestoreOptions, RestoreSummary, RestoreTarget, SinkOptions, SnapshotFallback, SnapshotRestore,
-    SnapshotScope, SnapshotStore, StoreHome, TopicSpec, catch_up,
+    RestoreOptions, RestoreSummary, RestoreTarget, SinkOptions, SnapshotFallback, SnapshotManifest,
+    SnapshotRestore, SnapshotScope, SnapshotStore, StoreHome, TopicSpec, catch_up,
 };
 use tempfile::TempDir;
 use test_support::unique_name;
@@ -352,15 +352,40 @@ pub fn damaged_snapshots_fall_back(factory: &dyn BackendFactory, damage: Damage)
     source.batch();
     match damage {
         Damage::FlipByte => {
-            let files = snapshots.objects("files");
-            let largest = files
+            // The largest file the newest snapshot names that a new store does not hold
+            // already (a file equal to a local one is copied, not downloaded).
+            let manifests = snapshots.objects("manifests");
+            let newest = manifests.last().expect("manifests");
+            let manifest = SnapshotManifest::from_json(
+                &std::fs::read(newest).unwrap(),
+                &newest.display().to_string(),
+            )
+            .unwrap();
+            let fresh = Fixture::new(factory, STORE);
+            drop(fresh.open());
+            let object_of = |checksum: &str| {
+                let hex = checksum.trim_start_matches("blake3:");
+                snapshots
+                    .objects("files")
+                    .into_iter()
+                    .find(|object| object.file_name().is_some_and(|name| name == hex))
+                    .expect("the file's object")
+            };
+            let held_locally = |path: &str, object: &Path| {
+                std::fs::read(fresh.store_dir().join(path))
+                    .is_ok_and(|local| local == std::fs::read(object).unwrap())
+            };
+            let file = manifest
+                .files
                 .iter()
-                .max_by_key(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-                .expect("snapshot files");
-            let mut bytes = std::fs::read(largest).unwrap();
+                .filter(|f| f.size > 0 && !held_locally(&f.path, &object_of(&f.checksum)))
+                .max_by_key(|f| f.size)
+                .expect("a file to damage");
+            let largest = object_of(&file.checksum);
+            let mut bytes = std::fs::read(&largest).unwrap();
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x40;
-            std::fs::write(largest, bytes).unwrap();
+            std::fs::write(&largest, bytes).unwrap();
         }
         Damage::DeleteFiles => {
             for file in snapshots.objects("files") {
