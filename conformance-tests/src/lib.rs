@@ -206,6 +206,24 @@ macro_rules! conformance_suite {
                 });
             }
             #[test]
+            fn snapshot_by_the_manager_policy_relocates_at_least_once() {
+                each(|factory| {
+                    $crate::snapshots::manager_snapshots_by_policy_and_relocates_from_them(
+                        factory,
+                        AtLeastOnce,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_by_the_manager_policy_relocates_exactly_once() {
+                each(|factory| {
+                    $crate::snapshots::manager_snapshots_by_policy_and_relocates_from_them(
+                        factory,
+                        ExactlyOnce,
+                    );
+                });
+            }
+            #[test]
             fn snapshot_with_a_flipped_byte_falls_back() {
                 each(|factory| {
                     $crate::snapshots::damaged_snapshots_fall_back(

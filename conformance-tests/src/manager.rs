@@ -50,6 +50,8 @@ pub(crate) struct Setup {
     pub(crate) wrap: Option<crate::crash_points::SupplierWrap>,
     /// Records per restore batch (default: the backend's).
     pub(crate) batch_size: Option<usize>,
+    /// Snapshots taken by this policy through this uploader, and restores from them.
+    pub(crate) snapshots: Option<(state_core::SnapshotPolicy, state_core::SnapshotUploader)>,
 }
 
 /// The input the instances' sinks commit offsets for.
@@ -89,6 +91,9 @@ pub(crate) fn instance_with(
     let mut manager = StoreManager::new(context);
     if let Some(parallel) = setup.parallel_restores {
         manager = manager.with_max_parallel_restores(parallel);
+    }
+    if let Some((policy, uploader)) = setup.snapshots {
+        manager = manager.with_snapshots(policy, uploader);
     }
     let supplier = |name: &str| {
         let supplier = backend.supplier(name);

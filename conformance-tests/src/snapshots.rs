@@ -536,3 +536,93 @@ pub fn an_abandoned_download_is_removed_not_opened(factory: &dyn BackendFactory)
     assert!(!abandoned.exists(), "the abandoned download is removed");
     assert_eq!(contents(store.as_ref()), source.replay());
 }
+
+/// The store manager snapshots by its policy and relocates from the snapshots: a commit
+/// that reaches `every_records` checkpoints the partition (its pause reported), the
+/// uploader sends it in the background, a new owner restores only the tail after it;
+/// a clean revoke snapshots what is new, so the next owner replays nothing.
+pub fn manager_snapshots_by_policy_and_relocates_from_them(
+    factory: &dyn BackendFactory,
+    guarantee: ProcessingGuarantee,
+) {
+    use crate::manager::{Setup, instance_with};
+    use state_core::{AfterRevoke, SnapshotPolicy, SnapshotUploader, UploaderConfig};
+
+    if !snapshots_supported(factory) {
+        return;
+    }
+    let Some(snapshots) = Snapshots::new(&Where::Directory, "manager") else {
+        return;
+    };
+    let policy = SnapshotPolicy {
+        every_records: Some(500),
+        every: None,
+        on_revoke: true,
+        on_close: true,
+        keep: 2,
+    };
+    let changelog = state_core::changelog::in_memory::InMemoryChangelog::new();
+    let owner = |uploader: &SnapshotUploader| {
+        instance_with(
+            factory,
+            &changelog,
+            guarantee,
+            Setup {
+                snapshots: Some((policy.clone(), uploader.clone())),
+                ..Setup::default()
+            },
+        )
+    };
+    let uploader = SnapshotUploader::new(snapshots.store.clone(), UploaderConfig::default());
+    let running = uploader.clone();
+    let uploads = std::thread::spawn(move || block_on(running.run()));
+
+    let first = owner(&uploader);
+    first.assign_one(0);
+    first.process(0, 0, 300, 5);
+    let commit = block_on(first.manager.commit()).unwrap();
+    assert_eq!(commit.snapshots, 0, "300 records are not due: {commit:?}");
+    first.process(0, 1, 300, 5);
+    let commit = block_on(first.manager.commit()).unwrap();
+    assert_eq!(commit.snapshots, 1, "600 records are due: {commit:?}");
+    first.process(0, 2, 40, 1);
+    let commit = block_on(first.manager.commit()).unwrap();
+    assert_eq!(commit.snapshots, 0, "40 more are not: {commit:?}");
+    block_on(uploader.flush()).unwrap();
+
+    // A new owner: the snapshot, then the 40-record tail.
+    let second = owner(&uploader);
+    let restores = block_on(second.manager.assign_all(&[0]))
+        .remove(0)
+        .1
+        .unwrap()
+        .unwrap();
+    let summary = restores[crate::manager::STORE].as_ref().unwrap();
+    assert!(summary.snapshot.is_some(), "{summary:?}");
+    assert_eq!(summary.restored, 40, "{summary:?}");
+    assert_eq!(second.totals(0), first.totals(0));
+
+    // A clean revoke snapshots the tail too: the next owner replays nothing.
+    block_on(first.manager.revoke(&[0], AfterRevoke::Close)).unwrap();
+    second.process(0, 3, 10, 1);
+    block_on(second.manager.revoke(&[0], AfterRevoke::Close)).unwrap();
+    block_on(uploader.flush()).unwrap();
+    let third = owner(&uploader);
+    let restores = block_on(third.manager.assign_all(&[0]))
+        .remove(0)
+        .1
+        .unwrap()
+        .unwrap();
+    let summary = restores[crate::manager::STORE].as_ref().unwrap();
+    assert!(summary.snapshot.is_some(), "{summary:?}");
+    assert_eq!(summary.restored, 0, "{summary:?}");
+    let expected: Vec<_> = (0..300)
+        .map(|c| {
+            let extra = i64::from(c < 40) + i64::from(c < 10);
+            (crate::manager::customer(0, c), 10 + extra)
+        })
+        .collect();
+    assert_eq!(third.totals(0), expected.into_iter().collect());
+    uploader.close();
+    uploads.join().unwrap();
+}

@@ -62,7 +62,7 @@ pub use restore::{
 pub use serde::{Serde, Serdes};
 pub use snapshot::{
     Checkpoint, CheckpointFile, SnapshotFallback, SnapshotManifest, SnapshotPolicy, SnapshotScope,
-    SnapshotStore,
+    SnapshotStore, SnapshotUploader, UploaderConfig,
 };
 pub use store::{
     Capability, DEFAULT_RESTORE_BATCH, KeyRange, KeyValue, KeyValueBytesStoreSupplier,

@@ -166,8 +166,12 @@ impl StoreManager {
         let context = self.context.for_partition(partition);
         let kept = standbys.map(|s| s.into_iter().map(Standby::into_store).collect());
         let opened = self.open_stores(&context, kept)?;
-        let stores: Vec<Arc<dyn KeyValueStore>> =
-            opened.iter().map(|(store, _)| store.clone()).collect();
+        // The stores to hand back on error. A store being caught up is not among them:
+        // restore may replace it with a snapshot, which needs its only handle.
+        let mut held: Vec<Option<Arc<dyn KeyValueStore>>> = opened
+            .iter()
+            .map(|(store, _)| Some(store.clone()))
+            .collect();
         let restored = async {
             let _permit = self.restore_permits.acquire().await.map_err(|_| {
                 Error::new(ErrorKind::Closed, "store manager restore permits closed")
@@ -188,7 +192,7 @@ impl StoreManager {
             };
             let mut wrapped = Vec::with_capacity(opened.len());
             let mut restores = PartitionRestores::new();
-            for (registered, opened) in self.stores.iter().zip(opened) {
+            for (index, (registered, opened)) in self.stores.iter().zip(opened).enumerate() {
                 let name = registered.recipe.name();
                 let topic = match sink {
                     Some(_) => registered.topic(&context).await?,
@@ -199,9 +203,11 @@ impl StoreManager {
                     restores.insert(name.to_owned(), None);
                     continue;
                 };
+                held[index] = None;
                 let (store, summary) = self
                     .catch_up(registered, &context, topic, opened, cancel)
                     .await?;
+                held[index] = Some(store.clone());
                 wrapped.push(ByteStore::wrap(store, Some((sink, topic)), partition));
                 restores.insert(name.to_owned(), Some(summary));
             }
@@ -221,7 +227,7 @@ impl StoreManager {
             })
         }
         .await;
-        restored.map_err(|err| (err, stores))
+        restored.map_err(|err| (err, held.into_iter().flatten().collect()))
     }
 
     /// Restores one opened store of an assigned partition through the one restore path,
