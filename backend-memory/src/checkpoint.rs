@@ -47,9 +47,9 @@ pub(crate) fn uncommitted(store: &str) -> Error {
 /// Writes `store`'s checkpoint into the new directory `dir`; on failure nothing of it is
 /// left.
 pub(crate) fn write(store: &MemoryStore, dir: &Path) -> Result<Checkpoint> {
-    claim(dir)?;
+    state_core::Checkpoint::claim_dir(dir)?;
     write_claimed(store, dir).map_err(|err| {
-        // Ours alone: `claim` made it.
+        // Ours alone: `claim_dir` made it.
         match std::fs::remove_dir_all(dir) {
             Ok(()) => err,
             Err(left) => err.context(format!(
@@ -141,26 +141,6 @@ fn inspect(checkpoint: &Path) -> Result<std::path::PathBuf> {
         ));
     }
     Ok(checkpoint.join(FILE))
-}
-
-/// Creates `dir`, which must not exist yet (its parents are created as needed), so no
-/// two checkpoints ever write into one directory.
-fn claim(dir: &Path) -> Result<()> {
-    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|err| Error::from(err).context(format!("creating {}", parent.display())))?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(Error::invalid_input(format!(
-                "checkpoint directory {} already exists: a checkpoint goes into a new \
-                 directory only, and what is there was left as it is",
-                dir.display()
-            )))
-        }
-        Err(err) => Err(Error::from(err).context(format!("creating {}", dir.display()))),
-    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

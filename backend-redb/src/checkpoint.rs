@@ -67,9 +67,9 @@ pub(crate) fn write(
     config: &RedbConfig,
     dir: &Path,
 ) -> Result<Checkpoint> {
-    claim(dir)?;
+    state_core::Checkpoint::claim_dir(dir)?;
     write_claimed(source, store_path, config, dir).map_err(|err| {
-        // Ours alone: `claim` made it.
+        // Ours alone: `claim_dir` made it.
         match std::fs::remove_dir_all(dir) {
             Ok(()) => err,
             Err(left) => err.context(format!(
@@ -294,26 +294,6 @@ fn give_back(target: &Path, checkpoint: &Path, source: &Path, err: Error) -> Err
         checkpoint.display(),
         target.display()
     ))
-}
-
-/// Creates `dir`, which must not exist yet (its parents are created as needed), so no
-/// two checkpoints ever write into one directory.
-fn claim(dir: &Path) -> Result<()> {
-    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|err| map_io_error(parent, "create checkpoint parent", err))?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(Error::invalid_input(format!(
-                "checkpoint directory {} already exists: a checkpoint goes into a new \
-                 directory only, and what is there was left as it is",
-                dir.display()
-            )))
-        }
-        Err(err) => Err(map_io_error(dir, "create checkpoint directory", err)),
-    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

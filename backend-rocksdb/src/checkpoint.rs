@@ -75,7 +75,7 @@ pub(crate) fn write(
     options: &Options,
     dir: &Path,
 ) -> Result<Checkpoint> {
-    claim(dir)?;
+    state_core::Checkpoint::claim_dir(dir)?;
     let staging = beside(dir, "staging")?;
     let built = build(db, store_path, options, &staging).and_then(|position| {
         std::fs::rename(&staging, dir).map_err(|err| {
@@ -199,26 +199,6 @@ pub(crate) fn open(
             )),
         }
     })
-}
-
-/// Creates `dir`, which must not exist yet (its parents are created as needed), so an
-/// existing directory is refused before any work and no two checkpoints build for one.
-fn claim(dir: &Path) -> Result<()> {
-    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|err| Error::from(err).context(format!("creating {}", parent.display())))?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(Error::invalid_input(format!(
-                "checkpoint directory {} already exists: a checkpoint goes into a new \
-                 directory only, and what is there was left as it is",
-                dir.display()
-            )))
-        }
-        Err(err) => Err(Error::from(err).context(format!("creating {}", dir.display()))),
-    }
 }
 
 /// A path beside `dir` that no other checkpoint, in this process or any other live one,

@@ -57,6 +57,28 @@ impl Checkpoint {
         })
     }
 
+    /// Creates `dir`, the new directory a checkpoint goes into: it must not exist yet
+    /// (parents are created as needed), so an existing directory is refused before any
+    /// work, left as it is, and no two checkpoints ever write into one.
+    pub fn claim_dir(dir: &Path) -> Result<()> {
+        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                Error::from(err).context(format!("creating {}", parent.display()))
+            })?;
+        }
+        match std::fs::create_dir(dir) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::invalid_input(format!(
+                    "checkpoint directory {} already exists: a checkpoint goes into a new \
+                     directory only, and what is there was left as it is",
+                    dir.display()
+                )))
+            }
+            Err(err) => Err(Error::from(err).context(format!("creating {}", dir.display()))),
+        }
+    }
+
     /// The bytes of every file together.
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
