@@ -539,7 +539,8 @@ pub fn an_abandoned_download_is_removed_not_opened(factory: &dyn BackendFactory)
 
 /// The store manager snapshots by its policy and relocates from the snapshots: a commit
 /// that reaches `every_records` checkpoints the partition (its pause reported), the
-/// uploader sends it in the background, a new owner restores only the tail after it;
+/// uploader sends it in the background, a standby and a new owner start from it and
+/// replay only the tail after it;
 /// a clean revoke snapshots what is new, so the next owner replays nothing.
 pub fn manager_snapshots_by_policy_and_relocates_from_them(
     factory: &dyn BackendFactory,
@@ -589,6 +590,19 @@ pub fn manager_snapshots_by_policy_and_relocates_from_them(
     let commit = block_on(first.manager.commit()).unwrap();
     assert_eq!(commit.snapshots, 0, "40 more are not: {commit:?}");
     block_on(uploader.flush()).unwrap();
+
+    // A standby starts from the snapshot too and tails only the 40 records after it.
+    let standby = owner(&uploader);
+    block_on(standby.manager.set_standbys(&[0].into_iter().collect())).unwrap();
+    let applied = block_on(standby.manager.update_standbys()).unwrap();
+    assert_eq!(
+        applied, 40,
+        "the standby tails only what follows the snapshot"
+    );
+    let lags = block_on(standby.manager.standby_lags()).unwrap();
+    assert_eq!(lags[0].lag, 0, "{lags:?}");
+    assert_eq!(lags[0].applied, 40, "{lags:?}");
+    drop(standby);
 
     // A new owner: the snapshot, then the 40-record tail.
     let second = owner(&uploader);

@@ -93,6 +93,34 @@ impl StoreRecipe {
         open_or_rebuild(self.supplier.as_ref(), &dir)
     }
 
+    /// Replaces `store` (its only handle) by its newest usable snapshot when the context's
+    /// restore options name a snapshot store and the snapshot is ahead of it: a standby
+    /// starts there and tails the rest.
+    pub(crate) async fn start_from_snapshot(
+        &self,
+        store: Arc<dyn KeyValueStore>,
+        context: &StoreContext,
+        reader: &dyn ChangelogReader,
+    ) -> Result<Arc<dyn KeyValueStore>> {
+        let dir = context.store_dir(self.name())?;
+        let home = StoreHome {
+            application: context.application_id(),
+            supplier: self.supplier.as_ref(),
+            dir: &dir,
+        };
+        let options = self.restore_options(context);
+        let (store, _) = crate::restore::start_from_snapshot(
+            store,
+            home,
+            reader,
+            context.partition,
+            &options,
+            &crate::restore::NoopRestoreListener,
+        )
+        .await?;
+        Ok(store)
+    }
+
     /// Brings an opened store up to the end of its changelog partition as captured now,
     /// through the one restore path ([`catch_up`](crate::restore::catch_up)).
     pub(crate) async fn catch_up(

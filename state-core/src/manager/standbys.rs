@@ -10,7 +10,9 @@ use super::commit::close_all;
 use super::lifecycle::Event;
 use super::standby::{Standby, StandbyLag};
 use super::state::{PartitionState, Slot};
-use crate::{Error, Partition, Result};
+use std::sync::Arc;
+
+use crate::{Error, KeyValueStore, Partition, Result, StoreContext};
 
 impl StoreManager {
     /// Keeps a standby of exactly the partitions of `wanted` that are not owned here:
@@ -70,17 +72,53 @@ impl StoreManager {
             return Ok(());
         }
         let context = self.context.for_partition(partition);
-        let stores = match self.open_stores(&context, None) {
-            Ok(opened) => opened.into_iter().map(|(store, _)| store),
+        let opened = match self.open_stores(&context, None) {
+            Ok(opened) => opened,
             Err((err, opened)) => {
                 close_all(opened)?;
                 return Err(err);
             }
         };
-        *slot = Slot::Standby(stores.map(Standby::new).collect());
+        let mut standbys = Vec::with_capacity(opened.len());
+        let mut opened = opened.into_iter();
+        for registered in &self.stores {
+            let Some((store, _)) = opened.next() else {
+                break;
+            };
+            match self.standby_start(registered, &context, store).await {
+                Ok(store) => standbys.push(Standby::new(store)),
+                Err(err) => {
+                    let rest = standbys.into_iter().map(Standby::into_store);
+                    close_all(rest.chain(opened.map(|(store, _)| store)).collect())?;
+                    return Err(err);
+                }
+            }
+        }
+        *slot = Slot::Standby(standbys);
         self.table
             .transition(partition, Event::StandbyOpened, Some(&slot))?;
         Ok(())
+    }
+
+    /// A standby's store as it starts: its newest usable snapshot when snapshots are
+    /// configured and ahead of it, so the standby tails only what came after.
+    async fn standby_start(
+        &self,
+        registered: &super::Registered,
+        context: &StoreContext,
+        store: Arc<dyn KeyValueStore>,
+    ) -> Result<Arc<dyn KeyValueStore>> {
+        if context.restore_options().snapshots.is_none() {
+            return Ok(store);
+        }
+        let Some(topic) = registered.topic(context).await? else {
+            return Ok(store);
+        };
+        let reader = registered.reader(context, topic).await?;
+        registered
+            .recipe
+            .start_from_snapshot(store, context, reader.as_ref())
+            .await
     }
 
     /// Applies to every idle standby one batch of what its changelogs hold beyond it (the

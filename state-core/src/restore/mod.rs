@@ -54,19 +54,11 @@ pub async fn catch_up(
     listener: &dyn RestoreListener,
 ) -> Result<(std::sync::Arc<dyn KeyValueStore>, RestoreSummary)> {
     let started = Instant::now();
-    let (store, snapshot) = match (&options.snapshots, home) {
-        (Some(snapshots), Some(home)) => {
-            from_snapshot::replace_from_snapshot(
-                store,
-                snapshots.as_ref(),
-                home,
-                reader,
-                partition,
-                listener,
-            )
-            .await?
+    let (store, snapshot) = match home {
+        Some(home) => {
+            start_from_snapshot(store, home, reader, partition, options, listener).await?
         }
-        _ => (store, None),
+        None => (store, None),
     };
     let mut summary = restore(store.as_ref(), reader, partition, options, listener).await?;
     if summary.wiped.is_none() {
@@ -77,6 +69,34 @@ pub async fn catch_up(
         summary.elapsed = started.elapsed();
     }
     Ok((store, summary))
+}
+
+/// The snapshot step of [`catch_up`] alone: with [`RestoreOptions::snapshots`], replaces
+/// `store` (whose only handle the caller gives up) by its newest usable snapshot when that
+/// is ahead of it; returns the store to go on with. For a standby, which then tails the
+/// changelog from the snapshot's position.
+pub(crate) async fn start_from_snapshot(
+    store: std::sync::Arc<dyn KeyValueStore>,
+    home: StoreHome<'_>,
+    reader: &dyn ChangelogReader,
+    partition: Partition,
+    options: &RestoreOptions,
+    listener: &dyn RestoreListener,
+) -> Result<(std::sync::Arc<dyn KeyValueStore>, Option<SnapshotRestore>)> {
+    match &options.snapshots {
+        Some(snapshots) => {
+            from_snapshot::replace_from_snapshot(
+                store,
+                snapshots.as_ref(),
+                home,
+                reader,
+                partition,
+                listener,
+            )
+            .await
+        }
+        None => Ok((store, None)),
+    }
 }
 
 /// Brings `store` up to the end of `partition` of `reader`'s changelog, as captured when
