@@ -1,0 +1,179 @@
+//! What snapshots cost the processing path: 1,000 logged puts and a commit of one
+//! partition holding 100,000 keys, with the store manager snapshotting every 10,000
+//! committed records (every tenth commit) against not snapshotting, per backend. The
+//! uploads run on another thread to a local directory (`file://`), as the application's
+//! runtime would run them; only the puts and the commit are timed. The changelog is the
+//! in-process one, which costs next to nothing, so the snapshots' share of a commit here is
+//! larger than on a real broker: the worst case.
+//!
+//! After each backend's snapshotting case the bench prints the pause the checkpoints added
+//! to the commits that took them (`ManagerCommit::snapshot_pause`): p50, p99 and max.
+//!
+//! `cargo bench -p benches --bench snapshots --profile dev -- --noplot`
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backend_memory::MemorySupplier;
+use backend_redb::RedbSupplier;
+use backend_rocksdb::RocksDbSupplier;
+use criterion::{Criterion, criterion_group, criterion_main};
+use snapshot_object_store::{ObjectSnapshotStore, SnapshotStoreConfig, UrlOptions};
+use state_core::changelog::in_memory::InMemoryChangelog;
+use state_core::{
+    KeyValueBytesStoreSupplier, Serdes, SnapshotPolicy, SnapshotUploader, StoreBuilder,
+    StoreContext, StoreHandle, StoreManager, UploaderConfig,
+};
+use tempfile::TempDir;
+
+/// Keys the partition holds.
+const KEYS: usize = 100_000;
+/// Puts per commit.
+const PUTS: usize = 1_000;
+
+struct Bench {
+    runtime: tokio::runtime::Runtime,
+    manager: Arc<StoreManager>,
+    store: StoreHandle<Vec<u8>, Vec<u8>>,
+    uploader: Option<SnapshotUploader>,
+    next: usize,
+    pauses: Arc<Mutex<Vec<Duration>>>,
+    _dirs: (TempDir, TempDir),
+}
+
+impl Bench {
+    fn new(supplier: Arc<dyn KeyValueBytesStoreSupplier>, snapshots: bool) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let objects = tempfile::tempdir().unwrap();
+        let changelog = InMemoryChangelog::new();
+        let context = StoreContext::new("bench", 0, 1, state.path())
+            .unwrap()
+            .with_changelog(Arc::new(changelog));
+        let mut manager = StoreManager::new(context);
+        let uploader = snapshots.then(|| {
+            let url = format!("file://{}", objects.path().display());
+            let store = ObjectSnapshotStore::from_url(
+                &url,
+                UrlOptions::new(SnapshotStoreConfig::new("bench")),
+            )
+            .unwrap();
+            SnapshotUploader::new(Arc::new(store), UploaderConfig::default())
+        });
+        if let Some(uploader) = &uploader {
+            let policy = SnapshotPolicy {
+                every_records: Some(10_000),
+                every: None,
+                on_revoke: false,
+                on_close: false,
+                keep: 2,
+            };
+            manager = manager.with_snapshots(policy, uploader.clone());
+            runtime.spawn(uploader.run());
+        }
+        let store = manager
+            .add_store(
+                StoreBuilder::new(supplier, Serdes::bytes(), Serdes::bytes())
+                    .with_logging_enabled(Default::default()),
+            )
+            .unwrap();
+        let mut bench = Self {
+            runtime,
+            manager: Arc::new(manager),
+            store,
+            uploader,
+            next: 0,
+            pauses: Arc::default(),
+            _dirs: (state, objects),
+        };
+        for (partition, assigned) in bench.runtime.block_on(bench.manager.assign_all(&[0])) {
+            assigned.unwrap_or_else(|err| panic!("assigning {partition}: {err}"));
+        }
+        for _ in 0..KEYS / PUTS {
+            bench.round();
+        }
+        bench.pauses.lock().unwrap().clear();
+        bench
+    }
+
+    /// 1,000 puts and a commit; returns the time they took.
+    fn round(&mut self) -> Duration {
+        let started = Instant::now();
+        let commit = self.runtime.block_on(async {
+            let active = self.manager.active(0).await.unwrap();
+            let store = active.store(&self.store).unwrap();
+            for _ in 0..PUTS {
+                let i = self.next % KEYS;
+                self.next += 1;
+                store
+                    .put(&benches::key(i).to_vec(), &benches::value(self.next))
+                    .unwrap();
+            }
+            drop(store);
+            drop(active);
+            self.manager.commit().await.unwrap()
+        });
+        let took = started.elapsed();
+        if commit.snapshots > 0 {
+            self.pauses.lock().unwrap().push(commit.snapshot_pause);
+        }
+        took
+    }
+
+    fn report(&self, name: &str) {
+        let mut pauses = self.pauses.lock().unwrap().clone();
+        if pauses.is_empty() {
+            return;
+        }
+        pauses.sort();
+        let at = |q: f64| pauses[((pauses.len() - 1) as f64 * q).round() as usize];
+        eprintln!(
+            "{name}: {} snapshot pauses: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            pauses.len(),
+            at(0.5),
+            at(0.99),
+            pauses[pauses.len() - 1]
+        );
+        if let Some(uploader) = &self.uploader {
+            self.runtime.block_on(uploader.flush()).unwrap();
+        }
+    }
+}
+
+/// A backend's supplier for the bench's store.
+type MakeSupplier = fn() -> Arc<dyn KeyValueBytesStoreSupplier>;
+
+fn snapshots(c: &mut Criterion) {
+    let backends: [(&str, MakeSupplier); 3] = [
+        ("memory", || Arc::new(MemorySupplier::new("bench"))),
+        ("rocksdb", || Arc::new(RocksDbSupplier::new("bench"))),
+        ("redb", || Arc::new(RedbSupplier::new("bench"))),
+    ];
+    let mut group = c.benchmark_group("snapshots");
+    group.sample_size(30);
+    for (name, supplier) in backends {
+        for snapshots in [false, true] {
+            let mut bench = Bench::new(supplier(), snapshots);
+            let id = format!(
+                "{name}/{}",
+                if snapshots {
+                    "every_10k_records"
+                } else {
+                    "off"
+                }
+            );
+            group.bench_function(&id, |b| {
+                b.iter_custom(|iterations| (0..iterations).map(|_| bench.round()).sum());
+            });
+            bench.report(&format!("snapshots/{id}"));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, snapshots);
+criterion_main!(benches);
