@@ -26,7 +26,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use state_core::{Checkpoint, Error, ErrorKind, Result};
+use state_core::{Checkpoint, Error, Result};
 
 use crate::dump::{self, DumpWriter};
 use crate::{CAPABILITY, MemoryStore};
@@ -47,17 +47,7 @@ pub(crate) fn uncommitted(store: &str) -> Error {
 /// Writes `store`'s checkpoint into the new directory `dir`; on failure nothing of it is
 /// left.
 pub(crate) fn write(store: &MemoryStore, dir: &Path) -> Result<Checkpoint> {
-    state_core::Checkpoint::claim_dir(dir)?;
-    write_claimed(store, dir).map_err(|err| {
-        // Ours alone: `claim_dir` made it.
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => err,
-            Err(left) => err.context(format!(
-                "checkpoint {} failed and could not be removed ({left})",
-                dir.display()
-            )),
-        }
-    })
+    Checkpoint::write_into(dir, || write_claimed(store, dir))
 }
 
 fn write_claimed(store: &MemoryStore, dir: &Path) -> Result<Checkpoint> {
@@ -111,36 +101,7 @@ pub(crate) fn open(name: &str, checkpoint: &Path) -> Result<MemoryStore> {
 
 /// The dump in `checkpoint`, a directory holding it and nothing else.
 fn inspect(checkpoint: &Path) -> Result<std::path::PathBuf> {
-    let listing_error = |err: std::io::Error| {
-        Error::from(err).context(format!("listing checkpoint {}", checkpoint.display()))
-    };
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(checkpoint).map_err(listing_error)? {
-        names.push(
-            entry
-                .map_err(listing_error)?
-                .file_name()
-                .to_string_lossy()
-                .into_owned(),
-        );
-    }
-    names.sort();
-    if names != [FILE] {
-        let found = if names.is_empty() {
-            "nothing".to_owned()
-        } else {
-            names.join(", ")
-        };
-        return Err(Error::new(
-            ErrorKind::Foreign,
-            format!(
-                "{} is not a statestore memory checkpoint: it holds {found} where {FILE} \
-                 alone should be; it was left as it is",
-                checkpoint.display()
-            ),
-        ));
-    }
-    Ok(checkpoint.join(FILE))
+    Checkpoint::sole_file(checkpoint, FILE, "memory")
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -67,17 +67,7 @@ pub(crate) fn write(
     config: &RedbConfig,
     dir: &Path,
 ) -> Result<Checkpoint> {
-    state_core::Checkpoint::claim_dir(dir)?;
-    write_claimed(source, store_path, config, dir).map_err(|err| {
-        // Ours alone: `claim_dir` made it.
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => err,
-            Err(left) => err.context(format!(
-                "checkpoint {} failed and could not be removed ({left})",
-                dir.display()
-            )),
-        }
-    })
+    Checkpoint::write_into(dir, || write_claimed(source, store_path, config, dir))
 }
 
 fn write_claimed(
@@ -198,27 +188,8 @@ fn inspect(checkpoint: &Path, file_name: &str) -> Result<PathBuf> {
         }
         Ok(_) => {}
     }
-    let mut names = Vec::new();
-    let entries = std::fs::read_dir(checkpoint)
-        .map_err(|err| map_io_error(checkpoint, "list checkpoint", err))?;
-    for entry in entries {
-        let entry = entry.map_err(|err| map_io_error(checkpoint, "list checkpoint", err))?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
-    if names != [file_name] {
-        let found = if names.is_empty() {
-            "nothing".to_owned()
-        } else {
-            names.join(", ")
-        };
-        return Err(Error::foreign(format!(
-            "{} is not a statestore redb checkpoint: it holds {found} where {file_name} \
-             alone should be (a checkpoint opens with the file name it was written with); \
-             it was left as it is",
-            checkpoint.display()
-        )));
-    }
+    // A checkpoint opens with the file name it was written with.
+    Checkpoint::sole_file(checkpoint, file_name, "redb")?;
     match probe(checkpoint, file_name)? {
         Contents::Redb => Ok(checkpoint.join(file_name)),
         // Listed a moment ago: removed meanwhile.

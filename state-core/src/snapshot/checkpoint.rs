@@ -79,6 +79,48 @@ impl Checkpoint {
         }
     }
 
+    /// Claims the new directory `dir` ([`claim_dir`](Self::claim_dir)) and writes a
+    /// checkpoint into it with `write`; when `write` fails, `dir` (ours alone) is removed,
+    /// so a failed checkpoint leaves nothing behind.
+    pub fn write_into(dir: &Path, write: impl FnOnce() -> Result<Self>) -> Result<Self> {
+        Self::claim_dir(dir)?;
+        write().map_err(|err| match std::fs::remove_dir_all(dir) {
+            Ok(()) => err,
+            Err(left) => err.context(format!(
+                "checkpoint {} failed and could not be removed ({left})",
+                dir.display()
+            )),
+        })
+    }
+
+    /// The path of `file_name` in the checkpoint directory `checkpoint`, which must hold
+    /// that file and nothing else: anything else is refused as
+    /// [`Foreign`](crate::ErrorKind::Foreign) (not a `backend` checkpoint), left as it is.
+    pub fn sole_file(checkpoint: &Path, file_name: &str, backend: &str) -> Result<PathBuf> {
+        let listing_error = |err: std::io::Error| {
+            Error::from(err).context(format!("listing checkpoint {}", checkpoint.display()))
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(checkpoint).map_err(listing_error)? {
+            let name = entry.map_err(listing_error)?.file_name();
+            names.push(name.to_string_lossy().into_owned());
+        }
+        names.sort();
+        if names != [file_name] {
+            let found = if names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                names.join(", ")
+            };
+            return Err(Error::foreign(format!(
+                "{} is not a statestore {backend} checkpoint: it holds {found} where \
+                 {file_name} alone should be; it was left as it is",
+                checkpoint.display()
+            )));
+        }
+        Ok(checkpoint.join(file_name))
+    }
+
     /// The bytes of every file together.
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
