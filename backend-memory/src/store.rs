@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use state_core::{
-    Capability, Checkpoint, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch, WriteOp,
+    Capability, Checkpoint, KeyRange, KeyValueStore, KvIter, PendingCheckpoint, Position, Result,
+    WriteBatch, WriteOp,
 };
 
 use crate::CAPABILITY;
@@ -452,6 +453,12 @@ impl KeyValueStore for MemoryStore {
     /// be in the dump without their changelog position.
     fn checkpoint(&self, dir: &Path) -> Result<Checkpoint> {
         checkpoint::write(self, dir)
+    }
+
+    /// As [`checkpoint`](Self::checkpoint), but only the dump's encoding, in memory, holds
+    /// the store; [`PendingCheckpoint::finish`] writes and syncs the file.
+    fn begin_checkpoint(&self, dir: &Path) -> Result<PendingCheckpoint> {
+        checkpoint::begin(self, dir)
     }
 }
 

@@ -10,7 +10,11 @@
 //! name. Its cost is a read of every entry and a write of each into a B-tree that grows
 //! in key order (1.4 s for a million 50-byte entries here, the crate docs say more);
 //! the source's read transaction pins the pages later commits replace until the copy is
-//! done.
+//! done. Only the read transaction's start holds the store
+//! ([`KeyValueStore::begin_checkpoint`](state_core::KeyValueStore::begin_checkpoint));
+//! the copy runs when the checkpoint is finished, for the store manager's snapshots on
+//! the uploader's side, off the commit path. Closing the store ends copies not started
+//! and waits for those running (`src/copies.rs`).
 //!
 //! **Committed only.** Every store write is a redb commit, visible to every later read
 //! transaction the moment it returns; there is no buffer to leave out. What a
@@ -32,12 +36,14 @@
 //! checks each file's BLAKE3 checksum on download besides.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{ReadTransaction, ReadableTable};
-use state_core::{Checkpoint, Error, ErrorKind, Position, Result};
+use state_core::{Checkpoint, Error, ErrorKind, PendingCheckpoint, Position, Result};
 
 use crate::config::RedbConfig;
+use crate::copies::Parked;
 use crate::error::{map_io_error, map_redb_error};
 use crate::layout::{self, DATA, META, POSITION_KEY};
 use crate::open::{builder, checked_read_only, open_writable};
@@ -59,15 +65,46 @@ pub(crate) fn uncommitted(store: &str, path: &Path) -> Error {
     ))
 }
 
-/// Copies what `source` sees of the store at `store_path` into a new redb file in the
-/// new directory `dir`; on failure nothing of it is left.
-pub(crate) fn write(
-    source: &ReadTransaction,
-    store_path: &Path,
-    config: &RedbConfig,
+/// Claims the new directory `dir` for a copy of what the parked read transaction `source`
+/// sees of the store at `store_path`, and leaves the copy itself to
+/// [`PendingCheckpoint::finish`]: the transaction already fixes what the checkpoint
+/// holds, so the store can go on. On failure, and when the store closed before the copy
+/// started, nothing of it is left.
+pub(crate) fn begin(
+    source: Parked,
+    store_path: Arc<Path>,
+    config: RedbConfig,
     dir: &Path,
-) -> Result<Checkpoint> {
-    Checkpoint::write_into(dir, || write_claimed(source, store_path, config, dir))
+) -> Result<PendingCheckpoint> {
+    Checkpoint::claim_dir(dir)?;
+    let claimed = dir.to_path_buf();
+    Ok(PendingCheckpoint::deferred(claimed.clone(), move || {
+        let copied = match source.start() {
+            // Dropping `running` when the copy is done frees the source's pages for reuse
+            // and lets the store close.
+            Some(running) => write_claimed(running.source(), &store_path, &config, &claimed),
+            None => Err(Error::new(
+                ErrorKind::Closed,
+                format!(
+                    "redb store at {} was closed before its checkpoint into {} was written",
+                    store_path.display(),
+                    claimed.display()
+                ),
+            )),
+        };
+        copied.map_err(|err| remove_claimed(&claimed, err))
+    }))
+}
+
+/// `err`, after removing the claimed directory `dir` (ours alone).
+fn remove_claimed(dir: &Path, err: Error) -> Error {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => err,
+        Err(left) => err.context(format!(
+            "checkpoint {} failed and could not be removed ({left})",
+            dir.display()
+        )),
+    }
 }
 
 fn write_claimed(

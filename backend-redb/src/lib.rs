@@ -12,6 +12,7 @@
 mod checkpoint;
 mod commit;
 mod config;
+mod copies;
 mod error;
 mod layout;
 mod open;

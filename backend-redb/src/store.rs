@@ -8,13 +8,14 @@ use redb::{
     Table, TransactionError, WriteTransaction,
 };
 use state_core::{
-    Capability, Checkpoint, Error, KeyRange, KeyValueStore, KvIter, Position, Result, WriteBatch,
-    WriteOp,
+    Capability, Checkpoint, Error, KeyRange, KeyValueStore, KvIter, PendingCheckpoint, Position,
+    Result, WriteBatch, WriteOp,
 };
 
 use crate::checkpoint;
 use crate::commit::CommitPolicy;
 use crate::config::RedbConfig;
+use crate::copies::{Copies, Parked};
 use crate::error::map_redb_error;
 use crate::layout::{self, DATA, META, POSITION_KEY};
 use crate::open::{open_read_only, open_writable};
@@ -40,6 +41,8 @@ pub struct RedbStore {
     /// (`put`, `put_if_absent`, `delete`, `write` since the last `write_with_position` or
     /// `wipe`), which a checkpoint refuses.
     uncommitted: Mutex<bool>,
+    /// Checkpoint copies begun and not done.
+    copies: Arc<Copies>,
     policy: CommitPolicy,
     config: RedbConfig,
     capability: Capability,
@@ -123,6 +126,7 @@ impl RedbStore {
             path: Arc::from(dir.join(config.file_name())),
             db: RwLock::new(Some(handle)),
             uncommitted: Mutex::new(false),
+            copies: Arc::default(),
             policy: CommitPolicy::new(config.durability(), config.bulk_immediate_every()),
             config: config.clone(),
             capability: config.capability(),
@@ -219,8 +223,10 @@ impl RedbStore {
     }
 
     /// A read transaction at the last commit, for a checkpoint; refused while the data
-    /// holds writes made outside a commit. Writers wait only while it begins.
-    fn committed_read(&self) -> Result<ReadTransaction> {
+    /// holds writes made outside a commit. Writers wait only while it begins. It is parked
+    /// for the copy while the handle is held, so a `close` either comes first (and this
+    /// fails) or ends it.
+    fn committed_read(&self) -> Result<Parked> {
         self.with_db(|db| {
             let uncommitted = self
                 .uncommitted
@@ -230,6 +236,7 @@ impl RedbStore {
                 return Err(checkpoint::uncommitted(&self.name, &self.path));
             }
             db.begin_read()
+                .map(|source| self.copies.park(source))
                 .map_err(|e| self.map("begin a checkpoint")(e.into()))
         })
     }
@@ -402,8 +409,15 @@ impl KeyValueStore for RedbStore {
     /// `write_with_position`): each of those is a redb commit of its own, already in every read
     /// transaction, and would be in the copy without its changelog position.
     fn checkpoint(&self, dir: &Path) -> Result<Checkpoint> {
+        self.begin_checkpoint(dir)?.finish()
+    }
+
+    /// As [`checkpoint`](Self::checkpoint), but only the read transaction's start holds the
+    /// store; [`PendingCheckpoint::finish`] copies. [`close`](Self::close) fails copies not
+    /// started yet (their transaction would keep the file open) and waits for those running.
+    fn begin_checkpoint(&self, dir: &Path) -> Result<PendingCheckpoint> {
         let source = self.committed_read()?;
-        checkpoint::write(&source, &self.path, &self.config, dir)
+        checkpoint::begin(source, self.path.clone(), self.config.clone(), dir)
     }
 
     fn set_bulk_loading(&self, bulk_loading: bool) -> Result<()> {
@@ -414,6 +428,9 @@ impl KeyValueStore for RedbStore {
 
     fn close(&self) -> Result<()> {
         let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        // With the handle held no copy can begin; the transactions of those begun keep the
+        // file open.
+        self.copies.end_all();
         let db = match guard.take() {
             None => return Ok(()),
             Some(Handle::ReadOnly(db)) => {
@@ -431,6 +448,14 @@ impl KeyValueStore for RedbStore {
         }
         db.close()
             .map_err(|err| map_redb_error(&self.path, "close", err))
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // As in `close`: a begun copy's transaction keeps the file open and locked, and
+        // the store's directory may be opened again the moment this returns.
+        self.copies.end_all();
     }
 }
 

@@ -86,7 +86,8 @@ macro_rules! conformance_suite {
                 checkpoint_refuses_writes_made_outside_a_commit,
                 checkpoint_into_an_existing_directory_is_refused,
                 checkpoint_is_consistent_while_commits_run, damaged_checkpoint_is_refused,
-                foreign_checkpoint_is_refused
+                foreign_checkpoint_is_refused, begun_checkpoint_holds_the_commit_it_began_at,
+                close_ends_begun_checkpoints
             );
 
             #[test]

@@ -61,8 +61,8 @@ pub use restore::{
 };
 pub use serde::{Serde, Serdes};
 pub use snapshot::{
-    Checkpoint, CheckpointFile, SnapshotFallback, SnapshotManifest, SnapshotPolicy, SnapshotScope,
-    SnapshotStore, SnapshotUploader, UploaderConfig,
+    Checkpoint, CheckpointFile, PendingCheckpoint, SnapshotFallback, SnapshotManifest,
+    SnapshotPolicy, SnapshotScope, SnapshotStore, SnapshotUploader, UploaderConfig,
 };
 pub use store::{
     Capability, DEFAULT_RESTORE_BATCH, KeyRange, KeyValue, KeyValueBytesStoreSupplier,

@@ -189,6 +189,112 @@ pub fn checkpoint_into_an_existing_directory_is_refused(f: &Fixture) {
     }
 }
 
+/// A begun checkpoint ([`KeyValueStore::begin_checkpoint`]) holds the commit before it
+/// began, however many commits come between its beginning and its finish, and opens to
+/// exactly that data and position.
+///
+/// [`KeyValueStore::begin_checkpoint`]: state_core::KeyValueStore::begin_checkpoint
+pub fn begun_checkpoint_holds_the_commit_it_began_at(f: &Fixture) {
+    if !snapshots(f) {
+        return;
+    }
+    let store = f.open();
+    let mut batch = WriteBatch::new();
+    for i in 0..50u32 {
+        batch.put(key(i), b"before");
+    }
+    store
+        .write_with_position(&batch, &Position::of(PARTITION, 10))
+        .unwrap();
+    let began = contents(store.as_ref());
+    let dir = f.root().join("checkpoint");
+    let pending = store.begin_checkpoint(&dir).unwrap();
+    for round in 0..5i64 {
+        let mut batch = WriteBatch::new();
+        for i in 0..60u32 {
+            batch.put(key(i), round.to_be_bytes());
+        }
+        batch.delete(key(round as u32));
+        store
+            .write_with_position(&batch, &Position::of(PARTITION, 11 + round))
+            .unwrap();
+    }
+    assert_ne!(
+        contents(store.as_ref()),
+        began,
+        "the store must have moved on"
+    );
+    let checkpoint = pending.finish().unwrap();
+    assert_eq!(checkpoint.position, Position::of(PARTITION, 10));
+    let opened = open_checkpoint(f.supplier().as_ref(), &dir, &f.root().join("restored"));
+    assert_eq!(contents(opened.as_ref()), began);
+    assert_eq!(opened.position().unwrap(), Position::of(PARTITION, 10));
+}
+
+/// A store closed while checkpoints begun on it are unfinished really closes: its
+/// directory opens again at once, with its data if the backend is durable. A checkpoint finished after that either
+/// holds the commit it began at or fails with its directory gone; one dropped unfinished
+/// leaves no directory.
+pub fn close_ends_begun_checkpoints(f: &Fixture) {
+    if !snapshots(f) {
+        return;
+    }
+    let store = f.open();
+    let mut batch = WriteBatch::new();
+    for i in 0..20u32 {
+        batch.put(key(i), i.to_be_bytes());
+    }
+    store
+        .write_with_position(&batch, &Position::of(PARTITION, 3))
+        .unwrap();
+    let data = contents(store.as_ref());
+    let finished_late = f.root().join("finished-late");
+    let dropped = f.root().join("dropped");
+    let late = store.begin_checkpoint(&finished_late).unwrap();
+    let unused = store.begin_checkpoint(&dropped).unwrap();
+    store.close().unwrap();
+    drop(store);
+    // A file still held open by a checkpoint's reader fails here (redb: "already open").
+    let reopened = f.open();
+    if f.supplier().durable() {
+        assert_eq!(contents(reopened.as_ref()), data);
+        assert_eq!(reopened.position().unwrap(), Position::of(PARTITION, 3));
+    }
+    // The reopened store moves on: none of it may reach the late checkpoint.
+    let mut later = WriteBatch::new();
+    for i in 0..20u32 {
+        later.put(key(i), b"reopened");
+    }
+    reopened
+        .write_with_position(&later, &Position::of(PARTITION, 4))
+        .unwrap();
+    drop(unused);
+    assert!(
+        !dropped.exists(),
+        "a dropped begun checkpoint left {}",
+        dropped.display()
+    );
+    match late.finish() {
+        Ok(checkpoint) => {
+            assert_eq!(checkpoint.position, Position::of(PARTITION, 3));
+            let opened = open_checkpoint(
+                f.supplier().as_ref(),
+                &finished_late,
+                &f.root().join("restored"),
+            );
+            assert_eq!(contents(opened.as_ref()), data);
+        }
+        Err(err) => {
+            assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+            assert!(
+                !finished_late.exists(),
+                "a failed checkpoint left {}",
+                finished_late.display()
+            );
+        }
+    }
+}
+
 /// Checkpoints taken while another thread commits batch after batch (every key set to
 /// the batch's round, the round as the position) each open to exactly one commit: every
 /// key at the round the position names, and no older than the last commit that had

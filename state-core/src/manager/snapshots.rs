@@ -1,6 +1,8 @@
 //! When the manager snapshots an active partition: after a commit once its policy says
-//! so, and before a clean revoke or close. Only the local checkpoint happens here, with
-//! the partition held; the upload runs in the [`SnapshotUploader`].
+//! so, and before a clean revoke or close. Only the start of the local checkpoint
+//! happens here, with the partition held
+//! ([`KeyValueStore::begin_checkpoint`]: what must hold the store still); writing its
+//! files where the backend defers that, and the upload, run in the [`SnapshotUploader`].
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -113,7 +115,7 @@ impl Snapshots {
             if !logged || !store.capability().snapshots || applied(*store, partition).is_none() {
                 continue;
             }
-            match self.checkpoint(*store, partition) {
+            match self.checkpoint(*store, partition, trigger) {
                 Ok(()) => checkpoints += 1,
                 Err(err) => log::warn!(
                     "no snapshot of store {} partition {partition}: {err}",
@@ -128,10 +130,21 @@ impl Snapshots {
         }
     }
 
-    fn checkpoint(&self, store: &dyn KeyValueStore, partition: Partition) -> Result<()> {
+    fn checkpoint(
+        &self,
+        store: &dyn KeyValueStore,
+        partition: Partition,
+        trigger: Trigger,
+    ) -> Result<()> {
         let prefix = format!(".{}-{partition}.", store.name());
         let dir = scratch_dir(&self.scratch, &prefix)?;
-        let checkpoint = store.checkpoint(&dir)?;
+        let checkpoint = match trigger {
+            // The partition stays: its files are written later, off the commit path.
+            Trigger::Commit => store.begin_checkpoint(&dir)?,
+            // The store closes next, and a checkpoint begun on a store that closed may no
+            // longer be written (redb's copy reads the store's file): write it now.
+            Trigger::Revoke | Trigger::Close => store.checkpoint(&dir)?.into(),
+        };
         let scope = SnapshotScope::new(&self.application, store.name(), partition);
         self.uploader.submit(scope, checkpoint);
         Ok(())

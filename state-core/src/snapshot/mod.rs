@@ -23,6 +23,7 @@
 mod checkpoint;
 mod fallback;
 mod manifest;
+mod pending;
 mod policy;
 pub(crate) mod scratch;
 mod store;
@@ -31,6 +32,7 @@ mod uploader;
 pub use checkpoint::{Checkpoint, CheckpointFile};
 pub use fallback::SnapshotFallback;
 pub use manifest::{MANIFEST_FORMAT, SnapshotFile, SnapshotManifest, SnapshotScope};
+pub use pending::PendingCheckpoint;
 pub use policy::SnapshotPolicy;
 pub use store::{DownloadSummary, ListedSnapshot, RetentionSummary, SnapshotStore, UploadSummary};
 pub use uploader::{SnapshotUploader, UploadOutcome, UploaderConfig};

@@ -1,5 +1,7 @@
 //! Uploads checkpoints in the background, so a snapshot holds the commit path only for
-//! the local checkpoint.
+//! the part of the local checkpoint that must hold the store: a checkpoint begun there
+//! ([`PendingCheckpoint`]) has its files written here, on a thread of its own, before the
+//! upload.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -9,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
-use super::{Checkpoint, SnapshotScope, SnapshotStore, UploadSummary};
+use super::{Checkpoint, PendingCheckpoint, SnapshotScope, SnapshotStore, UploadSummary};
 use crate::{Error, Result};
 
 /// How many snapshots upload at once, and how many are kept per store partition.
@@ -48,8 +50,14 @@ pub enum UploadOutcome {
 /// not yet started one of the same store partition, so the queue holds at most one per
 /// store partition and a slow store skips snapshots instead of falling behind). The
 /// uploads run in [`run`](Self::run), a future the application spawns on its runtime
-/// (statestore starts none of its own). Each checkpoint directory is removed once its
-/// upload ends, whatever the outcome.
+/// (statestore starts none of its own); a begun checkpoint's files are written on a
+/// short-lived thread of its own first, so no executor thread blocks on file I/O. Each
+/// checkpoint directory is removed once its upload ends, whatever the outcome.
+///
+/// A memory store's begun checkpoint holds its encoded dump in memory until written, so
+/// while snapshots of it are queued or uploading the process holds up to one extra copy
+/// of that store per queued or uploading snapshot
+/// ([`max_concurrent_uploads`](UploaderConfig::max_concurrent_uploads) plus one).
 #[derive(Clone)]
 pub struct SnapshotUploader {
     inner: Arc<Inner>,
@@ -66,7 +74,7 @@ struct Inner {
 
 #[derive(Default)]
 struct Queue {
-    waiting: VecDeque<(SnapshotScope, Checkpoint)>,
+    waiting: VecDeque<(SnapshotScope, PendingCheckpoint)>,
     uploading: usize,
     closed: bool,
     outcomes: BTreeMap<SnapshotScope, UploadOutcome>,
@@ -92,15 +100,18 @@ impl SnapshotUploader {
         &self.inner.store
     }
 
-    /// Queues `checkpoint` of `scope` for upload. Returns `false` when the uploader is
-    /// closed (the checkpoint directory is then removed). A queued checkpoint of the same
-    /// scope that has not started is replaced, and its directory removed.
-    pub fn submit(&self, scope: SnapshotScope, checkpoint: Checkpoint) -> bool {
+    /// Queues `checkpoint` of `scope` (a [`Checkpoint`] or a begun
+    /// [`PendingCheckpoint`]) for upload. Returns `false` when the uploader is closed (the
+    /// checkpoint directory is then removed). A queued checkpoint of the same scope that
+    /// has not started is replaced, and its directory removed.
+    pub fn submit(&self, scope: SnapshotScope, checkpoint: impl Into<PendingCheckpoint>) -> bool {
+        let checkpoint = checkpoint.into();
         let replaced = {
             let mut queue = self.inner.lock();
             if queue.closed {
                 drop(queue);
-                remove_checkpoint(&checkpoint);
+                // Dropped unfinished or unsent, its directory goes.
+                discard(checkpoint);
                 return false;
             }
             let replaced = queue
@@ -114,9 +125,9 @@ impl SnapshotUploader {
         if let Some((scope, older)) = replaced {
             log::info!(
                 "snapshot of {scope} at {} replaced by a newer one before its upload started",
-                older.dir.display()
+                older.dir().display()
             );
-            remove_checkpoint(&older);
+            discard(older);
         }
         self.inner.wake.notify_one();
         true
@@ -187,7 +198,7 @@ impl Inner {
     }
 
     /// The next checkpoint to upload, counted as uploading; `None` once closed and empty.
-    async fn next_job(&self) -> Option<(SnapshotScope, Checkpoint)> {
+    async fn next_job(&self) -> Option<(SnapshotScope, PendingCheckpoint)> {
         loop {
             let wake = self.wake.notified();
             {
@@ -204,8 +215,36 @@ impl Inner {
         }
     }
 
-    async fn upload(&self, scope: SnapshotScope, checkpoint: Checkpoint) {
-        let outcome = match self.store.upload(&scope, &checkpoint).await {
+    async fn upload(&self, scope: SnapshotScope, pending: PendingCheckpoint) {
+        let dir = pending.dir().to_path_buf();
+        let outcome = match finish(pending).await {
+            Ok(checkpoint) => {
+                let outcome = self.send(&scope, &checkpoint).await;
+                remove_checkpoint(&checkpoint.dir);
+                outcome
+            }
+            Err(err) => {
+                // A backend removes what it wrote when it fails; this is for one that
+                // could not.
+                remove_checkpoint(&dir);
+                log::warn!(
+                    "snapshot of {scope}: writing checkpoint {} failed: {err}",
+                    dir.display()
+                );
+                UploadOutcome::Failed(err.to_string())
+            }
+        };
+        let mut queue = self.lock();
+        queue.outcomes.insert(scope, outcome);
+        queue.uploading -= 1;
+        if queue.waiting.is_empty() && queue.uploading == 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Uploads `checkpoint` and applies retention.
+    async fn send(&self, scope: &SnapshotScope, checkpoint: &Checkpoint) -> UploadOutcome {
+        match self.store.upload(scope, checkpoint).await {
             Ok(summary) => {
                 log::info!(
                     "snapshot {} of {scope} at offset {} uploaded to {}: {} files ({} bytes) sent, {} files ({} bytes) already there, in {:?}",
@@ -219,7 +258,7 @@ impl Inner {
                     summary.elapsed
                 );
                 if self.config.keep > 0 {
-                    match self.store.retain(&scope, self.config.keep).await {
+                    match self.store.retain(scope, self.config.keep).await {
                         Ok(retained) => log::debug!("retention of {scope}: {retained:?}"),
                         Err(err) => log::warn!("retention of {scope} failed: {err}"),
                     }
@@ -233,25 +272,43 @@ impl Inner {
                 );
                 UploadOutcome::Failed(err.to_string())
             }
-        };
-        remove_checkpoint(&checkpoint);
-        let mut queue = self.lock();
-        queue.outcomes.insert(scope, outcome);
-        queue.uploading -= 1;
-        if queue.waiting.is_empty() && queue.uploading == 0 {
-            self.idle.notify_waiters();
         }
     }
 }
 
-fn remove_checkpoint(checkpoint: &Checkpoint) {
-    if let Err(err) = std::fs::remove_dir_all(&checkpoint.dir)
+/// The checkpoint `pending` becomes once its files are written: at once when they are,
+/// otherwise on a thread of its own (writing and syncing files blocks, and the uploader
+/// runs on the application's executor).
+async fn finish(pending: PendingCheckpoint) -> Result<Checkpoint> {
+    if !pending.is_deferred() {
+        return pending.finish();
+    }
+    let (sender, receiver) = futures::channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("statestore-checkpoint".to_owned())
+        .spawn(move || {
+            // The receiver waits for this; if it went away, the result has no reader.
+            let _ = sender.send(pending.finish());
+        })
+        .map_err(|err| Error::from(err).context("starting a thread to write a checkpoint"))?;
+    receiver.await.unwrap_or_else(|_| {
+        Err(Error::internal(
+            "the thread writing a checkpoint ended without a result",
+        ))
+    })
+}
+
+/// Throws away a checkpoint that will not be uploaded (dropping it removes its
+/// directory).
+fn discard(checkpoint: PendingCheckpoint) {
+    drop(checkpoint);
+}
+
+fn remove_checkpoint(dir: &std::path::Path) {
+    if let Err(err) = std::fs::remove_dir_all(dir)
         && err.kind() != std::io::ErrorKind::NotFound
     {
-        log::warn!(
-            "could not remove checkpoint {}: {err}",
-            checkpoint.dir.display()
-        );
+        log::warn!("could not remove checkpoint {}: {err}", dir.display());
     }
 }
 

@@ -174,3 +174,52 @@ fn a_closed_uploader_refuses_checkpoints_and_removes_them() {
     assert!(!dir.exists());
     block_on(uploader.run());
 }
+
+#[test]
+fn a_begun_checkpoint_is_written_off_the_caller_then_uploaded() {
+    let dirs = Dirs::new("deferred");
+    let store = Arc::new(Recording::default());
+    let uploader = SnapshotUploader::new(store.clone(), UploaderConfig::default());
+    let written = dirs.checkpoint(2, 21);
+    let dir = written.dir.clone();
+    let caller = std::thread::current().id();
+    let writer = Arc::new(Mutex::new(None));
+    let pending = PendingCheckpoint::deferred(dir.clone(), {
+        let writer = writer.clone();
+        move || {
+            *writer.lock().unwrap() = Some(std::thread::current().id());
+            Ok(written)
+        }
+    });
+    assert!(uploader.submit(scope(2), pending));
+    uploader.close();
+    block_on(uploader.run());
+    assert_eq!(store.uploads.lock().unwrap().clone(), vec![(scope(2), 21)]);
+    let wrote_on = writer
+        .lock()
+        .unwrap()
+        .expect("the checkpoint was never written");
+    assert_ne!(
+        wrote_on, caller,
+        "a begun checkpoint's files are written on a thread of their own"
+    );
+    assert!(!dir.exists(), "an uploaded checkpoint is removed");
+}
+
+#[test]
+fn a_begun_checkpoint_that_fails_to_write_is_recorded_and_removed() {
+    let dirs = Dirs::new("deferred-fails");
+    let store = Arc::new(Recording::default());
+    let uploader = SnapshotUploader::new(store.clone(), UploaderConfig::default());
+    let dir = dirs.checkpoint(4, 1).dir;
+    let pending = PendingCheckpoint::deferred(dir.clone(), || Err(Error::internal("disk full")));
+    assert!(uploader.submit(scope(4), pending));
+    uploader.close();
+    block_on(uploader.run());
+    assert!(store.uploads.lock().unwrap().is_empty());
+    assert!(!dir.exists(), "a checkpoint that failed is removed");
+    assert!(matches!(
+        uploader.last_outcome(&scope(4)),
+        Some(UploadOutcome::Failed(error)) if error.contains("disk full")
+    ));
+}

@@ -185,6 +185,29 @@ pub trait KeyValueStore: Send + Sync {
         )))
     }
 
+    /// Begins a [`checkpoint`](Self::checkpoint) into the new directory `dir`: decides
+    /// now what it holds (the same committed data and position `checkpoint` would) and
+    /// leaves writing its files, where the backend can, to
+    /// [`PendingCheckpoint::finish`](crate::PendingCheckpoint::finish), so a caller on
+    /// the commit path (the store manager's snapshots) holds the store only for the part
+    /// that needs it. Commits made after this returns are not in the checkpoint, however
+    /// late it is finished.
+    ///
+    /// The default writes the whole checkpoint here, as `checkpoint` does.
+    ///
+    /// # Behavior
+    /// Backends with `snapshots`:
+    /// - `begun_checkpoint_holds_the_commit_it_began_at`: commits between the beginning and
+    ///   the finish are not in it.
+    /// - `close_ends_begun_checkpoints`: closing the store with begun checkpoints
+    ///   unfinished really closes it (its directory opens again at once); each one
+    ///   finished later holds the commit it began at or fails as
+    ///   [`Closed`](crate::ErrorKind::Closed) leaving nothing, and one dropped leaves
+    ///   nothing.
+    fn begin_checkpoint(&self, dir: &std::path::Path) -> Result<crate::PendingCheckpoint> {
+        self.checkpoint(dir).map(crate::PendingCheckpoint::ready)
+    }
+
     /// Flushes and releases what can be released before drop.
     fn close(&self) -> Result<()> {
         self.flush()
