@@ -13,28 +13,26 @@
 //! store that is never committed (logging off), memory that only grows; refusing costs
 //! one flag.
 //!
-//! **Consistent.** The dump is encoded in memory while the store's gate is held shared
-//! and its index for reading (see [`Committed`](crate::store::Committed)): no batch
-//! commits, no wipe runs and no key enters or leaves meanwhile, so data and position are
-//! those of one commit. Gets and scans go on; commits wait for the encoding only. Writing
-//! the file and syncing it, the slower part, happen after the store is released
-//! ([`begin`]: the store manager's snapshots do it on the uploader's side, off the
-//! commit path), at the cost of holding the encoded dump, about the size of the store's
-//! entries, in memory until then. (Measured here with the file written on the commit
-//! path: 0.2–0.3 s for a million entries of 50 bytes, a 50 MB file, fsync included;
-//! opening it took 1.8–2.1 s, of which 0.25 s the checking pass and the rest building
-//! the store, as a restore of the same entries does.) The dump is written under a
-//! temporary name in the claimed directory and renamed once synced, so the directory
-//! never holds a file under the dump's name that is not whole.
+//! **Consistent.** The entries are copied, framed as the dump holds them, while the
+//! store's gate is held shared and its index for reading (see
+//! [`Committed`](crate::store::Committed)): no batch commits, no wipe runs and no key
+//! enters or leaves meanwhile, so data and position are those of one commit. Gets and
+//! scans go on; commits wait for the copy only. The checksum, writing the file and
+//! syncing it come after the store is released ([`begin`]: the store manager's snapshots
+//! do them on the uploader's side, off the commit path), at the cost of holding the copy,
+//! about the size of the store's entries, in memory until then. (Measured here with the
+//! file written on the commit path: 0.2–0.3 s for a million entries of 50 bytes, a 50 MB
+//! file, fsync included; opening it took 1.8–2.1 s, of which 0.25 s the checking pass
+//! and the rest building the store, as a restore of the same entries does.) The dump is
+//! written under a temporary name in the claimed directory and renamed once synced, so
+//! the directory never holds a file under the dump's name that is not whole.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use std::io::Write;
-
 use state_core::{Checkpoint, Error, KeyValueStore, PendingCheckpoint, Position, Result};
 
-use crate::dump::{self, DumpWriter};
+use crate::dump::{self, DumpWriter, Framed};
 use crate::{CAPABILITY, MemoryStore};
 
 /// The dump's name in a checkpoint directory.
@@ -68,34 +66,38 @@ pub(crate) fn begin(store: &MemoryStore, dir: &Path) -> Result<PendingCheckpoint
     }))
 }
 
-/// The committed data and position, encoded as a dump.
+/// The committed data, framed as the dump holds it, and its position.
 struct Encoded {
-    bytes: Vec<u8>,
+    entries: Framed,
     position: Position,
 }
 
+/// Copies the committed data while the store is held still: only the framing, the
+/// checksum is computed as the file is written.
 fn encode(store: &MemoryStore) -> Result<Encoded> {
     let io_error = |err: std::io::Error| {
         Error::from(err).context(format!("encoding checkpoint of {}", store.name()))
     };
     let committed = store.committed()?;
-    let mut writer = DumpWriter::new(Vec::new(), committed.position()).map_err(io_error)?;
-    committed.for_each(|key, value| writer.entry(key, value).map_err(io_error))?;
-    // A direct write to a present key may have run beside the dump.
+    let mut entries = Framed::default();
+    committed.for_each(|key, value| entries.entry(key, value).map_err(io_error))?;
+    // A direct write to a present key may have run beside the copy.
     committed.check()?;
-    let (bytes, _) = writer.finish().map_err(io_error)?;
     Ok(Encoded {
-        bytes,
+        entries,
         position: committed.position().clone(),
     })
 }
 
 fn write_claimed(dir: &Path, encoded: Encoded) -> Result<Checkpoint> {
     let temp = dir.join(format!(".{FILE}.{}.tmp", unique()));
+    let io_error = |err: std::io::Error| {
+        Error::from(err).context(format!("writing checkpoint {}", temp.display()))
+    };
     dump::create(&temp, |out| {
-        out.write_all(&encoded.bytes).map_err(|err| {
-            Error::from(err).context(format!("writing checkpoint {}", temp.display()))
-        })
+        let mut writer = DumpWriter::new(out, &encoded.position).map_err(io_error)?;
+        writer.framed(&encoded.entries).map_err(io_error)?;
+        writer.finish().map(drop).map_err(io_error)
     })?;
     let path = dir.join(FILE);
     std::fs::rename(&temp, &path).map_err(|err| {

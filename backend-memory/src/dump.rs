@@ -36,8 +36,8 @@ pub(crate) const FORMAT: u32 = 1;
 const ENTRY: u8 = 1;
 const END: u8 = 0;
 
-/// Writes a dump to `out`: [`DumpWriter::entry`] for each entry in ascending key order,
-/// then [`DumpWriter::finish`].
+/// Writes a dump to `out`: the entries in ascending key order, framed beforehand
+/// ([`DumpWriter::framed`]), then [`DumpWriter::finish`].
 pub(crate) struct DumpWriter<W: Write> {
     out: W,
     crc: Crc32,
@@ -58,15 +58,6 @@ impl<W: Write> DumpWriter<W> {
         Ok(writer)
     }
 
-    /// Appends one entry; the caller gives keys in strictly ascending order.
-    pub(crate) fn entry(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
-        self.put(&[ENTRY])?;
-        self.chunk(key)?;
-        self.chunk(value)?;
-        self.entries += 1;
-        Ok(())
-    }
-
     /// Writes the end and the checksum, and returns the output and the entry count.
     pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {
         self.put(&[END])?;
@@ -81,16 +72,53 @@ impl<W: Write> DumpWriter<W> {
         self.out.write_all(bytes)
     }
 
+    /// Appends entries framed beforehand ([`Framed`]), in ascending key order after any
+    /// written before.
+    pub(crate) fn framed(&mut self, framed: &Framed) -> io::Result<()> {
+        self.put(&framed.bytes)?;
+        self.entries += framed.entries;
+        Ok(())
+    }
+
     fn chunk(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let len = u32::try_from(bytes.len()).map_err(|_| {
+        self.put(&length(bytes)?)?;
+        self.put(bytes)
+    }
+}
+
+/// Entries laid out exactly as a dump holds them, without the checksum: a copy of the
+/// data cheap enough to take while the store is held still (a checkpoint's consistent
+/// cut), checksummed later as [`DumpWriter::framed`] writes it.
+#[derive(Debug, Default)]
+pub(crate) struct Framed {
+    bytes: Vec<u8>,
+    entries: u64,
+}
+
+impl Framed {
+    /// Appends one entry; the caller gives keys in strictly ascending order.
+    pub(crate) fn entry(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        let (key_len, value_len) = (length(key)?, length(value)?);
+        self.bytes.push(ENTRY);
+        self.bytes.extend_from_slice(&key_len);
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(&value_len);
+        self.bytes.extend_from_slice(value);
+        self.entries += 1;
+        Ok(())
+    }
+}
+
+/// The length prefix of a key or value.
+fn length(bytes: &[u8]) -> io::Result<[u8; 4]> {
+    u32::try_from(bytes.len())
+        .map(u32::to_be_bytes)
+        .map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("a {}-byte key or value does not fit a dump", bytes.len()),
             )
-        })?;
-        self.put(&len.to_be_bytes())?;
-        self.put(bytes)
-    }
+        })
 }
 
 /// Creates the dump file `path` with `write`, which gets a buffered writer of it, and
@@ -390,10 +418,12 @@ mod tests {
     }
 
     fn dump(entries: &[(&[u8], &[u8])], position: &Position) -> Vec<u8> {
-        let mut writer = DumpWriter::new(Vec::new(), position).unwrap();
+        let mut framed = Framed::default();
         for (key, value) in entries {
-            writer.entry(key, value).unwrap();
+            framed.entry(key, value).unwrap();
         }
+        let mut writer = DumpWriter::new(Vec::new(), position).unwrap();
+        writer.framed(&framed).unwrap();
         writer.finish().unwrap().0
     }
 
