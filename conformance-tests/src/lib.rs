@@ -21,6 +21,7 @@ pub mod gates;
 #[cfg(feature = "kafka")]
 pub mod group_scenarios;
 mod harness;
+pub mod instance_snapshots;
 #[cfg(feature = "kafka")]
 pub mod kafka_edges;
 pub mod kill;
