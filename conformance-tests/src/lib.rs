@@ -41,6 +41,8 @@ pub mod replica_scenarios;
 pub mod rewards;
 #[cfg(feature = "kafka")]
 pub mod scale_out;
+#[cfg(feature = "kafka")]
+pub mod snapshot_scenarios;
 pub mod snapshots;
 pub mod support;
 
