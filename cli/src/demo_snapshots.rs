@@ -93,7 +93,12 @@ impl Snapshotter {
         let scratch = tempfile::Builder::new()
             .prefix(".checkpoint-")
             .tempdir_in(&self.scratch)
-            .map_err(|err| Error::from(err).context(format!("{}", self.scratch.display())))?;
+            .map_err(|err| {
+                Error::from(err).context(format!(
+                    "creating a checkpoint directory in {}",
+                    self.scratch.display()
+                ))
+            })?;
         let checkpoint = store.checkpoint(&scratch.path().join("checkpoint"))?;
         let partition = i32::try_from(partition)
             .map_err(|_| Error::invalid_input(format!("partition {partition}")))?;
