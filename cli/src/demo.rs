@@ -14,6 +14,7 @@ use state_core::{
 
 use crate::backend::Backend;
 use crate::committed_view::CommittedView;
+use crate::demo_snapshots::{self, Relocation, Snapshotter};
 use crate::progress::{self, BarListener};
 use crate::workload::{self, MOCK_MESSAGE_SETS, MOCK_PARTITION_BYTES};
 use crate::{errors, kafka};
@@ -39,6 +40,9 @@ pub struct DemoOptions {
     pub state_dir: Option<PathBuf>,
     /// Kafka metadata timeout.
     pub timeout: Duration,
+    /// Instance A snapshots into this URL and B relocates from the snapshots, compared
+    /// with a full replay ([`demo_snapshots`]).
+    pub snapshots: Option<String>,
 }
 
 /// Counts for the final table.
@@ -60,6 +64,8 @@ struct Instance {
     committed: Vec<u64>,
     /// One past the changelog offset of each partition's last successful commit.
     changelog_ends: BTreeMap<i32, i64>,
+    /// Where it snapshots its partitions, if it does.
+    snapshots: Option<Snapshotter>,
 }
 
 /// Runs the demo; `Ok(false)` when the totals do not match.
@@ -129,6 +135,18 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     };
     let builder_a = builder(options.backend)?;
     let mut a = Instance::new(options.partitions);
+    if let Some(url) = &options.snapshots {
+        let scratch = root.join("a").join(".snapshots");
+        let snapshotter = Snapshotter::open(
+            url,
+            &application_id,
+            STORE,
+            scratch,
+            a.position.len(),
+            options.timeout,
+        );
+        a.snapshots = Some(snapshotter.await?);
+    }
     for p in 0..a.position.len() {
         a.stores.push(
             builder_a
@@ -152,6 +170,10 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
         a.committed.iter().sum::<u64>()
     ))
     ;
+    if let Some(snapshots) = &a.snapshots {
+        println!("{}", snapshots.describe());
+    }
+    let snapshot_store = a.snapshots.as_ref().map(Snapshotter::store);
     let committed = a.committed.clone();
     let changelog_ends = a.changelog_ends.clone();
     drop(a); // the crash: no commit, no close
@@ -176,10 +198,11 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     let started = Instant::now();
     let mut opening = Vec::with_capacity(b.position.len());
     for p in 0..b.position.len() {
-        let (builder, context) = (
-            builder_b.clone(),
-            context("b", p, &changelog_b, Some(listener.clone()))?,
-        );
+        let mut context = context("b", p, &changelog_b, Some(listener.clone()))?;
+        if let Some(store) = &snapshot_store {
+            context = context.with_snapshots(store.clone());
+        }
+        let builder = builder_b.clone();
         opening.push(tokio::spawn(async move { builder.build(&context).await }));
     }
     for task in opening {
@@ -192,7 +215,7 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     }
     let opened = started.elapsed();
     listener.finish();
-    for line in listener.wiped() {
+    for line in listener.wiped().into_iter().chain(listener.fallbacks()) {
         println!("{line}");
     }
     let (setup, spread) = {
@@ -231,6 +254,19 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
             );
         }
     });
+    let replay_equal = match &snapshot_store {
+        Some(_) => compare_with_full_replay(
+            &b,
+            &changelog_b,
+            &application_id,
+            relocate_to,
+            options,
+            &root,
+        )
+        .await
+        .map_err(kafka_err)?,
+        None => true,
+    };
     b.process(0, total_b, options, &mut tally, &writing)
         .await
         .map_err(kafka_err)?;
@@ -249,6 +285,11 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
     }
     let verified = actual == expected;
     print_table(&tally, verified, options.purchases, actual.len());
+    if !replay_equal {
+        println!(
+            "NOT verified: instance B's stores restored from snapshots differ from a full replay of the changelog"
+        );
+    }
     if mock.is_some() {
         println!(
             "(restore rate on librdkafka's embedded mock broker, with small partitions: \
@@ -256,7 +297,44 @@ pub async fn run(options: &DemoOptions) -> Result<bool> {
              demo on one)"
         );
     }
-    Ok(verified)
+    Ok(verified && replay_equal)
+}
+
+/// Replays the changelog B just restored in full into a new directory, prints the two
+/// relocations side by side, and says whether B's stores equal the replay's.
+async fn compare_with_full_replay(
+    b: &Instance,
+    changelog: &Arc<dyn Changelog>,
+    application_id: &str,
+    backend: Backend,
+    options: &DemoOptions,
+    root: &std::path::Path,
+) -> Result<bool> {
+    let mut from_snapshots = Relocation::default();
+    for store in &b.stores {
+        if let Some(summary) = store.restore_summary() {
+            from_snapshots.add(summary);
+        }
+    }
+    println!(
+        "for comparison: a full replay of the same changelog into new {} stores",
+        backend.name()
+    );
+    let (replay, replayed) = demo_snapshots::full_replay(
+        changelog,
+        application_id,
+        STORE,
+        backend,
+        options.partitions,
+        &root.join("replay"),
+    )
+    .await?;
+    let mut equal = replayed.len() == b.stores.len();
+    for (store, replayed) in b.stores.iter().zip(&replayed) {
+        equal &= demo_snapshots::contents(store.committed().as_ref())? == *replayed;
+    }
+    demo_snapshots::print_comparison(&from_snapshots, &replay, equal);
+    Ok(equal)
 }
 
 impl Instance {
@@ -267,6 +345,7 @@ impl Instance {
             position: vec![0; n],
             committed: vec![0; n],
             changelog_ends: BTreeMap::new(),
+            snapshots: None,
         }
     }
 
@@ -299,6 +378,9 @@ impl Instance {
                 self.committed[p] = self.position[p];
                 if let Some(offset) = commit.position.applied(p as i32) {
                     self.changelog_ends.insert(p as i32, offset + 1);
+                }
+                if let Some(snapshots) = &mut self.snapshots {
+                    snapshots.after_commit(p, store.committed()).await?;
                 }
             }
         }

@@ -98,11 +98,13 @@ fn demo(m: &ArgMatches) -> Problem {
         return None;
     }
     if m.contains_id("relocate-to")
+        || m.contains_id("snapshots")
         || m.value_source("commit-every") == Some(clap::parser::ValueSource::CommandLine)
     {
         return Some((
             ErrorKind::ArgumentConflict,
-            "--relocate-to and --commit-every apply to the single-instance demo, not to --instances"
+            "--relocate-to, --commit-every and --snapshots apply to the single-instance demo, \
+             not to --instances"
                 .to_owned(),
         ));
     }

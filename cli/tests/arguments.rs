@@ -246,6 +246,15 @@ fn usage_errors_of_the_group_demo_exit_2() {
             "--relocate-to",
             "redb",
         ],
+        vec![
+            "demo",
+            "--instances",
+            "2",
+            "--bootstrap-servers",
+            "h:1",
+            "--snapshots",
+            "file:///tmp/x",
+        ],
     ] {
         let output = run(&case);
         assert_exit(&output, 2);

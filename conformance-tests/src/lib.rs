@@ -21,6 +21,7 @@ pub mod gates;
 #[cfg(feature = "kafka")]
 pub mod group_scenarios;
 mod harness;
+pub mod instance_snapshots;
 #[cfg(feature = "kafka")]
 pub mod kafka_edges;
 pub mod kill;
@@ -40,6 +41,8 @@ pub mod replica_scenarios;
 pub mod rewards;
 #[cfg(feature = "kafka")]
 pub mod scale_out;
+#[cfg(feature = "kafka")]
+pub mod snapshot_scenarios;
 pub mod snapshots;
 pub mod support;
 

@@ -31,7 +31,7 @@ pub const CUSTOMERS: u32 = 600;
 /// session timeout, then restore.
 const STEP_DEADLINE: Duration = Duration::from_secs(90);
 
-/// A restore an instance reported: `ready P RESTORED FROM END`.
+/// A restore an instance reported: `ready P RESTORED FROM END SNAPSHOT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ready {
     /// The partition.
@@ -42,6 +42,8 @@ pub struct Ready {
     pub from: i64,
     /// The changelog end offset restored to.
     pub end: i64,
+    /// The position of the snapshot the store started from, if it did.
+    pub snapshot: Option<i64>,
 }
 
 /// One `rewards_instance` child process and everything it printed.
@@ -94,6 +96,7 @@ impl Instance {
             command.env("STATESTORE_INSTANCE_ID", id);
         }
         let mut child = command
+            .envs(group.child_env.iter().map(|(k, v)| (k, v)))
             .env(
                 "STATESTORE_COMMIT_INTERVAL_MS",
                 group.commit_interval.as_millis().to_string(),
@@ -360,6 +363,7 @@ impl Instance {
                     restored: fields[1].parse().ok()?,
                     from: fields[2].parse().ok()?,
                     end: fields[3].parse().ok()?,
+                    snapshot: fields.get(4).and_then(|s| s.parse().ok()),
                 })
             })
             .collect()
@@ -435,6 +439,8 @@ pub struct Group {
     commit_interval: Duration,
     uncommitted_reader: OnceLock<Arc<dyn ChangelogReader>>,
     offsets_client: OnceLock<BaseConsumer>,
+    /// Environment every instance started gets on top of this process's.
+    child_env: Vec<(String, String)>,
 }
 
 impl Group {
@@ -468,6 +474,7 @@ impl Group {
             commit_interval: Duration::from_millis(200),
             uncommitted_reader: OnceLock::new(),
             offsets_client: OnceLock::new(),
+            child_env: Vec::new(),
         }
     }
 
@@ -520,6 +527,18 @@ impl Group {
     pub fn exactly_once(mut self) -> Self {
         self.guarantee = "exactly_once";
         self
+    }
+
+    /// Instances started from now on get `vars` in their environment (snapshot settings,
+    /// see [`crate::instance_snapshots`]).
+    pub fn with_instance_env(mut self, vars: Vec<(String, String)>) -> Self {
+        self.child_env.extend(vars);
+        self
+    }
+
+    /// The application id the instances run as (their group and store scope).
+    pub fn application(&self) -> &str {
+        &self.app
     }
 
     /// Instances started from now on commit every `interval`.

@@ -128,3 +128,27 @@ fn replicas_read_k_copies_of_the_changelog_volatile() {
         conformance_tests::replica_scenarios::replicas_read_k_copies_of_the_changelog,
     );
 }
+
+#[test]
+fn killed_owner_relocates_from_snapshots_on_s3_durable() {
+    run(
+        durable(5),
+        conformance_tests::snapshot_scenarios::killed_owner_relocates_from_snapshots_on_s3,
+    );
+}
+
+#[test]
+fn killed_owner_relocates_from_snapshots_on_s3_volatile() {
+    run(
+        volatile(),
+        conformance_tests::snapshot_scenarios::killed_owner_relocates_from_snapshots_on_s3,
+    );
+}
+
+#[test]
+fn killed_owner_relocates_from_snapshots_in_a_directory_durable() {
+    run(
+        durable(6),
+        conformance_tests::snapshot_scenarios::killed_owner_relocates_from_snapshots_in_a_directory,
+    );
+}

@@ -9,9 +9,13 @@
 //! `exactly_once` (every purchase is simply added: only the transaction keeps totals
 //! exact across a crash). Each partition has two stores, `rewards` (totals) and `visits`
 //! (purchases counted), committed together. `STATESTORE_COMMIT_INTERVAL_MS` sets the commit interval
-//! (default 200).
+//! (default 200). `STATESTORE_SNAPSHOTS` (a URL) and `STATESTORE_SNAPSHOT_EVERY` (records)
+//! turn on snapshots of the partitions it owns, and restores from them
+//! ([`conformance_tests::instance_snapshots`]).
 //!
-//! Events: `assigned P..`, `ready P RESTORED FROM END`, `revoked LOST P..`, `served P`
+//! Events: `assigned P..`, `ready P RESTORED FROM END SNAPSHOT` (SNAPSHOT: the changelog
+//! position of the snapshot the `rewards` store started from, `-` for none),
+//! `revoked LOST P..`, `served P`
 //! (the first record processed since the partition became ready). Commands: `dump`
 //! (commit, then `entry P CUSTOMER TOTAL LAST_OFFSET` lines and `dump-end`), `count`
 //! (`count N`: records processed, without committing), `lag`
@@ -71,7 +75,12 @@ impl GroupListener for Events {
     fn on_ready(&self, partition: Partition, restores: &PartitionRestores) {
         let summary = restores.get(STORE).and_then(Option::as_ref);
         let (restored, from, end) = summary.map_or((0, 0, 0), |s| (s.restored, s.from, s.end));
-        say(&format!("ready {partition} {restored} {from} {end}"));
+        let snapshot = summary
+            .and_then(|s| s.snapshot.as_ref())
+            .map_or_else(|| "-".to_owned(), |s| s.position.to_string());
+        say(&format!(
+            "ready {partition} {restored} {from} {end} {snapshot}"
+        ));
     }
     fn on_revoked(&self, partitions: &[Partition], lost: bool) {
         let mut served = self.served.lock().unwrap();
@@ -134,9 +143,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             ProcessingGuarantee::AtLeastOnce
         });
+    let mut manager = StoreManager::new(context);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let writer = format!("rewards-instance-{}", std::process::id());
+    let mut uploads = None;
+    if let Some((policy, uploader)) = conformance_tests::instance_snapshots::from_env(&writer)? {
+        uploads = Some((uploader.clone(), runtime.spawn(uploader.run())));
+        manager = manager.with_snapshots(policy, uploader);
+    }
     // Two stores per partition, moving and committing together: rewards (totals) and
     // visits (purchases counted).
-    let mut manager = StoreManager::new(context);
     let rewards = manager.add_store(StoreBuilder::new(
         backend.supplier(STORE),
         Serdes::string(),
@@ -148,10 +167,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         RewardSerde,
     ))?;
     let manager = Arc::new(manager);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let standbys = match standbys.as_str() {
         "all" => StandbyPolicy::AllUnowned,
         "none" => StandbyPolicy::None,
@@ -241,6 +256,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             "stop" => {
                 consumer.close()?;
+                // The snapshots closing took are uploaded before the process ends.
+                if let Some((uploader, running)) = uploads.take() {
+                    uploader.close();
+                    runtime.block_on(running)?;
+                }
                 say("closed");
                 return Ok(());
             }
