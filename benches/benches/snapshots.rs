@@ -12,6 +12,13 @@
 //! what the last upload sent against what it found already uploaded (RocksDB's SST files
 //! are shared between snapshots; the other backends' one file never is).
 //!
+//! `snapshots_kafka` does the same on a real broker (the changelog is a Kafka topic,
+//! `KAFKA_BOOTSTRAP_SERVERS`) with the snapshots uploaded to the S3 server of
+//! `scripts/s3.sh` (`S3_ENDPOINT`, `S3_BUCKET` and its credentials in the environment; a
+//! local directory without them): each iteration is 100 rounds, 100,000 records, with a
+//! snapshot every 100,000 records, so every iteration holds exactly one snapshot. It runs
+//! only when `KAFKA_BOOTSTRAP_SERVERS` is set.
+//!
 //! `cargo bench -p benches --bench snapshots --profile dev -- --noplot`
 
 use std::sync::{Arc, Mutex};
@@ -20,12 +27,13 @@ use std::time::{Duration, Instant};
 use backend_memory::MemorySupplier;
 use backend_redb::RedbSupplier;
 use backend_rocksdb::RocksDbSupplier;
-use criterion::{Criterion, criterion_group, criterion_main};
+use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use snapshot_object_store::{ObjectSnapshotStore, SnapshotStoreConfig, UrlOptions};
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::snapshot::UploadOutcome;
 use state_core::{
-    KeyValueBytesStoreSupplier, Serdes, SnapshotPolicy, SnapshotScope, SnapshotUploader,
+    Changelog, KeyValueBytesStoreSupplier, Serdes, SnapshotPolicy, SnapshotScope, SnapshotUploader,
     StoreBuilder, StoreContext, StoreHandle, StoreManager, UploaderConfig,
 };
 use tempfile::TempDir;
@@ -42,11 +50,47 @@ struct Bench {
     uploader: Option<SnapshotUploader>,
     next: usize,
     pauses: Arc<Mutex<Vec<Duration>>>,
+    application: String,
     _dirs: (TempDir, TempDir),
 }
 
+/// Where the changelog is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On {
+    /// The in-process changelog, which costs next to nothing.
+    InProcess,
+    /// A topic on the broker of `KAFKA_BOOTSTRAP_SERVERS`.
+    Kafka,
+}
+
+/// Builds the snapshot store's options from its config.
+type S3Options = Box<dyn Fn(SnapshotStoreConfig) -> UrlOptions>;
+
+/// A fresh prefix of the S3 server's bucket and the options to reach it, when
+/// `scripts/s3.sh`'s variables are set.
+fn s3() -> Option<(String, S3Options)> {
+    let var = |name: &str| std::env::var(name).ok();
+    let endpoint = var("S3_ENDPOINT")?;
+    let bucket = var("S3_BUCKET")?;
+    let (key, secret) = (var("AWS_ACCESS_KEY_ID")?, var("AWS_SECRET_ACCESS_KEY")?);
+    let region = var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned());
+    let url = format!("s3://{bucket}/{}", benches::kafka::unique("snapshots"));
+    let options = move |config| {
+        UrlOptions::new(config)
+            .with_endpoint(endpoint.clone())
+            .with_option("access_key_id", key.clone())
+            .with_option("secret_access_key", secret.clone())
+            .with_option("region", region.clone())
+    };
+    Some((url, Box::new(options)))
+}
+
 impl Bench {
-    fn new(supplier: Arc<dyn KeyValueBytesStoreSupplier>, every_records: Option<u64>) -> Self {
+    fn new(
+        supplier: Arc<dyn KeyValueBytesStoreSupplier>,
+        on: On,
+        every_records: Option<u64>,
+    ) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -54,18 +98,32 @@ impl Bench {
             .unwrap();
         let state = tempfile::tempdir().unwrap();
         let objects = tempfile::tempdir().unwrap();
-        let changelog = InMemoryChangelog::new();
-        let context = StoreContext::new("bench", 0, 1, state.path())
+        let changelog: Arc<dyn Changelog> = match on {
+            On::InProcess => Arc::new(InMemoryChangelog::new()),
+            On::Kafka => Arc::new(
+                KafkaChangelog::new(KafkaChangelogConfig::new(benches::kafka::bootstrap()))
+                    .unwrap(),
+            ),
+        };
+        let application = match on {
+            On::InProcess => "bench".to_owned(),
+            On::Kafka => benches::kafka::unique("snapshots"),
+        };
+        let context = StoreContext::new(&application, 0, 1, state.path())
             .unwrap()
-            .with_changelog(Arc::new(changelog));
+            .with_changelog(changelog);
         let mut manager = StoreManager::new(context);
         let uploader = every_records.map(|_| {
-            let url = format!("file://{}", objects.path().display());
-            let store = ObjectSnapshotStore::from_url(
-                &url,
-                UrlOptions::new(SnapshotStoreConfig::new("bench")),
-            )
-            .unwrap();
+            let config = SnapshotStoreConfig::new("bench");
+            let store = match (on, s3()) {
+                (On::Kafka, Some((url, options))) => {
+                    ObjectSnapshotStore::from_url(&url, options(config)).unwrap()
+                }
+                _ => {
+                    let url = format!("file://{}", objects.path().display());
+                    ObjectSnapshotStore::from_url(&url, UrlOptions::new(config)).unwrap()
+                }
+            };
             SnapshotUploader::new(Arc::new(store), UploaderConfig::default())
         });
         if let Some(uploader) = &uploader {
@@ -92,6 +150,7 @@ impl Bench {
             uploader,
             next: 0,
             pauses: Arc::default(),
+            application,
             _dirs: (state, objects),
         };
         for (partition, assigned) in bench.runtime.block_on(bench.manager.assign_all(&[0])) {
@@ -144,7 +203,7 @@ impl Bench {
         );
         if let Some(uploader) = &self.uploader {
             self.runtime.block_on(uploader.flush()).unwrap();
-            let scope = SnapshotScope::new("bench", "bench", 0);
+            let scope = SnapshotScope::new(&self.application, "bench", 0);
             if let Some(UploadOutcome::Uploaded(last)) = uploader.last_outcome(&scope) {
                 eprintln!(
                     "{name}: last upload sent {} files ({} bytes), found {} files ({} bytes) already uploaded",
@@ -172,7 +231,7 @@ fn snapshots(c: &mut Criterion) {
             ("every_10k_records", Some(10_000)),
             ("every_100k_records", Some(100_000)),
         ] {
-            let mut bench = Bench::new(supplier(), every_records);
+            let mut bench = Bench::new(supplier(), On::InProcess, every_records);
             let id = format!("{name}/{policy}");
             group.bench_function(&id, |b| {
                 b.iter_custom(|iterations| (0..iterations).map(|_| bench.round()).sum());
@@ -183,5 +242,38 @@ fn snapshots(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, snapshots);
+/// Rounds per iteration on a broker: 100,000 records, one snapshot.
+const KAFKA_ROUNDS: usize = 100;
+
+fn snapshots_kafka(c: &mut Criterion) {
+    if std::env::var_os("KAFKA_BOOTSTRAP_SERVERS").is_none() {
+        eprintln!("snapshots_kafka: KAFKA_BOOTSTRAP_SERVERS is not set; skipped");
+        return;
+    }
+    let backends: [(&str, MakeSupplier); 3] = [
+        ("memory", || Arc::new(MemorySupplier::new("bench"))),
+        ("rocksdb", || Arc::new(RocksDbSupplier::new("bench"))),
+        ("redb", || Arc::new(RedbSupplier::new("bench"))),
+    ];
+    let mut group = c.benchmark_group("snapshots_kafka");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements((KAFKA_ROUNDS * PUTS) as u64));
+    for (name, supplier) in backends {
+        for (policy, every_records) in [("off", None), ("every_100k_records", Some(100_000))] {
+            let mut bench = Bench::new(supplier(), On::Kafka, every_records);
+            let id = format!("{name}/{policy}");
+            group.bench_function(&id, |b| {
+                b.iter_custom(|iterations| {
+                    (0..iterations as usize * KAFKA_ROUNDS)
+                        .map(|_| bench.round())
+                        .sum()
+                });
+            });
+            bench.report(&format!("snapshots_kafka/{id}"));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, snapshots, snapshots_kafka);
 criterion_main!(benches);
