@@ -44,11 +44,13 @@ fn guarantee_named(name: &str) -> state_core::Result<ProcessingGuarantee> {
     }
 }
 
-fn sink_options(topic: &str, guarantee: ProcessingGuarantee) -> SinkOptions {
+/// The options of the child's sink on `topic`: what a successor opens to fence it.
+pub(crate) fn sink_options(topic: &str, guarantee: ProcessingGuarantee) -> SinkOptions {
     SinkOptions::new(guarantee, format!("{topic}-txn"))
 }
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// A store's contents as the model holds them.
+pub(crate) type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// The model state after each operation of the workload for `seed`, plus the commit
 /// points (operation counts after which the child commits).
@@ -73,6 +75,30 @@ fn model_states(seed: u64, ops: usize) -> (Vec<Model>, Vec<usize>) {
         }
     }
     (states, commits)
+}
+
+/// The operation count `k` whose model state `recovered` is, among those `guarantee`
+/// allows after a kill whose last journaled commit covered `committed` operations of the
+/// workload for `seed`: exactly-once, that commit or the next (returned, not journaled
+/// yet); at-least-once, any prefix from that commit on.
+pub(crate) fn matching_prefix(
+    seed: u64,
+    committed: usize,
+    guarantee: ProcessingGuarantee,
+    recovered: &Model,
+) -> Option<usize> {
+    // The child cannot have run far past its last reported commit between two polls.
+    let (states, commits) = model_states(seed, committed + 20_000);
+    let next_commit = commits.iter().copied().find(|&c| c > committed);
+    match guarantee {
+        ProcessingGuarantee::ExactlyOnce => [Some(committed), next_commit]
+            .into_iter()
+            .flatten()
+            .find(|&k| states[k] == *recovered),
+        ProcessingGuarantee::AtLeastOnce => {
+            (committed..states.len()).find(|&k| states[k] == *recovered)
+        }
+    }
 }
 
 /// One round: the child writes with `writer`, is killed after `commits_before_kill`
@@ -117,22 +143,7 @@ pub fn kafka_kill_round(
     .unwrap();
     let recovered: Model = contents(store.as_ref()).into_iter().collect();
 
-    // The child cannot have run far past its last reported commit between two polls.
-    let (states, commits) = model_states(seed, committed + 20_000);
-    let next_commit = commits.iter().copied().find(|&c| c > committed);
-    let matched = match guarantee {
-        ProcessingGuarantee::ExactlyOnce => {
-            // Exactly the last reported commit, or the one whose commit returned just
-            // before the kill and was not journaled yet.
-            [Some(committed), next_commit]
-                .into_iter()
-                .flatten()
-                .find(|&k| states[k] == recovered)
-        }
-        ProcessingGuarantee::AtLeastOnce => {
-            (committed..states.len()).find(|&k| states[k] == recovered)
-        }
-    };
+    let matched = matching_prefix(seed, committed, guarantee, &recovered);
     matched.unwrap_or_else(|| {
         panic!(
             "{} -> {} over Kafka ({}): recovered state ({} keys) matches no allowed prefix; \
