@@ -40,10 +40,12 @@ pub mod replica_scenarios;
 pub mod rewards;
 #[cfg(feature = "kafka")]
 pub mod scale_out;
+pub mod snapshot_kill;
+pub mod snapshot_place;
 pub mod snapshots;
 pub mod support;
 
-pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents};
+pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents, seed_from_env};
 pub use registry::{backend, backends, durable_backends, for_each_backend, only, panic_message};
 
 /// Stamps the whole suite for a list of backends x the in-process changelog into module
