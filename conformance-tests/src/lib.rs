@@ -231,6 +231,17 @@ macro_rules! conformance_suite {
                     $crate::snapshots::damaged_snapshots_fall_back(
                         factory,
                         $crate::snapshots::Damage::FlipByte,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_with_a_flipped_byte_falls_back_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::FlipByte,
+                        $crate::snapshots::Where::S3,
                     );
                 });
             }
@@ -240,6 +251,17 @@ macro_rules! conformance_suite {
                     $crate::snapshots::damaged_snapshots_fall_back(
                         factory,
                         $crate::snapshots::Damage::DeleteFiles,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_with_deleted_files_falls_back_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::DeleteFiles,
+                        $crate::snapshots::Where::S3,
                     );
                 });
             }
@@ -249,6 +271,17 @@ macro_rules! conformance_suite {
                     $crate::snapshots::damaged_snapshots_fall_back(
                         factory,
                         $crate::snapshots::Damage::DeleteNewestManifest,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_without_its_manifest_does_not_exist_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::DeleteNewestManifest,
+                        $crate::snapshots::Where::S3,
                     );
                 });
             }
@@ -258,6 +291,17 @@ macro_rules! conformance_suite {
                     $crate::snapshots::damaged_snapshots_fall_back(
                         factory,
                         $crate::snapshots::Damage::ManifestOfAnotherStore,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_of_another_store_is_refused_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::ManifestOfAnotherStore,
+                        $crate::snapshots::Where::S3,
                     );
                 });
             }
