@@ -1,6 +1,7 @@
 //! The kill rounds on a file changelog: upload, download and retention, each killed and
 //! then checked (see the module docs of `snapshot_kill`).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use state_core::{ProcessingGuarantee, SnapshotManifest};
@@ -64,6 +65,11 @@ pub fn upload_killed(
         _ => {}
     }
     check_after_kill(&round, &journal, newest);
+    if let CrashPoint::BeforeManifest(_) | CrashPoint::MidFileUpload { .. } = crash {
+        // The files the killed upload sent are named by no manifest: retention collects
+        // them.
+        retained_later(exe, &round, &journal);
+    }
 }
 
 /// The child's crash point, how the parent ends it, and what the journal then says
@@ -162,6 +168,46 @@ fn changelog_is_a_prefix(round: &Round<'_>, journal: &Journal) -> Vec<(Vec<u8>, 
     records
 }
 
+/// Two retention passes far past every snapshot's time (one removes the old manifests
+/// and marks the files no kept manifest names, the next, a grace later, deletes them)
+/// complete; then the listing is whole, the newest journaled snapshot is still there
+/// and restores correctly, and the files left are exactly those the kept manifests
+/// name: whatever a killed upload or retention pass left behind is collected. Returns
+/// the journal after the passes.
+fn retained_later(exe: &Path, round: &Round<'_>, journal: &Journal) -> Journal {
+    let later = CLOCK_STEP * (journal.snapshots.len() as u32 + 2);
+    for offset in [later, later + CLOCK_STEP] {
+        let mut retain = round.args(
+            Mode::Retain,
+            CrashPoint::None,
+            round.fixture.store_dir(),
+            round.journal(),
+        );
+        retain.clock_offset = offset;
+        run_child(exe, &retain, Ending::Finishes);
+    }
+    let journal = Journal::read(&round.journal());
+    check_after_kill(round, &journal, Newest::Journaled);
+    let listed = listing_is_whole(&round.place);
+    assert!(listed.len() <= super::runner::KEEP, "{listed:?}");
+    let named: BTreeSet<String> = listed
+        .iter()
+        .flat_map(|(_, m)| m.files.iter())
+        .map(|f| f.checksum.trim_start_matches("blake3:").to_owned())
+        .collect();
+    let stored: BTreeSet<String> = round
+        .place
+        .listed(&scope(), "files")
+        .into_iter()
+        .filter_map(|meta| meta.location.filename().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        stored, named,
+        "after the passes, the files are exactly those the kept manifests name"
+    );
+    journal
+}
+
 /// A child killed inside a retention pass (right after its first manifest or file
 /// deletion) leaves a whole listing and a correct restore; two later passes complete,
 /// keep the newest snapshot and everything its manifests name, and delete the files no
@@ -179,38 +225,7 @@ pub fn retention_killed_midway(
     let (journal, _) = run_child(exe, &round.upload(point), Ending::CrashPoint);
     check_after_kill(&round, &journal, Newest::Journaled);
 
-    // Passes far past every snapshot's time: one removes the old manifests and marks
-    // their files, the next (a grace later) deletes them.
-    let later = CLOCK_STEP * (journal.snapshots.len() as u32 + 2);
-    for offset in [later, later + CLOCK_STEP] {
-        let mut retain = round.args(
-            Mode::Retain,
-            CrashPoint::None,
-            round.fixture.store_dir(),
-            round.journal(),
-        );
-        retain.clock_offset = offset;
-        run_child(exe, &retain, Ending::Finishes);
-    }
-    let journal = Journal::read(&round.journal());
-    check_after_kill(&round, &journal, Newest::Journaled);
-    let listed = listing_is_whole(&round.place);
-    assert!(listed.len() <= super::runner::KEEP, "{listed:?}");
-    let named: std::collections::BTreeSet<String> = listed
-        .iter()
-        .flat_map(|(_, m)| m.files.iter())
-        .map(|f| f.checksum.trim_start_matches("blake3:").to_owned())
-        .collect();
-    let stored: std::collections::BTreeSet<String> = round
-        .place
-        .listed(&scope(), "files")
-        .into_iter()
-        .filter_map(|meta| meta.location.filename().map(str::to_owned))
-        .collect();
-    assert_eq!(
-        stored, named,
-        "after the passes, the files are exactly those the kept manifests name"
-    );
+    let journal = retained_later(exe, &round, &journal);
     assert!(
         journal.files_removed.iter().sum::<u64>() > 0,
         "retention deleted files: {journal:?}"
@@ -229,10 +244,11 @@ pub fn download_killed_midway(exe: &Path, backend: &dyn BackendFactory, place: W
     run_child(exe, &upload, Ending::Finishes);
     let listed = listing_is_whole(&round.place);
     let newest = listed.first().expect("snapshots").clone();
-    // Within the largest file: a file equal to one of the (empty) local store is copied
-    // rather than downloaded, but the largest file of a store with data never is.
-    let largest = newest.1.files.iter().map(|f| f.size).max().unwrap_or(1);
-    let point = CrashPoint::MidDownload(1 + seed % largest.max(1));
+    // Within the first half kilobyte downloaded: files equal to one of the (empty)
+    // local store are copied rather than downloaded (RocksDB's OPTIONS file may be the
+    // largest of all), but every snapshot of a store with data downloads more than that
+    // (its SSTs, its redb file).
+    let point = CrashPoint::MidDownload(1 + seed % 512);
 
     let target = crate::harness::Fixture::new(backend, super::child::STORE);
     let journal = target.root().join("journal");
