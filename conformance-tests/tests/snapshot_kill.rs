@@ -28,7 +28,7 @@ fn snapshotting(durable_only: bool) -> Vec<Box<dyn BackendFactory>> {
         .collect()
 }
 
-/// Every crash point of an upload, then a random SIGKILL from the parent.
+/// Every crash point of an upload, then random SIGKILLs from the parent.
 fn upload_rounds(place: Where) {
     let seed = conformance_tests::seed_from_env();
     for_each_backend(&snapshotting(false), |backend| {
@@ -47,11 +47,24 @@ fn upload_rounds(place: Where) {
             Kill::At(CrashPoint::BeforeManifest(3)),
             // Published but never journaled: the new snapshot is used.
             Kill::At(CrashPoint::AfterManifest(2)),
-            Kill::AfterCommits(1 + (seed % 11) as usize),
         ] {
             upload_killed(child(), backend, place, kill, seed);
         }
+        for round in 0..random_rounds() {
+            let seed = seed.wrapping_add(round);
+            let kill = Kill::AfterCommits(1 + (seed % 11) as usize);
+            upload_killed(child(), backend, place, kill, seed);
+        }
     });
+}
+
+/// Random-moment SIGKILL rounds per backend and place: `STATESTORE_SNAPSHOT_KILL_ROUNDS`,
+/// 2 by default (more for a longer hunt).
+fn random_rounds() -> u64 {
+    std::env::var("STATESTORE_SNAPSHOT_KILL_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(2)
 }
 
 #[test]
@@ -102,8 +115,9 @@ fn snapshot_download_sigkilled_midway_on_s3() {
     });
 }
 
-/// On the real broker and the real S3 server, under both guarantees: a crash between
-/// the last file and the manifest, and a random SIGKILL.
+/// On the real broker and the real S3 server, under both guarantees: a crash inside a
+/// file upload, between the last file and the manifest, right after the manifest, and
+/// a random SIGKILL.
 #[cfg(feature = "kafka")]
 #[test]
 fn kafka_snapshot_upload_sigkilled_on_s3() {
@@ -116,14 +130,20 @@ fn kafka_snapshot_upload_sigkilled_on_s3() {
     let backends = snapshotting(false);
     for (round, guarantee) in [AtLeastOnce, ExactlyOnce].into_iter().enumerate() {
         for (i, kill) in [
+            Kill::At(CrashPoint::MidFileUpload {
+                upload: 2,
+                bytes: 1 + seed % 256,
+            }),
             Kill::At(CrashPoint::BeforeManifest(2)),
+            Kill::At(CrashPoint::AfterManifest(2)),
             Kill::AfterCommits(1 + (seed % 11) as usize),
         ]
         .into_iter()
         .enumerate()
         {
-            // Rotate the backends over the rounds: each run covers four pairs.
-            let backend = &backends[(seed as usize + 2 * round + i) % backends.len()];
+            // Rotate the backends over the rounds: each crash point meets every backend
+            // over a few runs.
+            let backend = &backends[(seed as usize + round + i) % backends.len()];
             kafka_upload_killed(child(), backend.as_ref(), &bootstrap, guarantee, kill, seed);
         }
     }
