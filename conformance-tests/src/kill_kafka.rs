@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use state_core::{
-    Changelog, ChangelogSink, NoopRestoreListener, ProcessingGuarantee, RestoreOptions,
-    SinkOptions, TopicSpec, restore,
+    Changelog, ChangelogReader, ChangelogSink, NoopRestoreListener, ProcessingGuarantee,
+    RestoreOptions, SinkOptions, TopicSpec, restore,
 };
 use test_support::unique_name;
 
@@ -20,6 +20,19 @@ use crate::kill::{KILL_PARTITION, Workload, run_and_kill};
 /// The child's sink for `BOOTSTRAP:TOPIC:GUARANTEE` (the part after `kafka:`) and the
 /// topic it writes.
 pub fn sink_from_spec(spec: &str) -> state_core::Result<(Arc<dyn ChangelogSink>, String)> {
+    let (changelog, topic, guarantee) = parse_spec(spec)?;
+    let sink = block_on(changelog.sink(&sink_options(topic, guarantee)))?;
+    Ok((sink, topic.to_owned()))
+}
+
+/// A reader of the topic `BOOTSTRAP:TOPIC:GUARANTEE` names, with the guarantee's
+/// isolation level.
+pub fn reader_from_spec(spec: &str) -> state_core::Result<Arc<dyn ChangelogReader>> {
+    let (changelog, topic, guarantee) = parse_spec(spec)?;
+    block_on(changelog.reader(topic, guarantee.isolation()))
+}
+
+fn parse_spec(spec: &str) -> state_core::Result<(KafkaChangelog, &str, ProcessingGuarantee)> {
     let mut parts = spec.rsplitn(3, ':');
     let (Some(guarantee), Some(topic), Some(bootstrap)) =
         (parts.next(), parts.next(), parts.next())
@@ -30,8 +43,7 @@ pub fn sink_from_spec(spec: &str) -> state_core::Result<(Arc<dyn ChangelogSink>,
     };
     let guarantee = guarantee_named(guarantee)?;
     let changelog = KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap))?;
-    let sink = block_on(changelog.sink(&sink_options(topic, guarantee)))?;
-    Ok((sink, topic.to_owned()))
+    Ok((changelog, topic, guarantee))
 }
 
 fn guarantee_named(name: &str) -> state_core::Result<ProcessingGuarantee> {

@@ -148,3 +148,26 @@ fn kafka_snapshot_upload_sigkilled_on_s3() {
         }
     }
 }
+
+/// On the real broker and the real S3 server, under both guarantees: a retention pass
+/// killed right after its first file deletion (then completed by two more), and a
+/// restore killed inside its download (then rerun into the same directory).
+#[cfg(feature = "kafka")]
+#[test]
+fn kafka_snapshot_retention_and_download_sigkilled_on_s3() {
+    use conformance_tests::snapshot_kill::{kafka_download_killed_midway, kafka_upload_killed};
+    use state_core::ProcessingGuarantee::{AtLeastOnce, ExactlyOnce};
+    let Some(bootstrap) = test_support::single_broker() else {
+        return;
+    };
+    let seed = conformance_tests::seed_from_env();
+    let all = snapshotting(false);
+    let durable = snapshotting(true);
+    for (round, guarantee) in [AtLeastOnce, ExactlyOnce].into_iter().enumerate() {
+        let backend = &all[(seed as usize + round) % all.len()];
+        let kill = Kill::At(CrashPoint::AfterFileDelete(1));
+        kafka_upload_killed(child(), backend.as_ref(), &bootstrap, guarantee, kill, seed);
+        let backend = &durable[(seed as usize + round) % durable.len()];
+        kafka_download_killed_midway(child(), backend.as_ref(), &bootstrap, guarantee, seed);
+    }
+}

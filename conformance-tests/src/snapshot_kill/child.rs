@@ -6,7 +6,8 @@
 //!   retention (`keep`), journaling each commit and each published snapshot; it stops
 //!   after `max` snapshots.
 //! - `download`: restores the store in its directory from the snapshots and the
-//!   changelog (`catch_up`), and journals which snapshot it used.
+//!   changelog (`catch_up`; a file changelog or a Kafka topic), and journals which
+//!   snapshot it used.
 //! - `retain`: one retention pass.
 //!
 //! The clock the snapshot store reads jumps `CLOCK_STEP` (more than the retention grace)
@@ -22,8 +23,8 @@ use std::time::Duration;
 
 use snapshot_object_store::{Clock, ObjectSnapshotStore, SnapshotStoreConfig, SystemClock};
 use state_core::{
-    LoggedStore, NoopRestoreListener, ProcessingGuarantee, RestoreOptions, SnapshotScope,
-    SnapshotStore, StoreHome, catch_up,
+    ChangelogReader, LoggedStore, NoopRestoreListener, ProcessingGuarantee, RestoreOptions,
+    SnapshotScope, SnapshotStore, StoreHome, catch_up,
 };
 
 use super::crash_store::{CrashPoint, CrashingStore};
@@ -245,12 +246,7 @@ fn download(
     snapshots: ObjectSnapshotStore,
     journal: &mut JournalWriter,
 ) -> Result<(), Failure> {
-    let log = args
-        .changelog
-        .strip_prefix("file:")
-        .ok_or("download reads a file changelog")?;
-    let changelog = changelog_from(&read_log(Path::new(log))?);
-    let reader = changelog.reader_now(KILL_TOPIC, ProcessingGuarantee::AtLeastOnce.isolation())?;
+    let reader = open_reader(&args.changelog)?;
     let backend = crate::backend(&args.backend)?;
     let supplier = backend.supplier(STORE);
     let home = StoreHome {
@@ -266,7 +262,7 @@ fn download(
     let (store, summary) = block_on(catch_up(
         opened,
         Some(home),
-        &reader,
+        reader.as_ref(),
         KILL_PARTITION,
         &options,
         &NoopRestoreListener,
@@ -280,4 +276,19 @@ fn download(
         summary.restored,
     )?;
     Ok(())
+}
+
+/// The reader of the changelog a CHANGELOG argument names (see `kill::open_sink`).
+fn open_reader(spec: &str) -> Result<Arc<dyn ChangelogReader>, Failure> {
+    if let Some(log) = spec.strip_prefix("file:") {
+        let changelog = changelog_from(&read_log(Path::new(log))?);
+        let reader =
+            changelog.reader_now(KILL_TOPIC, ProcessingGuarantee::AtLeastOnce.isolation())?;
+        return Ok(Arc::new(reader));
+    }
+    #[cfg(feature = "kafka")]
+    if let Some(rest) = spec.strip_prefix("kafka:") {
+        return Ok(crate::kill_kafka::reader_from_spec(rest)?);
+    }
+    Err(format!("unknown changelog {spec}").into())
 }

@@ -16,12 +16,14 @@
 pub mod check;
 pub mod child;
 pub mod crash_store;
+mod download;
 pub mod journal;
 #[cfg(feature = "kafka")]
 mod kafka_rounds;
 mod rounds;
 mod runner;
 
+pub use download::download_killed_midway;
 #[cfg(feature = "kafka")]
-pub use kafka_rounds::kafka_upload_killed;
-pub use rounds::{Kill, download_killed_midway, retention_killed_midway, upload_killed};
+pub use kafka_rounds::{kafka_download_killed_midway, kafka_upload_killed};
+pub use rounds::{Kill, retention_killed_midway, upload_killed};

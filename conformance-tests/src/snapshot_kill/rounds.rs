@@ -12,7 +12,7 @@ use super::crash_store::CrashPoint;
 use super::journal::Journal;
 use super::runner::{Ending, Round, run_child};
 use crate::file_log::read_log;
-use crate::harness::{BackendFactory, contents};
+use crate::harness::BackendFactory;
 use crate::kill::{KILL_TOPIC, Workload, changelog_from, replay};
 use crate::snapshot_place::Where;
 
@@ -68,7 +68,8 @@ pub fn upload_killed(
     if let CrashPoint::BeforeManifest(_) | CrashPoint::MidFileUpload { .. } = crash {
         // The files the killed upload sent are named by no manifest: retention collects
         // them.
-        retained_later(exe, &round, &journal);
+        let journal = collect_garbage(exe, &round, &journal);
+        check_after_kill(&round, &journal, Newest::Journaled);
     }
 }
 
@@ -170,11 +171,11 @@ fn changelog_is_a_prefix(round: &Round<'_>, journal: &Journal) -> Vec<(Vec<u8>, 
 
 /// Two retention passes far past every snapshot's time (one removes the old manifests
 /// and marks the files no kept manifest names, the next, a grace later, deletes them)
-/// complete; then the listing is whole, the newest journaled snapshot is still there
-/// and restores correctly, and the files left are exactly those the kept manifests
-/// name: whatever a killed upload or retention pass left behind is collected. Returns
-/// the journal after the passes.
-fn retained_later(exe: &Path, round: &Round<'_>, journal: &Journal) -> Journal {
+/// complete; then the listing is whole, the newest journaled snapshot is still there,
+/// and the files left are exactly those the kept manifests name: whatever a killed
+/// upload or retention pass left behind is collected. Returns the journal after the
+/// passes.
+pub(super) fn collect_garbage(exe: &Path, round: &Round<'_>, journal: &Journal) -> Journal {
     let later = CLOCK_STEP * (journal.snapshots.len() as u32 + 2);
     for offset in [later, later + CLOCK_STEP] {
         let mut retain = round.args(
@@ -187,8 +188,8 @@ fn retained_later(exe: &Path, round: &Round<'_>, journal: &Journal) -> Journal {
         run_child(exe, &retain, Ending::Finishes);
     }
     let journal = Journal::read(&round.journal());
-    check_after_kill(round, &journal, Newest::Journaled);
     let listed = listing_is_whole(&round.place);
+    newest_agrees(&listed, &journal, Newest::Journaled);
     assert!(listed.len() <= super::runner::KEEP, "{listed:?}");
     let named: BTreeSet<String> = listed
         .iter()
@@ -225,77 +226,10 @@ pub fn retention_killed_midway(
     let (journal, _) = run_child(exe, &round.upload(point), Ending::CrashPoint);
     check_after_kill(&round, &journal, Newest::Journaled);
 
-    let journal = retained_later(exe, &round, &journal);
+    let journal = collect_garbage(exe, &round, &journal);
+    check_after_kill(&round, &journal, Newest::Journaled);
     assert!(
         journal.files_removed.iter().sum::<u64>() > 0,
         "retention deleted files: {journal:?}"
-    );
-}
-
-/// A restore killed `n` bytes into its download leaves the partial download beside the
-/// store and the store untouched; a rerun into the same directory removes the partial
-/// download (it never opens it) and restores from the newest snapshot.
-pub fn download_killed_midway(exe: &Path, backend: &dyn BackendFactory, place: Where, seed: u64) {
-    let Some(round) = Round::new(backend, place, seed, None) else {
-        return;
-    };
-    let mut upload = round.upload(CrashPoint::None);
-    upload.max = 3;
-    run_child(exe, &upload, Ending::Finishes);
-    let listed = listing_is_whole(&round.place);
-    let newest = listed.first().expect("snapshots").clone();
-    // Within the first half kilobyte downloaded: files equal to one of the (empty)
-    // local store are copied rather than downloaded (RocksDB's OPTIONS file may be the
-    // largest of all), but every snapshot of a store with data downloads more than that
-    // (its SSTs, its redb file).
-    let point = CrashPoint::MidDownload(1 + seed % 512);
-
-    let target = crate::harness::Fixture::new(backend, super::child::STORE);
-    let journal = target.root().join("journal");
-    let download = |crash| round.args(Mode::Download, crash, target.store_dir(), journal.clone());
-    let (_, pid) = run_child(exe, &download(point), Ending::CrashPoint);
-    let partial: Vec<_> = std::fs::read_dir(target.root())
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name().is_some_and(|name| {
-                name.to_string_lossy()
-                    .starts_with(&format!(".store.snapshot-{pid}-"))
-            })
-        })
-        .collect();
-    assert_eq!(
-        partial.len(),
-        1,
-        "the killed download is left beside the store"
-    );
-    {
-        let store = target.open();
-        assert!(
-            contents(store.as_ref()).is_empty(),
-            "a partial download is never opened"
-        );
-        assert_eq!(store.position().unwrap().applied(0), None);
-    }
-
-    let (journal, _) = run_child(exe, &download(CrashPoint::None), Ending::Finishes);
-    assert!(
-        !partial[0].exists(),
-        "the rerun removes the abandoned download"
-    );
-    let restored = journal.restored.expect("the rerun restored");
-    assert_eq!(restored.snapshot.as_deref(), Some(newest.0.as_str()));
-    let records = read_log(&round.log().unwrap()).unwrap();
-    assert_eq!(
-        restored.replayed,
-        records.len() as u64 - (newest.1.position as u64 + 1),
-        "the rerun replays only the tail"
-    );
-    let store = target.open();
-    assert_eq!(contents(store.as_ref()), replay(&records));
-    assert_eq!(
-        store.position().unwrap().applied(0),
-        Some(records.len() as i64 - 1)
     );
 }
