@@ -23,11 +23,15 @@ const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
 /// One round: the child's directory, its changelog and the snapshot place.
 pub struct Round<'a> {
+    /// The backend the child writes (and the parent restores into).
     pub backend: &'a dyn BackendFactory,
+    /// Where the snapshots go.
     pub place: Place,
+    /// The child's directory: its store, checkpoints, journal and file changelog.
     pub fixture: Fixture,
     /// The child's CHANGELOG argument.
     pub changelog: String,
+    /// The workload's seed.
     pub seed: u64,
 }
 
