@@ -85,6 +85,19 @@ impl ReadOnlyOverlay {
     }
 }
 
+impl Drop for ReadOnlyOverlay {
+    /// Releases the shared lock before the file closes. A `flock` belongs to the open
+    /// file description, which a child that another thread forks at that moment shares
+    /// until it execs: closing our descriptor alone leaves the lock held there, and a
+    /// writer opening the file right after (a checkpoint just moved into place) is
+    /// refused as "already open". Unlocking releases it for every descriptor at once.
+    fn drop(&mut self) {
+        let file = self.file.get_mut().unwrap_or_else(PoisonError::into_inner);
+        // Nothing to release when no lock was taken (a filesystem without flock).
+        let _ = file.unlock();
+    }
+}
+
 impl StorageBackend for ReadOnlyOverlay {
     fn len(&self) -> io::Result<u64> {
         Ok(self.state().len)
@@ -173,6 +186,33 @@ impl StorageBackend for ReadOnlyOverlay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared lock goes with the overlay even where another descriptor of the same
+    /// open file description outlives it: a child forked while the lock was held holds
+    /// one until it execs (`try_clone` makes one the same way, with `dup`). Found by the
+    /// snapshot kill tests, whose restores failed as "already open" while other test
+    /// threads started child processes.
+    #[test]
+    fn the_shared_lock_is_released_for_every_descriptor_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let overlay = ReadOnlyOverlay::open(&path).unwrap();
+        if overlay.try_lock_shared().is_err() {
+            return; // a filesystem without flock: nothing to release
+        }
+        let inherited = overlay.file.lock().unwrap().try_clone().unwrap();
+        let writer = File::options().read(true).write(true).open(&path).unwrap();
+        assert!(
+            matches!(writer.try_lock(), Err(TryLockError::WouldBlock)),
+            "the overlay's lock keeps a writer out"
+        );
+        drop(overlay);
+        writer
+            .try_lock()
+            .expect("a writer gets the file once the overlay is gone");
+        drop(inherited);
+    }
 
     #[test]
     fn writes_stay_in_memory_and_read_back() {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use state_core::changelog::in_memory::InMemoryChangelog;
@@ -14,7 +15,7 @@ use state_core::{
 };
 use test_support::try_eventually;
 
-use crate::file_log::read_log;
+use crate::file_log::{FileSink, read_log};
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
 
 /// The changelog topic the kill tests use.
@@ -46,7 +47,8 @@ impl KillOp {
         }
     }
 
-    fn as_record(&self) -> (Vec<u8>, Option<Vec<u8>>) {
+    /// The changelog record the operation writes: key and value, or a tombstone.
+    pub fn as_record(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         match self {
             KillOp::Put(k, v) => (k.clone(), Some(v.clone())),
             KillOp::Delete(k) => (k.clone(), None),
@@ -235,7 +237,8 @@ fn committed_ops(journal: &Path) -> (u64, usize) {
     (last, whole.len())
 }
 
-fn replay(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// `records` applied in order to an empty map: what any store restored from them holds.
+pub fn replay(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut map = BTreeMap::new();
     for (key, value) in records {
         match value {
@@ -246,7 +249,9 @@ fn replay(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     map.into_iter().collect()
 }
 
-fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
+/// An in-process changelog holding `records` in [`KILL_TOPIC`] partition
+/// [`KILL_PARTITION`], committed: the file changelog a child left, readable by restore.
+pub fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
     let changelog = InMemoryChangelog::new();
     changelog
         .ensure_topic_now(&TopicSpec::changelog(KILL_TOPIC, 1, &BTreeMap::new()))
@@ -263,6 +268,23 @@ fn changelog_from(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> InMemoryChangelog {
     }
     block_on(sink.commit(&SourceOffsets::none())).unwrap();
     changelog
+}
+
+/// The sink a child's CHANGELOG argument names and the topic it writes: `file:PATH` (a
+/// file changelog, at-least-once) or `kafka:BOOTSTRAP:TOPIC:at_least_once|exactly_once`
+/// (a real broker; the transactional id is `<TOPIC>-txn`).
+pub fn open_sink(spec: &str) -> state_core::Result<(Arc<dyn ChangelogSink>, String)> {
+    if let Some(path) = spec.strip_prefix("file:") {
+        let sink = FileSink::open(Path::new(path), KILL_TOPIC, KILL_PARTITION)?;
+        return Ok((Arc::new(sink), KILL_TOPIC.to_owned()));
+    }
+    #[cfg(feature = "kafka")]
+    if let Some(rest) = spec.strip_prefix("kafka:") {
+        return crate::kill_kafka::sink_from_spec(rest);
+    }
+    Err(state_core::Error::invalid_input(format!(
+        "unknown changelog {spec}"
+    )))
 }
 
 /// Runs `STATESTORE_KILL_ROUNDS` (default 100) seeded rounds and prints a summary.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use state_core::{
-    Changelog, ChangelogSink, NoopRestoreListener, ProcessingGuarantee, RestoreOptions,
-    SinkOptions, TopicSpec, restore,
+    Changelog, ChangelogReader, ChangelogSink, NoopRestoreListener, ProcessingGuarantee,
+    RestoreOptions, SinkOptions, TopicSpec, restore,
 };
 use test_support::unique_name;
 
@@ -20,6 +20,19 @@ use crate::kill::{KILL_PARTITION, Workload, run_and_kill};
 /// The child's sink for `BOOTSTRAP:TOPIC:GUARANTEE` (the part after `kafka:`) and the
 /// topic it writes.
 pub fn sink_from_spec(spec: &str) -> state_core::Result<(Arc<dyn ChangelogSink>, String)> {
+    let (changelog, topic, guarantee) = parse_spec(spec)?;
+    let sink = block_on(changelog.sink(&sink_options(topic, guarantee)))?;
+    Ok((sink, topic.to_owned()))
+}
+
+/// A reader of the topic `BOOTSTRAP:TOPIC:GUARANTEE` names, with the guarantee's
+/// isolation level.
+pub fn reader_from_spec(spec: &str) -> state_core::Result<Arc<dyn ChangelogReader>> {
+    let (changelog, topic, guarantee) = parse_spec(spec)?;
+    block_on(changelog.reader(topic, guarantee.isolation()))
+}
+
+fn parse_spec(spec: &str) -> state_core::Result<(KafkaChangelog, &str, ProcessingGuarantee)> {
     let mut parts = spec.rsplitn(3, ':');
     let (Some(guarantee), Some(topic), Some(bootstrap)) =
         (parts.next(), parts.next(), parts.next())
@@ -30,8 +43,7 @@ pub fn sink_from_spec(spec: &str) -> state_core::Result<(Arc<dyn ChangelogSink>,
     };
     let guarantee = guarantee_named(guarantee)?;
     let changelog = KafkaChangelog::new(KafkaChangelogConfig::new(bootstrap))?;
-    let sink = block_on(changelog.sink(&sink_options(topic, guarantee)))?;
-    Ok((sink, topic.to_owned()))
+    Ok((changelog, topic, guarantee))
 }
 
 fn guarantee_named(name: &str) -> state_core::Result<ProcessingGuarantee> {
@@ -44,11 +56,13 @@ fn guarantee_named(name: &str) -> state_core::Result<ProcessingGuarantee> {
     }
 }
 
-fn sink_options(topic: &str, guarantee: ProcessingGuarantee) -> SinkOptions {
+/// The options of the child's sink on `topic`: what a successor opens to fence it.
+pub(crate) fn sink_options(topic: &str, guarantee: ProcessingGuarantee) -> SinkOptions {
     SinkOptions::new(guarantee, format!("{topic}-txn"))
 }
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// A store's contents as the model holds them.
+pub(crate) type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// The model state after each operation of the workload for `seed`, plus the commit
 /// points (operation counts after which the child commits).
@@ -73,6 +87,30 @@ fn model_states(seed: u64, ops: usize) -> (Vec<Model>, Vec<usize>) {
         }
     }
     (states, commits)
+}
+
+/// The operation count `k` whose model state `recovered` is, among those `guarantee`
+/// allows after a kill whose last journaled commit covered `committed` operations of the
+/// workload for `seed`: exactly-once, that commit or the next (returned, not journaled
+/// yet); at-least-once, any prefix from that commit on.
+pub(crate) fn matching_prefix(
+    seed: u64,
+    committed: usize,
+    guarantee: ProcessingGuarantee,
+    recovered: &Model,
+) -> Option<usize> {
+    // The child cannot have run far past its last reported commit between two polls.
+    let (states, commits) = model_states(seed, committed + 20_000);
+    let next_commit = commits.iter().copied().find(|&c| c > committed);
+    match guarantee {
+        ProcessingGuarantee::ExactlyOnce => [Some(committed), next_commit]
+            .into_iter()
+            .flatten()
+            .find(|&k| states[k] == *recovered),
+        ProcessingGuarantee::AtLeastOnce => {
+            (committed..states.len()).find(|&k| states[k] == *recovered)
+        }
+    }
 }
 
 /// One round: the child writes with `writer`, is killed after `commits_before_kill`
@@ -117,22 +155,7 @@ pub fn kafka_kill_round(
     .unwrap();
     let recovered: Model = contents(store.as_ref()).into_iter().collect();
 
-    // The child cannot have run far past its last reported commit between two polls.
-    let (states, commits) = model_states(seed, committed + 20_000);
-    let next_commit = commits.iter().copied().find(|&c| c > committed);
-    let matched = match guarantee {
-        ProcessingGuarantee::ExactlyOnce => {
-            // Exactly the last reported commit, or the one whose commit returned just
-            // before the kill and was not journaled yet.
-            [Some(committed), next_commit]
-                .into_iter()
-                .flatten()
-                .find(|&k| states[k] == recovered)
-        }
-        ProcessingGuarantee::AtLeastOnce => {
-            (committed..states.len()).find(|&k| states[k] == recovered)
-        }
-    };
+    let matched = matching_prefix(seed, committed, guarantee, &recovered);
     matched.unwrap_or_else(|| {
         panic!(
             "{} -> {} over Kafka ({}): recovered state ({} keys) matches no allowed prefix; \

@@ -41,12 +41,14 @@ pub mod replica_scenarios;
 pub mod rewards;
 #[cfg(feature = "kafka")]
 pub mod scale_out;
+pub mod snapshot_kill;
+pub mod snapshot_place;
 #[cfg(feature = "kafka")]
 pub mod snapshot_scenarios;
 pub mod snapshots;
 pub mod support;
 
-pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents};
+pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents, seed_from_env};
 pub use registry::{backend, backends, durable_backends, for_each_backend, only, panic_message};
 
 /// Stamps the whole suite for a list of backends x the in-process changelog into module
@@ -233,6 +235,17 @@ macro_rules! conformance_suite {
                     $crate::snapshots::damaged_snapshots_fall_back(
                         factory,
                         $crate::snapshots::Damage::FlipByte,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_with_a_flipped_byte_falls_back_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::FlipByte,
+                        $crate::snapshots::Where::S3,
                     );
                 });
             }
@@ -242,6 +255,17 @@ macro_rules! conformance_suite {
                     $crate::snapshots::damaged_snapshots_fall_back(
                         factory,
                         $crate::snapshots::Damage::DeleteFiles,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_with_deleted_files_falls_back_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::DeleteFiles,
+                        $crate::snapshots::Where::S3,
                     );
                 });
             }
@@ -251,6 +275,17 @@ macro_rules! conformance_suite {
                     $crate::snapshots::damaged_snapshots_fall_back(
                         factory,
                         $crate::snapshots::Damage::DeleteNewestManifest,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_without_its_manifest_does_not_exist_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::DeleteNewestManifest,
+                        $crate::snapshots::Where::S3,
                     );
                 });
             }
@@ -260,6 +295,17 @@ macro_rules! conformance_suite {
                     $crate::snapshots::damaged_snapshots_fall_back(
                         factory,
                         $crate::snapshots::Damage::ManifestOfAnotherStore,
+                        $crate::snapshots::Where::Directory,
+                    );
+                });
+            }
+            #[test]
+            fn snapshot_of_another_store_is_refused_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::damaged_snapshots_fall_back(
+                        factory,
+                        $crate::snapshots::Damage::ManifestOfAnotherStore,
+                        $crate::snapshots::Where::S3,
                     );
                 });
             }

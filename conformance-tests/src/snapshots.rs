@@ -3,22 +3,24 @@
 //! every kind of damage to the snapshot store falls back to replay with the same result.
 //! Run on a local directory and on a real S3 server (SeaweedFS, `scripts/s3.sh`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use std::collections::BTreeMap;
 
-use snapshot_object_store::{ObjectSnapshotStore, SnapshotStoreConfig, UrlOptions};
+use snapshot_object_store::object_store::path::Path as ObjectPath;
+use snapshot_object_store::object_store::{ObjectStoreExt, PutPayload};
+use snapshot_object_store::{ObjectSnapshotStore, SnapshotStoreConfig};
 use state_core::{
     ChangelogReader, KeyValueStore, LoggedStore, ProcessingGuarantee, RestoreListener,
     RestoreOptions, RestoreSummary, RestoreTarget, SinkOptions, SnapshotFallback, SnapshotManifest,
     SnapshotRestore, SnapshotScope, SnapshotStore, StoreHome, TopicSpec, catch_up,
 };
-use tempfile::TempDir;
 use test_support::unique_name;
 
 use crate::changelogs::{ChangelogFactory, ChangelogUnderTest, in_process};
 use crate::harness::{BackendFactory, Fixture, block_on, contents};
+use crate::snapshot_place::Place;
 use crate::support::PARTITION;
 
 /// The application the snapshots belong to.
@@ -26,63 +28,24 @@ const APPLICATION: &str = "app";
 /// The store name every fixture uses.
 const STORE: &str = "store";
 
-/// Where the snapshots of one test live.
-pub enum Where {
-    /// A local directory (`file://`).
-    Directory,
-    /// The S3 server of `scripts/s3.sh`; with `CI=true` a missing server fails the test.
-    S3,
-}
+pub use crate::snapshot_place::Where;
 
-/// A snapshot store of one test, on a fresh directory or a fresh prefix of the bucket.
+/// A snapshot store of one test, on a fresh directory or a fresh prefix of the bucket,
+/// and its raw objects (through the `object_store` API on both) for damage.
 struct Snapshots {
     store: Arc<ObjectSnapshotStore>,
-    /// The local directory holding the objects (`Where::Directory` only), for damage.
-    objects: Option<PathBuf>,
-    _dir: Option<TempDir>,
+    place: Place,
 }
 
 impl Snapshots {
     /// `None` when the S3 server is absent outside CI (the lookup says it skipped).
     fn new(place: &Where, test: &str) -> Option<Self> {
+        let place = Place::new(*place, test)?;
         let config = SnapshotStoreConfig::new(format!("conformance-{test}"));
-        match place {
-            Where::Directory => {
-                let dir = tempfile::Builder::new()
-                    .prefix("statestore-snapshots-")
-                    .tempdir()
-                    .unwrap_or_else(|err| panic!("temp dir: {err}"));
-                let objects = dir.path().join("objects");
-                let url = format!("file://{}", objects.display());
-                let store = ObjectSnapshotStore::from_url(&url, UrlOptions::new(config))
-                    .unwrap_or_else(|err| panic!("opening {url}: {err}"));
-                Some(Self {
-                    store: Arc::new(store),
-                    objects: Some(objects),
-                    _dir: Some(dir),
-                })
-            }
-            Where::S3 => {
-                let s3 = test_support::s3()?;
-                let url = format!(
-                    "s3://{}/{}",
-                    s3.bucket,
-                    test_support::unique_name(&format!("conformance-{test}"))
-                );
-                let options = UrlOptions::new(config)
-                    .with_endpoint(s3.endpoint.clone())
-                    .with_option("access_key_id", s3.access_key_id.clone())
-                    .with_option("secret_access_key", s3.secret_access_key.clone())
-                    .with_option("region", s3.region.clone());
-                let store = ObjectSnapshotStore::from_url(&url, options)
-                    .unwrap_or_else(|err| panic!("opening {url}: {err}"));
-                Some(Self {
-                    store: Arc::new(store),
-                    objects: None,
-                    _dir: None,
-                })
-            }
-        }
+        Some(Self {
+            store: Arc::new(place.snapshot_store(config)),
+            place,
+        })
     }
 
     fn scope() -> SnapshotScope {
@@ -101,34 +64,29 @@ impl Snapshots {
         uploaded.position
     }
 
-    /// The local files of the snapshot objects under `kind` (`files` or `manifests`).
-    fn objects(&self, kind: &str) -> Vec<PathBuf> {
-        let Some(root) = &self.objects else {
-            return Vec::new();
-        };
-        let mut found = Vec::new();
-        collect(root, &mut found);
-        found.retain(|path| {
-            path.parent()
-                .and_then(Path::file_name)
-                .is_some_and(|name| name == kind)
-        });
-        found.sort();
-        found
+    /// The snapshot objects under `kind` (`files` or `manifests`), sorted by name.
+    fn objects(&self, kind: &str) -> Vec<ObjectPath> {
+        self.place
+            .listed(&Self::scope(), kind)
+            .into_iter()
+            .map(|meta| meta.location)
+            .collect()
     }
-}
 
-fn collect(dir: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect(&path, found);
-        } else {
-            found.push(path);
-        }
+    fn read(&self, object: &ObjectPath) -> Vec<u8> {
+        block_on(async { self.place.objects().get(object).await?.bytes().await })
+            .unwrap_or_else(|err| panic!("reading {object}: {err}"))
+            .to_vec()
+    }
+
+    fn write(&self, object: &ObjectPath, bytes: Vec<u8>) {
+        block_on(self.place.objects().put(object, PutPayload::from(bytes)))
+            .unwrap_or_else(|err| panic!("writing {object}: {err}"));
+    }
+
+    fn delete(&self, object: &ObjectPath) {
+        block_on(self.place.objects().delete(object))
+            .unwrap_or_else(|err| panic!("deleting {object}: {err}"));
     }
 }
 
@@ -335,13 +293,14 @@ pub enum Damage {
 }
 
 /// Damage to the snapshot store never reaches the relocated store: it falls back to an
-/// older snapshot or to replay, says why, and ends equal to a full replay.
-pub fn damaged_snapshots_fall_back(factory: &dyn BackendFactory, damage: Damage) {
+/// older snapshot or to replay, says why, and ends equal to a full replay. The damage is
+/// done through the `object_store` API, so it is the same on a directory and on S3.
+pub fn damaged_snapshots_fall_back(factory: &dyn BackendFactory, damage: Damage, place: Where) {
     if !snapshots_supported(factory) {
         return;
     }
     let guarantee = ProcessingGuarantee::ExactlyOnce;
-    let Some(snapshots) = Snapshots::new(&Where::Directory, "damage") else {
+    let Some(snapshots) = Snapshots::new(&place, "damage") else {
         return;
     };
     let mut source = Source::new(factory, &in_process(), guarantee);
@@ -356,24 +315,15 @@ pub fn damaged_snapshots_fall_back(factory: &dyn BackendFactory, damage: Damage)
             // already (a file equal to a local one is copied, not downloaded).
             let manifests = snapshots.objects("manifests");
             let newest = manifests.last().expect("manifests");
-            let manifest = SnapshotManifest::from_json(
-                &std::fs::read(newest).unwrap(),
-                &newest.display().to_string(),
-            )
-            .unwrap();
+            let manifest =
+                SnapshotManifest::from_json(&snapshots.read(newest), newest.as_ref()).unwrap();
             let fresh = Fixture::new(factory, STORE);
             drop(fresh.open());
-            let object_of = |checksum: &str| {
-                let hex = checksum.trim_start_matches("blake3:");
-                snapshots
-                    .objects("files")
-                    .into_iter()
-                    .find(|object| object.file_name().is_some_and(|name| name == hex))
-                    .expect("the file's object")
-            };
-            let held_locally = |path: &str, object: &Path| {
+            let object_of =
+                |checksum: &str| snapshots.place.file_object(&Snapshots::scope(), checksum);
+            let held_locally = |path: &str, object: &ObjectPath| {
                 std::fs::read(fresh.store_dir().join(path))
-                    .is_ok_and(|local| local == std::fs::read(object).unwrap())
+                    .is_ok_and(|local| local == snapshots.read(object))
             };
             let file = manifest
                 .files
@@ -382,27 +332,29 @@ pub fn damaged_snapshots_fall_back(factory: &dyn BackendFactory, damage: Damage)
                 .max_by_key(|f| f.size)
                 .expect("a file to damage");
             let largest = object_of(&file.checksum);
-            let mut bytes = std::fs::read(&largest).unwrap();
+            let mut bytes = snapshots.read(&largest);
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x40;
-            std::fs::write(&largest, bytes).unwrap();
+            snapshots.write(&largest, bytes);
         }
         Damage::DeleteFiles => {
-            for file in snapshots.objects("files") {
-                std::fs::remove_file(file).unwrap();
+            let files = snapshots.objects("files");
+            assert!(!files.is_empty(), "files to delete");
+            for file in files {
+                snapshots.delete(&file);
             }
         }
         Damage::DeleteNewestManifest => {
             let manifests = snapshots.objects("manifests");
-            std::fs::remove_file(manifests.last().expect("manifests")).unwrap();
+            snapshots.delete(manifests.last().expect("manifests"));
         }
         Damage::ManifestOfAnotherStore => {
             // The manifests in this store's place name another store.
             for manifest in snapshots.objects("manifests") {
-                let json = std::fs::read_to_string(&manifest).unwrap();
+                let json = String::from_utf8(snapshots.read(&manifest)).unwrap();
                 let foreign = json.replace("\"store\": \"store\"", "\"store\": \"other\"");
                 assert_ne!(json, foreign, "the manifest names its store");
-                std::fs::write(&manifest, foreign).unwrap();
+                snapshots.write(&manifest, foreign.into_bytes());
             }
         }
     }

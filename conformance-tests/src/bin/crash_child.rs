@@ -9,12 +9,10 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use conformance_tests::block_on;
-use conformance_tests::file_log::FileSink;
-use conformance_tests::kill::{KILL_PARTITION, KILL_TOPIC, Workload};
-use state_core::{ChangelogSink, LoggedStore};
+use conformance_tests::kill::{KILL_PARTITION, Workload, open_sink};
+use state_core::LoggedStore;
 
 fn main() {
     if let Err(err) = run() {
@@ -47,17 +45,4 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             writeln!(journal, "{done}")?;
         }
     }
-}
-
-/// The sink `spec` names and the changelog topic it writes.
-fn open_sink(spec: &str) -> Result<(Arc<dyn ChangelogSink>, String), Box<dyn std::error::Error>> {
-    if let Some(path) = spec.strip_prefix("file:") {
-        let sink = FileSink::open(&PathBuf::from(path), KILL_TOPIC, KILL_PARTITION)?;
-        return Ok((Arc::new(sink), KILL_TOPIC.to_owned()));
-    }
-    #[cfg(feature = "kafka")]
-    if let Some(rest) = spec.strip_prefix("kafka:") {
-        return conformance_tests::kill_kafka::sink_from_spec(rest).map_err(Into::into);
-    }
-    Err(format!("unknown changelog {spec}").into())
 }
