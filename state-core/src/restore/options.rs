@@ -44,7 +44,7 @@ pub struct RestoreOptions {
     /// Optional per-record check (the typed store plugs its serdes in here).
     pub validator: Option<Arc<dyn RecordValidator>>,
     /// When set and raised, restore stops before its next batch with
-    /// [`ErrorKind::Closed`]; what it applied stays, with its position, so the next
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed); what it applied stays, with its position, so the next
     /// restore resumes there. The store manager raises it when a partition is revoked
     /// or lost mid-restore, so the revoke need not wait for the whole restore.
     pub cancel: Option<Arc<AtomicBool>>,
