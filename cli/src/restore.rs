@@ -124,6 +124,11 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return Ok(None);
             };
+            if options.cancelled() {
+                // Interrupted while waiting for a slot: nothing to keep, nothing to create.
+                eprintln!("partition {partition}: not started: interrupted");
+                return Ok(None);
+            }
             let home = StoreHome {
                 application: &application,
                 supplier: supplier.as_ref(),
