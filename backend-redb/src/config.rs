@@ -75,7 +75,11 @@ impl RedbConfig {
     }
 
     /// While bulk loading, makes one commit in `every` `Immediate` (default 256), to bound
-    /// file growth from runs of `None` commits. Must be at least 1.
+    /// file growth from runs of `None` commits. Must be at least 1. What a restore may lose
+    /// to a crash is bounded sooner by the restore driver's own durability points
+    /// (`RestoreOptions::durability_points`: a flush every 500,000 records or 5 s by
+    /// default): each is an `Immediate` commit, which makes every `None` commit before it
+    /// durable, whatever this count says.
     pub fn with_bulk_immediate_every(mut self, every: u32) -> Self {
         self.bulk_immediate_every = every;
         self

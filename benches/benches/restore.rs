@@ -14,7 +14,10 @@
 //!   (`<backend>`), next to the raw engine doing the same bulk write (`raw_<backend>`):
 //!   RocksDB `WriteBatch`es with the WAL off, redb write transactions committed with
 //!   `Durability::None` and a last `Immediate` one, dashmap inserts.
-//! - `restore/full`: `restore()` into a fresh store of each backend, one partition.
+//! - `restore/full`: `restore()` into a fresh store of each backend, one partition; the
+//!   durable backends also without durability points (`<backend>_no_durability_points`)
+//!   and with one every 100,000 records (`<backend>_durable_every_100k`), to show what
+//!   making the work durable every 500,000 records or 5 s (the default) costs.
 //! - `restore/4_partitions`: the four-partition topic, every partition restored at once
 //!   into its own store, next to one raw consumer reading all four.
 //!
@@ -34,9 +37,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
-    Changelog, ChangelogChunk, ChangelogReader, IsolationLevel, KeyValueBytesStoreSupplier,
-    KeyValueStore, NoopRestoreListener, Position, ReadAhead, RestoreOptions, TopicSpec, WriteOp,
-    restore,
+    Changelog, ChangelogChunk, ChangelogReader, DurabilityPoints, IsolationLevel,
+    KeyValueBytesStoreSupplier, KeyValueStore, NoopRestoreListener, Position, ReadAhead,
+    RestoreOptions, TopicSpec, WriteOp, restore,
 };
 use tempfile::TempDir;
 
@@ -288,25 +291,46 @@ fn full_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, reader: &KafkaRea
     group.sample_size(10);
     group.throughput(Throughput::Elements(RECORDS as u64));
     for supplier in suppliers() {
-        group.bench_function(supplier.backend(), |b| {
-            b.iter_batched(
-                || fresh(supplier.as_ref()),
-                |(dir, store)| {
-                    let summary = rt
-                        .block_on(restore(
-                            store.as_ref(),
-                            reader,
-                            0,
-                            &RestoreOptions::default(),
-                            &NoopRestoreListener,
-                        ))
-                        .unwrap();
-                    assert_eq!(summary.restored as usize, RECORDS);
-                    (dir, store)
-                },
-                BatchSize::PerIteration,
-            )
-        });
+        // Durable backends also without durability points and with five times as many,
+        // to show what they cost.
+        let every_100k = DurabilityPoints {
+            records: 100_000,
+            ..DurabilityPoints::default()
+        };
+        let variants: Vec<(&str, Option<DurabilityPoints>)> = if supplier.capability().durable {
+            vec![
+                ("", Some(DurabilityPoints::default())),
+                ("_no_durability_points", None),
+                ("_durable_every_100k", Some(every_100k)),
+            ]
+        } else {
+            vec![("", Some(DurabilityPoints::default()))]
+        };
+        for (suffix, points) in &variants {
+            let options = RestoreOptions {
+                durability_points: *points,
+                ..RestoreOptions::default()
+            };
+            group.bench_function(format!("{}{suffix}", supplier.backend()), |b| {
+                b.iter_batched(
+                    || fresh(supplier.as_ref()),
+                    |(dir, store)| {
+                        let summary = rt
+                            .block_on(restore(
+                                store.as_ref(),
+                                reader,
+                                0,
+                                &options,
+                                &NoopRestoreListener,
+                            ))
+                            .unwrap();
+                        assert_eq!(summary.restored as usize, RECORDS);
+                        (dir, store)
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
     }
     group.finish();
 }

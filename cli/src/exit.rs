@@ -12,8 +12,10 @@ use state_core::Result;
 
 /// An error the command reports (`error: ...`), or a check that failed.
 pub const FAILURE: i32 = 1;
-/// Interrupted by SIGINT or SIGTERM, as a shell reports a process killed by SIGINT.
+/// Interrupted by SIGINT, as a shell reports a process killed by SIGINT (128 + 2).
 pub const INTERRUPTED: i32 = 130;
+/// Ended by SIGTERM, as a shell reports a process killed by SIGTERM (128 + 15).
+pub const TERMINATED: i32 = 143;
 /// Stdout was closed early (`statestore demo | head -1`), as a shell reports a process
 /// killed by SIGPIPE: Rust ignores SIGPIPE, so the write fails and we exit with this.
 pub const BROKEN_PIPE: i32 = 141;
@@ -83,20 +85,24 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// Starts listening for SIGINT and SIGTERM (at once, inside the runtime, so no signal
-/// slips through before the listener runs) and returns the wait: when it completes, the
-/// process ends through [`exit`].
+/// slips through before the listener runs) and returns the wait. A signal ends the process
+/// through [`exit`] with 130 (SIGINT) or 143 (SIGTERM), unless work registered with
+/// [`stop::stoppable`](crate::stop::stoppable) is running: then that work is asked to stop
+/// at a safe point, `main` exits with the signal's code when it has, and only a second
+/// signal ends the process at once.
 #[cfg(unix)]
 pub fn on_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+        loop {
+            let code = tokio::select! {
+                _ = interrupt.recv() => INTERRUPTED,
+                _ = terminate.recv() => TERMINATED,
+            };
+            stop_or_exit(code);
         }
-        crate::output::err(format_args!("interrupted"));
-        exit(INTERRUPTED)
     })
 }
 
@@ -104,8 +110,24 @@ pub fn on_signal() -> Result<impl std::future::Future<Output = ()>> {
 #[cfg(not(unix))]
 pub fn on_signal() -> Result<impl std::future::Future<Output = ()>> {
     Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-        crate::output::err(format_args!("interrupted"));
-        exit(INTERRUPTED)
+        loop {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            stop_or_exit(INTERRUPTED);
+        }
     })
+}
+
+/// Asks registered work to stop, or ends the process with `code`.
+fn stop_or_exit(code: i32) {
+    match crate::stop::signal(code) {
+        crate::stop::OnSignal::Stopping => crate::output::err(format_args!(
+            "interrupted: stopping after the current batch and making what was restored durable (signal again to exit at once)"
+        )),
+        crate::stop::OnSignal::ExitNow => {
+            crate::output::err(format_args!("interrupted"));
+            exit(code)
+        }
+    }
 }

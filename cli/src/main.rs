@@ -31,13 +31,16 @@ mod group_instance;
 mod inspect;
 mod intervals;
 mod kafka;
+mod new_dirs;
 mod output;
 mod progress;
 mod restore;
+mod restore_watch;
 mod scale_out;
 mod serdes;
 mod snapshot;
 mod snapshots;
+mod stop;
 mod usage;
 mod verify;
 mod workload;
@@ -47,7 +50,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use state_core::{Error, Result};
+use state_core::{DEFAULT_STALL_TIMEOUT, Error, ErrorKind, Result};
 
 use crate::backend::{Backend, Location};
 use crate::serdes::{KeyValueSerdes, SerdeKind};
@@ -69,14 +72,24 @@ fn main() -> ExitCode {
                 dispatch(&matches).await
             })
         });
-    match outcome {
+    let code = match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        // Stopped by a signal: the handler and the command have said what happened.
+        Err(err) if err.kind() == ErrorKind::Closed && stop::signalled().is_some() => {
+            ExitCode::FAILURE
+        }
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }
+    };
+    // A signal that stopped registered work at a safe point: the work has ended, so the
+    // process ends now, with the signal's code.
+    if let Some(signal) = stop::signalled() {
+        exit::exit(signal);
     }
+    code
 }
 
 async fn dispatch(matches: &ArgMatches) -> Result<bool> {
@@ -121,6 +134,11 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
                 serdes: serdes(m)?,
                 exactly_once: m.get_flag("exactly-once"),
                 timeout: timeout(m),
+                stall_timeout: Duration::from_secs(
+                    m.get_one::<u64>("stall-timeout")
+                        .copied()
+                        .unwrap_or(DEFAULT_STALL_TIMEOUT.as_secs()),
+                ),
                 parallel: m
                     .get_one::<u64>("parallel")
                     .map_or(4, |&n| usize::try_from(n).unwrap_or(4)),
@@ -257,7 +275,8 @@ fn cli() -> Command {
                     .help("Print one JSON object (records, milliseconds, per partition) instead of text"))
                 .arg(snapshots_arg("Start each store from its newest usable snapshot in URL when it is ahead of the local copy, replaying only the changelog after it"))
                 .arg(exactly_once_arg())
-                .arg(timeout_arg()),
+                .arg(timeout_arg())
+                .arg(stall_timeout_arg()),
         )
         .subcommand(
             location_args(Command::new("snapshot")
@@ -396,6 +415,19 @@ fn timeout_arg() -> Arg {
         .default_value("10")
         .value_parser(value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))
         .help("Kafka metadata timeout in seconds (at most a day)")
+}
+
+/// `--stall-timeout`'s default: the library's [`DEFAULT_STALL_TIMEOUT`], 300 s
+/// (`parse_tests` checks they agree).
+const STALL_TIMEOUT_DEFAULT: &str = "300";
+
+fn stall_timeout_arg() -> Arg {
+    Arg::new("stall-timeout")
+        .long("stall-timeout")
+        .value_name("SECS")
+        .default_value(STALL_TIMEOUT_DEFAULT)
+        .value_parser(value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))
+        .help("Give up when a partition yields no records for SECS seconds (an unreachable broker, a partition without a leader); the wait is reported after 2 s, and what was restored is kept for the next run to resume (at most a day)")
 }
 
 fn backend(m: &ArgMatches, name: &str) -> Result<Backend> {

@@ -10,8 +10,16 @@ fn the_command_line_is_well_formed() {
     super::cli().debug_assert();
 }
 
+#[test]
+fn the_stall_timeout_defaults_to_the_librarys() {
+    assert_eq!(
+        STALL_TIMEOUT_DEFAULT.parse::<u64>().unwrap(),
+        DEFAULT_STALL_TIMEOUT.as_secs()
+    );
+}
+
 /// Every numeric flag, with its command.
-const NUMERIC: [(&str, &str); 11] = [
+const NUMERIC: [(&str, &str); 12] = [
     ("demo", "--instances"),
     ("demo", "--partitions"),
     ("demo", "--purchases"),
@@ -20,6 +28,7 @@ const NUMERIC: [(&str, &str); 11] = [
     ("restore", "--partitions"),
     ("restore", "--parallel"),
     ("restore", "--timeout"),
+    ("restore", "--stall-timeout"),
     ("inspect", "--partition"),
     ("verify", "--partition"),
     ("verify", "--timeout"),

@@ -38,6 +38,11 @@ impl BarListener {
         }
     }
 
+    /// The bar, for printing lines above it.
+    pub fn progress_bar(&self) -> ProgressBar {
+        self.bar.clone()
+    }
+
     /// Ends the bar.
     pub fn finish(&self) {
         // Transaction markers take offsets but are never restored: fill the gap.

@@ -5,15 +5,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use state_core::{
-    Error, KeyValueBytesStoreSupplier, Partition, RestoreOptions, RestoreSummary, Result,
-    StoreHome, catch_up, open_or_rebuild,
+    Error, ErrorKind, FanOutRestoreListener, Partition, RestoreListener, RestoreOptions,
+    RestoreSummary, Result, StoreHome, catch_up, open_or_rebuild,
 };
 use tokio::sync::Semaphore;
 
 use crate::backend::Location;
 use crate::kafka;
+use crate::new_dirs::NewDirs;
 use crate::progress::BarListener;
+use crate::restore_watch::{Reached, RestoreWatch};
 use crate::serdes::KeyValueSerdes;
+use crate::stop;
 
 /// What `statestore restore` was asked to do.
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ pub struct RestoreCommand {
     pub exactly_once: bool,
     /// Kafka metadata timeout.
     pub timeout: Duration,
+    /// How long a restore may read nothing before it gives up (`--stall-timeout`).
+    pub stall_timeout: Duration,
     /// Partitions restored at the same time.
     pub parallel: usize,
     /// Print one JSON object instead of text.
@@ -45,7 +50,23 @@ struct Restored {
     summary: RestoreSummary,
 }
 
+/// A partition whose restore failed or was interrupted.
+struct Failed {
+    partition: Partition,
+    dir: PathBuf,
+    error: Error,
+    /// Where this run got to; the store keeps it when it applied anything.
+    reached: Reached,
+    /// The store was removed: this run created it and applied nothing.
+    removed: bool,
+}
+
 /// Restores every partition, up to `parallel` at a time; prints what each restore did.
+///
+/// A restore that fails (a lost broker past `--stall-timeout`, a bad record) or is
+/// interrupted (SIGINT, SIGTERM: it stops after its current batch) keeps what it applied,
+/// durable and with its position, and says so; the next run resumes there. Only a store
+/// this run created and put nothing into is removed, with the directories created for it.
 pub async fn run(command: &RestoreCommand) -> Result<bool> {
     let location = &command.location;
     let started = Instant::now();
@@ -58,56 +79,94 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
     )
     .await?;
     let metadata = started.elapsed();
-    std::fs::create_dir_all(&location.state_dir)?;
+    // From here on a signal stops the restores at a batch boundary instead of ending the
+    // process mid-batch.
+    let Some(_stoppable) = stop::stoppable() else {
+        return Err(interrupted());
+    };
+    let created = NewDirs::before(location, &command.partitions)?;
+    std::fs::create_dir_all(&location.state_dir).map_err(|err| {
+        Error::from(err).context(format!(
+            "creating the state directory {}",
+            location.state_dir.display()
+        ))
+    })?;
     let reader = Arc::new(reader);
     let supplier = location.backend.supplier(&location.store);
-    let listener = Arc::new(BarListener::new());
+    let bar = Arc::new(BarListener::new());
+    let watch = Arc::new(RestoreWatch::new(bar.progress_bar(), "stall-timeout"));
+    let listener = Arc::new(FanOutRestoreListener::new(vec![
+        bar.clone() as Arc<dyn RestoreListener>,
+        watch.clone(),
+    ]));
     let options = RestoreOptions {
         validator: Some(Arc::new(command.serdes)),
         snapshots: crate::snapshot::store_of(command.snapshots.as_ref())?,
+        stall_timeout: command.stall_timeout,
+        cancel: Some(stop::cancel_flag()),
         ..RestoreOptions::default()
     };
     let slots = Arc::new(Semaphore::new(command.parallel.max(1)));
     let restoring = Instant::now();
     let mut tasks = Vec::with_capacity(command.partitions.len());
     for &partition in &command.partitions {
-        let (reader, supplier, listener, options, slots) = (
+        let (reader, supplier, listener, watch, options, slots) = (
             reader.clone(),
             supplier.clone(),
             listener.clone(),
+            watch.clone(),
             options.clone(),
             slots.clone(),
         );
         let dir = location.store_dir(partition)?;
         let application = location.application_id.clone();
         tasks.push(tokio::spawn(async move {
-            let _slot = slots
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::internal("the restore slots were closed"))?;
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return Ok(None);
+            };
+            if options.cancelled() {
+                // Interrupted while waiting for a slot: nothing to keep, nothing to create.
+                eprintln!("partition {partition}: not started: interrupted");
+                return Ok(None);
+            }
+            let home = StoreHome {
+                application: &application,
+                supplier: supplier.as_ref(),
+                dir: &dir,
+            };
             restore_one(
-                supplier.as_ref(),
-                &application,
+                home,
                 reader.as_ref(),
                 partition,
-                dir,
                 &options,
-                &listener,
+                listener.as_ref(),
+                &watch,
             )
             .await
+            .map(Some)
         }));
     }
     let mut restored = Vec::with_capacity(tasks.len());
+    let mut failed = Vec::new();
     for task in tasks {
-        let outcome = task
+        match task
             .await
-            .map_err(|err| Error::internal(format!("a restore task failed: {err}")))?;
-        restored.push(outcome?);
+            .map_err(|err| Error::internal(format!("a restore task failed: {err}")))?
+        {
+            Ok(Some(done)) => restored.push(done),
+            Ok(None) => {}
+            Err(failure) => failed.push(failure),
+        }
     }
     let elapsed = restoring.elapsed();
-    listener.finish();
-    for line in listener.fallbacks() {
+    bar.finish();
+    for line in bar.fallbacks() {
         eprintln!("{line}");
+    }
+    created.remove_empty();
+    if !failed.is_empty() {
+        let durable = location.backend.capability().durable;
+        return Err(report_failures(failed, &restored, durable));
     }
     let report = Report {
         command,
@@ -120,44 +179,115 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
     } else {
         report.print();
     }
+    if stop::signalled().is_some() {
+        // Every restore had finished when the signal came: nothing was cut short.
+        return Err(interrupted());
+    }
     Ok(true)
 }
 
+fn interrupted() -> Error {
+    Error::new(ErrorKind::Closed, "interrupted")
+}
+
 async fn restore_one(
-    supplier: &dyn KeyValueBytesStoreSupplier,
-    application: &str,
+    home: StoreHome<'_>,
     reader: &changelog_kafka::KafkaReader,
     partition: Partition,
-    dir: PathBuf,
     options: &RestoreOptions,
-    listener: &BarListener,
-) -> Result<Restored> {
-    // A store this run creates and then fails to fill must not stay behind: inspect would
-    // show it as a valid empty store.
-    let existed = dir.exists();
-    let opened = open_or_rebuild(supplier, &dir)?;
-    let home = StoreHome {
-        application,
-        supplier,
-        dir: &dir,
-    };
-    let restored = catch_up(opened, Some(home), reader, partition, options, listener).await;
-    let (store, summary) = match restored {
-        Ok(restored) => restored,
-        Err(err) => {
-            if !existed {
-                let _ = supplier.destroy(&dir);
-                let _ = std::fs::remove_dir(&dir);
-            }
-            return Err(err);
-        }
-    };
-    store.close()?;
-    Ok(Restored {
+    listener: &dyn RestoreListener,
+    watch: &RestoreWatch,
+) -> std::result::Result<Restored, Failed> {
+    let dir = home.dir.to_owned();
+    let supplier = home.supplier;
+    let failed = |error: Error, removed: bool| Failed {
         partition,
-        dir,
-        summary,
-    })
+        dir: dir.clone(),
+        error,
+        reached: watch.reached(partition),
+        removed,
+    };
+    let existed = dir.exists();
+    let opened = open_or_rebuild(supplier, &dir).map_err(|err| failed(err, false))?;
+    // On an error `catch_up` has left bulk loading, which makes what it applied durable
+    // with its position, and dropped the store, which closes it.
+    match catch_up(opened, Some(home), reader, partition, options, listener).await {
+        Ok((store, summary)) => {
+            store.close().map_err(|err| failed(err, false))?;
+            Ok(Restored {
+                partition,
+                dir: dir.clone(),
+                summary,
+            })
+        }
+        Err(err) => {
+            // A store this run created and put nothing into would pass for a valid empty
+            // store: remove it. Anything applied stays, to be resumed.
+            let remove = !existed && !watch.reached(partition).applied_any();
+            let removed = remove
+                && supplier
+                    .destroy(&dir)
+                    .inspect_err(|destroy| {
+                        eprintln!("removing the empty store {}: {destroy}", dir.display());
+                    })
+                    .is_ok();
+            Err(failed(err, removed))
+        }
+    }
+}
+
+/// Says what each failed partition kept; returns the error to report (the first one, or
+/// the interruption).
+fn report_failures(failed: Vec<Failed>, restored: &[Restored], durable: bool) -> Error {
+    let signalled = stop::signalled().is_some();
+    for done in restored {
+        eprintln!(
+            "partition {}: restored, {} records (offsets {}..{}) into {}",
+            done.partition,
+            done.summary.restored,
+            done.summary.from,
+            done.summary.end,
+            done.dir.display()
+        );
+    }
+    let mut first = None;
+    for failure in failed {
+        let Failed {
+            partition,
+            dir,
+            error,
+            reached,
+            removed,
+        } = failure;
+        match reached.applied_to {
+            Some(_) if !durable => eprintln!(
+                "partition {partition}: {} records restored by this run are lost with the process: this backend keeps nothing on disk",
+                reached.restored
+            ),
+            Some(applied) => eprintln!(
+                "partition {partition}: kept {} records restored by this run, durable up to offset {applied} of {} in {}; running restore again resumes at offset {}",
+                reached.restored,
+                reached.end,
+                dir.display(),
+                applied + 1
+            ),
+            None if removed => eprintln!(
+                "partition {partition}: nothing was restored; removed the empty store this run created at {}",
+                dir.display()
+            ),
+            None => eprintln!(
+                "partition {partition}: nothing was restored by this run; the store at {} is as it was",
+                dir.display()
+            ),
+        }
+        let cancelled = error.kind() == ErrorKind::Closed && signalled;
+        if first.is_none() && !cancelled {
+            first = Some(error);
+        } else if !cancelled {
+            eprintln!("partition {partition}: error: {error}");
+        }
+    }
+    first.unwrap_or_else(interrupted)
 }
 
 /// The figures of one `statestore restore` run.

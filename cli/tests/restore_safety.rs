@@ -1,6 +1,8 @@
 //! `restore` never destroys or invents data, and errors name the real cause: another
-//! backend's store is refused untouched, a failed restore leaves no store behind, a
-//! partition the topic lacks is reported at once, a disk error is not blamed on Kafka.
+//! backend's store is refused untouched, a failed restore that applied nothing leaves no
+//! store (nor its directories) behind, a partition the topic lacks is reported at once, a
+//! disk error is not blamed on Kafka. (A failed restore that applied something keeps it:
+//! `restore_faults.rs`.)
 
 mod common;
 
@@ -104,6 +106,15 @@ fn on_a_real_broker_a_failed_restore_leaves_no_store_and_a_good_one_is_read_unto
         assert!(
             !store_dir(dir.path(), &app, 0).exists(),
             "{backend}: a failed restore left a store behind"
+        );
+        assert!(
+            !dir.path().join(&app).exists(),
+            "{backend}: a failed restore left empty <app>/<partition>/ directories behind"
+        );
+        assert!(
+            text(&output).contains("removed the empty store this run created"),
+            "{}",
+            text(&output)
         );
         let mut inspect = args(&[&["inspect", "--partition", "0"]]);
         inspect.extend(location(dir.path(), &app, backend));

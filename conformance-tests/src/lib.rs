@@ -27,6 +27,7 @@ pub mod kafka_edges;
 pub mod kill;
 #[cfg(feature = "kafka")]
 pub mod kill_kafka;
+pub mod kill_restore;
 pub mod manager;
 pub mod manager_eos;
 pub mod manager_races;

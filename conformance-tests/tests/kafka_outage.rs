@@ -1,5 +1,6 @@
-//! A restore interrupted by a broker stop: it fails within its stall timeout with a clear
-//! error, keeps what it applied (data and position together), and a restore after the
+//! A restore interrupted by a broker stop: its listener hears of the stall within
+//! `STALL_NOTICE_AFTER`, it fails within its stall timeout with a clear error, keeps what it
+//! applied (data and position together), and a restore after the
 //! broker returns resumes there — every record applied exactly once. Runs on the
 //! three-broker cluster of `scripts/kafka.sh` (a topic with one replica, whose broker is
 //! stopped), so the single broker other tests use stays up.
@@ -57,11 +58,14 @@ impl Drop for Restart {
     }
 }
 
-/// Stops the leader's broker after the first restored batch.
+/// Stops the leader's broker after the first restored batch; records the stall notices.
 struct StopAfterFirstBatch {
     leader: i32,
     stopped: Mutex<bool>,
     restart: Restart,
+    /// When the broker was stopped, and each stall notice: (time since, offset, limit).
+    stopped_at: Mutex<Option<Instant>>,
+    notices: Mutex<Vec<(Duration, i64, Duration)>>,
 }
 
 impl RestoreListener for StopAfterFirstBatch {
@@ -70,8 +74,17 @@ impl RestoreListener for StopAfterFirstBatch {
         if !*stopped {
             kafka_sh(&["stop-broker", &self.leader.to_string()]);
             *self.restart.0.lock().unwrap() = Some(self.leader);
+            *self.stopped_at.lock().unwrap() = Some(Instant::now());
             *stopped = true;
         }
+    }
+
+    fn on_restore_stalled(&self, _: RestoreTarget<'_>, at: i64, _: Duration, limit: Duration) {
+        let since = self.stopped_at.lock().unwrap().map(|t| t.elapsed());
+        self.notices
+            .lock()
+            .unwrap()
+            .push((since.unwrap_or_default(), at, limit));
     }
 }
 
@@ -125,6 +138,8 @@ fn kafka_restore_interrupted_by_a_broker_stop_resumes() {
         leader,
         stopped: Mutex::new(false),
         restart: Restart(Mutex::new(None)),
+        stopped_at: Mutex::new(None),
+        notices: Mutex::new(Vec::new()),
     };
     let options = RestoreOptions {
         batch_size: Some(100),
@@ -162,6 +177,16 @@ fn kafka_restore_interrupted_by_a_broker_stop_resumes() {
         applied + 1 < i64::from(RECORDS),
         "restore finished before the broker stopped"
     );
+
+    let notices = listener.notices.lock().unwrap().clone();
+    let (since, at, limit) = *notices
+        .first()
+        .unwrap_or_else(|| panic!("no stall notice before the timeout: {err}"));
+    assert!(
+        since < state_core::STALL_NOTICE_AFTER + Duration::from_secs(3),
+        "the stall was told {since:?} after the broker stopped"
+    );
+    assert_eq!((at, limit), (applied + 1, options.stall_timeout));
 
     kafka_sh(&["start-broker", &leader.to_string()]);
     *listener.restart.0.lock().unwrap() = None;

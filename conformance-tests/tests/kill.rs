@@ -41,6 +41,21 @@ fn sigkill_rounds_for_every_durable_backend() {
     );
 }
 
+/// A restore killed with SIGKILL partway keeps its last durability point, on every durable
+/// backend (side by side).
+#[test]
+fn sigkill_mid_restore_keeps_the_last_durability_point_for_every_durable_backend() {
+    let child = Path::new(env!("CARGO_BIN_EXE_restore_child"));
+    let backends = conformance_tests::durable_backends();
+    std::thread::scope(|scope| {
+        for backend in &backends {
+            scope.spawn(|| {
+                conformance_tests::kill_restore::kill_mid_restore(backend.as_ref(), child)
+            });
+        }
+    });
+}
+
 /// SIGKILL rounds with the Kafka changelog on a real broker, both guarantees, the new
 /// instance in a new directory and rotating backends.
 #[cfg(feature = "kafka")]

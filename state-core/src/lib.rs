@@ -54,10 +54,11 @@ pub use names::{
 };
 pub use registry::{Backend, Backends};
 pub use restore::{
-    DEFAULT_MAX_BYTES_IN_FLIGHT, FanOutRestoreListener, NoopRestoreListener, PartitionProgress,
-    RecordValidator, RestoreListener, RestoreOptions, RestorePhase, RestoreProgress,
-    RestoreSummary, RestoreTarget, SnapshotRestore, StoreHome, WipeReason, catch_up,
-    open_or_rebuild, restore,
+    DEFAULT_DURABLE_EVERY, DEFAULT_DURABLE_EVERY_RECORDS, DEFAULT_MAX_BYTES_IN_FLIGHT,
+    DEFAULT_STALL_TIMEOUT, DurabilityPoints, FanOutRestoreListener, NoopRestoreListener,
+    PartitionProgress, RecordValidator, RestoreListener, RestoreOptions, RestorePhase,
+    RestoreProgress, RestoreSummary, RestoreTarget, STALL_NOTICE_AFTER, STALL_NOTICE_EVERY,
+    SnapshotRestore, StoreHome, WipeReason, catch_up, open_or_rebuild, restore,
 };
 pub use serde::{Serde, Serdes};
 pub use snapshot::{

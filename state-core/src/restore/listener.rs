@@ -1,5 +1,7 @@
 //! Progress reports from restore, like Kafka Streams' `StateRestoreListener`.
 
+use std::time::Duration;
+
 use super::SnapshotRestore;
 use crate::{Offset, Partition, SnapshotFallback};
 
@@ -82,6 +84,24 @@ pub trait RestoreListener: Send + Sync {
         num_restored: u64,
     ) {
         let _ = (target, batch_end_offset, num_restored);
+    }
+
+    /// Restore has read nothing for `stalled_for` while waiting at offset `at`, short of its
+    /// end: the changelog's broker is unreachable or the partition has no leader (the
+    /// client reconnects by itself, so nothing fails yet). Restore gives up with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) once `stalled_for` passes `limit`
+    /// ([`RestoreOptions::stall_timeout`](super::RestoreOptions::stall_timeout)). Called
+    /// first after [`STALL_NOTICE_AFTER`](super::STALL_NOTICE_AFTER), then every
+    /// [`STALL_NOTICE_EVERY`](super::STALL_NOTICE_EVERY) while the stall lasts; the next
+    /// [`on_batch_restored`](Self::on_batch_restored) shows it ended.
+    fn on_restore_stalled(
+        &self,
+        target: RestoreTarget<'_>,
+        at: Offset,
+        stalled_for: Duration,
+        limit: Duration,
+    ) {
+        let _ = (target, at, stalled_for, limit);
     }
 
     /// Restore finished after applying `total_restored` records.

@@ -1,21 +1,28 @@
 //! The restore driver: brings a store up to the end of its changelog.
 
 mod apply;
+mod durability;
 mod from_snapshot;
 mod listener;
 mod open;
 mod options;
 mod progress;
+mod stall;
 
 use std::time::{Duration, Instant};
 
 pub(crate) use apply::apply_chunk;
 
+pub use durability::{DEFAULT_DURABLE_EVERY, DEFAULT_DURABLE_EVERY_RECORDS, DurabilityPoints};
 pub use from_snapshot::{SnapshotRestore, StoreHome};
 pub use listener::{NoopRestoreListener, RestoreListener, RestoreTarget, WipeReason};
 pub use open::open_or_rebuild;
 pub use options::{DEFAULT_MAX_BYTES_IN_FLIGHT, RecordValidator, RestoreOptions};
 pub use progress::{FanOutRestoreListener, PartitionProgress, RestorePhase, RestoreProgress};
+pub use stall::{DEFAULT_STALL_TIMEOUT, STALL_NOTICE_AFTER, STALL_NOTICE_EVERY};
+
+use durability::DurabilityClock;
+use stall::StallWatch;
 
 use crate::{
     ChangelogReader, Error, ErrorKind, KeyValueStore, LogOffsets, Offset, Partition, Result,
@@ -106,6 +113,10 @@ pub(crate) async fn start_from_snapshot(
 /// wipes the store and restores from the log start — reported to `listener` and logged,
 /// never silent. Each batch is applied together with its position, so a restore that is
 /// interrupted (crash, error) resumes where it stopped and never applies a record twice.
+/// What it applied is made durable at [`RestoreOptions::durability_points`] and whenever
+/// it ends, by an error or a [`cancel`](RestoreOptions::cancel) too; a changelog that
+/// yields nothing is reported to `listener` within [`STALL_NOTICE_AFTER`] and fails the
+/// restore after [`RestoreOptions::stall_timeout`].
 pub async fn restore(
     store: &dyn KeyValueStore,
     reader: &dyn ChangelogReader,
@@ -152,7 +163,8 @@ pub async fn restore(
             }
             other => other?,
         };
-        let mut last_progress = Instant::now();
+        let mut stall = StallWatch::start(options.stall_timeout);
+        let mut durability = DurabilityClock::start(options.durability_points);
         while cursor.position() < end {
             if options.cancelled() {
                 return Err(Error::new(
@@ -168,23 +180,22 @@ pub async fn restore(
             let mut chunk = cursor.next_chunk(batch_records).await?;
             let reached = cursor.position().min(end);
             if reached <= before && chunk.is_empty() {
-                if last_progress.elapsed() > options.stall_timeout {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "restore of store {} from {} partition {partition} made no progress for {:?} at offset {before} (end {end})",
-                            target.store, target.topic, options.stall_timeout
-                        ),
-                    ));
-                }
+                stall.read_nothing(target, before, end, listener)?;
                 continue;
             }
-            last_progress = Instant::now();
+            stall.progressed();
             chunk.truncate_at(end);
             let applied = apply_chunk(store, &chunk, reached, target, options)?;
             cursor.recycle(chunk);
             restored += applied;
             listener.on_batch_restored(target, reached - 1, applied);
+            if durability.applied(store, applied)? {
+                log::debug!(
+                    "store {} partition {partition}: durable up to offset {}",
+                    target.store,
+                    reached - 1
+                );
+            }
         }
         Ok(())
     }

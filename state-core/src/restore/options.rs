@@ -1,9 +1,12 @@
-//! How a restore runs: batch size, bytes in flight, stall limit, record check, cancel.
+//! How a restore runs: batch size, bytes in flight, stall limit, durability points, record
+//! check, cancel.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::durability::DurabilityPoints;
+use super::stall::DEFAULT_STALL_TIMEOUT;
 use crate::{KeyValueStore, ReadAhead, Result, SnapshotStore};
 
 /// Checks each changelog record before restore applies it, so bytes no serde can read are
@@ -29,13 +32,19 @@ pub struct RestoreOptions {
     /// memtables) are bounded by the backend's configuration, not by this.
     pub max_bytes_in_flight: usize,
     /// How long restore may go without reading anything while short of the end offset
-    /// before it fails with [`ErrorKind::Timeout`] (Kafka Streams' `task.timeout.ms`,
-    /// 5 minutes).
+    /// before it fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (default
+    /// [`DEFAULT_STALL_TIMEOUT`], 5 minutes, Kafka Streams' `task.timeout.ms`). What it
+    /// applied stays, with its position. The listener hears of the stall long before
+    /// ([`RestoreListener::on_restore_stalled`](super::RestoreListener::on_restore_stalled)).
     pub stall_timeout: Duration,
+    /// When restore makes what it applied durable before it ends (default
+    /// [`DurabilityPoints::default`]: every 500,000 records or 5 s); `None` only at the end.
+    /// The `durability` module of `restore` says why and what it costs.
+    pub durability_points: Option<DurabilityPoints>,
     /// Optional per-record check (the typed store plugs its serdes in here).
     pub validator: Option<Arc<dyn RecordValidator>>,
     /// When set and raised, restore stops before its next batch with
-    /// [`ErrorKind::Closed`]; what it applied stays, with its position, so the next
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed); what it applied stays, with its position, so the next
     /// restore resumes there. The store manager raises it when a partition is revoked
     /// or lost mid-restore, so the revoke need not wait for the whole restore.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -51,7 +60,8 @@ impl Default for RestoreOptions {
         Self {
             batch_size: None,
             max_bytes_in_flight: DEFAULT_MAX_BYTES_IN_FLIGHT,
-            stall_timeout: Duration::from_secs(300),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            durability_points: Some(DurabilityPoints::default()),
             validator: None,
             cancel: None,
             snapshots: None,
@@ -89,6 +99,7 @@ impl std::fmt::Debug for RestoreOptions {
             .field("batch_size", &self.batch_size)
             .field("max_bytes_in_flight", &self.max_bytes_in_flight)
             .field("stall_timeout", &self.stall_timeout)
+            .field("durability_points", &self.durability_points)
             .field("validator", &self.validator.is_some())
             .field("cancelled", &self.cancelled())
             .field(

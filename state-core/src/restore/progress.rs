@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::SnapshotRestore;
 use super::listener::{RestoreListener, RestoreTarget, WipeReason};
-use crate::{Offset, Partition};
+use crate::{Offset, Partition, SnapshotFallback};
 
 /// Where the restore of one store partition stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +351,18 @@ impl RestoreListener for FanOutRestoreListener {
         }
     }
 
+    fn on_restore_stalled(
+        &self,
+        target: RestoreTarget<'_>,
+        at: Offset,
+        stalled_for: Duration,
+        limit: Duration,
+    ) {
+        for listener in &self.listeners {
+            listener.on_restore_stalled(target, at, stalled_for, limit);
+        }
+    }
+
     fn on_restore_end(&self, target: RestoreTarget<'_>, total_restored: u64) {
         for listener in &self.listeners {
             listener.on_restore_end(target, total_restored);
@@ -365,6 +378,18 @@ impl RestoreListener for FanOutRestoreListener {
     fn on_store_wiped(&self, target: RestoreTarget<'_>, reason: &WipeReason) {
         for listener in &self.listeners {
             listener.on_store_wiped(target, reason);
+        }
+    }
+
+    fn on_snapshot_restored(&self, target: RestoreTarget<'_>, restored: &SnapshotRestore) {
+        for listener in &self.listeners {
+            listener.on_snapshot_restored(target, restored);
+        }
+    }
+
+    fn on_snapshot_fallback(&self, target: RestoreTarget<'_>, reason: &SnapshotFallback) {
+        for listener in &self.listeners {
+            listener.on_snapshot_fallback(target, reason);
         }
     }
 }
