@@ -139,6 +139,28 @@ pub(crate) fn create(
     file.sync_all().map_err(io_error)
 }
 
+/// The entry count a dump's end says it holds, unchecked, to size a store before the
+/// dump is read; zero when the file is too short to say. Never more than the file could
+/// hold (an entry takes at least 9 bytes), so a damaged count cannot size a huge
+/// allocation.
+pub(crate) fn entries_hint(path: &Path) -> usize {
+    use std::io::{Seek, SeekFrom};
+    let read = || -> io::Result<(u64, u64)> {
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len();
+        // The end: the count (8 bytes), then the checksum (4).
+        file.seek(SeekFrom::Start(
+            len.checked_sub(12).ok_or(io::ErrorKind::UnexpectedEof)?,
+        ))?;
+        let mut count = [0u8; 8];
+        file.read_exact(&mut count)?;
+        Ok((u64::from_be_bytes(count), len / 9))
+    };
+    read()
+        .map(|(count, most)| usize::try_from(count.min(most)).unwrap_or(0))
+        .unwrap_or(0)
+}
+
 /// Reads the dump at `path`, calling `visit` with each entry in order, and returns its
 /// position and entry count. Every check of the module docs runs, in the order the bytes
 /// come; `visit` may have been called for entries before the one found damaged, so a

@@ -120,16 +120,30 @@ impl MemoryStore {
     }
 
     /// Fills a new store, which no other thread can see yet, from `load`: it gets a
-    /// function that inserts one key (keys arrive in ascending order, each once), and
-    /// returns the position, which the store takes.
+    /// function that inserts one key (keys arrive in strictly ascending order, each once,
+    /// as a dump holds them), and returns the position, which the store takes.
+    ///
+    /// The ordered index is built once at the end from the sorted keys, in linear time,
+    /// instead of key by key: one insert into a B-tree of millions of keys costs more
+    /// than the rest of loading the key (measured on a snapshot of 3M keys).
     pub(crate) fn load(
         &self,
         load: impl FnOnce(&mut dyn FnMut(&[u8], &[u8])) -> Result<Position>,
     ) -> Result<()> {
         let mut keys = self.keys.write();
+        let mut sorted = Vec::with_capacity(self.data.capacity());
         let position = load(&mut |key, value| {
-            self.insert_new(&mut keys, key, value.to_vec());
+            let key = Key::from(key);
+            let cell = Arc::new(Mutex::new(Slot::Live(value.to_vec())));
+            sorted.push((IndexKey::new(Key::clone(&key)), Arc::clone(&cell)));
+            self.data.insert(key, cell);
         })?;
+        if keys.is_empty() {
+            // From sorted input `collect` builds the tree in bulk.
+            *keys = sorted.into_iter().collect();
+        } else {
+            keys.extend(sorted);
+        }
         *self.position_lock() = position;
         Ok(())
     }
