@@ -132,13 +132,9 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
                     .map(|p| p.copied().collect())
                     .unwrap_or_default(),
                 serdes: serdes(m)?,
-                exactly_once: m.get_flag("exactly-once"),
+                read_uncommitted: m.get_flag("read-uncommitted"),
                 timeout: timeout(m),
-                stall_timeout: Duration::from_secs(
-                    m.get_one::<u64>("stall-timeout")
-                        .copied()
-                        .unwrap_or(DEFAULT_STALL_TIMEOUT.as_secs()),
-                ),
+                stall_timeout: stall_timeout(m),
                 parallel: m
                     .get_one::<u64>("parallel")
                     .map_or(4, |&n| usize::try_from(n).unwrap_or(4)),
@@ -185,8 +181,9 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
                 partition: partition(m),
                 bootstrap_servers: servers(m)?,
                 serdes: serdes(m)?,
-                exactly_once: m.get_flag("exactly-once"),
+                read_uncommitted: m.get_flag("read-uncommitted"),
                 timeout: timeout(m),
+                stall_timeout: stall_timeout(m),
             })
             .await
         }
@@ -256,7 +253,7 @@ fn cli() -> Command {
                 .arg(timeout_arg()),
         )
         .subcommand(
-            location_args(Command::new("restore")
+            isolation_args(location_args(Command::new("restore")
                 .about("Pre-warm local stores from their changelog topic <application-id>-<store>-changelog")
                 .long_about(
                     "Restores the given partitions of a store from its changelog topic \
@@ -273,8 +270,7 @@ fn cli() -> Command {
                     .help("Partitions restored at the same time"))
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue)
                     .help("Print one JSON object (records, milliseconds, per partition) instead of text"))
-                .arg(snapshots_arg("Start each store from its newest usable snapshot in URL when it is ahead of the local copy, replaying only the changelog after it"))
-                .arg(exactly_once_arg())
+                .arg(snapshots_arg("Start each store from its newest usable snapshot in URL when it is ahead of the local copy, replaying only the changelog after it")))
                 .arg(timeout_arg())
                 .arg(stall_timeout_arg()),
         )
@@ -306,12 +302,12 @@ fn cli() -> Command {
                 .arg(snapshots_arg("List the partition's snapshots in URL too")),
         )
         .subcommand(
-            location_args(Command::new("verify")
-                .about("Compare a local store with a replay of its changelog partition; exit 1 on divergence"))
+            isolation_args(location_args(Command::new("verify")
+                .about("Compare a local store with a replay of its changelog partition; exit 1 on divergence or when there is nothing to compare"))
                 .arg(partition_arg())
-                .arg(servers_arg())
-                .arg(exactly_once_arg())
-                .arg(timeout_arg()),
+                .arg(servers_arg()))
+                .arg(timeout_arg())
+                .arg(stall_timeout_arg()),
         )
 }
 
@@ -401,11 +397,27 @@ fn snapshots_arg(help: &'static str) -> Arg {
         .help(help)
 }
 
-fn exactly_once_arg() -> Arg {
-    Arg::new("exactly-once")
-        .long("exactly-once")
-        .action(ArgAction::SetTrue)
-        .help("Read committed records only (the writer used exactly-once)")
+/// `--read-uncommitted`, and `--exactly-once`, which asked for read-committed before that
+/// became the default: still accepted, so scripts that pass it keep working.
+fn isolation_args(command: Command) -> Command {
+    command
+        .arg(
+            Arg::new("read-uncommitted")
+                .long("read-uncommitted")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("exactly-once")
+                .help(
+                    "Read records of aborted and open transactions too (default: committed records \
+                     only, which on a log written without transactions is every record)",
+                ),
+        )
+        .arg(
+            Arg::new("exactly-once")
+                .long("exactly-once")
+                .action(ArgAction::SetTrue)
+                .hide(true)
+                .help("Read committed records only: the default now"),
+        )
 }
 
 fn timeout_arg() -> Arg {
@@ -427,7 +439,7 @@ fn stall_timeout_arg() -> Arg {
         .value_name("SECS")
         .default_value(STALL_TIMEOUT_DEFAULT)
         .value_parser(value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))
-        .help("Give up when a partition yields no records for SECS seconds (an unreachable broker, a partition without a leader); the wait is reported after 2 s, and what was restored is kept for the next run to resume (at most a day)")
+        .help("Give up when a partition yields no records for SECS seconds (an unreachable broker, a partition without a leader); the wait is reported after 2 s. A restore keeps what it restored for the next run to resume (at most a day)")
 }
 
 fn backend(m: &ArgMatches, name: &str) -> Result<Backend> {
@@ -478,6 +490,14 @@ fn instances(m: &ArgMatches) -> usize {
 
 fn timeout(m: &ArgMatches) -> Duration {
     Duration::from_secs(m.get_one::<u64>("timeout").copied().unwrap_or(10))
+}
+
+fn stall_timeout(m: &ArgMatches) -> Duration {
+    Duration::from_secs(
+        m.get_one::<u64>("stall-timeout")
+            .copied()
+            .unwrap_or(DEFAULT_STALL_TIMEOUT.as_secs()),
+    )
 }
 
 #[cfg(test)]

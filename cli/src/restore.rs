@@ -1,12 +1,12 @@
 //! `statestore restore`: pre-warm local stores from their changelog topic.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use state_core::{
-    Error, ErrorKind, FanOutRestoreListener, Partition, RestoreListener, RestoreOptions,
-    RestoreSummary, Result, StoreHome, catch_up, open_or_rebuild,
+    Error, ErrorKind, FanOutRestoreListener, KeyValueBytesStoreSupplier, LogOffsets, Partition,
+    RestoreListener, RestoreOptions, RestoreSummary, Result, StoreHome, catch_up, open_or_rebuild,
 };
 use tokio::sync::Semaphore;
 
@@ -29,8 +29,8 @@ pub struct RestoreCommand {
     pub partitions: Vec<Partition>,
     /// Serdes that every restored record must fit.
     pub serdes: KeyValueSerdes,
-    /// Read committed records only (the writer used exactly-once).
-    pub exactly_once: bool,
+    /// Read records of aborted and open transactions too (`--read-uncommitted`).
+    pub read_uncommitted: bool,
     /// Kafka metadata timeout.
     pub timeout: Duration,
     /// How long a restore may read nothing before it gives up (`--stall-timeout`).
@@ -70,12 +70,12 @@ struct Failed {
 pub async fn run(command: &RestoreCommand) -> Result<bool> {
     let location = &command.location;
     let started = Instant::now();
-    let (reader, _offsets) = kafka::existing_reader(
+    let (reader, offsets) = kafka::existing_reader(
         &command.bootstrap_servers,
         command.timeout,
         location,
         &command.partitions,
-        command.exactly_once,
+        kafka::isolation(command.read_uncommitted),
     )
     .await?;
     let metadata = started.elapsed();
@@ -109,7 +109,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
     let slots = Arc::new(Semaphore::new(command.parallel.max(1)));
     let restoring = Instant::now();
     let mut tasks = Vec::with_capacity(command.partitions.len());
-    for &partition in &command.partitions {
+    for (&partition, &log) in command.partitions.iter().zip(&offsets) {
         let (reader, supplier, listener, watch, options, slots) = (
             reader.clone(),
             supplier.clone(),
@@ -137,7 +137,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
             restore_one(
                 home,
                 reader.as_ref(),
-                partition,
+                (partition, log),
                 &options,
                 listener.as_ref(),
                 &watch,
@@ -193,7 +193,7 @@ fn interrupted() -> Error {
 async fn restore_one(
     home: StoreHome<'_>,
     reader: &changelog_kafka::KafkaReader,
-    partition: Partition,
+    (partition, log): (Partition, LogOffsets),
     options: &RestoreOptions,
     listener: &dyn RestoreListener,
     watch: &RestoreWatch,
@@ -208,6 +208,13 @@ async fn restore_one(
         removed,
     };
     let existed = dir.exists();
+    if existed && let Some(summary) = caught_up(supplier, &dir, partition, log) {
+        return Ok(Restored {
+            partition,
+            dir,
+            summary,
+        });
+    }
     let opened = open_or_rebuild(supplier, &dir).map_err(|err| failed(err, false))?;
     // On an error `catch_up` has left bulk loading, which makes what it applied durable
     // with its position, and dropped the store, which closes it.
@@ -234,6 +241,34 @@ async fn restore_one(
             Err(failed(err, removed))
         }
     }
+}
+
+/// The summary of a restore with nothing to do, when the store at `dir` is already at
+/// the changelog's end: told from a read-only open, so such a run writes no byte (a
+/// writable open of a redb file rewrites its header). Anything else (no store, no
+/// position, a position the restore must look at) is `None`: the restore decides.
+fn caught_up(
+    supplier: &dyn KeyValueBytesStoreSupplier,
+    dir: &Path,
+    partition: Partition,
+    log: LogOffsets,
+) -> Option<RestoreSummary> {
+    if !supplier.durable() {
+        return None;
+    }
+    let store = supplier.open_read_only(dir).ok()?;
+    let position = store.position();
+    // Nothing was written: a failed close of a read-only handle loses nothing.
+    let _ = store.close();
+    let next = position.ok()?.applied(partition)? + 1;
+    (next == log.end && next >= log.start).then_some(RestoreSummary {
+        restored: 0,
+        from: next,
+        end: log.end,
+        wiped: None,
+        elapsed: Duration::ZERO,
+        snapshot: None,
+    })
 }
 
 /// Says what each failed partition kept; returns the error to report (the first one, or
@@ -315,15 +350,16 @@ impl Report<'_> {
     }
 
     fn print(&self) {
+        let durable = self.command.location.backend.capability().durable;
         for r in self.restored {
+            let into = if durable {
+                format!("into {}", r.dir.display())
+            } else {
+                "into memory, kept by nothing: the memory backend's store ends with the command (a measure of restore alone)".to_owned()
+            };
             println!(
-                "partition {}: restored {} records (offsets {}..{}) in {:.2?} into {}",
-                r.partition,
-                r.summary.restored,
-                r.summary.from,
-                r.summary.end,
-                r.summary.elapsed,
-                r.dir.display()
+                "partition {}: restored {} records (offsets {}..{}) in {:.2?} {into}",
+                r.partition, r.summary.restored, r.summary.from, r.summary.end, r.summary.elapsed,
             );
             if let Some(snapshot) = &r.summary.snapshot {
                 let download = &snapshot.download;
@@ -349,6 +385,13 @@ impl Report<'_> {
                     r.partition
                 );
             }
+            if let Some(line) = kafka::offsets_without_records(
+                r.partition,
+                &r.summary,
+                self.command.read_uncommitted,
+            ) {
+                println!("{line}");
+            }
         }
         let location = &self.command.location;
         println!(
@@ -373,11 +416,12 @@ impl Report<'_> {
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"partition\":{},\"records\":{},\"from\":{},\"end\":{},\"millis\":{:.1},\"wiped\":{},\"snapshot\":{}}}",
+                    "{{\"partition\":{},\"records\":{},\"from\":{},\"end\":{},\"offsets_without_records\":{},\"millis\":{:.1},\"wiped\":{},\"snapshot\":{}}}",
                     r.partition,
                     r.summary.restored,
                     r.summary.from,
                     r.summary.end,
+                    kafka::skipped_offsets(&r.summary),
                     r.summary.elapsed.as_secs_f64() * 1000.0,
                     r.summary.wiped.is_some(),
                     snapshot_json(r.summary.snapshot.as_ref()),
@@ -385,8 +429,9 @@ impl Report<'_> {
             })
             .collect();
         format!(
-            "{{\"mode\":\"restore\",\"backend\":\"{}\",\"records\":{},\"millis\":{:.1},\"metadata_millis\":{:.1},\"parallel\":{},\"per_partition\":[{}]}}",
+            "{{\"mode\":\"restore\",\"backend\":\"{}\",\"isolation\":\"{}\",\"records\":{},\"millis\":{:.1},\"metadata_millis\":{:.1},\"parallel\":{},\"per_partition\":[{}]}}",
             self.command.location.backend.name(),
+            kafka::isolation(self.command.read_uncommitted).as_str(),
             self.total(),
             self.elapsed.as_secs_f64() * 1000.0,
             self.metadata.as_secs_f64() * 1000.0,

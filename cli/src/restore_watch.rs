@@ -152,7 +152,7 @@ impl RestoreListener for RestoreWatch {
         // Whole seconds, so "waited 2s, 6s left" adds up to the limit.
         let left = limit.as_secs().saturating_sub(stalled_for.as_secs());
         self.say(format!(
-            "partition {}: no records from {} for {}s at offset {at} of {end}: cannot reach the broker (or the partition has no leader); waiting up to {}s (--{}), {}s left, before giving up and keeping what was restored",
+            "partition {}: no records from {} for {}s at offset {at} of {end}: cannot reach the broker (or the partition has no leader); waiting up to {}s (--{}), {}s left, before giving up",
             target.partition,
             target.topic,
             stalled_for.as_secs(),

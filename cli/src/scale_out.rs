@@ -247,14 +247,14 @@ impl Demo<'_> {
     /// After a join or leave: waits for the rebalance, produces wave `wave` (1-based),
     /// waits until it is processed, and prints where everything is.
     async fn step(&mut self, label: &str, wave: usize, waves: usize) -> Result<()> {
-        let rebalanced = self.settle(label).await?;
+        let settled = self.settle(label).await?;
         let started = Instant::now();
         let produced = self.produce_wave(wave - 1, waves).await?;
         self.settle(&format!("{label}, wave {wave} produced"))
             .await?;
         let processed = started.elapsed();
         println!(
-            "\n{label}: rebalanced in {rebalanced:.2?}; wave {wave} ({produced} purchases) produced and processed in {processed:.2?}"
+            "\n{label}: group settled in {settled:.2?} (each instance serving its share, every partition caught up); wave {wave} ({produced} purchases) produced and processed in {processed:.2?}"
         );
         self.print_step();
         Ok(())

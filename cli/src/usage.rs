@@ -27,12 +27,21 @@ pub fn store_name(value: &str) -> Result<String, String> {
         .map_err(|err| err.message().to_owned())
 }
 
-/// `--state-dir`: a path, not an empty string.
+/// `--state-dir`: a path, not an empty string, not an existing file.
 pub fn state_dir(value: &str) -> Result<std::path::PathBuf, String> {
     if value.is_empty() {
         return Err("the state directory must not be empty".to_owned());
     }
-    Ok(value.into())
+    let path = std::path::PathBuf::from(value);
+    // Checked before anything is created (a topic, a directory): a file here failed
+    // late before, with "File exists" and no path.
+    match std::fs::metadata(&path) {
+        Ok(meta) if !meta.is_dir() => Err(format!(
+            "{} is a file, not a directory; give a directory (it is created when missing)",
+            path.display()
+        )),
+        _ => Ok(path),
+    }
 }
 
 /// `--bootstrap-servers`: comma-separated `host[:port]`, each with a host and a port
@@ -55,9 +64,13 @@ pub fn bootstrap_servers(value: &str) -> Result<String, String> {
                 "bootstrap server {server:?} has no host; expected HOST:PORT"
             ));
         }
-        if let Some(port) = port
-            && !port.parse::<u16>().is_ok_and(|port| port > 0)
-        {
+        let Some(port) = port else {
+            // librdkafka would quietly take 9092; say which port instead of guessing.
+            return Err(format!(
+                "bootstrap server {server:?} has no port; expected HOST:PORT (Kafka's usual port is 9092: {host}:9092)"
+            ));
+        };
+        if !port.parse::<u16>().is_ok_and(|port| port > 0) {
             return Err(format!(
                 "bootstrap server {server:?} has port {port:?}; expected 1 to 65535"
             ));
@@ -106,6 +119,19 @@ fn demo(m: &ArgMatches) -> Problem {
             "--relocate-to, --commit-every and --snapshots apply to the single-instance demo, \
              not to --instances"
                 .to_owned(),
+        ));
+    }
+    let partitions = m.get_one::<i32>("partitions").copied().unwrap_or(6);
+    if i64::from(partitions) < i64::try_from(instances).unwrap_or(i64::MAX) {
+        // An instance that owns nothing would join, restart and leave without moving a
+        // partition, and each step would report a settled group it never waited for.
+        return Some((
+            ErrorKind::ValueValidation,
+            format!(
+                "--instances {instances} needs at least {instances} partitions (--partitions \
+                 {partitions}): with more instances than partitions some own none, and the \
+                 joins, the static restart and the leave would move nothing on them"
+            ),
         ));
     }
     if !m.contains_id("bootstrap-servers") {
@@ -177,14 +203,13 @@ mod tests {
         for good in [
             "127.0.0.1:9092",
             "a:1,b:65535",
-            "broker",
             "[::1]:9092",
             "PLAINTEXT://h:9092",
         ] {
             assert!(bootstrap_servers(good).is_ok(), "{good}");
         }
         for bad in [
-            "", " ", "a:0", "a:70000", ":9092", "a:x", "a:9092,", "a b:1",
+            "", " ", "a:0", "a:70000", ":9092", "a:x", "a:9092,", "a b:1", "broker", "::1",
         ] {
             assert!(bootstrap_servers(bad).is_err(), "{bad:?}");
         }

@@ -200,7 +200,15 @@ fn numbers_out_of_range_are_usage_errors_not_panics() {
 #[test]
 fn bad_bootstrap_servers_are_usage_errors_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    for servers in ["", " ", "host:0", "host:99999", ":9092"] {
+    for servers in [
+        "",
+        " ",
+        "host:0",
+        "host:99999",
+        ":9092",
+        "localhost",
+        "a:9092,b",
+    ] {
         let mut full = vec![
             "restore",
             "--bootstrap-servers",
@@ -222,6 +230,93 @@ fn bad_bootstrap_servers_are_usage_errors_at_once() {
     }
     let output = run(&["demo", "--bootstrap-servers", ""]);
     assert_exit(&output, 2);
+    // Without a port librdkafka would quietly take 9092: the error says so instead.
+    let mut full = vec![
+        "restore",
+        "--bootstrap-servers",
+        "localhost",
+        "--partitions",
+        "0",
+    ];
+    let location = location(dir.path(), "app", durable());
+    full.extend(location.iter().map(String::as_str));
+    let output = run(&full);
+    assert_exit(&output, 2);
+    assert!(
+        text(&output).contains("localhost:9092"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn a_state_dir_that_is_a_file_is_a_usage_error_naming_it_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let before = snapshot(dir.path());
+    let file = file.to_str().unwrap();
+    for command in [
+        vec![
+            "restore",
+            "--partitions",
+            "0",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+        ],
+        vec!["inspect", "--partition", "0"],
+    ] {
+        let mut full = command.clone();
+        full.extend([
+            "--state-dir",
+            file,
+            "--store",
+            "rewards",
+            "--application-id",
+            "app",
+        ]);
+        let started = Instant::now();
+        let output = run(&full);
+        assert_exit(&output, 2);
+        assert!(text(&output).contains(file), "{}", text(&output));
+        assert!(
+            text(&output).contains("not a directory"),
+            "{}",
+            text(&output)
+        );
+        // A usage error: no broker was asked (127.0.0.1:1 would take the whole timeout).
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    let output = run(&[
+        "demo",
+        "--state-dir",
+        file,
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+    ]);
+    assert_exit(&output, 2);
+    assert_unchanged(dir.path(), &before);
+}
+
+#[test]
+fn a_group_demo_with_more_instances_than_partitions_is_refused() {
+    let started = Instant::now();
+    let output = run(&[
+        "demo",
+        "--instances",
+        "3",
+        "--partitions",
+        "1",
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+    ]);
+    assert_exit(&output, 2);
+    assert!(
+        text(&output).contains("--instances 3 needs at least 3 partitions"),
+        "{}",
+        text(&output)
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! `restore` never destroys or invents data, and errors name the real cause: another
 //! backend's store is refused untouched, a failed restore that applied nothing leaves no
 //! store (nor its directories) behind, a partition the topic lacks is reported at once, a
-//! disk error is not blamed on Kafka. (A failed restore that applied something keeps it:
-//! `restore_faults.rs`.)
+//! restore with nothing to do writes nothing, a disk error is not blamed on Kafka. (A
+//! failed restore that applied something keeps it: `restore_faults.rs`.)
 
 mod common;
 
@@ -146,6 +146,20 @@ fn on_a_real_broker_a_failed_restore_leaves_no_store_and_a_good_one_is_read_unto
         let output = run_owned(&verify);
         assert_exit(&output, 0);
         assert!(text(&output).contains("verified"), "{}", text(&output));
+        // A restore with nothing to do says so and rewrites nothing.
+        let output = run_owned(&restore(
+            &servers,
+            dir.path(),
+            &app,
+            backend,
+            &["--partitions", "0"],
+        ));
+        assert_exit(&output, 0);
+        assert!(
+            text(&output).contains("restored 0 records"),
+            "{}",
+            text(&output)
+        );
         assert_unchanged(dir.path(), &before);
     }
 }
@@ -185,12 +199,14 @@ fn a_disk_error_in_the_demo_is_not_blamed_on_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-directory");
     std::fs::write(&file, b"x").unwrap();
+    // Below a file: the usage check refuses a file itself, this fails when created.
+    let state_dir = file.join("state");
     let output = common::run(&[
         "demo",
         "--purchases",
         "2000",
         "--state-dir",
-        file.to_str().unwrap(),
+        state_dir.to_str().unwrap(),
     ]);
     assert_exit(&output, 1);
     let text = text(&output);

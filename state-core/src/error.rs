@@ -183,8 +183,20 @@ impl fmt::Debug for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind, self.message)?;
-        if let Some(source) = &self.source {
-            write!(f, " (caused by: {source})")?;
+        // A cause whose text the message already quotes is not said twice; what caused
+        // that cause still is.
+        let mut cause = std::error::Error::source(self);
+        while let Some(source) = cause {
+            let quoted = match source.downcast_ref::<Error>() {
+                Some(error) => {
+                    !error.message().is_empty() && self.message.contains(error.message())
+                }
+                None => self.message.contains(&source.to_string()),
+            };
+            if !quoted {
+                return write!(f, " (caused by: {source})");
+            }
+            cause = source.source();
         }
         Ok(())
     }
@@ -207,5 +219,36 @@ impl From<std::io::Error> for Error {
             _ => ErrorKind::Io,
         };
         Error::new(kind, err.to_string()).with_source(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_quotes_is_not_said_twice_but_its_own_cause_is() {
+        let io = std::io::Error::other("disk on fire");
+        let inner = Error::invalid_input("value of 8 bytes is not an i32").with_source(io);
+        let outer = Error::corruption(format!(
+            "undecodable record at offset 3: {}",
+            inner.message()
+        ))
+        .with_source(inner);
+        assert_eq!(
+            outer.to_string(),
+            "corruption: undecodable record at offset 3: value of 8 bytes is not an i32 \
+             (caused by: disk on fire)"
+        );
+    }
+
+    #[test]
+    fn a_cause_the_message_does_not_quote_is_said() {
+        let outer = Error::corruption("reading the manifest")
+            .with_source(Error::invalid_input("bad checksum"));
+        assert_eq!(
+            outer.to_string(),
+            "corruption: reading the manifest (caused by: invalid input: bad checksum)"
+        );
     }
 }

@@ -58,7 +58,7 @@ pub use restore::{
     DEFAULT_STALL_TIMEOUT, DurabilityPoints, FanOutRestoreListener, NoopRestoreListener,
     PartitionProgress, RecordValidator, RestoreListener, RestoreOptions, RestorePhase,
     RestoreProgress, RestoreSummary, RestoreTarget, STALL_NOTICE_AFTER, STALL_NOTICE_EVERY,
-    SnapshotRestore, StoreHome, WipeReason, catch_up, open_or_rebuild, restore,
+    SnapshotRestore, StoreHome, WipeReason, catch_up, check_record, open_or_rebuild, restore,
 };
 pub use serde::{Serde, Serdes};
 pub use snapshot::{

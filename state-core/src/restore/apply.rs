@@ -1,8 +1,8 @@
 //! Applying one chunk of changelog records to a store: the one write both a restore and a
 //! standby's tail make, so a record is checked and positioned the same way whoever reads it.
 
-use super::{RestoreOptions, RestoreTarget};
-use crate::{ChangelogChunk, Error, KeyValueStore, Offset, Position, Result};
+use super::{RestoreOptions, RestoreTarget, check_record};
+use crate::{ChangelogChunk, KeyValueStore, Offset, Position, Result};
 
 /// Checks every record of `chunk` with the options' validator, then writes the chunk to
 /// `store` together with the position `reached - 1` (the last offset the chunk covers:
@@ -31,15 +31,14 @@ fn validate(
         return Ok(());
     };
     for (op, &offset) in chunk.batch().iter().zip(chunk.offsets()) {
-        validator.validate(op.key(), op.value()).map_err(|err| {
-            Error::corruption(format!(
-                "undecodable changelog record at topic {} partition {} offset {offset}: {}",
-                target.topic,
-                chunk.partition(),
-                err.message()
-            ))
-            .with_source(err)
-        })?;
+        check_record(
+            validator.as_ref(),
+            target.topic,
+            chunk.partition(),
+            offset,
+            op.key(),
+            op.value(),
+        )?;
     }
     Ok(())
 }

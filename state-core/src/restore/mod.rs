@@ -17,7 +17,7 @@ pub use durability::{DEFAULT_DURABLE_EVERY, DEFAULT_DURABLE_EVERY_RECORDS, Durab
 pub use from_snapshot::{SnapshotRestore, StoreHome};
 pub use listener::{NoopRestoreListener, RestoreListener, RestoreTarget, WipeReason};
 pub use open::open_or_rebuild;
-pub use options::{DEFAULT_MAX_BYTES_IN_FLIGHT, RecordValidator, RestoreOptions};
+pub use options::{DEFAULT_MAX_BYTES_IN_FLIGHT, RecordValidator, RestoreOptions, check_record};
 pub use progress::{FanOutRestoreListener, PartitionProgress, RestorePhase, RestoreProgress};
 pub use stall::{DEFAULT_STALL_TIMEOUT, STALL_NOTICE_AFTER, STALL_NOTICE_EVERY};
 
@@ -136,7 +136,9 @@ pub async fn restore(
         wipe(store, target, reason, listener)?;
     }
     let mut from = store.position()?.next_offset(partition).max(offsets.start);
-    let end = offsets.end;
+    let end = options
+        .until
+        .map_or(offsets.end, |until| until.min(offsets.end));
     if from >= end {
         return Ok(RestoreSummary {
             restored: 0,

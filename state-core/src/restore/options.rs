@@ -7,13 +7,34 @@ use std::time::Duration;
 
 use super::durability::DurabilityPoints;
 use super::stall::DEFAULT_STALL_TIMEOUT;
-use crate::{KeyValueStore, ReadAhead, Result, SnapshotStore};
+use crate::{Error, KeyValueStore, Offset, Partition, ReadAhead, Result, SnapshotStore};
 
 /// Checks each changelog record before restore applies it, so bytes no serde can read are
 /// reported (with topic, partition and offset) instead of landing in the store.
 pub trait RecordValidator: Send + Sync {
     /// `Err` rejects the record; the message should say what is wrong with it.
     fn validate(&self, key: &[u8], value: Option<&[u8]>) -> Result<()>;
+}
+
+/// Checks the record at `offset` of `topic` `partition` with `validator`: a rejected
+/// record is an [`ErrorKind::Corruption`](crate::ErrorKind::Corruption) error naming
+/// where it is and why. Restore checks every record it applies with this, and so does
+/// anything else that reads a changelog for a store (a replay that verifies one).
+pub fn check_record(
+    validator: &dyn RecordValidator,
+    topic: &str,
+    partition: Partition,
+    offset: Offset,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<()> {
+    validator.validate(key, value).map_err(|err| {
+        Error::corruption(format!(
+            "undecodable changelog record at topic {topic} partition {partition} offset {offset}: {}",
+            err.message()
+        ))
+        .with_source(err)
+    })
 }
 
 /// Default for [`RestoreOptions::max_bytes_in_flight`]: 32 MiB.
@@ -53,6 +74,11 @@ pub struct RestoreOptions {
     /// changelog's tail is replayed ([`catch_up`](super::catch_up) with a
     /// [`StoreHome`](super::StoreHome)); every snapshot passed over is reported.
     pub snapshots: Option<Arc<dyn SnapshotStore>>,
+    /// Replay only the offsets below this one when it is below the changelog's end (default
+    /// `None`: up to the end captured at start). A replay that checks a store against its
+    /// changelog stops at the store's position this way. [`restore`](super::restore) honours
+    /// it; a snapshot may lie past it, so leave [`snapshots`](Self::snapshots) unset with it.
+    pub until: Option<Offset>,
 }
 
 impl Default for RestoreOptions {
@@ -65,6 +91,7 @@ impl Default for RestoreOptions {
             validator: None,
             cancel: None,
             snapshots: None,
+            until: None,
         }
     }
 }
@@ -109,6 +136,7 @@ impl std::fmt::Debug for RestoreOptions {
                     .as_ref()
                     .map(|snapshots| snapshots.location()),
             )
+            .field("until", &self.until)
             .finish()
     }
 }
