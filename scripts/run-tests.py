@@ -73,6 +73,15 @@ def package_env(binary):
     return env
 
 
+# (label, exit code, output) of every binary that failed, repeated after the table: a CI
+# log is often read from its end, and a binary killed by a signal (a native abort) has no
+# failing-test summary of its own to point at what it printed.
+failures = []
+
+# How much of a failed binary's output is repeated at the end.
+FAILURE_TAIL_LINES = 80
+
+
 def run(binary, results, lock):
     label = f"{binary['package']}::{binary['name']} ({binary['kind']})"
     started = time.monotonic()
@@ -85,6 +94,8 @@ def run(binary, results, lock):
         print(f"\n----- {label}: {seconds:.1f} s, exit {done.returncode}", flush=True)
         print(done.stdout, end="", flush=True)
         results.append((label, done.returncode, seconds, summary))
+        if done.returncode != 0:
+            failures.append((label, done.returncode, done.stdout))
 
 
 def main():
@@ -113,6 +124,10 @@ def main():
     for label, code, seconds, summary in sorted(results, key=lambda r: -r[2]):
         outcome = summary.replace("test result: ", "") if code == 0 else f"FAILED (exit {code}) {summary}"
         print(f"| {label} | {seconds:.1f} | {outcome} |")
+    for label, code, output in failures:
+        tail = output.splitlines()[-FAILURE_TAIL_LINES:]
+        print(f"\n----- {label} failed (exit {code}); the last {len(tail)} lines of its output:")
+        print("\n".join(tail), flush=True)
     total = time.monotonic() - started
     failed = [label for label, code, _, _ in results if code != 0]
     print(f"\n{len(results)} test binaries in {total:.0f} s; "

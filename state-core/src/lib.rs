@@ -35,9 +35,9 @@ pub mod store;
 pub use builder::{ByteStore, StoreBuilder, StoreContext, TypedKeyValueStore};
 pub use changelog::{
     Changelog, ChangelogChunk, ChangelogPositions, ChangelogReader, ChangelogRecord, ChangelogSink,
-    ConsumedRecord, InputBinding, IsolationLevel, LogOffsets, ProcessingGuarantee, ReadAhead,
-    RestoreCursor, SinkCommit, SinkOptions, SourceCommit, SourceOffsets, TopicSpec,
-    changelog_topic_name,
+    ConsumedRecord, InputBinding, IsolationLevel, LogOffsets, ProcessingGuarantee,
+    RESTORE_ISOLATION, ReadAhead, RestoreCursor, SinkCommit, SinkOptions, SourceCommit,
+    SourceOffsets, TopicSpec, changelog_topic_name,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use logging::{CommitSummary, JointCommit, LoggedStore, commit_together};

@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use statestore::prelude::*;
+use statestore::{
+    Changelog, ChangelogRecord, ChangelogSink, Serde, SinkOptions, SourceOffsets, TopicSpec,
+    changelog_topic_name,
+};
 
 fn rewards() -> StoreBuilder<String, f64> {
     Stores::key_value_store_builder(
@@ -152,4 +156,56 @@ fn a_store_chosen_by_backend_name_builds_like_a_named_one() {
     };
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.message().contains("unknown backend lmdb"), "{err}");
+}
+
+#[test]
+fn an_at_least_once_store_restores_only_committed_records_of_a_transactional_changelog() {
+    // The application ran exactly-once (one committed, one aborted transaction) and now
+    // builds its store at-least-once: the aborted records were never part of any commit.
+    let changelog = InMemoryChangelog::new();
+    let topic = changelog_topic_name("shop", "rewards");
+    block_on(changelog.ensure_topic(&TopicSpec::changelog(
+        &topic,
+        1,
+        &std::collections::BTreeMap::new(),
+    )))
+    .unwrap();
+    let sink = changelog
+        .sink_now(&SinkOptions::new(
+            ProcessingGuarantee::ExactlyOnce,
+            "shop-writer",
+        ))
+        .unwrap();
+    let record = |key: &str, value: f64| {
+        ChangelogRecord::put(
+            Serdes::string().serialize(&key.to_owned()).unwrap(),
+            Serdes::f64().serialize(&value).unwrap(),
+            0,
+        )
+    };
+    for (key, value) in [("alice", 1.0), ("bob", 2.0)] {
+        sink.append(&topic, 0, &record(key, value)).unwrap();
+    }
+    block_on(sink.commit(&SourceOffsets::none())).unwrap();
+    for (key, value) in [("alice", 999.0), ("carol", 333.0)] {
+        sink.append(&topic, 0, &record(key, value)).unwrap();
+    }
+    // In the log, then aborted: what a producer that died mid-transaction leaves.
+    sink.flush_pending().unwrap();
+    block_on(sink.abort()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let context = StoreContext::new("shop", 0, 1, dir.path())
+        .unwrap()
+        .with_changelog(Arc::new(changelog.clone()))
+        .with_guarantee(ProcessingGuarantee::AtLeastOnce);
+    let store = block_on(
+        rewards()
+            .with_logging_enabled(HashMap::new())
+            .build(&context),
+    )
+    .unwrap();
+    assert_eq!(store.get(&"alice".to_owned()).unwrap(), Some(1.0));
+    assert_eq!(store.get(&"bob".to_owned()).unwrap(), Some(2.0));
+    assert_eq!(store.get(&"carol".to_owned()).unwrap(), None);
 }

@@ -119,9 +119,7 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
         let sink = changelog
             .sink(&own_sink_options(context, self.name()))
             .await?;
-        let reader = changelog
-            .reader(&topic, context.guarantee.isolation())
-            .await?;
+        let reader = changelog.reader(&topic, crate::RESTORE_ISOLATION).await?;
         let options = recipe.restore_options(context);
         let catch_up = CatchUp {
             reader: reader.as_ref(),

@@ -15,7 +15,9 @@ pub enum ProcessingGuarantee {
 }
 
 impl ProcessingGuarantee {
-    /// The isolation level restore must read with under this guarantee.
+    /// The isolation level an input consumer reads with under this guarantee (Kafka
+    /// Streams' choice: committed records under exactly-once). Restore reads every
+    /// changelog with [`RESTORE_ISOLATION`] whatever the guarantee.
     pub fn isolation(self) -> IsolationLevel {
         match self {
             ProcessingGuarantee::AtLeastOnce => IsolationLevel::ReadUncommitted,
@@ -31,6 +33,15 @@ impl ProcessingGuarantee {
         }
     }
 }
+
+/// The isolation level the builder's and the store manager's restores and standbys read
+/// changelogs with, under either guarantee: committed records only. A changelog written
+/// without transactions reads the same either way (its records are stable as soon as they
+/// are written); one that holds transactions (written under exactly-once, or before an
+/// application moved to at-least-once) would otherwise give restore the records of
+/// aborted transactions, which no commit ever covered. A reader made with
+/// [`IsolationLevel::ReadUncommitted`] reads them: an explicit choice, never the default.
+pub const RESTORE_ISOLATION: IsolationLevel = IsolationLevel::ReadCommitted;
 
 /// Which records a changelog reader returns, as Kafka's `isolation.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -11,7 +11,7 @@ mod source;
 mod topic;
 
 pub use chunk::{ChangelogChunk, Headers};
-pub use guarantee::{IsolationLevel, ProcessingGuarantee};
+pub use guarantee::{IsolationLevel, ProcessingGuarantee, RESTORE_ISOLATION};
 pub use positions::ChangelogPositions;
 pub use reader::{ChangelogReader, LogOffsets, ReadAhead, RestoreCursor};
 pub use record::{ChangelogRecord, ConsumedRecord};

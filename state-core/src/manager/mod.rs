@@ -403,7 +403,7 @@ impl Registered {
             .get_or_try_init(|| async {
                 context
                     .changelog_for(self.recipe.name())?
-                    .reader(topic, context.guarantee().isolation())
+                    .reader(topic, crate::RESTORE_ISOLATION)
                     .await
             })
             .await

@@ -40,7 +40,9 @@ pub fn check_record(
 /// Default for [`RestoreOptions::max_bytes_in_flight`]: 32 MiB.
 pub const DEFAULT_MAX_BYTES_IN_FLIGHT: usize = 32 << 20;
 
-/// How restore runs.
+/// How restore runs. Which records it reads (committed only, or those of aborted
+/// transactions too) is the reader's isolation level: the builder and the store manager
+/// read with [`RESTORE_ISOLATION`](crate::RESTORE_ISOLATION), committed only.
 #[derive(Clone)]
 pub struct RestoreOptions {
     /// Records applied per store write; `None` (the default) takes the backend's
