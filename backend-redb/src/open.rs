@@ -75,8 +75,8 @@ pub(crate) fn checked_read_only(path: &Path, config: &RedbConfig) -> Result<Data
         Err(TryLockError::WouldBlock) => {
             return Err(Error::unavailable(format!(
                 "redb file {} is open for writing (by another process or a store handle in \
-                 this process); only one writer may open a store, and readers wait until it \
-                 closes",
+                 this process); a read-only open is refused while a writer has it: run it again \
+                 once that writer has closed the store",
                 path.display()
             )));
         }
