@@ -23,6 +23,7 @@
 pub mod builder;
 pub mod changelog;
 mod error;
+pub mod lock;
 pub mod logging;
 pub mod manager;
 pub mod names;
@@ -40,6 +41,7 @@ pub use changelog::{
     SourceOffsets, TopicSpec, changelog_topic_name,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
+pub use lock::{LOCK_FILE_NAME, PartitionLock};
 pub use logging::{CommitSummary, JointCommit, LoggedStore, commit_together};
 pub use manager::{
     ActivePartition, AfterRevoke, DEFAULT_MAX_PARALLEL_RESTORES, ManagerCommit, PartitionRestores,

@@ -108,11 +108,16 @@ impl StoreContext {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error naming the rule.
     pub fn store_dir(&self, store_name: &str) -> Result<PathBuf> {
         changelog_topic(&self.application_id, store_name)?;
-        Ok(self
-            .state_dir
+        Ok(self.partition_dir().join(store_name))
+    }
+
+    /// The local directory of this partition's stores,
+    /// `<state_dir>/<application_id>/<partition>`: where its writer lock lives
+    /// ([`PartitionLock`](crate::PartitionLock)).
+    pub fn partition_dir(&self) -> PathBuf {
+        self.state_dir
             .join(&self.application_id)
             .join(self.partition.to_string())
-            .join(store_name))
     }
 
     /// This context for another partition of the same application.

@@ -6,15 +6,16 @@
 //! one place to go.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::{Opened, StoreContext};
 use crate::changelog::TopicSpec;
+use crate::lock::LockedStore;
 use crate::names::changelog_topic;
 use crate::restore::{
     RecordValidator, RestoreListener, RestoreOptions, RestoreSummary, StoreHome, open_or_rebuild,
 };
-use crate::{ChangelogReader, KeyValueBytesStoreSupplier, KeyValueStore, Result};
+use crate::{ChangelogReader, KeyValueBytesStoreSupplier, KeyValueStore, PartitionLock, Result};
 
 /// Supplier, logging config and record check of one store.
 #[derive(Clone)]
@@ -87,10 +88,38 @@ impl StoreRecipe {
     }
 
     /// Opens the store of `context`'s partition in its directory, rebuilding damaged
-    /// local files ([`open_or_rebuild`]).
+    /// local files ([`open_or_rebuild`]). A durable store takes its partition's writer
+    /// lock first and holds it until it is closed ([`PartitionLock`]); another process
+    /// holding it is `Unavailable`, naming that process, and nothing is opened.
     pub(crate) fn open(&self, context: &StoreContext) -> Result<Opened> {
         let dir = context.store_dir(self.name())?;
-        open_or_rebuild(self.supplier.as_ref(), &dir)
+        let Some(lock) = self.lock(context)? else {
+            return open_or_rebuild(self.supplier.as_ref(), &dir);
+        };
+        let (store, wiped) = open_or_rebuild(self.supplier.as_ref(), &dir)?;
+        Ok((LockedStore::wrap(store, lock), wiped))
+    }
+
+    /// The writer lock of `context`'s partition, for a durable store (a memory store has
+    /// no files to guard).
+    fn lock(&self, context: &StoreContext) -> Result<Option<PartitionLock>> {
+        if !self.supplier.durable() {
+            return Ok(None);
+        }
+        PartitionLock::acquire(&context.partition_dir()).map(Some)
+    }
+
+    /// `store`, holding `lock` when it is not `before`: a snapshot replaced the store
+    /// the lock came in with.
+    fn relocked(
+        store: Arc<dyn KeyValueStore>,
+        before: &Weak<dyn KeyValueStore>,
+        lock: Option<PartitionLock>,
+    ) -> Arc<dyn KeyValueStore> {
+        match lock {
+            Some(lock) if !Arc::downgrade(&store).ptr_eq(before) => LockedStore::wrap(store, lock),
+            _ => store,
+        }
     }
 
     /// Replaces `store` (its only handle) by its newest usable snapshot when the context's
@@ -109,6 +138,10 @@ impl StoreRecipe {
             dir: &dir,
         };
         let options = self.restore_options(context);
+        // Held across the replacement: closing the old store lets its guard go before
+        // the snapshot's files take its place.
+        let lock = self.lock(context)?;
+        let before = Arc::downgrade(&store);
         let (store, _) = crate::restore::start_from_snapshot(
             store,
             home,
@@ -118,7 +151,7 @@ impl StoreRecipe {
             &crate::restore::NoopRestoreListener,
         )
         .await?;
-        Ok(store)
+        Ok(Self::relocked(store, &before, lock))
     }
 
     /// Brings an opened store up to the end of its changelog partition as captured now,
@@ -135,7 +168,11 @@ impl StoreRecipe {
             supplier: self.supplier.as_ref(),
             dir: &dir,
         });
-        crate::restore::catch_up(
+        // Held across a snapshot replacing the store (see `start_from_snapshot`).
+        let lock = self.lock(context)?;
+        // Weak: a second strong handle would keep a snapshot from replacing the store.
+        let before = Arc::downgrade(&opened.0);
+        let (store, summary) = crate::restore::catch_up(
             opened,
             home,
             catch_up.reader,
@@ -143,6 +180,7 @@ impl StoreRecipe {
             catch_up.options,
             catch_up.listener,
         )
-        .await
+        .await?;
+        Ok((Self::relocked(store, &before, lock), summary))
     }
 }
