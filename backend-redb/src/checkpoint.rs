@@ -310,10 +310,9 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|err| map_io_error(dir, "sync", err))
 }
 
-/// A name part no other checkpoint in this process, or any other live process, uses.
-/// (Stores are created under one shared temporary name, `open.rs`; a checkpoint's
-/// temporary file is not.)
-fn unique() -> String {
+/// A name part no other temporary file of this process, or of any other live process,
+/// uses: a checkpoint's, or a new store's (`open.rs`).
+pub(crate) fn unique() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
         "{}-{}",

@@ -4,7 +4,18 @@
 //! between leaves an empty file, which the next open could not tell from someone else's
 //! empty file. A new store is therefore built under a temporary name, given its tables
 //! and format marker, and only then hard-linked under the store's name (a link never
-//! replaces a file that appeared meanwhile). What is found under the store's name is
+//! replaces a file that appeared meanwhile).
+//!
+//! Creators take turns: each holds an exclusive `flock` on the store directory from
+//! before its temporary file exists until after that file is gone, looks again for a
+//! store once it has its turn (another creator may have just made one: it is used), and
+//! only then removes what crashed creations left. Those are provably dead, since their
+//! creators no longer hold the directory's lock. Each temporary name is the creator's
+//! own besides (process id and a counter), so even where directories cannot be locked
+//! no creator touches another's file; leftovers then stay, and opens ignore them. (Two
+//! `statestore restore`s of one new store used to share one temporary name and delete
+//! each other's as "left by a crash", leaving an empty store behind.) What is found under
+//! the store's name is
 //! classified by [`probe`] before redb sees it: an empty file, a file without redb's
 //! magic bytes, or other files without ours are refused before redb could initialise or
 //! touch them.
@@ -26,7 +37,7 @@ use crate::config::RedbConfig;
 use crate::error::{map_io_error, map_redb_error};
 use crate::layout;
 use crate::overlay::ReadOnlyOverlay;
-use crate::probe::{Contents, creating_name, probe};
+use crate::probe::{Contents, creating_name, is_creating, probe};
 
 /// Opens the store file in `dir` for writing, creating `dir` and the file when neither
 /// holds anything.
@@ -100,33 +111,80 @@ pub(crate) fn builder(config: &RedbConfig) -> Builder {
     builder
 }
 
-/// Creates the store file in `dir` under a temporary name and links it into place.
+/// Creates the store file in `dir` under a temporary name and links it into place,
+/// unless another creator made one meanwhile.
 fn create(dir: &Path, config: &RedbConfig) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|err| map_io_error(dir, "create store directory", err))?;
+    let turn = creators_turn(dir)?;
+    if probe(dir, config.file_name())? == Contents::Redb {
+        // Made by the creator whose turn came first.
+        return Ok(());
+    }
+    if turn.is_some() {
+        remove_leftovers(dir, config.file_name())?;
+    }
     let path = dir.join(config.file_name());
     let creating = dir.join(creating_name(config.file_name()));
-    // Left by a creation that crashed: never linked, so never a store.
-    match std::fs::remove_file(&creating) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(map_io_error(&creating, "remove unfinished redb file", err));
-        }
-        _ => {}
-    }
     let db = builder(config)
         .create(&creating)
         .map_err(|err| map_redb_error(&creating, "create", err))?;
-    layout::initialize(&db, &creating)?;
-    db.close()
-        .map_err(|err| map_redb_error(&creating, "close new file", err))?;
-    match std::fs::hard_link(&creating, &path) {
-        // Another process created the store meanwhile: use theirs.
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(err) => return Err(map_io_error(&path, "link new redb file", err)),
-        Ok(()) => log::info!("created statestore redb file {}", path.display()),
-    }
-    std::fs::remove_file(&creating)
-        .map_err(|err| map_io_error(&creating, "remove temporary name of", err))?;
+    let made = layout::initialize(&db, &creating).and_then(|()| {
+        db.close()
+            .map_err(|err| map_redb_error(&creating, "close new file", err))
+    });
+    let linked = made.and_then(|()| match std::fs::hard_link(&creating, &path) {
+        // Another process created the store meanwhile, without taking turns (a
+        // filesystem without directory locks): use theirs.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(map_io_error(&path, "link new redb file", err)),
+        Ok(()) => {
+            log::info!("created statestore redb file {}", path.display());
+            Ok(())
+        }
+    });
+    // Ours alone: removed whether or not it got the store's name.
+    let removed = std::fs::remove_file(&creating)
+        .map_err(|err| map_io_error(&creating, "remove temporary name of", err));
+    linked?;
+    removed?;
     std::fs::File::open(dir)
         .and_then(|dir| dir.sync_all())
         .map_err(|err| map_io_error(dir, "sync store directory", err))
+}
+
+/// Waits for this creator's turn on `dir`: an exclusive `flock` on the directory, held
+/// until the returned file drops. `None` where directories cannot be locked.
+fn creators_turn(dir: &Path) -> Result<Option<std::fs::File>> {
+    let handle =
+        std::fs::File::open(dir).map_err(|err| map_io_error(dir, "open store directory", err))?;
+    match handle.lock() {
+        Ok(()) => Ok(Some(handle)),
+        Err(err) => {
+            log::debug!("no lock on the directory {}: {err}", dir.display());
+            Ok(None)
+        }
+    }
+}
+
+/// Removes the temporary files of creations that crashed; only called on a creator's
+/// turn, when no other creation can be under way.
+fn remove_leftovers(dir: &Path, file_name: &str) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|err| map_io_error(dir, "list store directory", err))?;
+    for entry in entries {
+        let entry = entry.map_err(|err| map_io_error(dir, "list store directory", err))?;
+        if !is_creating(&entry.file_name().to_string_lossy(), file_name) {
+            continue;
+        }
+        let leftover = entry.path();
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => log::info!(
+                "removed {}, left by a creation that did not finish",
+                leftover.display()
+            ),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(map_io_error(&leftover, "remove unfinished redb file", err)),
+        }
+    }
+    Ok(())
 }

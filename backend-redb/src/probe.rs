@@ -22,15 +22,23 @@ const SHOWN: usize = 6;
 /// What a store directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Contents {
-    /// No directory, an empty one, or only a creation interrupted by a crash.
+    /// No directory, an empty one, or only creations under way or interrupted by a crash.
     Nothing,
     /// A redb file under the store's name.
     Redb,
 }
 
-/// The temporary name a new file of `file_name` is created under.
+/// A temporary name of this creator's own for a new file of `file_name`.
 pub(crate) fn creating_name(file_name: &str) -> String {
-    format!("{file_name}.creating")
+    format!("{file_name}.creating.{}", crate::checkpoint::unique())
+}
+
+/// Whether `name` is a temporary file of a creation of `file_name`: this version's
+/// (`<file>.creating.<pid>-<n>`) or an older one's (`<file>.creating`).
+pub(crate) fn is_creating(name: &str, file_name: &str) -> bool {
+    name.strip_prefix(file_name)
+        .and_then(|rest| rest.strip_prefix(".creating"))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 /// Looks at `dir` and its store file `file_name` without changing anything.
@@ -81,7 +89,6 @@ pub(crate) fn probe(dir: &Path, file_name: &str) -> Result<Contents> {
 
 /// No store file: an empty directory is nothing, other files are someone else's.
 fn others(dir: &Path, file_name: &str) -> Result<Contents> {
-    let creating = creating_name(file_name);
     let mut names = Vec::new();
     let entries = std::fs::read_dir(dir)
         .map_err(|err| Error::from(err).context(format!("listing {}", dir.display())))?;
@@ -89,7 +96,7 @@ fn others(dir: &Path, file_name: &str) -> Result<Contents> {
         let entry =
             entry.map_err(|err| Error::from(err).context(format!("listing {}", dir.display())))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name != creating {
+        if !is_creating(&name, file_name) {
             names.push(name);
         }
     }

@@ -259,3 +259,60 @@ fn a_creation_cut_short_leaves_no_store_and_is_redone() {
     assert!(!dir.path().join("store.redb.creating").exists());
     assert!(supplier().owns(dir.path()));
 }
+
+#[test]
+fn creations_left_by_dead_creators_go_and_only_the_store_stays() {
+    let dir = TempDir::new().unwrap();
+    // Left by creators that died: this version's names and an older version's.
+    for leftover in ["store.redb.creating.4000000000-3", "store.redb.creating"] {
+        std::fs::write(dir.path().join(leftover), b"redb\x1a").unwrap();
+    }
+    drop(open(dir.path()));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["store.redb"]);
+}
+
+/// Creators of one new store at once (threads here; processes in the CLI's
+/// `concurrent_writers` test) never delete each other's files: each gets the store or
+/// finds it open, and what is left is one valid store and nothing else.
+#[test]
+fn concurrent_creators_leave_one_valid_store() {
+    for round in 0..30 {
+        let dir = TempDir::new().unwrap();
+        let creators = 3;
+        let start = std::sync::Barrier::new(creators);
+        let outcomes: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..creators)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        // Closed at once: the next creator may open it after.
+                        supplier()
+                            .open(dir.path())
+                            .map(|store| store.close().unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for outcome in &outcomes {
+            if let Err(err) = outcome {
+                assert_eq!(err.kind(), ErrorKind::Unavailable, "round {round}: {err}");
+            }
+        }
+        assert!(
+            outcomes.iter().any(Result::is_ok),
+            "round {round}: {outcomes:?}"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["store.redb"], "round {round}");
+        let store = supplier().open_read_only(dir.path()).unwrap();
+        assert_eq!(store.position().unwrap(), Position::empty());
+    }
+}
