@@ -168,8 +168,12 @@ impl StoreRecipe {
             supplier: self.supplier.as_ref(),
             dir: &dir,
         });
-        // Held across a snapshot replacing the store (see `start_from_snapshot`).
-        let lock = self.lock(context)?;
+        // Held across a snapshot replacing the store (see `start_from_snapshot`); without
+        // one the store stays the one that holds its lock.
+        let lock = match catch_up.from_snapshots {
+            true => self.lock(context)?,
+            false => None,
+        };
         // Weak: a second strong handle would keep a snapshot from replacing the store.
         let before = Arc::downgrade(&opened.0);
         let (store, summary) = crate::restore::catch_up(

@@ -22,12 +22,15 @@
 //! file lock and later ones only count; the lock is released when the last guard drops.
 //! Inside a process the engines' own locks still keep two handles off one store.
 //!
-//! **The file exists only while held.** The last guard removes the lock file before it
-//! unlocks it, so a state directory nobody uses holds no lock files, and a run that
-//! leaves no store leaves no directory behind. Removing a lock file safely needs one more
-//! step from acquirers: after locking, a process checks that the path still names the
-//! file it locked (a holder may have removed it between the open and the lock) and
-//! starts over if it does not.
+//! **The file exists only while held, and whole.** An acquirer writes its record into a
+//! new file under a temporary name of its own, locks it, and only then links it as the
+//! lock file: whoever finds the lock file held reads its holder's whole record. The last
+//! guard removes the lock file before it unlocks it, so a state directory nobody uses
+//! holds no lock files, and a run that leaves no store leaves no directory behind. A lock
+//! file a killed holder left (there, not held) is replaced by a rename while its lock is
+//! held, so only one acquirer replaces it. Whoever finds a held file checks that the
+//! path still names it (it may have been released and removed in between) and starts
+//! over if not.
 //!
 //! **Readers create nothing.** [`PartitionLock::check`] (for `inspect` and `verify`)
 //! opens an existing lock file read-only and asks for a shared lock it drops at once: a
@@ -44,9 +47,10 @@ mod holder;
 mod store;
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use holder::Holder;
@@ -210,29 +214,40 @@ fn prepare(dir: &Path) -> io::Result<PathBuf> {
     dir.canonicalize()
 }
 
-/// Opens and locks the lock file at `path` and records this process in it; `None` when
-/// the file was removed meanwhile (try again).
+/// Takes the lock file at `path` for this process; `None` when the directory changed
+/// under it (try again).
+///
+/// The file is made complete before it gets its name: written with this process's record
+/// and locked under a temporary name of its own, then hard-linked as the lock file, so
+/// whoever finds the lock file held reads its holder's whole record. A lock file that is
+/// there but not held (its holder was killed before it could remove it) is replaced with
+/// a rename while its lock is held, so two processes never both replace it.
 fn take(path: &Path, dir: &Path) -> Result<Option<File>> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-    {
+    let temp = temp_name(path);
+    let io = |err: io::Error, at: &Path, what: &str| {
+        Error::from(err).context(format!("{what} {}", at.display()))
+    };
+    let file = match File::create_new(&temp) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => {
-            return Err(
-                Error::from(err).context(format!("opening the lock file {}", path.display()))
-            );
-        }
+        Err(err) => return Err(io(err, &temp, "creating the lock file")),
     };
+    let taken = claim(&file, &temp, path, dir);
+    if !matches!(taken, Ok(Some(()))) {
+        // Not given the lock file's name: the temporary name goes (it may be gone already,
+        // taken for a dead process's leftover).
+        let _ = std::fs::remove_file(&temp);
+    }
+    Ok(taken?.map(|()| file))
+}
+
+/// Locks the new file `file` at `temp`, records this process in it, and gives it the name
+/// `path`; `None` to start over.
+fn claim(file: &File, temp: &Path, path: &Path, dir: &Path) -> Result<Option<()>> {
     match file.try_lock() {
         Ok(()) => {}
-        // Released and removed between the open and the lock: not a holder, try again.
-        Err(TryLockError::WouldBlock) if !same_file(&file, path) => return Ok(None),
-        Err(TryLockError::WouldBlock) => return Err(taken(dir, path, &file)),
+        // Another acquirer took it for a dead process's leftover and will remove it.
+        Err(TryLockError::WouldBlock) => return Ok(None),
         Err(TryLockError::Error(err)) => {
             log::warn!(
                 "no lock on {} ({err}): this filesystem cannot keep a second process from \
@@ -242,18 +257,92 @@ fn take(path: &Path, dir: &Path) -> Result<Option<File>> {
             );
         }
     }
-    if !same_file(&file, path) {
-        // Locked a file its holder removed on release: the lock is on a dead name.
-        return Ok(None);
-    }
     let record = Holder::this_process().record();
-    (&file)
+    (&*file)
         .write_all(record.as_bytes())
-        .and_then(|()| file.set_len(record.len() as u64))
-        .map_err(|err| {
-            Error::from(err).context(format!("writing the lock file {}", path.display()))
-        })?;
-    Ok(Some(file))
+        .map_err(|err| Error::from(err).context(format!("writing {}", temp.display())))?;
+    match std::fs::hard_link(temp, path) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(temp);
+            remove_dead_temporaries(path);
+            return Ok(Some(()));
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        // The temporary file or the directory went meanwhile.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(
+                Error::from(err).context(format!("creating the lock file {}", path.display()))
+            );
+        }
+    }
+    let existing = match File::open(path) {
+        Ok(existing) => existing,
+        // Released meanwhile.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(
+                Error::from(err).context(format!("opening the lock file {}", path.display()))
+            );
+        }
+    };
+    match existing.try_lock() {
+        Err(TryLockError::WouldBlock) if same_file(&existing, path) => {
+            Err(taken(dir, path, &existing))
+        }
+        // Released and removed between the link and the lock.
+        Err(TryLockError::WouldBlock) => Ok(None),
+        // Not held: left by a holder that was killed. Replaced while its lock is held
+        // here, so no other acquirer replaces it at the same time.
+        Ok(()) | Err(TryLockError::Error(_)) if same_file(&existing, path) => {
+            std::fs::rename(temp, path).map_err(|err| {
+                Error::from(err).context(format!("replacing the lock file {}", path.display()))
+            })?;
+            log::info!(
+                "replaced {}, left by a process that was killed",
+                path.display()
+            );
+            remove_dead_temporaries(path);
+            Ok(Some(()))
+        }
+        Ok(()) | Err(TryLockError::Error(_)) => Ok(None),
+    }
+}
+
+/// A temporary name beside `path` that no other acquirer uses: `<name>.<pid>-<n>`.
+fn temp_name(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(
+        ".{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    path.with_file_name(name)
+}
+
+/// Removes temporary lock files beside `path` that nobody holds: left by acquirers that
+/// were killed before naming theirs. (One just created and not locked yet may go too; its
+/// acquirer then finds its name gone and starts over.)
+fn remove_dead_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        let leftover = entry.path();
+        if let Ok(file) = File::open(&leftover)
+            && file.try_lock().is_ok()
+        {
+            let _ = std::fs::remove_file(&leftover);
+        }
+    }
 }
 
 /// The error for a lock another process holds, naming it.

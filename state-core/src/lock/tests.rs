@@ -128,3 +128,29 @@ fn a_file_where_the_directory_should_be_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn what_killed_acquirers_left_is_replaced_or_removed() {
+    let scratch = Scratch::new("leftovers");
+    let dir = scratch.0.join("app").join("2");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A holder killed while holding: its lock file stays, unlocked, naming it.
+    std::fs::write(
+        dir.join(LOCK_FILE_NAME),
+        "statestore partition lock\npid: 4000000000\n",
+    )
+    .unwrap();
+    // An acquirer killed before it named its file.
+    let temporary = dir.join(format!("{LOCK_FILE_NAME}.4000000000-7"));
+    std::fs::write(&temporary, "statestore partition lock\npid: 4000000000\n").unwrap();
+    let lock = PartitionLock::acquire(&dir).unwrap();
+    let record = std::fs::read_to_string(lock.file()).unwrap();
+    assert_eq!(
+        Holder::parse(&record).pid,
+        Some(std::process::id()),
+        "{record}"
+    );
+    assert!(!temporary.exists());
+    drop(lock);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left");
+}
