@@ -125,9 +125,13 @@ fn create(dir: &Path, config: &RedbConfig) -> Result<()> {
     }
     let path = dir.join(config.file_name());
     let creating = dir.join(creating_name(config.file_name()));
-    let db = builder(config)
-        .create(&creating)
-        .map_err(|err| map_redb_error(&creating, "create", err))?;
+    let db = match builder(config).create(&creating) {
+        Ok(db) => db,
+        Err(err) => {
+            let _ = std::fs::remove_file(&creating);
+            return Err(map_redb_error(&creating, "create", err));
+        }
+    };
     let made = layout::initialize(&db, &creating).and_then(|()| {
         db.close()
             .map_err(|err| map_redb_error(&creating, "close new file", err))
