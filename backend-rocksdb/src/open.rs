@@ -99,13 +99,26 @@ fn create(path: &Path, options: &Options) -> Result<Opened> {
     // The stamp goes first: a crash from here on leaves a directory that is ours.
     write_stamp(path)?;
     let registration = lock::register(path);
-    let mut options = options.clone();
-    options.create_if_missing(true);
-    options.create_missing_column_families(true);
-    // Never adopt a database that appeared since the emptiness check.
-    options.set_error_if_exists(true);
+    let mut creating = options.clone();
+    creating.create_if_missing(true);
+    creating.create_missing_column_families(true);
+    // Never adopt a database that appeared since the emptiness check unseen.
+    creating.set_error_if_exists(true);
     let rocks = |err| map_rocksdb_error(err, path).context("creating the database");
-    let db = Db::open_cf_descriptors(&options, path, descriptors(&options)).map_err(rocks)?;
+    let db = match Db::open_cf_descriptors(&creating, path, descriptors(&creating)) {
+        Ok(db) => db,
+        // Another creator made it since the emptiness check and has closed it (one that
+        // still has it open holds the LOCK file: `Unavailable`): use theirs, as a
+        // creator of a redb store does.
+        Err(err)
+            if err.kind() == rocksdb::ErrorKind::InvalidArgument
+                && err.as_ref().contains("error_if_exists") =>
+        {
+            drop(registration);
+            return open_existing(path, options, Access::ReadWrite, true);
+        }
+        Err(err) => return Err(rocks(err)),
+    };
     let meta = meta_cf(&db, path)?;
     // The marker goes through the WAL and a flush so it is durable even with the WAL off.
     db.put_cf_opt(meta, FORMAT_KEY, FORMAT_V1, &WriteOptions::default())
