@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use state_core::{
-    Capability, Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Partition, Result,
-    StoreContext,
+    Capability, Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Partition,
+    PartitionLock, Result, StoreContext,
 };
 
 use crate::{errors, exit};
@@ -163,7 +163,24 @@ impl Location {
             .store_dir(&self.store)
     }
 
-    /// Opens an existing store read-only: nothing is created or changed on disk.
+    /// The directory of `partition`'s stores, `<state_dir>/<application_id>/<partition>`,
+    /// where its writer lock lives ([`PartitionLock`]).
+    pub fn partition_dir(&self, partition: Partition) -> Result<PathBuf> {
+        Ok(StoreContext::new(&self.application_id, partition, 1, &self.state_dir)?.partition_dir())
+    }
+
+    /// Takes `partition`'s writer lock for a command that creates, restores, writes or
+    /// removes its store, held until the guard drops; `None` for a backend that keeps
+    /// nothing on disk. Another process holding it is `Unavailable`, naming that process.
+    pub fn lock(&self, partition: Partition) -> Result<Option<PartitionLock>> {
+        if !self.backend.capability().durable {
+            return Ok(None);
+        }
+        PartitionLock::acquire(&self.partition_dir(partition)?).map(Some)
+    }
+
+    /// Opens an existing store read-only: nothing is created or changed on disk. A
+    /// process writing the partition (its lock held) is `Unavailable`, naming it.
     pub fn open_read_only(&self, partition: Partition) -> Result<Arc<dyn KeyValueStore>> {
         if !self.backend.capability().durable {
             return Err(Error::unsupported(format!(
@@ -174,6 +191,7 @@ impl Location {
         }
         errors::require_dir(&self.state_dir, "state directory")?;
         let dir = self.store_dir(partition)?;
+        PartitionLock::check(&self.partition_dir(partition)?)?;
         self.backend
             .supplier(&self.store)
             .open_read_only(&dir)

@@ -1,5 +1,12 @@
 //! The directories a command is about to create for its stores, so a run that leaves no
 //! store behind leaves no empty `<application>/<partition>/` directories either.
+//!
+//! Store directories themselves are not among them: only the holder of a partition's
+//! writer lock may remove one (`restore` does, for a store it created and removed),
+//! since another process may have just created it, empty, to build its store in. The
+//! directories above are safe to remove when empty: a partition's directory holds its
+//! lock file for as long as anyone works there, and a process creating it retries when
+//! it vanishes before its lock file is in it.
 
 use std::path::{Path, PathBuf};
 
@@ -16,12 +23,13 @@ pub struct NewDirs {
 }
 
 impl NewDirs {
-    /// Notes which directories of `partitions`' stores under `location` are missing now.
+    /// Notes which directories above `partitions`' stores under `location` (from the
+    /// partition directories up) are missing now.
     pub fn before(location: &Location, partitions: &[Partition]) -> Result<Self> {
         let mut missing = Vec::new();
         for &partition in partitions {
-            let store_dir = location.store_dir(partition)?;
-            for dir in store_dir.ancestors() {
+            let partition_dir = location.partition_dir(partition)?;
+            for dir in partition_dir.ancestors() {
                 if !missing.iter().any(|m: &PathBuf| m == dir) && !dir.exists() {
                     missing.push(dir.to_owned());
                 }
@@ -71,20 +79,28 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let state = root.path().join("state");
         let location = location(&state);
-        let new = NewDirs::before(&location, &[0, 1]).unwrap();
-        for partition in [0, 1] {
+        let new = NewDirs::before(&location, &[0, 1, 2]).unwrap();
+        for partition in [0, 1, 2] {
             let dir = location.store_dir(partition).unwrap();
             std::fs::create_dir_all(&dir).unwrap();
         }
         let kept = location.store_dir(1).unwrap();
         std::fs::write(kept.join("store.redb"), b"kept").unwrap();
+        // Partition 2's store directory was made by someone about to build a store in
+        // it: only the lock's holder removes a store directory.
+        let building = location.store_dir(2).unwrap();
+        std::fs::remove_dir(location.store_dir(0).unwrap()).unwrap();
         new.remove_empty();
         assert!(kept.join("store.redb").exists());
-        let gone = location.store_dir(0).unwrap();
-        assert!(!gone.exists() && !gone.parent().is_some_and(Path::exists));
+        assert!(building.is_dir());
+        let gone = location.partition_dir(0).unwrap();
+        assert!(!gone.exists());
 
         // Nothing kept: nothing new stays, the root that existed before does.
         std::fs::remove_file(kept.join("store.redb")).unwrap();
+        for dir in [kept, building] {
+            std::fs::remove_dir(dir).unwrap();
+        }
         new.remove_empty();
         assert!(!state.exists());
         assert!(root.path().exists());

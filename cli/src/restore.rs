@@ -119,7 +119,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
             slots.clone(),
         );
         let dir = location.store_dir(partition)?;
-        let application = location.application_id.clone();
+        let location = location.clone();
         tasks.push(tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return Ok(None);
@@ -130,11 +130,12 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
                 return Ok(None);
             }
             let home = StoreHome {
-                application: &application,
+                application: &location.application_id,
                 supplier: supplier.as_ref(),
                 dir: &dir,
             };
             restore_one(
+                &location,
                 home,
                 reader.as_ref(),
                 (partition, log),
@@ -191,6 +192,7 @@ fn interrupted() -> Error {
 }
 
 async fn restore_one(
+    location: &Location,
     home: StoreHome<'_>,
     reader: &changelog_kafka::KafkaReader,
     (partition, log): (Partition, LogOffsets),
@@ -207,7 +209,19 @@ async fn restore_one(
         reached: watch.reached(partition),
         removed,
     };
-    let existed = dir.exists();
+    // One writer per partition, across processes: held from before the store is looked
+    // at until it is closed or removed, so what `existed` says stays true throughout and
+    // the removal below never takes a store another process made meanwhile.
+    let _lock = location.lock(partition).map_err(|err| failed(err, false))?;
+    let made_dir = !dir.exists();
+    let existed = std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
+    // Still under the lock: nobody else is building a store in a directory this run
+    // made. Only an empty one goes (`remove_dir` refuses any other).
+    let remove_made_dir = || {
+        if made_dir {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    };
     if existed && let Some(summary) = caught_up(supplier, &dir, partition, log) {
         return Ok(Restored {
             partition,
@@ -215,7 +229,10 @@ async fn restore_one(
             summary,
         });
     }
-    let opened = open_or_rebuild(supplier, &dir).map_err(|err| failed(err, false))?;
+    let opened = open_or_rebuild(supplier, &dir).map_err(|err| {
+        remove_made_dir();
+        failed(err, false)
+    })?;
     // On an error `catch_up` has left bulk loading, which makes what it applied durable
     // with its position, and dropped the store, which closes it.
     match catch_up(opened, Some(home), reader, partition, options, listener).await {
@@ -238,6 +255,9 @@ async fn restore_one(
                         eprintln!("removing the empty store {}: {destroy}", dir.display());
                     })
                     .is_ok();
+            if removed {
+                remove_made_dir();
+            }
             Err(failed(err, removed))
         }
     }

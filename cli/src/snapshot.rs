@@ -78,11 +78,16 @@ async fn snapshot_one(
             ),
         ));
     }
+    // The store is opened for writing (a checkpoint needs a writer's view): no other
+    // writer may be at work on it meanwhile.
+    let lock = location.lock(partition)?;
     let store = location.backend.supplier(&location.store).open(&dir)?;
     let scratch = scratch_beside(&dir)?;
     let started = Instant::now();
     let checkpoint = store.checkpoint(&scratch.path().join("checkpoint"));
     let closed = store.close();
+    // The upload reads the checkpoint, not the store.
+    drop(lock);
     let checkpoint = checkpoint?;
     closed?;
     let checkpoint_time = started.elapsed();

@@ -124,6 +124,53 @@ fn inspect_says_when_a_writer_holds_the_store() {
     }
 }
 
+/// A partition whose writer lock another process holds (a restore between creating the
+/// store and opening it, say) is reported naming that process and the lock file, and
+/// neither an inspect nor a verify creates a lock file of its own or changes a byte.
+#[test]
+fn inspect_and_verify_name_the_partitions_writer_and_create_no_lock_file() {
+    use std::io::Write;
+    for backend in durable_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        write_store(backend, dir.path(), "app", 0, 10);
+        let partition_dir = store_dir(dir.path(), "app", 0).parent().unwrap().to_owned();
+        let lock_file = partition_dir.join(statestore::LOCK_FILE_NAME);
+        let before = snapshot(dir.path());
+        // Free: read as usual, and no lock file is made.
+        assert_exit(&run_owned(&inspect(dir.path(), "app", backend, &[])), 0);
+        assert_unchanged(dir.path(), &before);
+        // Held, through a handle of its own as another process would hold it.
+        let holder = std::fs::File::create(&lock_file).unwrap();
+        holder.try_lock().unwrap();
+        (&holder)
+            .write_all(b"statestore partition lock\npid: 4000000000\ncommand: statestore restore\n")
+            .unwrap();
+        let held = snapshot(dir.path());
+        let mut verify = args(&[&[
+            "verify",
+            "--partition",
+            "0",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "--timeout",
+            "1",
+        ]]);
+        verify.extend(location(dir.path(), "app", backend));
+        for command in [inspect(dir.path(), "app", backend, &[]), verify] {
+            let output = run_owned(&command);
+            assert_exit(&output, 1);
+            let text = text(&output);
+            for part in [
+                "in use by another writer: process 4000000000 (statestore restore)",
+                &lock_file.display().to_string(),
+            ] {
+                assert!(text.contains(part), "{backend} {}: {text}", command[0]);
+            }
+        }
+        assert_unchanged(dir.path(), &held);
+    }
+}
+
 #[test]
 fn a_missing_store_is_not_found_and_nothing_is_created() {
     for backend in durable_backends() {
