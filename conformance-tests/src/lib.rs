@@ -48,6 +48,7 @@ pub mod snapshot_place;
 pub mod snapshot_scenarios;
 pub mod snapshots;
 pub mod support;
+pub mod writers;
 
 pub use harness::{BackendFactory, Fixture, SupplierFactory, block_on, contents, seed_from_env};
 pub use registry::{backend, backends, durable_backends, for_each_backend, only, panic_message};
@@ -368,6 +369,18 @@ macro_rules! conformance_suite {
             fn ownership_other_backends_stores_are_refused_not_wiped() {
                 each(|factory| {
                     $crate::ownership::other_backends_stores_are_refused_not_wiped(factory);
+                });
+            }
+            #[test]
+            fn writers_concurrent_creators_leave_one_valid_store() {
+                each(|factory| {
+                    $crate::writers::concurrent_creators_leave_one_valid_store(factory);
+                });
+            }
+            #[test]
+            fn writers_a_partition_another_process_writes_is_refused() {
+                each(|factory| {
+                    $crate::writers::a_partition_another_process_writes_is_refused(factory);
                 });
             }
             #[test]
