@@ -7,7 +7,8 @@
 //   opening one;
 // - `lock`: who holds a store's `LOCK` file, asked without disturbing the lock;
 // - `open`: creating a database, opening ours, or refusing;
-// - `probe`: what a store directory holds (the stamp), read before RocksDB touches it.
+// - `probe`: what a store directory holds (the stamp), read before RocksDB touches it;
+// - `turn`: openers of one directory take turns while they look at it and open it.
 mod checkpoint;
 mod config;
 mod error;
@@ -17,6 +18,7 @@ mod probe;
 mod scan;
 mod store;
 mod supplier;
+mod turn;
 
 pub use config::{RocksDbCompression, RocksDbConfig, SharedRocksDbResources};
 pub use store::RocksDbStore;

@@ -18,6 +18,7 @@ use crate::error::map_rocksdb_error;
 use crate::lock::{self, Registration};
 use crate::probe::{Contents, STAMP, foreign, probe};
 use crate::scan::Db;
+use crate::turn::{self, Turn};
 
 /// The column family holding the changelog position and the format marker, apart from
 /// the data so scans never see them.
@@ -46,6 +47,12 @@ enum Access {
 /// Opens the database at `path` for writing, creating it when the directory is missing
 /// or empty.
 pub(crate) fn open_db(path: &Path, options: &Options) -> Result<Opened> {
+    // A file in the way, or someone else's directory, is refused before anything is made.
+    probe(path)?;
+    std::fs::create_dir_all(path)
+        .map_err(|err| Error::from(err).context(format!("creating {}", path.display())))?;
+    // Looked at again on this opener's turn: another may have been creating it.
+    let _turn = turn::take(path, Turn::Exclusive)?;
     match probe(path)? {
         Contents::Nothing => create(path, options),
         Contents::Stamped => open_existing(path, options, Access::ReadWrite, true),
@@ -62,16 +69,13 @@ pub(crate) fn open_db(path: &Path, options: &Options) -> Result<Opened> {
 /// Opens the existing database at `path` without writing anything; see
 /// [`KeyValueBytesStoreSupplier::open_read_only`](state_core::KeyValueBytesStoreSupplier::open_read_only).
 pub(crate) fn open_db_read_only(path: &Path, options: &Options) -> Result<Opened> {
+    if probe(path)? == Contents::Nothing {
+        return Err(not_found(path));
+    }
+    // Looked at again on this reader's turn: a creation under way has finished by then.
+    let _turn = turn::take(path, Turn::Shared)?;
     let stamped = match probe(path)? {
-        Contents::Nothing => {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "no rocksdb store at {}: the directory is missing or empty",
-                    path.display()
-                ),
-            ));
-        }
+        Contents::Nothing => return Err(not_found(path)),
         Contents::Stamped => true,
         Contents::Unstamped => false,
     };
@@ -86,6 +90,16 @@ pub(crate) fn open_db_read_only(path: &Path, options: &Options) -> Result<Opened
     open_existing(path, options, Access::ReadOnly, stamped)
 }
 
+fn not_found(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "no rocksdb store at {}: the directory is missing or empty",
+            path.display()
+        ),
+    )
+}
+
 fn descriptors(options: &Options) -> [ColumnFamilyDescriptor; 2] {
     [
         ColumnFamilyDescriptor::new(DEFAULT_COLUMN_FAMILY_NAME, options.clone()),
@@ -94,8 +108,6 @@ fn descriptors(options: &Options) -> [ColumnFamilyDescriptor; 2] {
 }
 
 fn create(path: &Path, options: &Options) -> Result<Opened> {
-    std::fs::create_dir_all(path)
-        .map_err(|err| Error::from(err).context(format!("creating {}", path.display())))?;
     // The stamp goes first: a crash from here on leaves a directory that is ours.
     write_stamp(path)?;
     let registration = lock::register(path);
