@@ -18,6 +18,11 @@ use crate::{
 
 /// Where a store lives, so restore can replace it with a snapshot: the application it
 /// belongs to (the snapshots' scope), the backend that opens it and its directory.
+///
+/// Replacing a store closes it, destroys its files and puts the snapshot's in their
+/// place: safe against other processes only while the caller holds the partition's
+/// [`PartitionLock`](crate::PartitionLock), as the store builder, the store manager and
+/// `statestore restore` do.
 #[derive(Clone, Copy)]
 pub struct StoreHome<'a> {
     /// The application id.

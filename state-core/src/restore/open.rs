@@ -12,6 +12,10 @@ use crate::{ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, Result};
 /// returned with `dir` untouched: above all [`ErrorKind::Foreign`] (another backend's
 /// store, unknown files), which may be someone's data.
 ///
+/// It takes no lock: another process may create or destroy the same store meanwhile
+/// unless the caller holds the partition's [`PartitionLock`](crate::PartitionLock) (the
+/// store builder, the store manager and `statestore restore` do).
+///
 /// [`ErrorKind::Foreign`]: crate::ErrorKind::Foreign
 pub fn open_or_rebuild(
     supplier: &dyn KeyValueBytesStoreSupplier,
