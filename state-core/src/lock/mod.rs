@@ -349,7 +349,7 @@ fn remove_dead_temporaries(path: &Path) {
 fn taken(dir: &Path, path: &Path, file: &File) -> Error {
     let mut text = String::new();
     // Unreadable or being written: the holder is then named as unknown.
-    let _ = (&*file).take(4096).read_to_string(&mut text);
+    let _ = file.take(4096).read_to_string(&mut text);
     let holder = Holder::parse(&text);
     Error::unavailable(format!(
         "the stores of partition directory {} are in use by another writer: {holder}; only \
