@@ -355,7 +355,19 @@ fn on_a_real_broker_a_restore_beside_a_demo_one_wins() {
                         .map(String::as_str)
                         .collect::<Vec<_>>(),
                 ]));
-                assert_eq!(verify.status.code(), Some(0), "{what}: {}", text(&verify));
+                // Unless the restore came while instance A had let go of a store it
+                // never committed to and the demo had committed nothing yet: it then
+                // applied nothing and kept the demo's store as it was, without a
+                // position, which verify rightly refuses to call verified.
+                let applied_nothing = text(&restored).contains("restored 0 records");
+                let no_position = text(&verify).contains("the store has no position");
+                assert!(
+                    verify.status.code() == Some(0)
+                        || (verify.status.code() == Some(1) && applied_nothing && no_position),
+                    "{what}: {}\nafter the restore: {}",
+                    text(&verify),
+                    text(&restored)
+                );
             } else {
                 assert_lost_to(&restored, &[demo_pid], "demo", &what);
             }
