@@ -324,6 +324,12 @@ macro_rules! conformance_suite {
                 });
             }
             #[test]
+            fn snapshot_download_cancelled_keeps_the_local_store_on_s3() {
+                each(|factory| {
+                    $crate::snapshots::a_cancelled_download_keeps_the_local_store(factory);
+                });
+            }
+            #[test]
             fn reopen_after_close_replays_only_the_tail() {
                 each(|factory| {
                     $crate::durable::reopen_replays_only_the_tail(factory, true);

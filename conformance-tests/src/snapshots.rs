@@ -4,7 +4,9 @@
 //! Run on a local directory and on a real S3 server (SeaweedFS, `scripts/s3.sh`).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use std::collections::BTreeMap;
 
@@ -12,7 +14,7 @@ use snapshot_object_store::object_store::path::Path as ObjectPath;
 use snapshot_object_store::object_store::{ObjectStoreExt, PutPayload};
 use snapshot_object_store::{ObjectSnapshotStore, SnapshotStoreConfig};
 use state_core::{
-    ChangelogReader, KeyValueStore, LoggedStore, ProcessingGuarantee, RestoreListener,
+    ChangelogReader, ErrorKind, KeyValueStore, LoggedStore, ProcessingGuarantee, RestoreListener,
     RestoreOptions, RestoreSummary, RestoreTarget, SinkOptions, SnapshotFallback, SnapshotManifest,
     SnapshotRestore, SnapshotScope, SnapshotStore, StoreHome, TopicSpec, catch_up,
 };
@@ -487,6 +489,108 @@ pub fn an_abandoned_download_is_removed_not_opened(factory: &dyn BackendFactory)
     assert!(summary.snapshot.is_some(), "{:?}", heard.fallbacks);
     assert!(!abandoned.exists(), "the abandoned download is removed");
     assert_eq!(contents(store.as_ref()), source.replay());
+}
+
+/// A restore cancelled while it downloads a snapshot (here one the bandwidth limit would
+/// keep downloading for half a minute) stops: `Closed`, the local store as it was, its
+/// position too, and no part of the download left beside it.
+pub fn a_cancelled_download_keeps_the_local_store(factory: &dyn BackendFactory) {
+    if !snapshots_supported(factory) {
+        return;
+    }
+    let Some(snapshots) = Snapshots::new(&Where::S3, "cancelled") else {
+        return;
+    };
+    let mut source = Source::new(factory, &in_process(), ProcessingGuarantee::AtLeastOnce);
+    source.batch();
+    // The local store holds the first batch, restored from the changelog.
+    let target = Fixture::new(factory, STORE);
+    let dir = target.store_dir();
+    let heard = Heard::default();
+    let (local, _) = block_on(catch_up(
+        (target.open(), None),
+        None,
+        source.reader().as_ref(),
+        PARTITION,
+        &RestoreOptions::default(),
+        &heard,
+    ))
+    .unwrap_or_else(|err| panic!("restoring the first batch: {err}"));
+    let (before, position) = (contents(local.as_ref()), local.position().unwrap());
+    local.close().unwrap();
+    drop(local);
+    for _ in 0..3 {
+        source.batch();
+    }
+    source.snapshot(&snapshots);
+    // Read through a store whose bandwidth limit makes the download last about 30 s.
+    let listed = block_on(snapshots.store.list(&Snapshots::scope())).unwrap();
+    let manifest = listed[0].manifest.as_ref().unwrap();
+    let bytes: u64 = manifest.files.iter().map(|file| file.size).sum();
+    let slow = snapshots.place.snapshot_store(
+        SnapshotStoreConfig::new("conformance-cancelled-reader")
+            .with_max_bytes_per_second(Some((bytes / 30).max(1))),
+    );
+    let cancel = Arc::new(AtomicBool::new(false));
+    let options = RestoreOptions {
+        snapshots: Some(Arc::new(slow)),
+        cancel: Some(cancel.clone()),
+        ..RestoreOptions::default()
+    };
+    let home = StoreHome {
+        application: APPLICATION,
+        supplier: target.supplier().as_ref(),
+        dir: &dir,
+    };
+    let root = target.root().to_owned();
+    let downloads = move || {
+        std::fs::read_dir(&root)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|entry| entry.file_name().to_string_lossy().contains(".snapshot-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let raiser = {
+        let (cancel, downloads) = (cancel.clone(), downloads.clone());
+        std::thread::spawn(move || {
+            let began = test_support::try_eventually(
+                Duration::from_secs(60),
+                "a download to begin",
+                || downloads() > 0,
+            );
+            cancel.store(true, Ordering::SeqCst);
+            began
+        })
+    };
+    let reader = source.reader();
+    let outcome = block_on(catch_up(
+        (target.open(), None),
+        Some(home),
+        reader.as_ref(),
+        PARTITION,
+        &options,
+        &heard,
+    ));
+    if let Err(timed_out) = raiser.join().unwrap() {
+        panic!("{timed_out}");
+    }
+    match outcome {
+        Err(err) => {
+            assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+            assert!(err.to_string().contains("downloading snapshot"), "{err}");
+        }
+        Ok((_, summary)) => panic!("the cancelled restore went on: {summary:?}"),
+    }
+    assert!(heard.restored.lock().unwrap().is_empty());
+    assert_eq!(downloads(), 0, "the partial download is removed");
+    if factory_is_durable(factory) {
+        let reopened = target.open();
+        assert_eq!(reopened.position().unwrap(), position);
+        assert_eq!(contents(reopened.as_ref()), before);
+    }
 }
 
 /// The store manager snapshots by its policy and relocates from the snapshots: a commit

@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use super::cancel::unless_cancelled;
 use super::{RestoreListener, RestoreTarget};
 use crate::snapshot::scratch::{remove_quietly, scratch_dir};
 use crate::snapshot::{
@@ -12,8 +14,8 @@ use crate::snapshot::{
     SnapshotStore,
 };
 use crate::{
-    ChangelogReader, Error, KeyValueBytesStoreSupplier, KeyValueStore, LogOffsets, Offset,
-    Partition, Result,
+    ChangelogReader, Error, ErrorKind, KeyValueBytesStoreSupplier, KeyValueStore, LogOffsets,
+    Offset, Partition, Result,
 };
 
 /// Where a store lives, so restore can replace it with a snapshot: the application it
@@ -57,6 +59,7 @@ pub(super) async fn replace_from_snapshot(
     home: StoreHome<'_>,
     reader: &dyn ChangelogReader,
     partition: Partition,
+    cancel: Option<&Arc<AtomicBool>>,
     listener: &dyn RestoreListener,
 ) -> Result<(Arc<dyn KeyValueStore>, Option<SnapshotRestore>)> {
     let name = store.name().to_owned();
@@ -102,7 +105,16 @@ pub(super) async fn replace_from_snapshot(
         let current = store.take().ok_or_else(|| {
             Error::internal(format!("store {} closed before its snapshot", target.store))
         })?;
-        match install(current, snapshots, &id, &manifest, home, partition).await {
+        match install(
+            current,
+            snapshots,
+            &id,
+            &manifest,
+            home,
+            (partition, cancel),
+        )
+        .await
+        {
             Installed::Replaced(replaced, restored) => {
                 log::info!(
                     "store {} partition {partition} restored from snapshot {id} in {} at offset {}: {} files ({} bytes) downloaded, {} files ({} bytes) reused from {}",
@@ -117,6 +129,16 @@ pub(super) async fn replace_from_snapshot(
                 );
                 listener.on_snapshot_restored(target, &restored);
                 return Ok((replaced, Some(restored)));
+            }
+            Installed::Cancelled => {
+                return Err(Error::new(
+                    ErrorKind::Closed,
+                    format!(
+                        "restore of store {} cancelled while downloading snapshot {id} from {}",
+                        target.store,
+                        snapshots.location()
+                    ),
+                ));
             }
             Installed::Kept(kept, error) => {
                 let reason = SnapshotFallback::Failed { id, error };
@@ -205,6 +227,8 @@ enum Installed {
     Kept(Arc<dyn KeyValueStore>, String),
     /// The local store was given up for a snapshot that then failed to open.
     Lost(Error),
+    /// The download was cancelled; the local store, untouched, was closed.
+    Cancelled,
 }
 
 async fn install(
@@ -213,7 +237,7 @@ async fn install(
     id: &str,
     manifest: &SnapshotManifest,
     home: StoreHome<'_>,
-    partition: Partition,
+    (partition, cancel): (Partition, Option<&Arc<AtomicBool>>),
 ) -> Installed {
     if Arc::strong_count(&store) > 1 {
         return Installed::Kept(
@@ -231,9 +255,15 @@ async fn install(
     // The local files are only read (a file with the manifest's checksum is copied
     // instead of downloaded), so the store keeps serving until the download is whole.
     let reuse = home.dir.is_dir().then_some(home.dir);
-    let download = match snapshots.download(manifest, &download_dir, reuse).await {
-        Ok(download) => download,
-        Err(err) => {
+    let download = snapshots.download(manifest, &download_dir, reuse);
+    let download = match unless_cancelled(download, cancel).await {
+        Some(Ok(download)) => download,
+        None => {
+            // Dropped mid-transfer: what it wrote goes, and the store closes as it drops.
+            remove_quietly(&download_dir);
+            return Installed::Cancelled;
+        }
+        Some(Err(err)) => {
             remove_quietly(&download_dir);
             return Installed::Kept(store, err.to_string());
         }

@@ -1,6 +1,7 @@
 //! The restore driver: brings a store up to the end of its changelog.
 
 mod apply;
+mod cancel;
 mod durability;
 mod from_snapshot;
 mod listener;
@@ -98,6 +99,7 @@ pub(crate) async fn start_from_snapshot(
                 home,
                 reader,
                 partition,
+                options.cancel.as_ref(),
                 listener,
             )
             .await
