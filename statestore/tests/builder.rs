@@ -105,7 +105,11 @@ fn a_value_the_serde_cannot_read_names_the_serde() {
     raw.put(b"carol", b"abc").unwrap();
     let err = store.get(&"carol".to_owned()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(err.to_string().contains("Double"), "{err}");
+    for part in ["Double", "key \"carol\"", "store rewards"] {
+        assert!(err.to_string().contains(part), "{err}");
+    }
+    let scanned = store.all().unwrap().next().unwrap().unwrap_err();
+    assert!(scanned.to_string().contains("key \"carol\""), "{scanned}");
 }
 
 #[test]
@@ -208,4 +212,70 @@ fn an_at_least_once_store_restores_only_committed_records_of_a_transactional_cha
     assert_eq!(store.get(&"alice".to_owned()).unwrap(), Some(1.0));
     assert_eq!(store.get(&"bob".to_owned()).unwrap(), Some(2.0));
     assert_eq!(store.get(&"carol".to_owned()).unwrap(), None);
+}
+
+/// The durable backends this build has, by name.
+fn durable_backends() -> Vec<&'static str> {
+    let mut backends = Vec::new();
+    if cfg!(feature = "redb") {
+        backends.push("redb");
+    }
+    if cfg!(feature = "rocksdb") {
+        backends.push("rocksdb");
+    }
+    backends
+}
+
+fn unlogged(backend: &str, dir: &std::path::Path) -> TypedKeyValueStore<String, f64> {
+    let context = StoreContext::new("shop", 0, 1, dir).unwrap();
+    let supplier = Stores::key_value_store(backend, "rewards").unwrap();
+    block_on(
+        Stores::key_value_store_builder(supplier, Serdes::string(), Serdes::f64())
+            .with_logging_disabled()
+            .build(&context),
+    )
+    .unwrap()
+}
+
+/// Without logging, writes wait until commit as they do with it: reads see them at once,
+/// the store gets them as one batch at commit (none is a transaction of its own), and a
+/// close applies what was not committed, since nothing else holds it.
+#[test]
+fn unlogged_writes_reach_a_durable_store_at_commit_and_at_close() {
+    for backend in durable_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = unlogged(backend, dir.path());
+        for i in 0..1_000 {
+            store
+                .put(&format!("customer-{i:04}"), &f64::from(i))
+                .unwrap();
+        }
+        store.delete(&"customer-0007".to_owned()).unwrap();
+        let key = |i: u32| format!("customer-{i:04}");
+        assert_eq!(store.get(&key(5)).unwrap(), Some(5.0), "{backend}");
+        assert_eq!(store.get(&key(7)).unwrap(), None, "{backend}");
+        assert_eq!(store.all().unwrap().count(), 999, "{backend}");
+        assert_eq!(
+            store.committed().get(key(5).as_bytes()).unwrap(),
+            None,
+            "{backend}: nothing reaches the store before commit"
+        );
+
+        block_on(store.commit()).unwrap();
+        assert_eq!(store.committed().all().unwrap().count(), 999, "{backend}");
+        assert_eq!(
+            store.committed().get(key(5).as_bytes()).unwrap(),
+            Some(5f64.to_be_bytes().to_vec()),
+            "{backend}"
+        );
+
+        store.put(&key(7), &70.0).unwrap();
+        store.delete(&key(5)).unwrap();
+        store.close().unwrap();
+        let reopened = unlogged(backend, dir.path());
+        assert_eq!(reopened.get(&key(7)).unwrap(), Some(70.0), "{backend}");
+        assert_eq!(reopened.get(&key(5)).unwrap(), None, "{backend}");
+        assert_eq!(reopened.all().unwrap().count(), 999, "{backend}");
+        reopened.close().unwrap();
+    }
 }

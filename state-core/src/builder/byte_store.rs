@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::logging::{CommitSummary, LoggedStore};
+use crate::logging::{CommitSummary, LoggedStore, UnloggedStore};
 use crate::{ChangelogSink, KeyRange, KeyValueStore, KvIter, Partition, Result};
 
 /// The byte-level store behind a typed store: with logging, a [`LoggedStore`] (writes go
-/// to the changelog too; commit makes them durable); without, the store itself.
+/// to the changelog too; commit makes them durable); without, the store with its writes
+/// held in memory until commit applies them as one batch (as a logged store's are).
 pub struct ByteStore(Box<dyn Access>);
 
 /// What a typed store asks of its byte store; the two kinds differ only here.
@@ -22,6 +23,8 @@ trait Access: Send + Sync {
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn scan(&self, range: &KeyRange, descending: bool) -> Result<KvIter<'_>>;
     async fn commit(&mut self) -> Result<CommitSummary>;
+    /// What must happen to uncommitted writes before the store closes.
+    fn settle_before_close(&self) -> Result<()>;
     /// The logged store, for a commit of several stores through one sink.
     fn logged_mut(&mut self) -> Option<&mut LoggedStore>;
     fn is_logged(&self) -> bool;
@@ -42,7 +45,7 @@ impl ByteStore {
                 topic,
                 partition,
             ))),
-            None => Self(Box::new(Unlogged(store))),
+            None => Self(Box::new(UnloggedStore::new(store))),
         }
     }
 
@@ -87,45 +90,45 @@ impl ByteStore {
         self.0.scan(range, descending)
     }
 
+    /// Before the store closes: an unlogged store applies and flushes its uncommitted
+    /// writes (nothing else holds them); a logged one drops them, as the changelog does.
+    pub(crate) fn settle_before_close(&self) -> Result<()> {
+        self.0.settle_before_close()
+    }
+
     /// Commits alone: with logging, makes the changes durable in the changelog, then
-    /// applies them to the store (see [`LoggedStore::commit`]); without, flushes it.
+    /// applies them to the store (see [`LoggedStore::commit`]); without, applies them to
+    /// the store as one batch and flushes it.
     pub(crate) async fn commit(&mut self) -> Result<CommitSummary> {
         self.0.commit().await
     }
 }
 
-/// A store with logging disabled: every write goes straight to it.
-struct Unlogged(Arc<dyn KeyValueStore>);
-
 #[async_trait]
-impl Access for Unlogged {
+impl Access for UnloggedStore {
     fn committed(&self) -> &Arc<dyn KeyValueStore> {
-        &self.0
+        UnloggedStore::committed(self)
     }
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.get(key)
+        UnloggedStore::get(self, key)
     }
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.0.put(key, value)
+        UnloggedStore::put(self, key, value)
     }
     fn put_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.put_if_absent(key, value)
+        UnloggedStore::put_if_absent(self, key, value)
     }
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.delete(key)
+        UnloggedStore::delete(self, key)
     }
     fn scan(&self, range: &KeyRange, descending: bool) -> Result<KvIter<'_>> {
-        match descending {
-            false => self.0.range(range),
-            true => self.0.reverse_range(range),
-        }
+        UnloggedStore::scan(self, range, descending)
     }
     async fn commit(&mut self) -> Result<CommitSummary> {
-        self.0.flush()?;
-        Ok(CommitSummary {
-            records: 0,
-            position: self.0.position()?,
-        })
+        UnloggedStore::commit(self)
+    }
+    fn settle_before_close(&self) -> Result<()> {
+        UnloggedStore::commit(self).map(drop)
     }
     fn logged_mut(&mut self) -> Option<&mut LoggedStore> {
         None
@@ -160,6 +163,10 @@ impl Access for LoggedStore {
     }
     async fn commit(&mut self) -> Result<CommitSummary> {
         LoggedStore::commit(self).await
+    }
+    fn settle_before_close(&self) -> Result<()> {
+        // Uncommitted records are dropped: the changelog keeps only committed ones.
+        Ok(())
     }
     fn logged_mut(&mut self) -> Option<&mut LoggedStore> {
         Some(self)

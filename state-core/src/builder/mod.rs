@@ -51,7 +51,10 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
         self
     }
 
-    /// Keeps changes local only: no changelog, no restore.
+    /// Keeps changes local only: no changelog, no restore. Writes wait in memory until
+    /// `commit` (or `close`) applies them to the store as one batch and flushes it, as
+    /// with logging: a `put` costs no transaction of the backend's own, and what a
+    /// durable backend holds after a crash is what the last commit made durable.
     pub fn with_logging_disabled(mut self) -> Self {
         self.logging = None;
         self

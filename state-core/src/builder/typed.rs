@@ -44,7 +44,7 @@ impl<K, V> TypedKeyValueStore<K, V> {
 
     /// Commits: with logging, makes changes durable in the changelog and applies them to
     /// the store (see [`LoggedStore::commit`](crate::LoggedStore::commit)); without,
-    /// flushes the store.
+    /// applies them to the store as one batch and flushes it.
     pub async fn commit(&mut self) -> Result<CommitSummary> {
         self.store.commit().await
     }
@@ -55,8 +55,11 @@ impl<K, V> TypedKeyValueStore<K, V> {
         self.store.into_committed()
     }
 
-    /// Flushes and closes the store; uncommitted changes are dropped.
+    /// Closes the store. A logged store drops its uncommitted changes (its changelog
+    /// keeps only committed ones); an unlogged store applies and flushes them first, as
+    /// nothing else holds them.
     pub fn close(self) -> Result<()> {
+        self.store.settle_before_close()?;
         self.committed().close()
     }
 }
@@ -104,9 +107,7 @@ impl<K, V, S: Borrow<ByteStore>> TypedKeyValueStore<K, V, S> {
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         let key = self.keys.serialize(key)?;
         let value = self.byte_store().get(&key)?;
-        value
-            .map(|bytes| self.values.deserialize(&bytes))
-            .transpose()
+        value.map(|bytes| self.value_of(&key, &bytes)).transpose()
     }
 
     /// Sets `key` to `value`.
@@ -120,7 +121,7 @@ impl<K, V, S: Borrow<ByteStore>> TypedKeyValueStore<K, V, S> {
         let (key, value) = (self.keys.serialize(key)?, self.values.serialize(value)?);
         let existing = self.byte_store().put_if_absent(&key, &value)?;
         existing
-            .map(|bytes| self.values.deserialize(&bytes))
+            .map(|bytes| self.value_of(&key, &bytes))
             .transpose()
     }
 
@@ -128,7 +129,7 @@ impl<K, V, S: Borrow<ByteStore>> TypedKeyValueStore<K, V, S> {
     pub fn delete(&self, key: &K) -> Result<Option<V>> {
         let key = self.keys.serialize(key)?;
         let old = self.byte_store().delete(&key)?;
-        old.map(|bytes| self.values.deserialize(&bytes)).transpose()
+        old.map(|bytes| self.value_of(&key, &bytes)).transpose()
     }
 
     /// Entries with `from <= key <= to` in serialized-key order.
@@ -176,10 +177,28 @@ impl<K, V, S: Borrow<ByteStore>> TypedKeyValueStore<K, V, S> {
     ) -> Result<impl Iterator<Item = Result<TypedEntry<K, V>>> + 'a> {
         Ok(iter.map(move |entry| {
             let (key, value) = entry?;
-            Ok((
-                self.keys.deserialize(&key)?,
-                self.values.deserialize(&value)?,
-            ))
+            let decoded = self
+                .keys
+                .deserialize(&key)
+                .map_err(|err| err.context(self.at(&key, "key")))?;
+            Ok((decoded, self.value_of(&key, &value)?))
         }))
+    }
+
+    /// `bytes`, the stored value of `key`, decoded; an error names the store and the key,
+    /// as a serde that does not match what a kept directory holds shows here first.
+    fn value_of(&self, key: &[u8], bytes: &[u8]) -> Result<V> {
+        self.values
+            .deserialize(bytes)
+            .map_err(|err| err.context(self.at(key, "value")))
+    }
+
+    /// Where a stored key or value that the serde cannot read was found.
+    fn at(&self, key: &[u8], what: &str) -> String {
+        format!(
+            "the {what} of key \"{}\" in store {}",
+            key.escape_ascii(),
+            self.committed().name()
+        )
     }
 }

@@ -22,6 +22,7 @@ mod buffer;
 mod commit;
 mod flushes;
 mod merge;
+mod unlogged;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -31,6 +32,7 @@ pub(crate) use commit::abort_together;
 pub use commit::{JointCommit, commit_together};
 use flushes::FlushSchedule;
 use merge::MergeIter;
+pub(crate) use unlogged::UnloggedStore;
 
 use crate::{
     ChangelogPositions, ChangelogRecord, ChangelogSink, Error, KeyRange, KeyValueStore, KvIter,
