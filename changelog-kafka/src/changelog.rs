@@ -113,6 +113,7 @@ impl KafkaChangelog {
     /// accepts without fencing by generation). A consumer-group member's sink comes from
     /// its [`StatefulConsumer`](crate::StatefulConsumer) instead, fenced by generation.
     pub async fn kafka_sink(&self, options: &SinkOptions) -> Result<KafkaSink> {
+        state_core::runtime::require_tokio("creating a Kafka changelog sink")?;
         let input = match &options.source {
             Some(binding) => Some(self.input_consumer(binding, options.guarantee)?),
             None => None,
@@ -179,6 +180,7 @@ impl Changelog for KafkaChangelog {
     /// broker's default) and every config entry, then waits until every partition has a
     /// leader. An existing topic's partition count is checked, never silently reused.
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
+        state_core::runtime::require_tokio(&format!("creating changelog topic {}", spec.name))?;
         admin::ensure_topic(
             self.creator.as_ref(),
             &self.admin,

@@ -180,6 +180,10 @@ impl ChangelogReader for KafkaReader {
     }
 
     async fn offsets(&self, partition: Partition) -> Result<LogOffsets> {
+        state_core::runtime::require_tokio(&format!(
+            "reading the offsets of changelog {} partition {partition}",
+            self.topic
+        ))?;
         let (start, end) = self.watermarks(&self.meta, partition).await?;
         // Asked after the stable end, so it is never below it: offsets only grow.
         let log_end = match &self.log_end {
@@ -204,6 +208,7 @@ impl ChangelogReader for KafkaReader {
         read_ahead: ReadAhead,
     ) -> Result<Box<dyn RestoreCursor>> {
         let at = At::offset(&self.topic, partition, from);
+        state_core::runtime::require_tokio(&format!("reading changelog {at}"))?;
         if from < 0 {
             return Err(Error::invalid_input(format!(
                 "cannot read topic {} partition {partition} from negative offset {from}",

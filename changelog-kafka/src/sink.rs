@@ -157,6 +157,7 @@ impl KafkaSink {
     /// see them; the last stable offset stays before them). Returns the acknowledged
     /// offsets.
     pub async fn flush_pending(&self) -> Result<ChangelogPositions> {
+        state_core::runtime::require_tokio("flushing a Kafka changelog sink")?;
         self.check_usable()?;
         self.flush_deliveries("flushing").await?;
         Ok(self.acked())
@@ -512,6 +513,7 @@ impl ChangelogSink for KafkaSink {
     }
 
     async fn commit(&self, source: &SourceOffsets) -> Result<SinkCommit> {
+        state_core::runtime::require_tokio("committing a Kafka changelog")?;
         self.check_usable()?;
         let input = self.input_for(source)?;
         match self.guarantee {
@@ -521,6 +523,7 @@ impl ChangelogSink for KafkaSink {
     }
 
     async fn abort(&self) -> Result<()> {
+        state_core::runtime::require_tokio("aborting a Kafka changelog transaction")?;
         self.check_usable()?;
         match self.guarantee {
             ProcessingGuarantee::ExactlyOnce => self.abort_transaction().await,

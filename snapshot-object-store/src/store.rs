@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use object_store::ObjectStore;
 use object_store::path::Path;
+use state_core::runtime::require_tokio;
 use state_core::snapshot::{DownloadSummary, ListedSnapshot, RetentionSummary, UploadSummary};
 use state_core::{Checkpoint, Error, Result, SnapshotManifest, SnapshotScope, SnapshotStore};
 use tokio::sync::Semaphore;
@@ -111,10 +112,12 @@ impl SnapshotStore for ObjectSnapshotStore {
         scope: &SnapshotScope,
         checkpoint: &Checkpoint,
     ) -> Result<UploadSummary> {
+        require_tokio(&format!("uploading a snapshot to {}", self.location()))?;
         self.upload_checkpoint(scope, checkpoint).await
     }
 
     async fn list(&self, scope: &SnapshotScope) -> Result<Vec<ListedSnapshot>> {
+        require_tokio(&format!("listing the snapshots in {}", self.location()))?;
         let keys = self.keys(scope)?;
         let listed = self.list_manifests(scope, &keys).await?;
         Ok(listed
@@ -132,10 +135,12 @@ impl SnapshotStore for ObjectSnapshotStore {
         into: &LocalPath,
         reuse_from: Option<&LocalPath>,
     ) -> Result<DownloadSummary> {
+        require_tokio(&format!("downloading a snapshot from {}", self.location()))?;
         self.download_manifest(manifest, into, reuse_from).await
     }
 
     async fn retain(&self, scope: &SnapshotScope, keep: usize) -> Result<RetentionSummary> {
+        require_tokio(&format!("removing old snapshots from {}", self.location()))?;
         self.retention_pass(scope, keep).await
     }
 }

@@ -29,6 +29,7 @@ pub mod manager;
 pub mod names;
 pub mod registry;
 pub mod restore;
+pub mod runtime;
 pub mod serde;
 pub mod snapshot;
 pub mod store;
