@@ -100,9 +100,47 @@ pub(crate) async fn ensure_topic(
             spec.name, spec.replication_factor
         )));
     }
+    let min_insync = min_insync_replicas(spec)?;
+    if let (Some(min_insync), Some(replicas)) = (min_insync, spec.replication_factor) {
+        check_min_insync(spec, min_insync, usize::try_from(replicas).unwrap_or(0))?;
+    }
     let created = creator.create(spec).await?;
     wait_until_ready(admin, spec, created, timeout).await
 }
+
+/// The topic's `min.insync.replicas`, when its config sets it.
+fn min_insync_replicas(spec: &TopicSpec) -> Result<Option<usize>> {
+    let Some(value) = spec.config.get(MIN_INSYNC_REPLICAS) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(parsed) if parsed >= 1 => Ok(Some(parsed)),
+        _ => Err(Error::invalid_input(format!(
+            "changelog topic {}: {MIN_INSYNC_REPLICAS}={value:?} is not a whole number of at \
+             least 1",
+            spec.name
+        ))),
+    }
+}
+
+/// Refuses a topic whose every write would fail: the changelog's producers write with
+/// `acks=all`, which needs `min.insync.replicas` replicas in sync, and a partition never
+/// has more in sync than it has replicas.
+fn check_min_insync(spec: &TopicSpec, min_insync: usize, replicas: usize) -> Result<()> {
+    if min_insync <= replicas {
+        return Ok(());
+    }
+    Err(Error::invalid_input(format!(
+        "changelog topic {} would have {replicas} replica(s) per partition but its config asks \
+         {MIN_INSYNC_REPLICAS}={min_insync}: every write to it (acks=all) would fail with \
+         NOT_ENOUGH_REPLICAS; set {MIN_INSYNC_REPLICAS} to at most {replicas} in \
+         with_logging_enabled, or give the topic more replicas",
+        spec.name
+    )))
+}
+
+/// The topic config that sets how many replicas an `acks=all` write needs.
+const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 async fn wait_until_ready(
     admin: &Admin,
@@ -175,6 +213,16 @@ fn check(metadata: &Metadata, spec: &TopicSpec, created: Created) -> Result<Read
         .map(|p| p.id())
         .collect();
     if leaderless.is_empty() {
+        // The cluster's default replication factor is only known once the topic exists.
+        if let Some(min_insync) = min_insync_replicas(spec)? {
+            let replicas = topic
+                .partitions()
+                .iter()
+                .map(|p| p.replicas().len())
+                .min()
+                .unwrap_or(0);
+            check_min_insync(spec, min_insync, replicas)?;
+        }
         Ok(Ready::Yes)
     } else {
         Ok(Ready::No(format!(

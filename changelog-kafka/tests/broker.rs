@@ -125,6 +125,53 @@ async fn broker_existing_topic_with_another_partition_count_is_invalid_input() {
     );
 }
 
+/// `min.insync.replicas` above the replicas a partition has makes every `acks=all` write
+/// fail: refused, naming the topic, both numbers and the fix. With the replication factor
+/// given, before anything is created; with the broker's default, once the topic shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_min_insync_replicas_above_the_replicas_is_refused() {
+    let Some(bootstrap) = test_support::single_broker() else {
+        return;
+    };
+    let changelog = changelog(&bootstrap);
+    let user = BTreeMap::from([("min.insync.replicas".to_owned(), "2".to_owned())]);
+    for replication_factor in [Some(1), None] {
+        let topic = test_support::unique_name("broker-min-insync");
+        let mut spec = TopicSpec::changelog(&topic, 1, &user);
+        spec.replication_factor = replication_factor;
+        let err = changelog.ensure_topic(&spec).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let text = err.to_string();
+        for part in [
+            topic.as_str(),
+            "1 replica(s)",
+            "min.insync.replicas=2",
+            "NOT_ENOUGH_REPLICAS",
+            "with_logging_enabled",
+        ] {
+            assert!(text.contains(part), "{replication_factor:?}: {text}");
+        }
+        let listed = admin(&bootstrap)
+            .inner()
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .unwrap();
+        let exists = listed
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none());
+        assert_eq!(exists, replication_factor.is_none(), "{topic}");
+    }
+    let mut malformed = TopicSpec::changelog(
+        test_support::unique_name("broker-min-insync"),
+        1,
+        &BTreeMap::from([("min.insync.replicas".to_owned(), "two".to_owned())]),
+    );
+    malformed.replication_factor = Some(1);
+    let err = changelog.ensure_topic(&malformed).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("\"two\""), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_append_flush_and_read_back_identically() {
     let Some(bootstrap) = test_support::single_broker() else {
