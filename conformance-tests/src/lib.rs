@@ -438,6 +438,12 @@ macro_rules! conformance_suite {
                 });
             }
             #[test]
+            fn manager_commits_an_unlogged_stores_writes() {
+                each(|factory| {
+                    $crate::manager::an_unlogged_store_gets_its_writes_at_each_commit(factory);
+                });
+            }
+            #[test]
             fn faults_commit_together_refuses_another_sinks_store() {
                 each(|factory| {
                     $crate::faults::commit_together_refuses_another_sinks_store(factory);

@@ -366,6 +366,66 @@ pub fn lost_partition_drops_uncommitted_writes(backend: &dyn BackendFactory) {
     assert_eq!(second.totals(0), expected(0, 80, 1));
 }
 
+/// An unlogged store beside a logged one holds its writes until the manager commits
+/// (reads see them meanwhile), then the store itself has them.
+pub fn an_unlogged_store_gets_its_writes_at_each_commit(backend: &dyn BackendFactory) {
+    use state_core::Serde;
+    let changelog = InMemoryChangelog::new();
+    let dir = tempfile::tempdir().unwrap();
+    let context = StoreContext::new(APP, 0, PARTITIONS, dir.path())
+        .unwrap()
+        .with_changelog(Arc::new(changelog.clone()));
+    let mut manager = StoreManager::new(context);
+    let rewards = manager
+        .add_store(StoreBuilder::new(
+            backend.supplier(STORE),
+            Serdes::string(),
+            Serdes::i64(),
+        ))
+        .unwrap();
+    let cache = manager
+        .add_store(
+            StoreBuilder::new(backend.supplier("cache"), Serdes::string(), Serdes::i64())
+                .with_logging_disabled(),
+        )
+        .unwrap();
+    let options = SinkOptions::new(ProcessingGuarantee::AtLeastOnce, "unlogged-instance")
+        .with_source(input());
+    manager
+        .use_sink(Arc::new(changelog.sink_now(&options).unwrap()))
+        .unwrap();
+    let manager = Arc::new(manager);
+    for (partition, result) in block_on(manager.assign_all(&[0])) {
+        result.unwrap_or_else(|err| panic!("assigning {partition}: {err}"));
+    }
+    let key = customer(0, 1);
+    let stored = |value: i64| Some(Serdes::i64().serialize(&value).unwrap());
+    for (offset, value) in [(0, 5), (1, 6)] {
+        block_on(async {
+            let mut active = manager.active(0).await.expect("active");
+            let cached = active.store(&cache).unwrap();
+            cached.put(&key, &value).unwrap();
+            active.store(&rewards).unwrap().put(&key, &value).unwrap();
+            assert_eq!(
+                cached.get(&key).unwrap(),
+                Some(value),
+                "reads see the write"
+            );
+            let before = cached.committed().get(key.as_bytes()).unwrap();
+            assert_ne!(before, stored(value), "the store has it only at commit");
+            drop(cached);
+            active.record_processed(offset + 1);
+        });
+        block_on(manager.commit()).unwrap();
+        let active = block_on(manager.active(0)).expect("active");
+        let cached = active.store(&cache).unwrap();
+        assert_eq!(
+            cached.committed().get(key.as_bytes()).unwrap(),
+            stored(value)
+        );
+    }
+}
+
 /// Counts restores running at once.
 #[derive(Default)]
 struct Concurrency {

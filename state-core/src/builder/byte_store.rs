@@ -23,8 +23,8 @@ trait Access: Send + Sync {
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn scan(&self, range: &KeyRange, descending: bool) -> Result<KvIter<'_>>;
     async fn commit(&mut self) -> Result<CommitSummary>;
-    /// What must happen to uncommitted writes before the store closes.
-    fn settle_before_close(&self) -> Result<()>;
+    /// Applies an unlogged store's pending writes; nothing for a logged one.
+    fn commit_unlogged(&self) -> Result<()>;
     /// The logged store, for a commit of several stores through one sink.
     fn logged_mut(&mut self) -> Option<&mut LoggedStore>;
     fn is_logged(&self) -> bool;
@@ -90,10 +90,13 @@ impl ByteStore {
         self.0.scan(range, descending)
     }
 
-    /// Before the store closes: an unlogged store applies and flushes its uncommitted
-    /// writes (nothing else holds them); a logged one drops them, as the changelog does.
-    pub(crate) fn settle_before_close(&self) -> Result<()> {
-        self.0.settle_before_close()
+    /// Applies an unlogged store's uncommitted writes as one batch and flushes it; nothing
+    /// for a logged store, whose writes commit through the changelog. The store manager
+    /// calls it at each commit, a typed store before it closes (nothing else holds an
+    /// unlogged store's writes; a logged one's uncommitted writes are dropped, as the
+    /// changelog drops them).
+    pub(crate) fn commit_unlogged(&self) -> Result<()> {
+        self.0.commit_unlogged()
     }
 
     /// Commits alone: with logging, makes the changes durable in the changelog, then
@@ -127,7 +130,7 @@ impl Access for UnloggedStore {
     async fn commit(&mut self) -> Result<CommitSummary> {
         UnloggedStore::commit(self)
     }
-    fn settle_before_close(&self) -> Result<()> {
+    fn commit_unlogged(&self) -> Result<()> {
         UnloggedStore::commit(self).map(drop)
     }
     fn logged_mut(&mut self) -> Option<&mut LoggedStore> {
@@ -164,8 +167,7 @@ impl Access for LoggedStore {
     async fn commit(&mut self) -> Result<CommitSummary> {
         LoggedStore::commit(self).await
     }
-    fn settle_before_close(&self) -> Result<()> {
-        // Uncommitted records are dropped: the changelog keeps only committed ones.
+    fn commit_unlogged(&self) -> Result<()> {
         Ok(())
     }
     fn logged_mut(&mut self) -> Option<&mut LoggedStore> {

@@ -59,7 +59,7 @@ impl<K, V> TypedKeyValueStore<K, V> {
     /// keeps only committed ones); an unlogged store applies and flushes them first, as
     /// nothing else holds them.
     pub fn close(self) -> Result<()> {
-        self.store.settle_before_close()?;
+        self.store.commit_unlogged()?;
         self.committed().close()
     }
 }

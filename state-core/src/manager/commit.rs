@@ -215,15 +215,11 @@ impl StoreManager {
     async fn commit_tasks(&self, held: &mut [Held]) -> Result<ManagerCommit> {
         let mut source = SourceOffsets::none();
         let mut partitions = Vec::new();
-        let mut unlogged: Vec<std::sync::Arc<dyn KeyValueStore>> = Vec::new();
         for (partition, slot) in held.iter() {
             if let Slot::Active(task) = &**slot {
                 partitions.push(*partition);
                 if let Some(next) = task.pending_offset() {
                     source.set(*partition, next);
-                }
-                for store in task.stores.iter().filter(|s| !s.is_logged()) {
-                    unlogged.push(store.committed().clone());
                 }
             }
         }
@@ -262,9 +258,14 @@ impl StoreManager {
                 }
             }
         }
-        for store in unlogged {
-            if let Err(err) = store.flush() {
-                first_error.get_or_insert(err);
+        // Unlogged stores hold their writes until now: applied as one batch each.
+        for (_, slot) in held.iter() {
+            if let Slot::Active(task) = &**slot {
+                for store in &task.stores {
+                    if let Err(err) = store.commit_unlogged() {
+                        first_error.get_or_insert(err);
+                    }
+                }
             }
         }
         first_error.map_or(Ok(summary), Err)
