@@ -9,8 +9,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::FromClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use state_core::{
-    Changelog, ChangelogReader, ChangelogSink, InputBinding, IsolationLevel, ProcessingGuarantee,
-    Result, SinkOptions, TopicSpec,
+    Changelog, ChangelogReader, ChangelogSink, Error, ErrorKind, InputBinding, IsolationLevel,
+    ProcessingGuarantee, Result, SinkOptions, TopicSpec,
 };
 
 use crate::admin::{self, Admin, AdminCreator, TopicCreator};
@@ -121,6 +121,24 @@ impl KafkaChangelog {
         KafkaSink::create(&self.config, options, input, DEFAULT_TRANSACTION_TIMEOUT).await
     }
 
+    /// A cluster that did not answer (no broker listening, all down, requests timing out)
+    /// is `Unavailable`, retriable, and named by its bootstrap servers: the first thing a
+    /// user checks, which the client's own "Timed out" leaves out.
+    fn unreachable_as_unavailable(&self, err: Error, spec: &TopicSpec) -> Error {
+        if !crate::is_unreachable(&err) {
+            return err;
+        }
+        Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the Kafka cluster at {} did not answer while changelog topic {} was being \
+                 created (waited up to {:?}): is a broker running and reachable there?",
+                self.config.bootstrap_servers, spec.name, self.config.metadata_timeout
+            ),
+        )
+        .with_source(err)
+    }
+
     fn input_consumer(
         &self,
         binding: &InputBinding,
@@ -188,6 +206,7 @@ impl Changelog for KafkaChangelog {
             self.config.metadata_timeout,
         )
         .await
+        .map_err(|err| self.unreachable_as_unavailable(err, spec))
     }
 
     async fn sink(&self, options: &SinkOptions) -> Result<Arc<dyn ChangelogSink>> {

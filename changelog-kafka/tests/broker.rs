@@ -510,3 +510,24 @@ async fn broker_a_partition_the_topic_lacks_is_reported_at_once_with_the_count()
         "{text}"
     );
 }
+
+/// No broker listens at the bootstrap servers: creating the changelog topic fails as
+/// `Unavailable` (retriable: the cluster may come back) and names the servers it tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_unavailable_and_names_its_servers() {
+    // A port nothing listens on: the kernel refuses each connection at once.
+    let servers = "127.0.0.1:1";
+    let changelog = KafkaChangelog::new(
+        KafkaChangelogConfig::new(servers).with_metadata_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let spec = TopicSpec::changelog("unreachable-changelog", 1, &BTreeMap::new());
+    let err = changelog.ensure_topic(&spec).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_retriable(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(servers) && text.contains("unreachable-changelog"),
+        "{text}"
+    );
+}
