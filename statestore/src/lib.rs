@@ -5,8 +5,12 @@
 //! [`KeyValueStore`] trait; every change is also written to a compacted changelog; and any
 //! store can be rebuilt anywhere from that changelog.
 //!
-//! Pick backends with cargo features: `memory` (default), `rocksdb`, `redb`, `kafka`
-//! for the Kafka changelog, and `snapshots` for snapshots in object storage.
+//! Pick backends with cargo features: `memory` (default), `rocksdb`,
+//! `redb`, `kafka` for the Kafka changelog, and `snapshots` for snapshots in object
+//! storage; each feature adds the module of the same name, whose docs say what it holds.
+//! The async API (building, committing and restoring stores) runs on a tokio runtime
+//! when the Kafka changelog is in use (see the README's "Using statestore in your
+//! application" for the runtime, the features and the dev-profile lines to copy).
 //! [`backends()`] lists the backends compiled in, by name, with the [`Capability`] of
 //! each; [`Stores::key_value_store`] opens one by name.
 //!
