@@ -5,8 +5,12 @@
 //! [`KeyValueStore`] trait; every change is also written to a compacted changelog; and any
 //! store can be rebuilt anywhere from that changelog.
 //!
-//! Pick backends with cargo features: `memory` (default), `rocksdb`, `redb`, `kafka`
-//! for the Kafka changelog, and `snapshots` for snapshots in object storage.
+//! Pick backends with cargo features: `memory` (default), `rocksdb`,
+//! `redb`, `kafka` for the Kafka changelog, and `snapshots` for snapshots in object
+//! storage; each feature adds the module of the same name, whose docs say what it holds.
+//! The async API (building, committing and restoring stores) runs on a tokio runtime
+//! when the Kafka changelog is in use (see the README's "Using statestore in your
+//! application" for the runtime, the features and the dev-profile lines to copy).
 //! [`backends()`] lists the backends compiled in, by name, with the [`Capability`] of
 //! each; [`Stores::key_value_store`] opens one by name.
 //!
@@ -77,6 +81,7 @@
 //! # }).unwrap();
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod backends;
 mod stores;
@@ -88,23 +93,91 @@ pub use stores::Stores;
 /// The in-process changelog (tests, embedded use, the demo).
 pub use state_core::changelog::in_memory::InMemoryChangelog;
 
-/// The in-memory backend.
 #[cfg(feature = "memory")]
-pub use backend_memory as memory;
-/// The redb backend.
+pub mod memory {
+    //! The in-memory backend on `dashmap`: [`MemorySupplier`] for the store builder (or
+    //! [`Stores::in_memory_key_value_store`](crate::Stores::in_memory_key_value_store)),
+    //! [`MemoryStore`] for the store itself. Not durable: a memory store restores from the
+    //! changelog's start (or its newest snapshot) every time it opens.
+    //!
+    //! Available with the `memory` feature (on by default).
+
+    #[doc(inline)]
+    pub use backend_memory::*;
+}
+
 #[cfg(feature = "redb")]
-pub use backend_redb as redb;
-/// The RocksDB backend.
+pub mod redb {
+    //! The persistent redb backend (pure Rust, one file per store partition):
+    //! [`RedbSupplier`] for the store builder (or
+    //! [`Stores::redb_key_value_store`](crate::Stores::redb_key_value_store)), configured by
+    //! [`RedbConfig`] and its [`CommitDurability`]; data and changelog position are
+    //! written in one write transaction.
+    //!
+    //! Available with the `redb` feature.
+
+    #[doc(inline)]
+    pub use backend_redb::*;
+}
+
 #[cfg(feature = "rocksdb")]
-pub use backend_rocksdb as rocksdb;
-/// The Kafka changelog.
+pub mod rocksdb {
+    //! The persistent RocksDB backend, Kafka Streams' default: [`RocksDbSupplier`] for the
+    //! store builder (or
+    //! [`Stores::persistent_key_value_store`](crate::Stores::persistent_key_value_store)),
+    //! configured by [`RocksDbConfig`]; many stores can share one block cache and memtable
+    //! budget through [`SharedRocksDbResources`]. Data and changelog position are written
+    //! in one `WriteBatch`.
+    //!
+    //! Available with the `rocksdb` feature (its C++ compiles from source: ~25 minutes on
+    //! 2 cores, and it needs libclang).
+
+    #[doc(inline)]
+    pub use backend_rocksdb::*;
+}
+
 #[cfg(feature = "kafka")]
-pub use changelog_kafka as kafka;
-/// Snapshots in object storage: [`snapshots::ObjectSnapshotStore`] implements
-/// [`SnapshotStore`] on S3 or a local directory (GCS and Azure with
-/// `snapshot-object-store`'s `gcp` and `azure` features).
+pub mod kafka {
+    //! The Kafka changelog on `rdkafka` (librdkafka): [`KafkaChangelog`], configured by
+    //! [`KafkaChangelogConfig`], creates compacted changelog topics and hands out sinks
+    //! and restore readers; [`StatefulConsumer`] wires a
+    //! [`StoreManager`](crate::StoreManager) to a consumer group (configured by
+    //! [`GroupConfig`], standby copies by [`StandbyPolicy`]), so partitions move between
+    //! instances with their stores; [`EmbeddedKafka`] is librdkafka's in-process mock
+    //! cluster, for demos.
+    //!
+    //! Needs a tokio runtime: the changelog's futures run on one (either flavour), and
+    //! a [`StatefulConsumer`] takes a multi-thread runtime's handle and is polled from a
+    //! plain thread (see the README's "Using statestore in your application").
+    //!
+    //! Available with the `kafka` feature.
+
+    #[doc(inline)]
+    pub use changelog_kafka::group::NoopGroupListener;
+    #[doc(inline)]
+    pub use changelog_kafka::*;
+}
+
 #[cfg(feature = "snapshots")]
-pub use snapshot_object_store as snapshots;
+pub mod snapshots {
+    //! Snapshots of store partitions in object storage: [`ObjectSnapshotStore`]
+    //! implements [`SnapshotStore`](crate::SnapshotStore) on S3 or a local directory (GCS
+    //! and Azure with `snapshot-object-store`'s `gcp` and `azure` features), and
+    //! [`ObjectSnapshotStore::from_url`] opens one from a URL.
+    //!
+    //! Available with the `snapshots` feature.
+
+    #[doc(inline)]
+    pub use snapshot_object_store::*;
+}
+
+/// The README's Rust blocks, compiled (and, but for the scale-out one, which needs a
+/// broker and runs as the `scale_out` example, run) as doc tests. They use the features
+/// they name, so the module exists only when all of those are on (`--all-features`, as
+/// the test command runs the doc tests).
+#[cfg(all(doctest, feature = "memory", feature = "redb", feature = "kafka"))]
+#[doc = include_str!("../../README.md")]
+mod readme {}
 
 /// Everything the builder example needs: `use statestore::prelude::*;`.
 pub mod prelude {

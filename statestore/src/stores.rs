@@ -35,18 +35,27 @@ impl Stores {
     }
 
     /// An in-memory store (dashmap); not durable, restores from the changelog start.
+    /// Returns a [`MemorySupplier`](crate::memory::MemorySupplier).
+    ///
+    /// Available with the `memory` feature (on by default).
     #[cfg(feature = "memory")]
     pub fn in_memory_key_value_store(name: impl Into<String>) -> backend_memory::MemorySupplier {
         backend_memory::MemorySupplier::new(name)
     }
 
     /// A persistent RocksDB store, like Kafka Streams' default persistent store.
+    /// Configure it with [`RocksDbSupplier::with_config`](crate::rocksdb::RocksDbSupplier::with_config).
+    ///
+    /// Available with the `rocksdb` feature.
     #[cfg(feature = "rocksdb")]
     pub fn persistent_key_value_store(name: impl Into<String>) -> backend_rocksdb::RocksDbSupplier {
         backend_rocksdb::RocksDbSupplier::new(name)
     }
 
     /// A persistent redb store (pure Rust, one file per store).
+    /// Configure it with [`RedbSupplier::with_config`](crate::redb::RedbSupplier::with_config).
+    ///
+    /// Available with the `redb` feature.
     #[cfg(feature = "redb")]
     pub fn redb_key_value_store(name: impl Into<String>) -> backend_redb::RedbSupplier {
         backend_redb::RedbSupplier::new(name)

@@ -137,6 +137,53 @@ struct Registered {
 
 /// The stores of one instance for the partitions it owns or stands by for (see the
 /// [module docs](self)).
+///
+/// # Example
+///
+/// A consumer group reports assignments and revocations (`statestore::kafka`'s
+/// `StatefulConsumer` does, with the facade's `kafka` feature); here they are reported
+/// by hand, on the in-process changelog. `supplier` makes a backend's store, for example
+/// `statestore::Stores::in_memory_key_value_store`.
+///
+/// ```
+/// use std::path::Path;
+/// use std::sync::Arc;
+///
+/// use state_core::changelog::in_memory::InMemoryChangelog;
+/// use state_core::{
+///     AfterRevoke, KeyValueBytesStoreSupplier, PartitionState, ProcessingGuarantee, Result,
+///     Serdes, SinkOptions, StoreBuilder, StoreContext, StoreManager,
+/// };
+///
+/// async fn serve<S>(supplier: impl Fn(&str) -> S, state_dir: &Path) -> Result<()>
+/// where
+///     S: KeyValueBytesStoreSupplier + 'static,
+/// {
+///     let changelog = InMemoryChangelog::new();
+///     // Partition 0 stands for every partition: each gets its own stores.
+///     let context = StoreContext::new("shop", 0, 6, state_dir)?
+///         .with_changelog(Arc::new(changelog.clone()));
+///     let mut manager = StoreManager::new(context).with_max_parallel_restores(2);
+///     let rewards = manager.add_store(StoreBuilder::new(
+///         supplier("rewards"), Serdes::string(), Serdes::f64()))?;
+///     // Every store of every partition logs through one sink.
+///     let options = SinkOptions::new(ProcessingGuarantee::AtLeastOnce, "shop-1");
+///     manager.use_sink(Arc::new(changelog.sink_now(&options)?))?;
+///     let manager = Arc::new(manager);
+///
+///     for (_, restored) in manager.assign_all(&[1, 4]).await {
+///         restored?; // the partition's stores, restored from their changelogs
+///     }
+///     if let Some(partition) = manager.active(4).await {
+///         partition.store(&rewards)?.put(&"alice".to_owned(), &12.5)?;
+///     }
+///     manager.commit().await?; // every store of every partition at once
+///     manager.revoke(&[4], AfterRevoke::Close).await?; // committed, closed, directory kept
+///     assert_eq!(manager.state(4), Some(PartitionState::Closed));
+///     assert_eq!(manager.state(1), Some(PartitionState::Active));
+///     manager.close().await
+/// }
+/// ```
 pub struct StoreManager {
     id: u64,
     context: StoreContext,
