@@ -10,6 +10,7 @@
 //!
 //! `cargo bench -p benches --bench unlogged --profile dev -- --noplot`
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -17,7 +18,7 @@ use futures::executor::block_on;
 use state_core::changelog::in_memory::InMemoryChangelog;
 use state_core::{
     ByteStore, Changelog, ChangelogSink, KeyValueBytesStoreSupplier, Serdes, SinkOptions,
-    TypedKeyValueStore,
+    TopicSpec, TypedKeyValueStore,
 };
 
 const PUTS: usize = 1_000_000;
@@ -31,8 +32,12 @@ fn fresh(
 ) -> (TypedKeyValueStore<String, f64>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = supplier.open(&dir.path().join("store")).unwrap();
-    let sink: Option<Arc<dyn ChangelogSink>> =
-        logged.then(|| block_on(InMemoryChangelog::new().sink(&SinkOptions::default())).unwrap());
+    let sink: Option<Arc<dyn ChangelogSink>> = logged.then(|| {
+        let changelog = InMemoryChangelog::new();
+        let spec = TopicSpec::changelog(TOPIC, 1, &BTreeMap::new());
+        block_on(changelog.ensure_topic(&spec)).unwrap();
+        block_on(changelog.sink(&SinkOptions::default())).unwrap()
+    });
     let bytes = ByteStore::wrap(store, sink.as_ref().map(|sink| (sink, TOPIC)), 0);
     let typed = TypedKeyValueStore::new(
         bytes,
