@@ -34,6 +34,7 @@ pub mod manager_races;
 pub mod model;
 mod model_world;
 pub mod ownership;
+pub mod queries;
 mod registry;
 pub mod relocation;
 #[cfg(feature = "kafka")]
@@ -435,6 +436,30 @@ macro_rules! conformance_suite {
             fn manager_lost_partition_drops_uncommitted_writes() {
                 each(|factory| {
                     $crate::manager::lost_partition_drops_uncommitted_writes(factory);
+                });
+            }
+            #[test]
+            fn queries_read_committed_state_only() {
+                each(|factory| {
+                    $crate::queries::queries_read_committed_state_only(factory);
+                });
+            }
+            #[test]
+            fn queries_say_restoring_and_moving() {
+                each(|factory| {
+                    $crate::queries::queries_say_restoring_and_moving(factory);
+                });
+            }
+            #[test]
+            fn stale_queries_read_a_standby_with_its_lag() {
+                each(|factory| {
+                    $crate::queries::stale_queries_read_a_standby_with_its_lag(factory);
+                });
+            }
+            #[test]
+            fn queries_a_foreign_handle_is_refused() {
+                each(|factory| {
+                    $crate::queries::a_foreign_handle_is_refused(factory);
                 });
             }
             #[test]

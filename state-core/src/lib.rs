@@ -27,6 +27,7 @@ pub mod lock;
 pub mod logging;
 pub mod manager;
 pub mod names;
+pub mod partitioner;
 pub mod registry;
 pub mod restore;
 pub mod runtime;
@@ -45,8 +46,9 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use lock::{LOCK_FILE_NAME, PartitionLock};
 pub use logging::{CommitSummary, JointCommit, LoggedStore, commit_together};
 pub use manager::{
-    ActivePartition, AfterRevoke, DEFAULT_MAX_PARALLEL_RESTORES, ManagerCommit, PartitionRestores,
-    PartitionState, ReadyPartition, RestoreJob, StandbyLag, StoreHandle, StoreManager,
+    ActivePartition, AfterRevoke, DEFAULT_MAX_PARALLEL_RESTORES, ManagerCommit, PartitionQuery,
+    PartitionRestores, PartitionState, QueryLag, ReadOnlyStore, ReadyPartition, RestoreJob,
+    Staleness, StandbyLag, StoreHandle, StoreManager,
 };
 
 /// One store of an active partition, typed, borrowed from the store manager (see
@@ -55,6 +57,7 @@ pub type PartitionStore<'a, K, V> = TypedKeyValueStore<K, V, &'a ByteStore>;
 pub use names::{
     MAX_TOPIC_NAME_LEN, changelog_topic, validate_application_id, validate_store_name,
 };
+pub use partitioner::partition_for_key;
 pub use registry::{Backend, Backends};
 pub use restore::{
     DEFAULT_DURABLE_EVERY, DEFAULT_DURABLE_EVERY_RECORDS, DEFAULT_MAX_BYTES_IN_FLIGHT,

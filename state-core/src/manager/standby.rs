@@ -54,6 +54,11 @@ impl Standby {
         Ok(self.store.position()?.next_offset(partition))
     }
 
+    /// The local store, for queries.
+    pub(crate) fn store(&self) -> &Arc<dyn KeyValueStore> {
+        &self.store
+    }
+
     /// Gives the store up (for promotion or closing); the cursor is dropped.
     pub(crate) fn into_store(self) -> Arc<dyn KeyValueStore> {
         self.store

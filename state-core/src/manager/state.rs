@@ -10,7 +10,7 @@ use tokio::sync::{Mutex as AsyncMutex, Notify};
 use super::lifecycle::{self, Event};
 use super::standby::Standby;
 use super::task::Task;
-use crate::{Error, Partition, Result};
+use crate::{Error, KeyValueStore, Partition, Result};
 
 /// Where a partition stands on this instance (see the state machine in the
 /// [module docs](super)).
@@ -137,6 +137,38 @@ pub(crate) struct Entry {
     epoch: u64,
     cancel: Arc<Cancel>,
     cell: Cell,
+    /// What queries may read, derived from the slot at each move (see [`Readable`]).
+    readable: Readable,
+}
+
+/// The committed stores of a partition that queries may read without taking its cell
+/// (which processing holds for each record and a commit for its whole length): set from
+/// the slot whenever the partition moves, so it never outlives the state it came from.
+/// An active store's committed side holds only committed writes (uncommitted ones live in
+/// the logging buffers), and a standby's is its changelog's committed prefix.
+#[derive(Clone, Default)]
+pub(crate) enum Readable {
+    /// Nothing to read: restoring, revoking, closed or lost.
+    #[default]
+    Nothing,
+    /// Served here: each registered store's committed side, in registration order.
+    Active(Arc<[Arc<dyn KeyValueStore>]>),
+    /// A standby copy of each registered store.
+    Standby(Arc<[Arc<dyn KeyValueStore>]>),
+}
+
+impl Readable {
+    fn of(state: PartitionState, slot: Option<&Slot>) -> Self {
+        match (state, slot) {
+            (PartitionState::Active | PartitionState::Committing, Some(Slot::Active(task))) => {
+                Readable::Active(task.stores.iter().map(|s| s.committed().clone()).collect())
+            }
+            (PartitionState::Standby, Some(Slot::Standby(standbys))) => {
+                Readable::Standby(standbys.iter().map(|s| s.store().clone()).collect())
+            }
+            _ => Readable::Nothing,
+        }
+    }
 }
 
 /// Every partition's entry, behind one lock that is never held across an `await`.
@@ -171,6 +203,7 @@ impl Table {
             epoch: 0,
             cancel: Arc::default(),
             cell: Arc::new(AsyncMutex::new(Slot::Empty)),
+            readable: Readable::Nothing,
         });
         f(entry)
     }
@@ -215,6 +248,7 @@ impl Table {
                     _ => {}
                 }
                 entry.state = to;
+                entry.readable = Readable::of(to, holding);
             }
             Ok(Transition {
                 to,
@@ -238,6 +272,13 @@ impl Table {
             .filter(|(_, e)| states.contains(&e.state))
             .map(|(p, e)| (*p, e.cell.clone()))
             .collect()
+    }
+
+    /// The state of `partition` and what queries may read of it.
+    pub(crate) fn readable(&self, partition: Partition) -> Option<(PartitionState, Readable)> {
+        self.lock()
+            .get(&partition)
+            .map(|e| (e.state, e.readable.clone()))
     }
 
     /// Every partition's state.
