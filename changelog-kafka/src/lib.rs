@@ -41,7 +41,10 @@ pub use config::{
     KafkaChangelogConfig,
 };
 pub use error::{is_kafka_error, is_unreachable};
-pub use group::{GroupConfig, GroupListener, InputRecord, StandbyPolicy, StatefulConsumer};
+pub use group::{
+    GroupConfig, GroupDirectory, GroupListener, GroupMember, GroupView, InputRecord, StandbyPolicy,
+    StatefulConsumer,
+};
 pub use mock::EmbeddedKafka;
 pub use reader::KafkaReader;
 pub use sink::{DEFAULT_TRANSACTION_TIMEOUT, KafkaSink};

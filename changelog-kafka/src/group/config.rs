@@ -74,6 +74,10 @@ pub struct GroupConfig {
     /// rebalance. Either way the group consumer's `client.id` ends in it, which is how
     /// standby placement tells members apart; unset, a random id is drawn per consumer.
     pub instance_id: Option<String>,
+    /// Where this instance serves queries (`host:port`, Kafka Streams'
+    /// `application.server`), advertised to the group through its client id so every
+    /// instance's [`GroupDirectory`](super::GroupDirectory) can route a key here.
+    pub endpoint: Option<String>,
 }
 
 impl GroupConfig {
@@ -91,6 +95,7 @@ impl GroupConfig {
             session_timeout: Duration::from_secs(10),
             standbys: StandbyPolicy::None,
             instance_id: None,
+            endpoint: None,
         }
     }
 
@@ -109,6 +114,12 @@ impl GroupConfig {
     /// Sets [`standbys`](Self::standbys).
     pub fn with_standbys(mut self, standbys: StandbyPolicy) -> Self {
         self.standbys = standbys;
+        self
+    }
+
+    /// Sets [`endpoint`](Self::endpoint).
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
         self
     }
 

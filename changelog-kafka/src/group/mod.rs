@@ -31,8 +31,10 @@
 //!   are stable (the previous owner's last transaction completed, or aborted when a dead
 //!   one's `transaction.timeout.ms` ran out) before it restores the partition.
 
+mod assignment;
 mod config;
 mod context;
+mod directory;
 mod events;
 mod handover;
 mod member;
@@ -58,6 +60,7 @@ use tokio::runtime::Handle;
 
 pub use config::{GroupConfig, StandbyPolicy};
 pub use context::GroupContext;
+pub use directory::{GroupDirectory, GroupMember, GroupView};
 pub use events::{GroupListener, NoopGroupListener};
 use member::Member;
 use protocol::GroupProtocol;
@@ -96,6 +99,7 @@ pub struct StatefulConsumer {
     last_commit: Instant,
     refused_commits: u64,
     stop_standbys: Arc<AtomicBool>,
+    directory: Arc<GroupDirectory>,
     /// Has a `group.instance.id`: closing keeps its place in the group.
     static_member: bool,
 }
@@ -116,6 +120,13 @@ impl StatefulConsumer {
         listener: Arc<dyn GroupListener>,
     ) -> Result<Self> {
         check_can_build(&manager)?;
+        if let Some(endpoint) = &config.endpoint {
+            settings::check_endpoint(endpoint)?;
+        }
+        let directory = Arc::new(GroupDirectory::new(
+            config,
+            manager.context().num_partitions(),
+        )?);
         let topic = config.input_topic.as_str();
         let instance = settings::instance_id(config);
         let protocol = protocol::pick(config, &settings::identity(config, &instance))?;
@@ -143,6 +154,7 @@ impl StatefulConsumer {
             last_commit: Instant::now(),
             refused_commits: 0,
             stop_standbys,
+            directory,
             static_member: config.instance_id.is_some(),
         })
     }
@@ -239,6 +251,12 @@ impl StatefulConsumer {
     /// Partitions assigned here (restoring or served).
     pub fn assigned_partitions(&self) -> BTreeSet<Partition> {
         self.member.manager.owned().into_iter().collect()
+    }
+
+    /// Who serves which partition in this consumer's group, and where: what routes a
+    /// query for a key to the instance that has it.
+    pub fn directory(&self) -> &Arc<GroupDirectory> {
+        &self.directory
     }
 
     /// The store manager this consumer drives.
