@@ -20,6 +20,16 @@ impl<K, V> StoreHandle<K, V> {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The store's key serde: the bytes a key is stored, logged and partitioned by.
+    pub fn key_serde(&self) -> &Arc<dyn Serde<K>> {
+        &self.keys
+    }
+
+    /// The store's value serde.
+    pub fn value_serde(&self) -> &Arc<dyn Serde<V>> {
+        &self.values
+    }
 }
 
 impl<K, V> Clone for StoreHandle<K, V> {
