@@ -35,6 +35,8 @@ pub mod model;
 mod model_world;
 pub mod ownership;
 pub mod queries;
+#[cfg(feature = "kafka")]
+pub mod query_scenarios;
 mod registry;
 pub mod relocation;
 #[cfg(feature = "kafka")]

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use state_core::{ByteStore, Error, Offset, Partition, Result, Serde, TypedKeyValueStore};
 
-/// A customer's total and the input offset of the last purchase in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A customer's total and the input offset of the last purchase in it (JSON in query
+/// answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reward {
     /// Sum of the purchases, in cents.
     pub total: i64,

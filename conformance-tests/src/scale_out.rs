@@ -90,8 +90,10 @@ impl Instance {
         state_dir: &Path,
         standbys: &str,
         instance_id: Option<&str>,
+        env: &[(&str, &str)],
     ) -> Self {
         let mut command = Command::new(&group.instance_binary);
+        command.envs(env.iter().copied());
         if let Some(id) = instance_id {
             command.env("STATESTORE_INSTANCE_ID", id);
         }
@@ -146,6 +148,22 @@ impl Instance {
             lines,
             timed,
         }
+    }
+
+    /// The query endpoint it printed (`serving HOST:PORT`), once it has.
+    pub fn endpoint(&self) -> String {
+        let lines = &self.lines;
+        eventually(
+            Duration::from_secs(30),
+            &format!("instance {} printing its query endpoint", self.name),
+            || {
+                lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find_map(|l| l.strip_prefix("serving ").map(str::to_owned))
+            },
+        )
     }
 
     /// Sends `command` and returns the lines starting with `prefix` printed before
@@ -441,6 +459,9 @@ pub struct Group {
     offsets_client: OnceLock<BaseConsumer>,
     /// Environment every instance started gets on top of this process's.
     child_env: Vec<(String, String)>,
+    /// Input partitions by Kafka's default partitioner (murmur2 of the key) instead of
+    /// spreading customers evenly.
+    kafka_partitioner: bool,
 }
 
 impl Group {
@@ -475,7 +496,31 @@ impl Group {
             uncommitted_reader: OnceLock::new(),
             offsets_client: OnceLock::new(),
             child_env: Vec::new(),
+            kafka_partitioner: false,
         }
+    }
+
+    /// Purchases produced from now on go to the partition Kafka's default partitioner
+    /// picks for the customer (murmur2, as a Java producer does), so queries that
+    /// locate a key find it; customers are then not spread exactly evenly.
+    pub fn with_kafka_partitioner(mut self) -> Self {
+        self.kafka_partitioner = true;
+        self
+    }
+
+    /// The input topic.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+
+    /// The final totals of every customer produced so far.
+    pub fn model(&self) -> &Totals {
+        &self.model
+    }
+
+    /// The customers each wave has a purchase of.
+    pub fn customers(&self) -> u32 {
+        self.customers
     }
 
     /// Sets how many customers each wave has a purchase of (default [`CUSTOMERS`]).
@@ -561,7 +606,21 @@ impl Group {
 
     /// Starts an instance with its own state directory.
     pub fn start(&self, name: &str, backend: &str, state_dir: &Path, standbys: &str) -> Instance {
-        Instance::spawn(name, self, backend, state_dir, standbys, Some(name))
+        Instance::spawn(name, self, backend, state_dir, standbys, Some(name), &[])
+    }
+
+    /// Starts an instance (a static member, like [`start`](Self::start)) that serves
+    /// queries on `endpoint` (`127.0.0.1:0`: a free port; see [`Instance::endpoint`]).
+    pub fn start_serving(
+        &self,
+        name: &str,
+        backend: &str,
+        state_dir: &Path,
+        standbys: &str,
+        endpoint: &str,
+    ) -> Instance {
+        let env = [("STATESTORE_SERVE", endpoint)];
+        Instance::spawn(name, self, backend, state_dir, standbys, Some(name), &env)
     }
 
     /// Starts an instance that is a static member of the group, its name its
@@ -573,7 +632,7 @@ impl Group {
         state_dir: &Path,
         standbys: &str,
     ) -> Instance {
-        Instance::spawn(name, self, backend, state_dir, standbys, Some(name))
+        Instance::spawn(name, self, backend, state_dir, standbys, Some(name), &[])
     }
 
     /// Produces `per_second` purchases a second for `seconds` seconds, to customers in
@@ -623,10 +682,16 @@ impl Group {
     fn produce_one(&mut self, c: u32) {
         let (key, cents) = (customer(c), amount(self.waves, c));
         let value = cents.to_be_bytes();
+        let partition = if self.kafka_partitioner {
+            state_core::partition_for_key(key.as_bytes(), PARTITIONS)
+                .unwrap_or_else(|err| panic!("partitioning {key}: {err}"))
+        } else {
+            partition_of(c, PARTITIONS)
+        };
         let mut record = BaseRecord::to(&self.input)
             .key(key.as_bytes())
             .payload(&value[..])
-            .partition(partition_of(c, PARTITIONS));
+            .partition(partition);
         // A full local queue (a million records in flight) drains as delivery reports
         // are served.
         loop {

@@ -21,6 +21,10 @@
 //! (`count N`: records processed, without committing), `lag`
 //! (`lag P LAG APPLIED` lines and `lag-end`), `owned` (`owned P..`: the partitions served,
 //! then `owned-end`), `pause-standbys`, `stop` (clean close, then `closed`).
+//!
+//! With `STATESTORE_SERVE=HOST:PORT` (port 0: any free one) the instance also serves
+//! queries of both stores over HTTP there (the `query-server` crate, routed through the
+//! group's directory) and prints `serving HOST:PORT` once it has joined.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -183,12 +187,33 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(id) = std::env::var("STATESTORE_INSTANCE_ID") {
         config = config.with_instance_id(id);
     }
+    let listener = if let Ok(address) = std::env::var("STATESTORE_SERVE") {
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(address.as_str()))?;
+        config = config.with_endpoint(listener.local_addr()?.to_string());
+        Some(listener)
+    } else {
+        None
+    };
     let served = Arc::new(Mutex::new(BTreeSet::new()));
     let events = Arc::new(Events {
         served: served.clone(),
     });
     let mut consumer =
         StatefulConsumer::new(&config, manager.clone(), runtime.handle().clone(), events)?;
+    if let (Some(listener), Some(endpoint)) = (listener, config.endpoint.clone()) {
+        let directory: Arc<dyn query_server::Directory> = Arc::new(consumer.directory().clone());
+        let server = query_server::QueryServer::builder(manager.clone(), endpoint.clone())
+            .store(&rewards)
+            .store(&visits)
+            .directory(directory)
+            .build();
+        runtime.spawn(async move {
+            if let Err(err) = server.serve(listener, std::future::pending()).await {
+                say(&format!("error {err}"));
+            }
+        });
+        say(&format!("serving {endpoint}"));
+    }
     let commands = commands();
     let mut count = 0u64;
     loop {
