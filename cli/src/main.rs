@@ -38,6 +38,7 @@ mod restore;
 mod restore_watch;
 mod scale_out;
 mod serdes;
+mod serve;
 mod snapshot;
 mod snapshots;
 mod stop;
@@ -103,9 +104,13 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
                 purchases: *m.get_one::<u64>("purchases").unwrap_or(&60_000),
                 state_dir: m.get_one::<PathBuf>("state-dir").cloned(),
                 timeout: timeout(m),
+                serve: m.get_flag("serve"),
             })
             .await
         }
+        Some(("demo", m)) if m.get_flag("serve") => Err(Error::invalid_input(
+            "--serve needs --instances N (above 1): it serves the scale-out's instances",
+        )),
         Some(("demo", m)) => {
             demo::run(&demo::DemoOptions {
                 backend: backend(m, "backend")?,
@@ -249,6 +254,8 @@ fn cli() -> Command {
                     .value_parser(value_parser!(u64).range(1..=MAX_COUNT)).help("Purchases per partition between commits"))
                 .arg(Arg::new("state-dir").long("state-dir").value_name("DIR").value_parser(usage::state_dir)
                     .help("Keep both instances' state under DIR [default: a temporary directory, removed at exit]"))
+                .arg(Arg::new("serve").long("serve").action(ArgAction::SetTrue)
+                    .help("With --instances: every instance serves queries over HTTP on 127.0.0.1 (GET /stores/rewards/keys/CUSTOMER, forwarded to the owner; /metrics, /ready), and each step reads a customer's total through every instance. Needs the binary's `query` feature"))
                 .arg(snapshots_arg("Instance A snapshots each partition into URL (s3://bucket/prefix, file:///path) every 5 commits; instance B relocates from the snapshots plus the changelog tail, shown side by side with a full replay of the same changelog, and both must end equal"))
                 .arg(timeout_arg()),
         )

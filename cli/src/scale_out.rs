@@ -25,7 +25,7 @@ use tokio::runtime::Handle;
 use crate::backend::Backend;
 use crate::group_instance::{Instance, Positions, REWARDS, Report, Stores, VISITS};
 use crate::workload;
-use crate::{errors, kafka};
+use crate::{errors, kafka, serve};
 
 const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
@@ -55,7 +55,13 @@ pub struct ScaleOutOptions {
     pub state_dir: Option<PathBuf>,
     /// Kafka metadata timeout.
     pub timeout: Duration,
+    /// Every instance serves queries over HTTP, and each step reads a customer's total
+    /// through each of them.
+    pub serve: bool,
 }
+
+/// The customer whose total each step reads through every instance.
+const QUERIED_CUSTOMER: usize = 7;
 
 /// The demo's running state.
 struct Demo<'a> {
@@ -77,6 +83,10 @@ struct Demo<'a> {
     moves: Moves,
     /// What instances that stopped before the end (a restart's first run) processed.
     stopped: Report,
+    /// The query server of each running instance, by id (`--serve`).
+    serving: BTreeMap<usize, serve::Serving>,
+    /// Each instance's query endpoint, kept for its restart.
+    endpoints: BTreeMap<usize, String>,
 }
 
 /// Partition moves between instances, for the summary.
@@ -155,12 +165,15 @@ pub async fn run(options: &ScaleOutOptions) -> Result<bool> {
         produced: 0,
         moves: Moves::default(),
         stopped: Report::default(),
+        serving: BTreeMap::new(),
+        endpoints: BTreeMap::new(),
     };
     let outcome = demo.scale_out(waves).await;
     match outcome {
         Ok(leaver) => demo.verify(leaver, started),
         Err(err) => {
             // Stop every thread at once, then leave: no thread outlives the error.
+            demo.serving.clear();
             for instance in &demo.instances {
                 instance.request_finish();
             }
@@ -185,6 +198,7 @@ impl Demo<'_> {
         let leaver = self.instances.remove(1);
         let report = leaver.report();
         let id = leaver.id;
+        self.serving.remove(&id);
         let closing = Instant::now();
         leaver.leave()?;
         let label = format!(
@@ -209,6 +223,7 @@ impl Demo<'_> {
         };
         let callbacks_before = others(self);
         let restarting = self.instances.remove(id - 1);
+        self.serving.remove(&id);
         let stopping = Instant::now();
         let report = restarting.report();
         restarting.leave()?;
@@ -257,7 +272,20 @@ impl Demo<'_> {
             "\n{label}: group settled in {settled:.2?} (each instance serving its share, every partition caught up); wave {wave} ({produced} purchases) produced and processed in {processed:.2?}"
         );
         self.print_step();
+        self.print_queries().await;
         Ok(())
+    }
+
+    /// With `--serve`: one customer's total read through every instance.
+    async fn print_queries(&self) {
+        let customer = workload::customer_name(QUERIED_CUSTOMER);
+        for (id, serving) in &self.serving {
+            let mut answer = serve::read_total(serving.endpoint(), &customer).await;
+            for (other, endpoint) in &self.endpoints {
+                answer = answer.replace(endpoint, &format!("instance {other}"));
+            }
+            println!("  {customer} through instance {id}: {answer}");
+        }
     }
 
     fn start_instance(&mut self, id: usize) -> Result<()> {
@@ -292,13 +320,34 @@ impl Demo<'_> {
         if id == STATIC_MEMBER {
             group = group.with_instance_id(format!("{}-instance-{id}", self.application_id));
         }
+        let mut listener = None;
+        if self.options.serve {
+            // A restarted instance serves where it did: the group lists it there.
+            let address = self
+                .endpoints
+                .get(&id)
+                .map_or("127.0.0.1:0", String::as_str);
+            let (bound, endpoint) = serve::bind(address)?;
+            group = group.with_endpoint(endpoint.clone());
+            self.endpoints.insert(id, endpoint);
+            listener = Some(bound);
+        }
+        let manager = Arc::new(manager);
         let instance = Instance::start(
             id,
-            group,
-            (Arc::new(manager), stores),
+            group.clone(),
+            (manager.clone(), stores.clone()),
             Handle::current(),
             self.positions.clone(),
         )?;
+        if let (Some(listener), Some(endpoint)) = (listener, self.endpoints.get(&id)) {
+            let serving = serve::start(listener, endpoint, manager, &stores, &group)?;
+            println!(
+                "  instance {id} serves queries: curl http://{endpoint}/stores/{REWARDS}/keys/{}",
+                workload::customer_name(QUERIED_CUSTOMER)
+            );
+            self.serving.insert(id, serving);
+        }
         self.instances.push(instance);
         Ok(())
     }
@@ -311,12 +360,11 @@ impl Demo<'_> {
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         for i in from..to {
             let (customer, amount) = workload::purchase(i);
-            let partition = workload::partition_of(customer, self.options.partitions) as i32;
-            let record = ChangelogRecord::put(
-                workload::customer_name(customer),
-                amount.to_be_bytes().to_vec(),
-                now,
-            );
+            // Kafka's default partitioner, as a Java producer of this topic would: a query
+            // finds each customer where its purchases went.
+            let key = workload::customer_name(customer);
+            let partition = state_core::partition_for_key(key.as_bytes(), self.options.partitions)?;
+            let record = ChangelogRecord::put(key, amount.to_be_bytes().to_vec(), now);
             self.sink
                 .append(&self.input, partition, &record)
                 .map_err(|err| {

@@ -6,8 +6,8 @@
 //! store can be rebuilt anywhere from that changelog.
 //!
 //! Pick backends with cargo features: `memory` (default), `rocksdb`,
-//! `redb`, `kafka` for the Kafka changelog, and `snapshots` for snapshots in object
-//! storage; each feature adds the module of the same name, whose docs say what it holds.
+//! `redb`, `kafka` for the Kafka changelog, `snapshots` for snapshots in object
+//! storage, and `query` for interactive queries over HTTP; each feature adds the module of the same name, whose docs say what it holds.
 //! The async API (building, committing and restoring stores) runs on a tokio runtime
 //! when the Kafka changelog is in use (see the README's "Using statestore in your
 //! application" for the runtime, the features and the dev-profile lines to copy).
@@ -169,6 +169,21 @@ pub mod snapshots {
 
     #[doc(inline)]
     pub use snapshot_object_store::*;
+}
+
+#[cfg(feature = "query")]
+pub mod query {
+    //! Interactive queries over HTTP: a [`QueryServer`] on each instance answers
+    //! `GET /stores/{store}/keys/{key}` from the owner's committed state, here or one
+    //! hop away, and says "restoring", "moving" or "not here" instead of guessing while
+    //! partitions move; a [`Directory`] says who owns what (with the `kafka` feature, a
+    //! `StatefulConsumer`'s `GroupDirectory`). The answers, errors and routes are in the
+    //! [`answer`] module and the crate docs below.
+    //!
+    //! Available with the `query` feature.
+
+    #[doc(inline)]
+    pub use query_server::*;
 }
 
 /// The README's Rust blocks, compiled (and, but for the scale-out one, which needs a
