@@ -320,3 +320,55 @@ fn a_group_demo_without_a_cluster_is_a_usage_error() {
         text(&output)
     );
 }
+
+#[cfg(feature = "query")]
+#[test]
+fn on_a_real_broker_the_group_demo_serves_queries_through_every_instance() {
+    let Some(servers) = test_support::single_broker() else {
+        return;
+    };
+    let output = run(&[
+        "demo",
+        "--instances",
+        "3",
+        "--partitions",
+        "4",
+        "--purchases",
+        "4000",
+        "--serve",
+        "--bootstrap-servers",
+        &servers,
+    ]);
+    let text = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("serves queries: curl http://127.0.0.1:"),
+        "{text}"
+    );
+    // After every step each instance answers for the customer, whoever owns it, and all
+    // of them give the same total: the owner's.
+    let answers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("customer-0007 through instance"))
+        .collect();
+    assert!(answers.len() >= 9, "{text}");
+    for answer in &answers {
+        assert!(answer.contains(" points (partition "), "{answer}\n{text}");
+    }
+    let last: Vec<&str> = answers[answers.len() - 2..]
+        .iter()
+        .map(|l| l.split(": ").nth(1).unwrap())
+        .collect();
+    assert_eq!(last[0], last[1], "{text}");
+}
+
+#[test]
+fn serve_without_a_group_is_refused() {
+    let output = run(&["demo", "--serve"]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        text(&output).contains("--serve needs --instances"),
+        "{}",
+        text(&output)
+    );
+}
