@@ -26,6 +26,7 @@ mod error;
 pub mod lock;
 pub mod logging;
 pub mod manager;
+pub mod metrics;
 pub mod names;
 pub mod registry;
 pub mod restore;

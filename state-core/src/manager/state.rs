@@ -214,6 +214,7 @@ impl Table {
                     }
                     _ => {}
                 }
+                crate::metrics::partition_moved(entry.state, to);
                 entry.state = to;
             }
             Ok(Transition {
