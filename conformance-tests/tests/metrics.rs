@@ -150,7 +150,10 @@ fn restore_counter_equals_the_records_restored() {
         let written = of_store(CHANGELOG_RECORDS_WRITTEN_TOTAL, &store, P);
         assert_eq!(written, RECORDS as f64, "records written at commit");
         // The writer's own restore found an empty changelog: nothing counted yet.
-        assert_eq!(scraped(RESTORE_RECORDS_TOTAL, &[(LABEL_STORE, store.as_str())]), None);
+        assert_eq!(
+            scraped(RESTORE_RECORDS_TOTAL, &[(LABEL_STORE, store.as_str())]),
+            None
+        );
 
         let reader = Instance::new(backend, &store, &changelog);
         reader.assign(P);
