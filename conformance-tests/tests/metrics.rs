@@ -223,3 +223,68 @@ fn lag_of(manager: &StoreManager, store: &str, partition: Partition) -> u64 {
         .expect("a standby")
         .lag
 }
+
+/// A consumer joining a group on the real broker counts an `assigned` rebalance; closing
+/// it (unsubscribe: a clean revoke) counts a `revoked` one. Only this test consumes from
+/// a group in this binary, so nothing else moves these counters.
+#[cfg(feature = "kafka")]
+#[test]
+fn rebalance_events_are_counted() {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use changelog_kafka::group::NoopGroupListener;
+    use changelog_kafka::{GroupConfig, KafkaChangelog, KafkaChangelogConfig, StatefulConsumer};
+    use state_core::metrics::{LABEL_EVENT, REBALANCES_TOTAL};
+    use state_core::{Changelog, TopicSpec};
+
+    let Some(bootstrap) = test_support::single_broker() else {
+        return;
+    };
+    prometheus();
+    let events = |event: &str| scraped(REBALANCES_TOTAL, &[(LABEL_EVENT, event)]).unwrap_or(0.0);
+    let (assigned, revoked) = (events("assigned"), events("revoked"));
+
+    let kafka = KafkaChangelogConfig::new(bootstrap);
+    let changelog = Arc::new(KafkaChangelog::new(kafka.clone()).unwrap());
+    let input = test_support::unique_name("metrics-input");
+    let app = test_support::unique_name("metrics-app");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(changelog.ensure_topic(&TopicSpec::changelog(&input, 2, &BTreeMap::new())))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let context = StoreContext::new(&app, 0, 2, dir.path())
+        .unwrap()
+        .with_changelog(changelog);
+    let mut manager = StoreManager::new(context);
+    let backend = conformance_tests::backend("memory").unwrap();
+    manager
+        .add_store(StoreBuilder::new(
+            backend.supplier("rebalanced"),
+            Serdes::string(),
+            Serdes::i64(),
+        ))
+        .unwrap();
+    let config = GroupConfig::new(kafka, &app, &input);
+    let mut consumer = StatefulConsumer::new(
+        &config,
+        Arc::new(manager),
+        runtime.handle().clone(),
+        Arc::new(NoopGroupListener),
+    )
+    .unwrap();
+    test_support::eventually(Duration::from_secs(60), "both partitions assigned", || {
+        consumer
+            .poll(Duration::from_millis(100), |_, _| Ok(()))
+            .unwrap();
+        consumer.assigned_partitions().len() == 2
+    });
+    assert!(events("assigned") >= assigned + 1.0, "assigned counted");
+    consumer.close().unwrap();
+    assert!(events("revoked") >= revoked + 1.0, "revoked counted");
+}
