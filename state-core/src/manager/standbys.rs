@@ -174,21 +174,29 @@ impl StoreManager {
         Ok(applied)
     }
 
-    /// How far each store's standby lags its changelog now, by partition then store.
+    /// How far each store's standby lags its changelog now, by partition then store; also
+    /// refreshes the standby lag gauge.
     pub async fn standby_lags(&self) -> Result<Vec<StandbyLag>> {
         let mut lags = Vec::new();
         for (partition, cell) in self.table.cells_in(&[PartitionState::Standby]) {
+            // Held while the end offsets are asked, so no update moves a standby between
+            // its position and its end; the standbys themselves are read before any await
+            // (they are not `Sync`: a reference to one would make this future not `Send`,
+            // and a consumer group's standby updater spawns it).
             let slot = cell.lock().await;
-            let Slot::Standby(standbys) = &*slot else {
-                continue;
+            let positions = match &*slot {
+                Slot::Standby(standbys) => standbys
+                    .iter()
+                    .map(|standby| Ok((standby.next_offset(partition)?, standby.applied())))
+                    .collect::<Result<Vec<_>>>()?,
+                _ => continue,
             };
             let context = self.context.for_partition(partition);
-            for (registered, standby) in self.stores.iter().zip(standbys) {
+            for (registered, (next_offset, applied)) in self.stores.iter().zip(positions) {
                 let Some(topic) = registered.topic(&context).await? else {
                     continue;
                 };
                 let reader = registered.reader(&context, topic).await?;
-                let next_offset = standby.next_offset(partition)?;
                 let end_offset = reader.offsets(partition).await?.end;
                 let lag = u64::try_from(end_offset - next_offset).unwrap_or(0);
                 crate::metrics::standby_lag(registered.recipe.name(), partition, lag);
@@ -198,9 +206,10 @@ impl StoreManager {
                     next_offset,
                     end_offset,
                     lag,
-                    applied: standby.applied(),
+                    applied,
                 });
             }
+            drop(slot);
         }
         Ok(lags)
     }

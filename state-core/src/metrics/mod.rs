@@ -17,7 +17,7 @@
 //! | `statestore_restore_remaining_records` | gauge | records | store, partition | `restore-remaining-records-total` | at restore start and after each batch; 0 once the restore ends or stops |
 //! | `statestore_restores_total` | counter | restores | store, partition | — | when a restore with records to apply starts |
 //! | `statestore_restore_duration_seconds` | histogram | seconds | store, partition | — | when a restore finishes |
-//! | `statestore_standby_record_lag` | gauge | records | store, partition | `record-lag` of standby tasks | by [`StoreManager::standby_lags`](crate::StoreManager::standby_lags); 0 when the standby closes or is promoted |
+//! | `statestore_standby_record_lag` | gauge | records | store, partition | `record-lag` of standby tasks | by [`StoreManager::standby_lags`](crate::StoreManager::standby_lags) (every 5 s by a `changelog-kafka` consumer group's standby updater); 0 when the standby closes or is promoted |
 //! | `statestore_standby_records_applied_total` | counter | records | store, partition | `update-total` (`update-rate` is its rate) | after each batch a standby tails |
 //! | `statestore_commit_latency_seconds` | histogram | seconds | — | `commit-latency-avg` (`_sum / _count`), `commit-latency-max` | after each [`StoreManager::commit`](crate::StoreManager::commit) (revokes and closes commit too) |
 //! | `statestore_commits_total` | counter | commits | result (`ok`, `error`) | `commit-total` (`result="ok"`) | with the commit latency |
