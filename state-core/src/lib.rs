@@ -18,6 +18,9 @@
 //!   offsets, then each store writes its interval with its position.
 //! - A durable store writes its changelog [`Position`] atomically with its data, so data
 //!   and position never disagree after a crash, and restore replays only the tail.
+//! - Telemetry goes through facades the application wires up: metrics through the
+//!   `metrics` crate (names and units in [`metrics`]), spans through `tracing`. Both are
+//!   engine- and network-free and cost a check of an unset global until wired.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod builder;
@@ -26,6 +29,7 @@ mod error;
 pub mod lock;
 pub mod logging;
 pub mod manager;
+pub mod metrics;
 pub mod names;
 pub mod partitioner;
 pub mod registry;

@@ -9,11 +9,13 @@
 
 use std::sync::Arc;
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
+use state_core::metrics::{self, RebalanceEvent};
 
+use super::handover;
 use super::member::Member;
 use super::protocol::GroupProtocol;
 use crate::error::{At, kafka_error};
@@ -42,6 +44,25 @@ impl ConsumerContext for GroupContext {
         list: &mut TopicPartitionList,
     ) {
         let member = &self.member;
+        let event = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Some(RebalanceEvent::Assigned),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if consumer.assignment_lost() => {
+                Some(RebalanceEvent::Lost)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Some(RebalanceEvent::Revoked),
+            _ => None,
+        };
+        if let Some(event) = event {
+            metrics::rebalance(event);
+        }
+        // The callback blocks the polling thread while it commits and closes: the span
+        // covers that wait (the restores it spawns run outside it).
+        let _span = tracing::info_span!(
+            "rebalance",
+            event = event.map_or("failed", RebalanceEvent::as_str),
+            partitions = ?handover::ours(&member.topic, list),
+        )
+        .entered();
         let applied = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.protocol.assigned(member, consumer, list)

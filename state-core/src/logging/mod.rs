@@ -299,6 +299,7 @@ impl LoggedStore {
                 ))
             })?;
         let records = state.buffer.len();
+        crate::metrics::store_committed(store.as_ref(), partition, records);
         state.buffer.clear();
         state.interval_start_ack = Some(offset);
         let now = Instant::now();

@@ -124,7 +124,12 @@ impl StoreManager {
                 // Cancelled by a revoke or loss, which now decides what becomes of the
                 // stores: they are consistent, only behind.
                 log::info!("restore of partition {partition} cancelled by its revoke: {err}");
-                *slot = Slot::Standby(opened.into_iter().map(Standby::new).collect());
+                *slot = Slot::Standby(
+                    opened
+                        .into_iter()
+                        .map(|s| Standby::new(partition, s))
+                        .collect(),
+                );
                 return Ok(None);
             }
             Err((err, opened)) => {

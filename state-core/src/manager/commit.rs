@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::sync::OwnedMutexGuard;
+use tracing::Instrument;
 
 use super::lifecycle::Event;
 use super::snapshots::{Taken, Trigger};
@@ -91,7 +92,12 @@ impl StoreManager {
             let stores = take_stores(slot);
             let standby = after == AfterRevoke::KeepAsStandby && !stores.is_empty();
             if standby {
-                **slot = Slot::Standby(stores.into_iter().map(Standby::new).collect());
+                **slot = Slot::Standby(
+                    stores
+                        .into_iter()
+                        .map(|s| Standby::new(*partition, s))
+                        .collect(),
+                );
             } else if let Err(err) = close_all(stores) {
                 first_error.get_or_insert(err);
             }
@@ -182,6 +188,7 @@ impl StoreManager {
 
     /// Commits every task in `held` (see [`commit`](Self::commit)).
     async fn commit_held(&self, held: &mut [Held]) -> Result<ManagerCommit> {
+        let timer = crate::metrics::CommitTimer::start();
         let mut serving = Vec::new();
         for (partition, slot) in held.iter() {
             if self.table.state(*partition) == Some(PartitionState::Active) {
@@ -191,7 +198,16 @@ impl StoreManager {
                 serving.push(*partition);
             }
         }
-        let outcome = self.commit_tasks(held).await.map(|mut summary| {
+        let span = tracing::info_span!(
+            "commit",
+            partitions = ?serving,
+            records = tracing::field::Empty
+        );
+        let outcome = self.commit_tasks(held).instrument(span.clone()).await;
+        if let Ok(summary) = &outcome {
+            span.record("records", summary.records);
+        }
+        let outcome = outcome.map(|mut summary| {
             let taken = self.snapshot(held, |_| true, Trigger::Commit);
             summary.snapshots = taken.checkpoints;
             summary.snapshot_pause = taken.pause;
@@ -206,10 +222,12 @@ impl StoreManager {
                 first_error.get_or_insert(err);
             }
         }
-        match first_error {
+        let result = match first_error {
             Some(err) if outcome.is_ok() => Err(err),
             _ => outcome,
-        }
+        };
+        timer.end(result.is_ok());
+        result
     }
 
     async fn commit_tasks(&self, held: &mut [Held]) -> Result<ManagerCommit> {

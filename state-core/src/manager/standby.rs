@@ -30,15 +30,18 @@ pub struct StandbyLag {
 /// The local store of a standby and its open changelog cursor.
 pub(crate) struct Standby {
     store: Arc<dyn KeyValueStore>,
+    partition: Partition,
     cursor: Option<Box<dyn RestoreCursor>>,
     applied: u64,
 }
 
 impl Standby {
-    /// A standby over an open `store`; the first [`poll`](Self::poll) catches it up.
-    pub(crate) fn new(store: Arc<dyn KeyValueStore>) -> Self {
+    /// A standby of `partition` over an open `store`; the first [`poll`](Self::poll)
+    /// catches it up.
+    pub(crate) fn new(partition: Partition, store: Arc<dyn KeyValueStore>) -> Self {
         Self {
             store,
+            partition,
             cursor: None,
             applied: 0,
         }
@@ -61,6 +64,8 @@ impl Standby {
 
     /// Gives the store up (for promotion or closing); the cursor is dropped.
     pub(crate) fn into_store(self) -> Arc<dyn KeyValueStore> {
+        // No longer a standby here: it lags nothing.
+        crate::metrics::standby_lag(self.store.name(), self.partition, 0);
         self.store
     }
 
@@ -125,6 +130,7 @@ impl Standby {
         };
         let applied = apply_chunk(self.store.as_ref(), &chunk, reached, target, &options)?;
         cursor.recycle(chunk);
+        crate::metrics::standby_applied(self.store.as_ref(), partition, applied);
         Ok(applied)
     }
 }

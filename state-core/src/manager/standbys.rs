@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use futures::future::join_all;
+use tracing::Instrument;
 
 use super::StoreManager;
 use super::commit::close_all;
@@ -31,6 +32,7 @@ impl StoreManager {
             if self.table.state(partition) != Some(PartitionState::Standby) {
                 continue;
             }
+            let _close = tracing::info_span!("standby_close", partition).entered();
             if let Slot::Standby(standbys) = std::mem::replace(&mut *slot, Slot::Empty) {
                 let stores = standbys.into_iter().map(Standby::into_store).collect();
                 if let Err(err) = close_all(stores) {
@@ -53,7 +55,8 @@ impl StoreManager {
             )));
         }
         for &partition in wanted {
-            if let Err(err) = self.open_standby(partition).await {
+            let span = tracing::info_span!("standby_open", partition);
+            if let Err(err) = self.open_standby(partition).instrument(span).await {
                 first_error.get_or_insert(
                     err.context(format!("opening the standby of partition {partition}")),
                 );
@@ -86,7 +89,7 @@ impl StoreManager {
                 break;
             };
             match self.standby_start(registered, &context, store).await {
-                Ok(store) => standbys.push(Standby::new(store)),
+                Ok(store) => standbys.push(Standby::new(partition, store)),
                 Err(err) => {
                     let rest = standbys.into_iter().map(Standby::into_store);
                     close_all(rest.chain(opened.map(|(store, _)| store)).collect())?;
@@ -130,6 +133,11 @@ impl StoreManager {
         if standbys.is_empty() {
             return Ok(0);
         }
+        let round = tracing::info_span!(
+            "standby_update",
+            standbys = standbys.len(),
+            records = tracing::field::Empty
+        );
         let applied = join_all(standbys.into_iter().map(|(partition, cell)| async move {
             // A standby being promoted or closed is skipped, not waited for.
             let Ok(mut slot) = cell.try_lock_owned() else {
@@ -159,35 +167,49 @@ impl StoreManager {
             }
             Ok::<u64, Error>(applied)
         }))
+        .instrument(round.clone())
         .await;
-        applied.into_iter().sum()
+        let applied = applied.into_iter().sum::<Result<u64>>()?;
+        round.record("records", applied);
+        Ok(applied)
     }
 
-    /// How far each store's standby lags its changelog now, by partition then store.
+    /// How far each store's standby lags its changelog now, by partition then store; also
+    /// refreshes the standby lag gauge.
     pub async fn standby_lags(&self) -> Result<Vec<StandbyLag>> {
         let mut lags = Vec::new();
         for (partition, cell) in self.table.cells_in(&[PartitionState::Standby]) {
+            // Held while the end offsets are asked, so no update moves a standby between
+            // its position and its end; the standbys themselves are read before any await
+            // (they are not `Sync`: a reference to one would make this future not `Send`,
+            // and a consumer group's standby updater spawns it).
             let slot = cell.lock().await;
-            let Slot::Standby(standbys) = &*slot else {
-                continue;
+            let positions = match &*slot {
+                Slot::Standby(standbys) => standbys
+                    .iter()
+                    .map(|standby| Ok((standby.next_offset(partition)?, standby.applied())))
+                    .collect::<Result<Vec<_>>>()?,
+                _ => continue,
             };
             let context = self.context.for_partition(partition);
-            for (registered, standby) in self.stores.iter().zip(standbys) {
+            for (registered, (next_offset, applied)) in self.stores.iter().zip(positions) {
                 let Some(topic) = registered.topic(&context).await? else {
                     continue;
                 };
                 let reader = registered.reader(&context, topic).await?;
-                let next_offset = standby.next_offset(partition)?;
                 let end_offset = reader.offsets(partition).await?.end;
+                let lag = u64::try_from(end_offset - next_offset).unwrap_or(0);
+                crate::metrics::standby_lag(registered.recipe.name(), partition, lag);
                 lags.push(StandbyLag {
                     partition,
                     store: registered.recipe.name().to_owned(),
                     next_offset,
                     end_offset,
-                    lag: u64::try_from(end_offset - next_offset).unwrap_or(0),
-                    applied: standby.applied(),
+                    lag,
+                    applied,
                 });
             }
+            drop(slot);
         }
         Ok(lags)
     }

@@ -247,6 +247,7 @@ impl Table {
                     }
                     _ => {}
                 }
+                crate::metrics::partition_moved(entry.state, to);
                 entry.state = to;
                 entry.readable = Readable::of(to, holding);
             }

@@ -24,6 +24,7 @@ pub use stall::{DEFAULT_STALL_TIMEOUT, STALL_NOTICE_AFTER, STALL_NOTICE_EVERY};
 
 use durability::DurabilityClock;
 use stall::StallWatch;
+use tracing::Instrument;
 
 use crate::{
     ChangelogReader, Error, ErrorKind, KeyValueStore, LogOffsets, Offset, Partition, Result,
@@ -152,6 +153,16 @@ pub async fn restore(
         });
     }
     listener.on_restore_start(target, from, end);
+    let metrics = crate::metrics::RestoreMetrics::start(target, from, end);
+    let span = tracing::info_span!(
+        "restore",
+        store = target.store,
+        topic = target.topic,
+        partition,
+        from,
+        to = end,
+        records = tracing::field::Empty,
+    );
     store.set_bulk_loading(true)?;
     let mut restored = 0;
     let batch_records = options.batch_records(store);
@@ -193,6 +204,7 @@ pub async fn restore(
             cursor.recycle(chunk);
             restored += applied;
             listener.on_batch_restored(target, reached - 1, applied);
+            metrics.batch(applied, reached);
             if durability.applied(store, applied)? {
                 log::debug!(
                     "store {} partition {partition}: durable up to offset {}",
@@ -203,10 +215,13 @@ pub async fn restore(
         }
         Ok(())
     }
+    .instrument(span.clone())
     .await;
+    span.record("records", restored);
     match outcome.and_then(|()| store.set_bulk_loading(false)) {
         Ok(()) => {
             listener.on_restore_end(target, restored);
+            metrics.end(store, true);
             log::info!(
                 "restored {restored} records into store {} from {} partition {partition} (offsets {from}..{end}) in {:?}",
                 target.store,
@@ -232,6 +247,7 @@ pub async fn restore(
                 );
             }
             listener.on_restore_suspended(target, restored);
+            metrics.end(store, false);
             Err(err.context(format!(
                 "restoring store {} from {} partition {partition}",
                 target.store, target.topic
