@@ -62,6 +62,9 @@ pub use answer::{ApiError, ErrorBody, KeyAnswer, KeyMetadata, LagAnswer, RangeAn
 pub use directory::{Directory, Placement, Standalone};
 pub use forward::FORWARDED_BY;
 pub use keys::MAX_KEY_LEN;
+/// The Prometheus exporter whose handle [`QueryServerBuilder::prometheus`] takes, at the
+/// version this crate is built with.
+pub use metrics_exporter_prometheus as prometheus;
 
 use forward::Forwarder;
 use store::{Queryable, Typed};
