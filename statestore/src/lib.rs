@@ -190,7 +190,13 @@ pub mod query {
 /// broker and runs as the `scale_out` example, run) as doc tests. They use the features
 /// they name, so the module exists only when all of those are on (`--all-features`, as
 /// the test command runs the doc tests).
-#[cfg(all(doctest, feature = "memory", feature = "redb", feature = "kafka"))]
+#[cfg(all(
+    doctest,
+    feature = "memory",
+    feature = "redb",
+    feature = "kafka",
+    feature = "query"
+))]
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
