@@ -5,6 +5,9 @@
 //! memory store holding 10,000 `customer-N -> i64` keys. One client, keep-alive
 //! connections, one request at a time: latency, not a load test.
 //!
+//! `http_floor` is a bare axum server answering a fixed body of the same size on the
+//! same route: what HTTP on this machine costs before any store is read.
+//!
 //! Before criterion's measurements, each kind is timed request by request
 //! (`SAMPLES` requests after a warm-up) and its p50, p99 and sequential queries/s are
 //! printed.
@@ -80,6 +83,8 @@ async fn node(changelog: &InMemoryChangelog, id: usize) -> Node {
 struct Setup {
     nodes: [Node; 2],
     endpoints: [String; 2],
+    /// A bare axum server answering a fixed body of the same size: the HTTP floor.
+    floor: String,
     client: Client<HttpConnector, Empty<Bytes>>,
     /// Keys the first instance owns, and keys the second owns.
     local_keys: Vec<String>,
@@ -131,9 +136,18 @@ fn setup(runtime: &Runtime) -> Setup {
         for node in &nodes {
             node.manager.commit().await.unwrap();
         }
+        let floor = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let floor_endpoint = floor.local_addr().unwrap().to_string();
+        let body = r#"{"store":"totals","key":"customer-1","partition":2,"value":1,"served_by":"127.0.0.1:40000","source":"active"}"#;
+        let router = axum::Router::new().route(
+            "/stores/totals/keys/{key}",
+            axum::routing::get(move || async move { body }),
+        );
+        tokio::spawn(async move { axum::serve(floor, router).await });
         Setup {
             nodes,
             endpoints,
+            floor: floor_endpoint,
             client: Client::builder(TokioExecutor::new()).build_http(),
             local_keys,
             remote_keys,
@@ -145,6 +159,20 @@ impl Setup {
     /// `GET` of `key` through the first instance; its body's length, read whole.
     async fn http_get(&self, key: &str) -> usize {
         let url = format!("http://{}/stores/totals/keys/{key}", self.endpoints[0]);
+        let response = self.client.get(url.parse().unwrap()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .len()
+    }
+
+    /// The same `GET` to the bare server.
+    async fn floor_get(&self, key: &str) -> usize {
+        let url = format!("http://{}/stores/totals/keys/{key}", self.floor);
         let response = self.client.get(url.parse().unwrap()).await.unwrap();
         assert_eq!(response.status(), 200);
         response
@@ -210,6 +238,10 @@ fn queries(c: &mut Criterion) {
         percentiles(&runtime, local, async |k| setup.raw_get(k).await)
     );
     println!(
+        "http floor {}",
+        percentiles(&runtime, local, async |k| setup.floor_get(k).await)
+    );
+    println!(
         "local      {}",
         percentiles(&runtime, local, async |k| setup.http_get(k).await)
     );
@@ -227,6 +259,13 @@ fn queries(c: &mut Criterion) {
     };
     group.bench_function("raw_get", |b| {
         b.iter(|| runtime.block_on(setup.raw_get(&next(local))));
+    });
+    let mut f = 0usize;
+    group.bench_function("http_floor", |b| {
+        b.iter(|| {
+            f = (f + 1) % local.len();
+            runtime.block_on(setup.floor_get(&local[f]))
+        });
     });
     let mut j = 0usize;
     group.bench_function("local", |b| {
