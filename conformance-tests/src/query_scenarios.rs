@@ -389,6 +389,19 @@ fn stale_reads_report_the_changelog_lag(
     assert_eq!(records, u64::try_from(end - next).unwrap(), "{body}");
     assert!(records > 0, "{body}");
     assert_eq!(standby.lags()[&partition], records, "{body}");
+    // The key's metadata, asked of the owner, names the standby with the same lag.
+    let (status, meta) = http_get(&format!(
+        "http://{}/stores/rewards/keys/{customer}/metadata",
+        owner.endpoint()
+    ))
+    .unwrap();
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(meta["owner"], Value::from(owner.endpoint()), "{meta}");
+    let listed = meta["standbys"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["endpoint"] == Value::from(via.clone())))
+        .unwrap_or_else(|| panic!("the standby is not listed: {meta}"));
+    assert_eq!(listed["lag"]["records"], Value::from(records), "{meta}");
     let history = purchases(bootstrap, group.input());
     check_value(&customer, &body["value"], &history[&customer]).unwrap();
     let (status, fresh) =

@@ -80,12 +80,22 @@ pub struct KeyMetadata {
     pub partition: Partition,
     /// The owner's endpoint, if known.
     pub owner: Option<String>,
-    /// Endpoints of the instances with a standby copy.
-    pub standbys: Vec<String>,
+    /// The instances with a standby copy, each with its lag as it answered.
+    pub standbys: Vec<StandbyAnswer>,
     /// Whether the group was settled when asked.
     pub settled: bool,
     /// The partition's state on the instance asked (`Active`, `Restoring`, ...), if any.
     pub local_state: Option<String>,
+}
+
+/// One standby copy of a key's partition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StandbyAnswer {
+    /// The instance holding it.
+    pub endpoint: String,
+    /// How far it lags its changelog, as it said when asked; `None` when it did not
+    /// answer with one (down, or no longer holding the copy).
+    pub lag: Option<LagAnswer>,
 }
 
 /// The body of every error.

@@ -44,6 +44,22 @@ impl Forwarder {
         }
     }
 
+    /// `GET path_and_query` on `endpoint` as a forwarded query: its JSON body if it
+    /// answered 200 with one in time, `None` otherwise.
+    pub(crate) async fn get_json(
+        &self,
+        endpoint: &str,
+        path_and_query: &str,
+        me: &str,
+    ) -> Option<serde_json::Value> {
+        let response = self.try_get(endpoint, path_and_query, me).await.ok()?;
+        if response.status() != StatusCode::OK {
+            return None;
+        }
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&body).ok()
+    }
+
     async fn try_get(
         &self,
         owner: &str,

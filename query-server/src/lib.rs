@@ -27,8 +27,8 @@
 //! ## Routes
 //! - `GET /stores/{store}/keys/{key}` — the key's value, `?stale=true` to let a standby
 //!   answer with its lag ([`KeyAnswer`]).
-//! - `GET /stores/{store}/keys/{key}/metadata` — partition, owner and standbys
-//!   ([`KeyMetadata`]).
+//! - `GET /stores/{store}/keys/{key}/metadata` — partition, owner, and standbys with
+//!   their lag ([`KeyMetadata`]).
 //! - `GET /stores/{store}/partitions/{partition}/range?from=&to=&limit=` — a key range
 //!   within one partition ([`RangeAnswer`]).
 //! - `GET /health`, `GET /ready` (503 while a partition restores), `GET /metrics`
@@ -58,7 +58,9 @@ use serde::de::DeserializeOwned;
 use state_core::{Error, ErrorKind, Result, StoreHandle, StoreManager};
 use tokio::net::TcpListener;
 
-pub use answer::{ApiError, ErrorBody, KeyAnswer, KeyMetadata, LagAnswer, RangeAnswer};
+pub use answer::{
+    ApiError, ErrorBody, KeyAnswer, KeyMetadata, LagAnswer, RangeAnswer, StandbyAnswer,
+};
 pub use directory::{Directory, Placement, Standalone};
 pub use forward::FORWARDED_BY;
 pub use keys::MAX_KEY_LEN;

@@ -13,7 +13,7 @@ use serde_json::json;
 use state_core::{Partition, PartitionState, QueryLag, Staleness};
 
 use crate::Shared;
-use crate::answer::{ApiError, KeyAnswer, KeyMetadata, LagAnswer, RangeAnswer};
+use crate::answer::{ApiError, KeyAnswer, KeyMetadata, LagAnswer, RangeAnswer, StandbyAnswer};
 use crate::forward::FORWARDED_BY;
 use crate::store::{Local, Queryable, Unanswered};
 
@@ -54,7 +54,9 @@ pub(crate) async fn key(
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /stores/{store}/keys/{key}/metadata`: the key's partition, its owner and standbys.
+/// `GET /stores/{store}/keys/{key}/metadata`: the key's partition, its owner, and its
+/// standbys with the lag each reports (asked with a stale read of the key, one hop each,
+/// in parallel).
 pub(crate) async fn metadata(
     State(shared): State<Arc<Shared>>,
     Path((store, key)): Path<(String, String)>,
@@ -63,16 +65,52 @@ pub(crate) async fn metadata(
         let queryable = shared.store(&store)?;
         let (partition, _) = queryable.partition_of(&key)?;
         let placement = shared.placement(partition).await?;
+        let path = format!("{}?stale=true", key_path(&store, &key));
+        let asked = placement.standbys.iter().map(|endpoint| {
+            let path = path.clone();
+            let shared = shared.clone();
+            async move {
+                let lag = shared
+                    .forwarder
+                    .get_json(endpoint, &path, &shared.endpoint)
+                    .await
+                    .filter(|body| body["source"] == "standby")
+                    .and_then(|body| serde_json::from_value::<LagAnswer>(body["lag"].clone()).ok());
+                StandbyAnswer {
+                    endpoint: endpoint.clone(),
+                    lag,
+                }
+            }
+        });
+        let standbys = futures::future::join_all(asked).await;
         Ok::<_, ApiError>(Json(KeyMetadata {
             store,
             partition,
             owner: placement.owner,
-            standbys: placement.standbys,
+            standbys,
             settled: placement.settled,
             local_state: queryable.state(partition).map(|s| format!("{s:?}")),
         }))
     };
     answer.await.into_response()
+}
+
+/// The path of `key` in `store`, its segments escaped.
+fn key_path(store: &str, key: &str) -> String {
+    format!("/stores/{}/keys/{}", escape(store), escape(key))
+}
+
+/// `segment` percent-encoded for a URL path (unreserved characters kept).
+fn escape(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// `GET /stores/{store}/partitions/{partition}/range?from=&to=&limit=`: entries of one
