@@ -262,7 +262,7 @@ fn wait_until_every_key_is_served(group: &Group, endpoints: &[String]) {
             for via in endpoints {
                 for (customer, total) in group.model() {
                     match http_get(&format!("http://{via}/stores/rewards/keys/{customer}")) {
-                        Ok((200, body)) if body["value"]["total"] == Value::from(*total) => {}
+                        Ok((200, body)) if body["value"]["total"] == *total => {}
                         other => return Err(format!("{customer} via {via}: {other:?}")),
                     }
                 }
@@ -371,8 +371,7 @@ fn stale_reads_report_the_changelog_lag(
         "a stale read reporting the changelog's end",
         || match http_get(&url) {
             Ok((200, body))
-                if body["lag"]["end_offset"]
-                    == Value::from(group.changelog_high_watermark(partition)) =>
+                if body["lag"]["end_offset"] == group.changelog_high_watermark(partition) =>
             {
                 Ok(body)
             }
@@ -399,7 +398,7 @@ fn stale_reads_report_the_changelog_lag(
     assert_eq!(meta["owner"], Value::from(owner.endpoint()), "{meta}");
     let listed = meta["standbys"]
         .as_array()
-        .and_then(|s| s.iter().find(|s| s["endpoint"] == Value::from(via.clone())))
+        .and_then(|s| s.iter().find(|s| s["endpoint"] == via.as_str()))
         .unwrap_or_else(|| panic!("the standby is not listed: {meta}"));
     assert_eq!(listed["lag"]["records"], Value::from(records), "{meta}");
     let history = purchases(bootstrap, group.input());

@@ -124,8 +124,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
-    /// The body.
-    pub body: ErrorBody,
+    /// The body (boxed: an error travels through every `Result` of a request).
+    pub body: Box<ErrorBody>,
 }
 
 impl ApiError {
@@ -133,14 +133,14 @@ impl ApiError {
     pub fn new(status: StatusCode, error: &str, detail: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error: error.to_owned(),
                 detail: detail.into(),
                 partition: None,
                 remaining: None,
                 owner: None,
                 served_by: None,
-            },
+            }),
         }
     }
 
@@ -174,7 +174,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = (self.status, Json(*self.body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
