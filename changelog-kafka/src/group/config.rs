@@ -76,7 +76,9 @@ pub struct GroupConfig {
     pub instance_id: Option<String>,
     /// Where this instance serves queries (`host:port`, Kafka Streams'
     /// `application.server`), advertised to the group through its client id so every
-    /// instance's [`GroupDirectory`](super::GroupDirectory) can route a key here.
+    /// instance's [`GroupDirectory`](super::GroupDirectory) can route a key here. A
+    /// `client.id` set in the consumer settings replaces ours and with it the endpoint:
+    /// such an instance answers its own queries but is never forwarded to.
     pub endpoint: Option<String>,
 }
 
