@@ -8,7 +8,7 @@
 //! aborted). It takes no lock that processing or a commit holds; a commit applies its
 //! batch atomically, so a read sees each key before or after it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::state::Readable;
 use super::{PartitionState, StoreHandle, StoreManager};
@@ -186,14 +186,29 @@ impl StoreManager {
             keys: handle.keys.clone(),
             values: handle.values.clone(),
         };
+        // A store gone since the partition last moved (closed, its handles dropped) is
+        // not readable any more: the partition is on its way elsewhere.
+        let upgrade = |stores: &[Weak<dyn KeyValueStore>]| stores.get(handle.index)?.upgrade();
         Ok(match (readable, staleness) {
-            (Readable::Active(stores), _) => PartitionQuery::Active(view(&stores[handle.index])),
+            (Readable::Active(stores), _) => match upgrade(&stores) {
+                Some(store) => PartitionQuery::Active(view(&store)),
+                None => PartitionQuery::Moving,
+            },
             (Readable::Standby(stores), Staleness::AllowStandby) => {
-                let store = &stores[handle.index];
-                let lag = self.lag_of(handle.index, store.as_ref(), partition).await?;
-                PartitionQuery::Standby {
-                    store: view(store),
-                    lag,
+                let Some(next_offset) = upgrade(&stores)
+                    .map(|store| store.position().map(|p| p.next_offset(partition)))
+                    .transpose()?
+                else {
+                    return Ok(PartitionQuery::Moving);
+                };
+                // No store is held across the wait for the changelog's end.
+                let lag = self.lag_of(handle.index, next_offset, partition).await?;
+                match upgrade(&stores) {
+                    Some(store) => PartitionQuery::Standby {
+                        store: view(&store),
+                        lag,
+                    },
+                    None => PartitionQuery::Moving,
                 }
             }
             (Readable::Standby(_) | Readable::Nothing, _) => match state {
@@ -220,11 +235,12 @@ impl StoreManager {
         }
     }
 
-    /// How far `store`, the standby of registered store `index`, lags its changelog.
+    /// How far a standby of registered store `index` whose next offset is `next_offset`
+    /// lags its changelog.
     async fn lag_of(
         &self,
         index: usize,
-        store: &dyn KeyValueStore,
+        next_offset: Offset,
         partition: Partition,
     ) -> Result<QueryLag> {
         let registered = &self.stores[index];
@@ -238,9 +254,6 @@ impl StoreManager {
                 ),
             ));
         };
-        // The position first: an update landing in between only makes the lag an
-        // overestimate of what the value read next misses.
-        let next_offset = store.position()?.next_offset(partition);
         let end_offset = registered
             .reader(&context, topic)
             .await?

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{Mutex as AsyncMutex, Notify};
 
@@ -146,25 +146,34 @@ pub(crate) struct Entry {
 /// the slot whenever the partition moves, so it never outlives the state it came from.
 /// An active store's committed side holds only committed writes (uncommitted ones live in
 /// the logging buffers), and a standby's is its changelog's committed prefix.
+///
+/// Weak references: the table never keeps a store open. A durable store releases its
+/// files (RocksDB's LOCK) when its last handle goes, and a partition closed and opened
+/// again here must find them free; a query holds a store only for its read.
 #[derive(Clone, Default)]
 pub(crate) enum Readable {
     /// Nothing to read: restoring, revoking, closed or lost.
     #[default]
     Nothing,
     /// Served here: each registered store's committed side, in registration order.
-    Active(Arc<[Arc<dyn KeyValueStore>]>),
+    Active(Arc<[Weak<dyn KeyValueStore>]>),
     /// A standby copy of each registered store.
-    Standby(Arc<[Arc<dyn KeyValueStore>]>),
+    Standby(Arc<[Weak<dyn KeyValueStore>]>),
 }
 
 impl Readable {
     fn of(state: PartitionState, slot: Option<&Slot>) -> Self {
         match (state, slot) {
             (PartitionState::Active | PartitionState::Committing, Some(Slot::Active(task))) => {
-                Readable::Active(task.stores.iter().map(|s| s.committed().clone()).collect())
+                Readable::Active(
+                    task.stores
+                        .iter()
+                        .map(|s| Arc::downgrade(s.committed()))
+                        .collect(),
+                )
             }
             (PartitionState::Standby, Some(Slot::Standby(standbys))) => {
-                Readable::Standby(standbys.iter().map(|s| s.store().clone()).collect())
+                Readable::Standby(standbys.iter().map(|s| Arc::downgrade(s.store())).collect())
             }
             _ => Readable::Nothing,
         }
