@@ -22,10 +22,8 @@
 //! do them on the uploader's side, off the commit path), at the cost of holding the copy,
 //! about the size of the store's entries, in memory until then. (Measured here with the
 //! file written on the commit path: 0.2–0.3 s for a million entries of 50 bytes, a 50 MB
-//! file, fsync included.) Opening reads and checks the dump once, building the store as
-//! it goes, and its ordered index in bulk at the end (`MemoryStore::load`): 1.7 s for
-//! 3M entries, against 2.4 s with a separate checking pass and key-by-key index inserts
-//! (`benches/benches/memory_relocation.rs`). The dump is
+//! file, fsync included.) Opening reads and checks the dump whole, then builds the store
+//! from it on every core (`MemoryStore::load`). The dump is
 //! written under a temporary name in the claimed directory and renamed once synced, so
 //! the directory never holds a file under the dump's name that is not whole.
 
@@ -34,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use state_core::{Checkpoint, Error, KeyValueStore, PendingCheckpoint, Position, Result};
 
-use crate::dump::{self, DumpWriter, Framed};
+use crate::dump::{self, Dump, DumpWriter, Framed};
 use crate::{CAPABILITY, MemoryStore};
 
 /// The dump's name in a checkpoint directory.
@@ -127,13 +125,13 @@ fn remove_claimed(dir: &Path, err: Error) -> Error {
 }
 
 /// Builds a store named `name` from the checkpoint in `checkpoint` and removes the
-/// checkpoint. The store is built as the dump is read and checked; a dump found damaged
-/// anywhere fails the open and the store built so far is dropped, so nothing of a
-/// damaged dump is ever served.
+/// checkpoint. The dump is read and checked whole before the store is built, so nothing
+/// of a damaged dump is ever served.
 pub(crate) fn open(name: &str, checkpoint: &Path) -> Result<MemoryStore> {
-    let path = inspect(checkpoint)?;
-    let store = MemoryStore::with_capacity(name, dump::entries_hint(&path));
-    store.load(|insert| dump::read(&path, |key, value| insert(key, value)).map(|(p, _)| p))?;
+    let dump = Dump::read(&inspect(checkpoint)?)?;
+    let store = MemoryStore::with_capacity(name, usize::try_from(dump.len()).unwrap_or(0));
+    store.load(&dump);
+    drop(dump);
     std::fs::remove_dir_all(checkpoint).map_err(|err| {
         Error::from(err).context(format!(
             "removing the opened checkpoint {}",

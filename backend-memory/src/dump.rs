@@ -22,7 +22,7 @@
 //! accidental damage; the snapshot store checks each file's BLAKE3 besides.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use state_core::{Error, Position, Result};
@@ -139,137 +139,248 @@ pub(crate) fn create(
     file.sync_all().map_err(io_error)
 }
 
-/// The entry count a dump's end says it holds, unchecked, to size a store before the
-/// dump is read; zero when the file is too short to say. Never more than the file could
-/// hold (an entry takes at least 9 bytes), so a damaged count cannot size a huge
-/// allocation.
-pub(crate) fn entries_hint(path: &Path) -> usize {
-    use std::io::{Seek, SeekFrom};
-    let read = || -> io::Result<(u64, u64)> {
-        let mut file = File::open(path)?;
-        let len = file.metadata()?.len();
-        // The end: the count (8 bytes), then the checksum (4).
-        file.seek(SeekFrom::Start(
-            len.checked_sub(12).ok_or(io::ErrorKind::UnexpectedEof)?,
-        ))?;
-        let mut count = [0u8; 8];
-        file.read_exact(&mut count)?;
-        Ok((u64::from_be_bytes(count), len / 9))
-    };
-    read()
-        .map(|(count, most)| usize::try_from(count.min(most)).unwrap_or(0))
-        .unwrap_or(0)
-}
-
-/// Reads the dump at `path`, calling `visit` with each entry in order, and returns its
-/// position and entry count. Every check of the module docs runs, in the order the bytes
-/// come; `visit` may have been called for entries before the one found damaged, so a
-/// caller that builds something from them throws it away on `Err`.
+/// A dump read whole and checked: every check of the module docs passed, the checksum
+/// too. Its entries are then read in place, in runs that threads can take apart
+/// ([`Dump::runs`]), so an entry costs no copy and no check more.
 ///
-/// A file that does not start with [`MAGIC`] is `Foreign` (an empty one too); another
-/// format version is `InvalidInput`; anything else wrong is `Corruption` naming the file
-/// and the byte.
-pub(crate) fn read(path: &Path, mut visit: impl FnMut(&[u8], &[u8])) -> Result<(Position, u64)> {
-    let file = File::open(path)
-        .map_err(|err| Error::from(err).context(format!("opening {}", path.display())))?;
-    let len = file
-        .metadata()
-        .map_err(|err| Error::from(err).context(format!("reading {}", path.display())))?
-        .len();
-    let mut reader = Reader {
-        path,
-        input: BufReader::with_capacity(1 << 20, file),
-        len,
-        offset: 0,
-        crc: Crc32::new(),
-    };
-    if len == 0 {
-        return Err(Error::foreign(format!(
-            "{} is not a statestore memory checkpoint: it is an empty file; it was left as \
-             it is",
-            path.display()
-        )));
-    }
-    let magic = reader.magic()?;
-    if magic != MAGIC {
-        return Err(Error::foreign(format!(
-            "{} is not a statestore memory checkpoint: it starts with {} where the magic \
-             {} should be; it was left as it is",
-            path.display(),
-            hex(&magic),
-            hex(&MAGIC)
-        )));
-    }
-    let format = reader.u32("the format version")?;
-    if format != FORMAT {
-        return Err(Error::invalid_input(format!(
-            "{} is a statestore memory checkpoint of format {format}; this version reads \
-             format {FORMAT}",
-            path.display()
-        )));
-    }
-    let at = reader.offset;
-    let mut position = Vec::new();
-    reader.chunk(&mut position, "the position")?;
-    let position = Position::decode(&position, &format!("{} at byte {at}", path.display()))?;
-    // Three buffers reused for every entry: no allocation per entry.
-    let (mut key, mut value, mut previous) = (Vec::new(), Vec::new(), None::<Vec<u8>>);
-    let mut entries = 0u64;
-    loop {
-        let at = reader.offset;
-        match reader.u8("an entry tag")? {
-            ENTRY => {}
-            END => break,
-            other => return Err(reader.damaged(at, &format!("unknown entry tag {other}"))),
-        }
-        reader.chunk(&mut key, "a key")?;
-        if previous.as_ref().is_some_and(|previous| *previous >= key) {
-            return Err(reader.damaged(at, "the entry's key is not above the one before it"));
-        }
-        reader.chunk(&mut value, "a value")?;
-        visit(&key, &value);
-        let recycled = previous.replace(std::mem::take(&mut key));
-        key = recycled.unwrap_or_default();
-        entries += 1;
-    }
-    let at = reader.offset;
-    let count = u64::from_be_bytes(reader.array("the entry count")?);
-    if count != entries {
-        return Err(reader.damaged(
-            at,
-            &format!("the count says {count} entries, the file holds {entries}"),
-        ));
-    }
-    let computed = reader.crc.value();
-    let at = reader.offset;
-    let stored = u32::from_be_bytes(reader.array("the checksum")?);
-    if stored != computed {
-        return Err(reader.damaged(
-            at,
-            &format!("the checksum is {stored:08x}, the bytes before it give {computed:08x}"),
-        ));
-    }
-    if reader.offset != len {
-        return Err(reader.damaged(
-            reader.offset,
-            &format!("{} bytes follow the checksum", len - reader.offset),
-        ));
-    }
-    Ok((position, entries))
+/// The file is read whole rather than streamed: the price is its size in memory while
+/// the store is built from it (a store takes several times its dump's size anyway), and
+/// it lets the checksum run on a thread of its own beside the checking pass, so it adds
+/// no time.
+#[derive(Debug)]
+pub(crate) struct Dump {
+    bytes: Vec<u8>,
+    position: Position,
+    entries: u64,
+    /// The offset of every [`MARK_EVERY`]th entry's tag, from the first, then the end
+    /// tag's: where runs can start and stop.
+    marks: Vec<usize>,
 }
 
-/// Reads a dump front to back, keeping the offset and the running checksum.
+/// How many entries lie between two marks.
+const MARK_EVERY: u64 = 1 << 14;
+
+impl Dump {
+    /// Reads and checks the dump at `path`.
+    ///
+    /// A file that does not start with [`MAGIC`] is `Foreign` (an empty one too); another
+    /// format version is `InvalidInput`; anything else wrong is `Corruption` naming the
+    /// file and the byte.
+    pub(crate) fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .map_err(|err| Error::from(err).context(format!("reading {}", path.display())))?;
+        if bytes.is_empty() {
+            return Err(Error::foreign(format!(
+                "{} is not a statestore memory checkpoint: it is an empty file; it was left \
+                 as it is",
+                path.display()
+            )));
+        }
+        // An intact dump ends with its checksum, which covers everything before it.
+        let covered = bytes.len().saturating_sub(4);
+        let (position, entries, marks) = std::thread::scope(|scope| {
+            let checksum = scope.spawn(|| crc32(&bytes[..covered]));
+            let mut reader = Reader {
+                path,
+                bytes: &bytes,
+                offset: 0,
+            };
+            let checked = reader.entries();
+            // The thread only reads within the slice and cannot panic; should it, its
+            // panic is this call's.
+            let computed = checksum
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let checked = checked?;
+            reader.checksum(computed, covered)?;
+            Ok::<_, Error>(checked)
+        })?;
+        Ok(Self {
+            bytes,
+            position,
+            entries,
+            marks,
+        })
+    }
+
+    /// The changelog position the dump was taken at.
+    pub(crate) fn position(&self) -> &Position {
+        &self.position
+    }
+
+    /// How many entries it holds.
+    pub(crate) fn len(&self) -> u64 {
+        self.entries
+    }
+
+    /// Its entries in at most `runs` runs of consecutive entries of about equal length,
+    /// in key order: the first run's first key is the lowest, the last run's last the
+    /// highest.
+    pub(crate) fn runs(&self, runs: usize) -> Vec<Entries<'_>> {
+        let spans = self.marks.len() - 1;
+        let runs = runs.clamp(1, spans.max(1));
+        (0..runs)
+            .map(|run| {
+                let (first, last) = (run * spans / runs, (run + 1) * spans / runs);
+                Entries {
+                    bytes: &self.bytes[..self.marks[last]],
+                    offset: self.marks[first],
+                }
+            })
+            .collect()
+    }
+}
+
+/// A run of a checked dump's entries, as `(key, value)` pairs in key order.
+#[derive(Debug)]
+pub(crate) struct Entries<'a> {
+    /// The dump up to the run's end.
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Entries<'a> {
+    /// The next `len` bytes. The dump was checked whole, so these are always there; a
+    /// run that somehow met a short field would end there instead of panicking.
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let bytes: &'a [u8] = self.bytes;
+        let taken = bytes.get(self.offset..self.offset.checked_add(len)?)?;
+        self.offset += len;
+        Some(taken)
+    }
+
+    fn chunk(&mut self) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(self.take(4)?.try_into().ok()?);
+        self.take(usize::try_from(len).ok()?)
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The tag, which the check found to be an entry's.
+        self.take(1)?;
+        Some((self.chunk()?, self.chunk()?))
+    }
+}
+
+/// Reads the dump at `path` ([`Dump::read`]), calling `visit` with each entry in order,
+/// and returns its position and entry count.
+#[cfg(test)]
+pub(crate) fn read(path: &Path, mut visit: impl FnMut(&[u8], &[u8])) -> Result<(Position, u64)> {
+    let dump = Dump::read(path)?;
+    for run in dump.runs(1) {
+        run.for_each(|(key, value)| visit(key, value));
+    }
+    Ok((dump.position().clone(), dump.len()))
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = Crc32::new();
+    crc.update(bytes);
+    crc.value()
+}
+
+/// Parses a dump held in memory, front to back, keeping the offset for the errors.
 struct Reader<'a> {
     path: &'a Path,
-    input: BufReader<File>,
-    /// The file's length, which bounds every length field.
-    len: u64,
-    offset: u64,
-    crc: Crc32,
+    bytes: &'a [u8],
+    offset: usize,
 }
 
-impl Reader<'_> {
-    fn damaged(&self, offset: u64, what: &str) -> Error {
+impl<'a> Reader<'a> {
+    /// Everything up to the checksum: the magic, the version, the position, the entries
+    /// and their count; returns the position, the count and the marks of [`Dump`].
+    fn entries(&mut self) -> Result<(Position, u64, Vec<usize>)> {
+        let magic = self.magic()?;
+        if magic != MAGIC {
+            return Err(Error::foreign(format!(
+                "{} is not a statestore memory checkpoint: it starts with {} where the magic \
+                 {} should be; it was left as it is",
+                self.path.display(),
+                hex(&magic),
+                hex(&MAGIC)
+            )));
+        }
+        let format = self.u32("the format version")?;
+        if format != FORMAT {
+            return Err(Error::invalid_input(format!(
+                "{} is a statestore memory checkpoint of format {format}; this version reads \
+                 format {FORMAT}",
+                self.path.display()
+            )));
+        }
+        let at = self.offset;
+        let position = self.chunk("the position")?;
+        let position =
+            Position::decode(position, &format!("{} at byte {at}", self.path.display()))?;
+        let mut previous: Option<&[u8]> = None;
+        let mut entries = 0u64;
+        let mut marks = Vec::new();
+        loop {
+            let at = self.offset;
+            if entries.is_multiple_of(MARK_EVERY) {
+                marks.push(at);
+            }
+            match self.u8("an entry tag")? {
+                ENTRY => {}
+                END => {
+                    if !entries.is_multiple_of(MARK_EVERY) {
+                        marks.push(at);
+                    }
+                    break;
+                }
+                other => return Err(self.damaged(at, &format!("unknown entry tag {other}"))),
+            }
+            let key = self.chunk("a key")?;
+            if previous.is_some_and(|previous| previous >= key) {
+                return Err(self.damaged(at, "the entry's key is not above the one before it"));
+            }
+            self.chunk("a value")?;
+            previous = Some(key);
+            entries += 1;
+        }
+        let at = self.offset;
+        let count = u64::from_be_bytes(self.array("the entry count")?);
+        if count != entries {
+            return Err(self.damaged(
+                at,
+                &format!("the count says {count} entries, the file holds {entries}"),
+            ));
+        }
+        Ok((position, entries, marks))
+    }
+
+    /// The checksum and the end of the file. `computed` is the checksum of the first
+    /// `covered` bytes, which are the ones before the checksum when nothing follows it.
+    fn checksum(&mut self, computed: u32, covered: usize) -> Result<()> {
+        let computed = if self.offset == covered {
+            computed
+        } else {
+            crc32(&self.bytes[..self.offset])
+        };
+        let at = self.offset;
+        let stored = u32::from_be_bytes(self.array("the checksum")?);
+        if stored != computed {
+            return Err(self.damaged(
+                at,
+                &format!("the checksum is {stored:08x}, the bytes before it give {computed:08x}"),
+            ));
+        }
+        if self.offset != self.bytes.len() {
+            return Err(self.damaged(
+                self.offset,
+                &format!(
+                    "{} bytes follow the checksum",
+                    self.bytes.len() - self.offset
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn damaged(&self, offset: usize, what: &str) -> Error {
         Error::corruption(format!(
             "memory checkpoint {} is damaged at byte {offset}: {what}",
             self.path.display()
@@ -279,9 +390,9 @@ impl Reader<'_> {
     /// The first 8 bytes, or fewer in a shorter file. A shorter file whose bytes begin
     /// the magic is a dump cut short; any other is someone else's file.
     fn magic(&mut self) -> Result<[u8; 8]> {
-        let available = usize::try_from(self.len.min(8)).unwrap_or(8);
+        let available = self.bytes.len().min(8);
         let mut magic = [0u8; 8];
-        self.fill(&mut magic[..available], "the magic")?;
+        magic[..available].copy_from_slice(self.take(available, "the magic")?);
         if available < 8 && MAGIC.starts_with(&magic[..available]) {
             return Err(self.damaged(self.offset, "the file ends inside the magic"));
         }
@@ -298,44 +409,37 @@ impl Reader<'_> {
 
     fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
         let mut bytes = [0u8; N];
-        self.fill(&mut bytes, what)?;
+        bytes.copy_from_slice(self.take(N, what)?);
         Ok(bytes)
     }
 
-    /// A length-prefixed byte string, into `out`.
-    fn chunk(&mut self, out: &mut Vec<u8>, what: &'static str) -> Result<()> {
+    /// A length-prefixed byte string.
+    fn chunk(&mut self, what: &'static str) -> Result<&'a [u8]> {
         let at = self.offset;
         let len = u64::from(self.u32(what)?);
-        if len > self.len - self.offset {
+        let left = (self.bytes.len() - self.offset) as u64;
+        if len > left {
             return Err(self.damaged(
                 at,
                 &format!(
                     "the length of {what}, {len} bytes, runs past the end of the file \
                      ({} bytes)",
-                    self.len
+                    self.bytes.len()
                 ),
             ));
         }
-        // Bounded by the file's length just above.
-        out.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
-        self.fill(out, what)
+        // At most what is left, checked just above.
+        self.take(len as usize, what)
     }
 
-    /// Reads exactly `out.len()` bytes into `out`, adding them to the checksum.
-    fn fill(&mut self, out: &mut [u8], what: &'static str) -> Result<()> {
-        let at = self.offset;
-        if out.len() as u64 > self.len - self.offset {
-            return Err(self.damaged(at, &format!("the file ends inside {what}")));
-        }
-        self.input.read_exact(out).map_err(|err| {
-            Error::from(err).context(format!(
-                "reading {what} of {} at byte {at}",
-                self.path.display()
-            ))
-        })?;
-        self.crc.update(out);
-        self.offset += out.len() as u64;
-        Ok(())
+    /// The next `len` bytes.
+    fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8]> {
+        let bytes: &'a [u8] = self.bytes;
+        let taken = bytes
+            .get(self.offset..self.offset.saturating_add(len))
+            .ok_or_else(|| self.damaged(self.offset, &format!("the file ends inside {what}")))?;
+        self.offset += len;
+        Ok(taken)
     }
 }
 
@@ -524,6 +628,31 @@ mod tests {
         let err = read_bytes(&bytes).unwrap_err();
         assert_eq!(err.kind(), state_core::ErrorKind::Corruption);
         assert!(err.message().contains("runs past the end"), "{err}");
+    }
+
+    /// However many runs a dump is cut into, they hold every entry once, in order.
+    #[test]
+    fn runs_cover_every_entry_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump");
+        let every = MARK_EVERY as u32;
+        for count in [0, 1, every - 1, every, every + 1, 3 * every + 5] {
+            let keys: Vec<Vec<u8>> = (0..count).map(|i| i.to_be_bytes().to_vec()).collect();
+            let entries: Vec<(&[u8], &[u8])> =
+                keys.iter().map(|key| (&key[..], &key[1..])).collect();
+            std::fs::write(&path, dump(&entries, &Position::empty())).unwrap();
+            let read = Dump::read(&path).unwrap();
+            assert_eq!(read.len(), u64::from(count));
+            for runs in 1..6 {
+                let cut = read.runs(runs);
+                assert!(
+                    !cut.is_empty() && cut.len() <= runs,
+                    "{count} entries in {runs}"
+                );
+                let all: Vec<(&[u8], &[u8])> = cut.into_iter().flatten().collect();
+                assert_eq!(all, entries, "{count} entries in {runs} runs");
+            }
+        }
     }
 
     #[test]

@@ -56,6 +56,7 @@ mod checkpoint;
 mod dump;
 mod index;
 mod scan;
+mod slot_order;
 mod store;
 mod supplier;
 mod tombstones;

@@ -15,8 +15,10 @@ use state_core::{
 
 use crate::CAPABILITY;
 use crate::checkpoint;
+use crate::dump::{Dump, Entries};
 use crate::index::{IndexKey, Key, OrderedKeys};
 use crate::scan::{self, Order};
+use crate::slot_order::{Hashed, insert_in_slot_order};
 use crate::tombstones::{Grave, Tombstones};
 
 /// The point index: every key the store holds, with its slot.
@@ -119,33 +121,72 @@ impl MemoryStore {
         }
     }
 
-    /// Fills a new store, which no other thread can see yet, from `load`: it gets a
-    /// function that inserts one key (keys arrive in strictly ascending order, each once,
-    /// as a dump holds them), and returns the position, which the store takes.
+    /// Fills a new store, which no other thread can see yet, from a checked dump, and
+    /// takes its position.
     ///
-    /// The ordered index is built once at the end from the sorted keys, in linear time,
-    /// instead of key by key: one insert into a B-tree of millions of keys costs more
-    /// than the rest of loading the key (measured on a snapshot of 3M keys).
-    pub(crate) fn load(
-        &self,
-        load: impl FnOnce(&mut dyn FnMut(&[u8], &[u8])) -> Result<Position>,
-    ) -> Result<()> {
+    /// The work is spread over the cores, since a relocation waits for it:
+    /// - the dump is cut into runs of entries, and a thread per core allocates each
+    ///   run's keys and cells, each with its second owner taken while the allocation is
+    ///   fresh in cache: one list for the index, one for the map;
+    /// - then the ordered index is built in bulk from the sorted keys on one thread, in
+    ///   linear time (one insert into a B-tree of millions of keys costs more than the
+    ///   rest of loading the key), while the hash map is filled in the order of its
+    ///   slots on another ([`crate::slot_order`]: in key order, every key of a large
+    ///   store is a cache and a TLB miss in a table of hundreds of megabytes).
+    ///
+    /// `BENCHMARKS.md` has the figures.
+    pub(crate) fn load(&self, dump: &Dump) {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        // A run per core, but none for small dumps: a thread costs more than it saves.
+        let runs = if dump.len() < 100_000 { 1 } else { threads };
         let mut keys = self.keys.write();
-        let mut sorted = Vec::with_capacity(self.data.capacity());
-        let position = load(&mut |key, value| {
+        std::thread::scope(|scope| {
+            let built: Vec<_> = dump
+                .runs(runs)
+                .into_iter()
+                .map(|run| scope.spawn(|| self.allocate(run)))
+                .collect();
+            let (mut indexed, mut hashed) = (Vec::new(), Vec::new());
+            for run in built {
+                // Allocating cannot panic short of running out of memory; should it, its
+                // panic is this call's.
+                let (run_indexed, run_hashed) = run
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                indexed.push(run_indexed);
+                hashed.push(run_hashed);
+            }
+            // The runs are in key order, so their concatenation is sorted, and `collect`
+            // builds the tree in bulk.
+            let index = scope.spawn(|| {
+                indexed
+                    .into_iter()
+                    .flatten()
+                    .collect::<BTreeMap<IndexKey, Cell>>()
+            });
+            insert_in_slot_order(&self.data, hashed);
+            let index = index
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if keys.is_empty() {
+                *keys = index;
+            } else {
+                keys.extend(index);
+            }
+        });
+        *self.position_lock() = dump.position().clone();
+    }
+
+    /// A run's keys and cells, for the index and for the map.
+    fn allocate(&self, run: Entries<'_>) -> (Vec<(IndexKey, Cell)>, Vec<Hashed>) {
+        let (mut indexed, mut hashed) = (Vec::new(), Vec::new());
+        for (key, value) in run {
             let key = Key::from(key);
             let cell = Arc::new(Mutex::new(Slot::Live(value.to_vec())));
-            sorted.push((IndexKey::new(Key::clone(&key)), Arc::clone(&cell)));
-            self.data.insert(key, cell);
-        })?;
-        if keys.is_empty() {
-            // From sorted input `collect` builds the tree in bulk.
-            *keys = sorted.into_iter().collect();
-        } else {
-            keys.extend(sorted);
+            indexed.push((IndexKey::new(Key::clone(&key)), Arc::clone(&cell)));
+            hashed.push(Hashed::new(&self.data, key, cell));
         }
-        *self.position_lock() = position;
-        Ok(())
+        (indexed, hashed)
     }
 
     /// The committed data and position, held still for reading: see [`Committed`].

@@ -160,3 +160,38 @@ fn a_damaged_dump_is_refused_and_kept() {
         "the refused file changed"
     );
 }
+
+/// A checkpoint large enough to be loaded in runs on several threads opens with every
+/// entry: in scans (the ordered index), through gets (the hash map), and the store then
+/// takes writes like any other.
+#[test]
+fn a_large_checkpoint_opens_whole_on_every_core() {
+    const KEYS: u32 = 250_000;
+    let root = tempfile::tempdir().unwrap();
+    let store = MemoryStore::new("s");
+    let mut batch = WriteBatch::new();
+    // Keys that share a long prefix and vary in length, with a value per key.
+    for i in 0..KEYS {
+        batch.put(format!("customer-{}", i * 7919 % KEYS), i.to_be_bytes());
+    }
+    store
+        .write_with_position(&batch, &Position::of(3, 41))
+        .unwrap();
+    let expected = entries(&store);
+    let dir = root.path().join("large");
+    store.checkpoint(&dir).unwrap();
+    let opened = MemorySupplier::new("s")
+        .open_checkpoint(&dir, &root.path().join("unused"))
+        .unwrap();
+    assert_eq!(opened.position().unwrap(), Position::of(3, 41));
+    assert_eq!(opened.approximate_num_entries().unwrap(), u64::from(KEYS));
+    assert!(entries(opened.as_ref()) == expected, "a scan differs");
+    for (key, value) in &expected {
+        assert_eq!(opened.get(key).unwrap().as_ref(), Some(value), "{key:?}");
+    }
+    opened.put(b"customer-x", b"new").unwrap();
+    opened.delete(expected[0].0.as_slice()).unwrap();
+    assert_eq!(opened.get(b"customer-x").unwrap(), Some(b"new".to_vec()));
+    assert_eq!(opened.get(&expected[0].0).unwrap(), None);
+    assert_eq!(entries(opened.as_ref()).len(), expected.len());
+}
