@@ -32,7 +32,7 @@ fn written_bytes(dir: &Path, compression: RocksDbCompression) -> u64 {
         });
         let mut batch = WriteBatch::new();
         for key in 0..KEYS {
-            batch.put(format!("k{key:06}").as_bytes(), &value(key));
+            batch.put(format!("k{key:06}").as_bytes(), value(key));
         }
         store
             .write_with_position(&batch, &Position::of(0, 1))
