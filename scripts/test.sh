@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite in one command, from a fresh Debian machine with Rust and Java:
 #  1. installs the system packages the build and the brokers need (apt; root or sudo),
-#  2. fetches Apache Kafka and RocksDB's release build (scripts/rocksdb.sh) through Maven,
-#     starts the single broker and the three-broker cluster on 127.0.0.1
+#  2. fetches Apache Kafka through Maven (and RocksDB's release build with
+#     STATESTORE_ROCKSDB=prebuilt, scripts/rocksdb.sh), starts the single broker and the three-broker cluster on 127.0.0.1
 #     (scripts/kafka.sh), and builds (once, cached) and starts the SeaweedFS S3 server on
 #     127.0.0.1 (scripts/s3.sh),
 #  3. checks formatting, that state-core depends on no engine or Kafka client, clippy, and
@@ -91,11 +91,13 @@ log "fetching Kafka (cached in \$HOME/.cache/statestore/kafka)"
 bash scripts/kafka.sh fetch
 
 # --- RocksDB ------------------------------------------------------------------------
-# RocksDB's official build of the release the bindings are generated for, from Maven
-# (scripts/rocksdb.sh), instead of ~28 minutes of C++ on 2 cores. STATESTORE_ROCKSDB=source
-# compiles it instead, as a library user's `cargo build` does; so does a platform with no
-# published build.
-if [[ ${STATESTORE_ROCKSDB:-prebuilt} == prebuilt ]]; then
+# Compiled from source by default (~28 minutes on 2 cores, once per target dir), as a
+# library user's `cargo build` does. STATESTORE_ROCKSDB=prebuilt links RocksDB's official
+# build of the release the bindings are generated for, from Maven (scripts/rocksdb.sh),
+# instead: not the default yet, because two fresh runs with it failed the Replicas(1)
+# query scenario on RocksDB (a partition's store held in-process past its close, "lock
+# hold by current process"), which the source build has passed.
+if [[ ${STATESTORE_ROCKSDB:-source} == prebuilt ]]; then
   log "fetching RocksDB's release build (cached in \$HOME/.cache/statestore/rocksdb)"
   rocksdb_status=0
   bash scripts/rocksdb.sh fetch || rocksdb_status=$?
@@ -105,7 +107,7 @@ if [[ ${STATESTORE_ROCKSDB:-prebuilt} == prebuilt ]]; then
     *) exit "$rocksdb_status" ;;
   esac
 elif [[ $STATESTORE_ROCKSDB != source ]]; then
-  echo "test.sh: STATESTORE_ROCKSDB is '$STATESTORE_ROCKSDB'; use prebuilt (the default) or source" >&2
+  echo "test.sh: STATESTORE_ROCKSDB is '$STATESTORE_ROCKSDB'; use source (the default) or prebuilt" >&2
   exit 2
 fi
 # SeaweedFS: built once into ~/.cache/statestore/seaweedfs (about 4 min from empty caches

@@ -114,18 +114,22 @@ pub fn delete_missing_is_noop(f: &Fixture) {
     assert_eq!(contents(store.as_ref()), vec![kv(b"other", b"v")]);
 }
 
-/// For a key written twice in a batch, the later op wins.
+/// For a key written more than once in a batch, the later op wins, however the writes of
+/// different keys interleave (a backend may apply a batch in key order).
 pub fn write_batch_applies_in_order(f: &Fixture) {
     let store = f.open();
     store.put(b"gone", b"x").unwrap();
     let mut batch = WriteBatch::new();
     batch
+        .put(b"c", b"0")
         .put(b"a", b"1")
-        .delete(b"a")
         .put(b"b", b"1")
-        .put(b"b", b"2")
+        .delete(b"a")
         .delete(b"gone")
-        .put(b"c", b"3");
+        .put(b"b", b"2")
+        .put(b"c", b"3")
+        .put(b"a", b"4")
+        .delete(b"a");
     store.write(&batch).unwrap();
     assert_eq!(
         contents(store.as_ref()),

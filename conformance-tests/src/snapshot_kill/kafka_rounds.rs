@@ -101,6 +101,7 @@ impl<'a> KafkaRound<'a> {
             &self.round.place,
             reader.as_ref(),
             listed.first(),
+            newest == Newest::Either,
         );
         self.assert_guarantee(restored.into_iter().collect(), journal);
     }

@@ -108,7 +108,13 @@ pub(super) fn check_after_kill(round: &Round<'_>, journal: &Journal, newest: New
     let reader = changelog
         .reader_now(KILL_TOPIC, ProcessingGuarantee::AtLeastOnce.isolation())
         .unwrap();
-    let restored = restore_fresh(round.backend, &round.place, &reader, listed.first());
+    let restored = restore_fresh(
+        round.backend,
+        &round.place,
+        &reader,
+        listed.first(),
+        newest == Newest::Either,
+    );
     assert_eq!(
         restored,
         replay(&records),
