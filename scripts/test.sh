@@ -97,7 +97,8 @@ bash scripts/kafka.sh fetch
 # instead: not the default yet, because two fresh runs with it failed the Replicas(1)
 # query scenario on RocksDB (a partition's store held in-process past its close, "lock
 # hold by current process"), which the source build has passed.
-if [[ ${STATESTORE_ROCKSDB:-source} == prebuilt ]]; then
+STATESTORE_ROCKSDB="${STATESTORE_ROCKSDB:-source}"
+if [[ $STATESTORE_ROCKSDB == prebuilt ]]; then
   log "fetching RocksDB's release build (cached in \$HOME/.cache/statestore/rocksdb)"
   rocksdb_status=0
   bash scripts/rocksdb.sh fetch || rocksdb_status=$?
