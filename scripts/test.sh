@@ -94,9 +94,10 @@ bash scripts/kafka.sh fetch
 # Compiled from source by default (~28 minutes on 2 cores, once per target dir), as a
 # library user's `cargo build` does. STATESTORE_ROCKSDB=prebuilt links RocksDB's official
 # build of the release the bindings are generated for, from Maven (scripts/rocksdb.sh),
-# instead: not the default yet, because two fresh runs with it failed the Replicas(1)
-# query scenario on RocksDB (a partition's store held in-process past its close, "lock
-# hold by current process"), which the source build has passed.
+# instead: not the default yet. The Replicas(1) query scenario failed in both fresh runs
+# with it (a partition's store held in-process past its close, "lock hold by current
+# process") and in one with the source build too; the default stays as CI has run it
+# until that is understood.
 STATESTORE_ROCKSDB="${STATESTORE_ROCKSDB:-source}"
 if [[ $STATESTORE_ROCKSDB == prebuilt ]]; then
   log "fetching RocksDB's release build (cached in \$HOME/.cache/statestore/rocksdb)"
