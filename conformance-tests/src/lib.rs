@@ -489,6 +489,12 @@ macro_rules! conformance_suite {
                 });
             }
             #[test]
+            fn manager_revoke_to_standby_during_a_restore_keeps_every_store_in_its_place() {
+                each(|factory| {
+                    $crate::manager_races::revoke_to_standby_during_a_restore_keeps_every_store_in_its_place(factory);
+                });
+            }
+            #[test]
             fn manager_lose_during_restore() {
                 each(|factory| {
                     $crate::manager_races::lose_during_restore(factory);

@@ -12,7 +12,7 @@ use test_support::eventually;
 
 use crate::gates::{Gate, GatedRestore, GatedSink, REACH_WITHIN};
 use crate::harness::{BackendFactory, block_on};
-use crate::manager::{Instance, Setup, expected, input, instance, instance_with};
+use crate::manager::{Instance, STORE, Setup, VISITS, expected, input, instance, instance_with};
 
 const P: i32 = 3;
 
@@ -23,6 +23,17 @@ fn gated(
     changelog: &InMemoryChangelog,
     restores: &Arc<Gate>,
     commits: &Arc<Gate>,
+) -> Instance {
+    gated_with(backend, changelog, restores, commits, false)
+}
+
+/// [`gated`], with the second store `visits` registered after `rewards` when `visits`.
+fn gated_with(
+    backend: &dyn BackendFactory,
+    changelog: &InMemoryChangelog,
+    restores: &Arc<Gate>,
+    commits: &Arc<Gate>,
+    visits: bool,
 ) -> Instance {
     let guarantee = ProcessingGuarantee::ExactlyOnce;
     let options = SinkOptions::new(guarantee, "app-gated").with_source(input());
@@ -40,6 +51,7 @@ fn gated(
             })),
             sink: Some(sink),
             batch_size: Some(500),
+            visits,
             ..Setup::default()
         },
     )
@@ -170,6 +182,62 @@ pub fn revoke_during_restore_cancels_it(backend: &dyn BackendFactory) {
     let rest = node.assign_one(P);
     assert_eq!(rest, if durable { 2500 } else { 3000 }, "durable={durable}");
     assert_eq!(node.totals(P), expected(P, 3000, 1));
+}
+
+/// A revoke that keeps the partition as a standby while its first store (of two)
+/// restores: each store stays in its own place. The standby holds both (the one whose
+/// restore was cut short opened again from its directory), tails each store's own
+/// changelog, reports both lags, and a promotion serves each store's own data — never
+/// one store's copy under the other's name, nor a second open of a store still held.
+pub fn revoke_to_standby_during_a_restore_keeps_every_store_in_its_place(
+    backend: &dyn BackendFactory,
+) {
+    let changelog = InMemoryChangelog::new();
+    let writer = instance_with(
+        backend,
+        &changelog,
+        ProcessingGuarantee::ExactlyOnce,
+        Setup {
+            visits: true,
+            ..Setup::default()
+        },
+    );
+    writer.assign_one(P);
+    writer.add(P, 3000, 7);
+    let (restores, commits) = (Gate::new(), Gate::new());
+    let node = gated_with(backend, &changelog, &restores, &commits, true);
+    restores.shut();
+    let jobs = node.manager.assign(&[P]);
+    thread::scope(|s| {
+        let restoring = s.spawn(|| block_on(futures::future::join_all(jobs)));
+        // Held after the first batch of the first store, `rewards`.
+        restores.wait_reached();
+        let revoking = s.spawn(|| block_on(node.manager.revoke(&[P], AfterRevoke::KeepAsStandby)));
+        eventually(REACH_WITHIN, "the revoke to withdraw the partition", || {
+            node.manager.state(P) == Some(PartitionState::Revoking)
+        });
+        restores.open();
+        let (_, outcome) = restoring.join().unwrap().pop().unwrap();
+        assert!(
+            outcome.unwrap().is_none(),
+            "a withdrawn restore reports nothing"
+        );
+        revoking.join().unwrap().unwrap();
+    });
+    assert_eq!(node.manager.state(P), Some(PartitionState::Standby));
+    block_on(node.manager.update_standbys()).unwrap();
+    let lags = block_on(node.manager.standby_lags()).unwrap();
+    let stores: Vec<&str> = lags.iter().map(|lag| lag.store.as_str()).collect();
+    assert_eq!(stores, [STORE, VISITS], "{lags:?}");
+    writer.add(P, 10, 7);
+    block_on(node.manager.update_standbys()).unwrap();
+    node.assign_one(P);
+    let mut rewards = expected(P, 3000, 14);
+    rewards.extend(expected(P, 3000, 7).into_iter().skip(10));
+    let mut visits = expected(P, 3000, 2);
+    visits.extend(expected(P, 3000, 1).into_iter().skip(10));
+    assert_eq!(node.totals(P), rewards);
+    assert_eq!(node.totals_of(P, node.visits.as_ref().unwrap()), visits);
 }
 
 /// A loss during a restore closes the partition `Lost` once the restore stops.

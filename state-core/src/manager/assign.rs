@@ -124,12 +124,7 @@ impl StoreManager {
                 // Cancelled by a revoke or loss, which now decides what becomes of the
                 // stores: they are consistent, only behind.
                 log::info!("restore of partition {partition} cancelled by its revoke: {err}");
-                *slot = Slot::Standby(
-                    opened
-                        .into_iter()
-                        .map(|s| Standby::new(partition, s))
-                        .collect(),
-                );
+                *slot = self.cancelled_stores(partition, opened);
                 return Ok(None);
             }
             Err((err, opened)) => {
@@ -169,7 +164,9 @@ impl StoreManager {
         cancel: &Cancel,
     ) -> std::result::Result<Task, (Error, Vec<Arc<dyn KeyValueStore>>)> {
         let context = self.context.for_partition(partition);
-        let kept = standbys.map(|s| s.into_iter().map(Standby::into_store).collect());
+        let kept = standbys.map_or_else(Vec::new, |s| {
+            s.into_iter().map(Standby::into_store).collect()
+        });
         let opened = self.open_stores(&context, kept)?;
         // The stores to hand back on error. A store being caught up is not among them:
         // restore may replace it with a snapshot, which needs its only handle.
@@ -233,6 +230,31 @@ impl StoreManager {
         }
         .await;
         restored.map_err(|err| (err, held.into_iter().flatten().collect()))
+    }
+
+    /// The slot a cancelled restore leaves: a standby of every store, so each keeps its
+    /// place. The store being caught up when the cancel came is not among `opened` (its
+    /// handle went with the restore), so it is opened again from its directory; if that
+    /// fails, every store is closed and the slot left empty, to be opened afresh.
+    fn cancelled_stores(&self, partition: Partition, opened: Vec<Arc<dyn KeyValueStore>>) -> Slot {
+        let context = self.context.for_partition(partition);
+        match self.open_stores(&context, opened) {
+            Ok(all) => Slot::Standby(
+                all.into_iter()
+                    .map(|(store, _)| Standby::new(partition, store))
+                    .collect(),
+            ),
+            Err((err, held)) => {
+                log::warn!(
+                    "partition {partition}: reopening a store after its cancelled restore \
+                     failed, closing them all: {err}"
+                );
+                if let Err(close) = super::commit::close_all(held) {
+                    log::warn!("partition {partition}: closing after a cancelled restore: {close}");
+                }
+                Slot::Empty
+            }
+        }
     }
 
     /// Restores one opened store of an assigned partition through the one restore path,

@@ -75,7 +75,7 @@ impl StoreManager {
             return Ok(());
         }
         let context = self.context.for_partition(partition);
-        let opened = match self.open_stores(&context, None) {
+        let opened = match self.open_stores(&context, Vec::new()) {
             Ok(opened) => opened,
             Err((err, opened)) => {
                 close_all(opened)?;
