@@ -22,8 +22,12 @@ use crate::scale_out::{Group, PARTITIONS};
 const STORE: &str = "rewards";
 /// Records (over both stores of a partition) between two snapshots: a wave of purchases
 /// logs about 200 per partition, so the waves before the kill take a snapshot of every
-/// partition and the one after leaves a tail.
+/// partition.
 const SNAPSHOT_EVERY: u64 = 300;
+/// Purchases after the snapshots, before the kill: 2 per partition, 4 changelog records,
+/// so they leave a tail. A whole wave (200 records) could itself complete the count
+/// since the last snapshot and take one at the changelog's end, leaving nothing to replay.
+const TAIL_PURCHASES: u32 = 12;
 /// Waves the owners process before the snapshots are looked for.
 const WAVES: u32 = 3;
 
@@ -139,7 +143,7 @@ pub fn killed_owner_relocates_from_snapshots_in_a_directory(
 }
 
 /// Two instances snapshot every [`SNAPSHOT_EVERY`] records; once each of b's
-/// partitions has a snapshot b took, one more wave leaves a tail after it and b is
+/// partitions has a snapshot b took, a few more purchases leave a tail after it and b is
 /// killed with SIGKILL while input keeps coming. a restores every partition it takes
 /// over from a snapshot — at least as new as the one seen before the kill — and replays
 /// only the changelog after it (fewer records than the changelog holds); nothing is
@@ -174,7 +178,7 @@ pub fn killed_owner_relocates_from_snapshots(
     let seen = snapshots.wait_for(group.application(), &b_owns, &owned_at);
 
     // A tail after the snapshots, then the crash, with input still arriving.
-    group.produce_wave();
+    group.produce_purchases(TAIL_PURCHASES);
     group.wait_for_model(&mut [&mut a, &mut b]);
     let ends: BTreeMap<Partition, i64> = b_owns
         .iter()
