@@ -330,9 +330,16 @@ pub fn queries_never_lie_through_rebalances(bootstrap: &str, binary: &Path, back
     let history = purchases(bootstrap, group.input());
     let tally = check_reads(&reads, &history);
     eprintln!("{} reads: {tally:?}", reads.len());
+    // Not vacuous: a scenario answering every read with "not now" would pass the check
+    // above. Reads of a killed or restarting instance get no answer by design (a quarter
+    // of them here) and a dead owner's partitions answer "owner unreachable" until the
+    // session ends; of the answered reads 69-71% were values in five runs, so a third
+    // leaves room for a slower machine's longer rebalances.
+    let unanswered: usize = tally.unanswered.values().sum();
+    let answered = reads.len() - unanswered;
     assert!(
-        tally.values > reads.len() / 2,
-        "too few values: {tally:?} of {}",
+        tally.values * 3 >= answered,
+        "too few values: {tally:?} of {} reads, {answered} answered",
         reads.len()
     );
 
