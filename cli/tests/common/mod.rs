@@ -151,22 +151,43 @@ pub fn is_root() -> bool {
 
 /// Runs the binary without root's power over permissions: as `nobody` (via `setpriv`)
 /// when this test runs as root, else as the current user. The binary is linked into
-/// `scratch` (made traversable), since root's build directory may not be.
+/// `scratch` (made traversable), since root's build directory may not be; so are the
+/// shared libraries on `LD_LIBRARY_PATH` (a linked RocksDB lives under root's home).
 pub fn run_unprivileged(scratch: &Path, args: &[String]) -> Output {
     if !is_root() {
         return run_owned(args);
     }
     std::fs::set_permissions(scratch, std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = scratch.join("statestore");
-    if !bin.exists() && std::fs::hard_link(BIN, &bin).is_err() {
-        std::fs::copy(BIN, &bin).unwrap();
+    link_or_copy(Path::new(BIN), &bin);
+    let libs = scratch.join("lib");
+    std::fs::create_dir_all(&libs).unwrap();
+    std::fs::set_permissions(&libs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in std::env::var_os("LD_LIBRARY_PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                link_or_copy(&entry.path(), &libs.join(entry.file_name()));
+            }
+        }
     }
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(&bin)
         .args(args)
+        .env("LD_LIBRARY_PATH", &libs)
         .output()
         .unwrap_or_else(|err| panic!("running as nobody needs setpriv (util-linux): {err}"))
+}
+
+/// Makes `to` a hard link of `from`, or a copy where a link cannot be made.
+fn link_or_copy(from: &Path, to: &Path) {
+    if !to.exists() && std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).unwrap();
+    }
 }
 
 /// Sets mode `dirs` on `path` and every directory under it, `files` on every file.
