@@ -251,7 +251,7 @@ impl RedbStore {
 
     fn apply(&self, table: &mut DataTable<'_>, batch: &WriteBatch) -> Result<()> {
         let map = self.map("apply write batch");
-        for op in batch.iter() {
+        for op in last_write_per_key_in_key_order(batch) {
             match op {
                 WriteOp::Put { key, value } => {
                     table.insert(key, value).map_err(|e| map(e.into()))?;
@@ -270,6 +270,25 @@ impl RedbStore {
             Ok(Box::new(scan) as KvIter<'_>)
         })
     }
+}
+
+/// What `batch` leaves behind, in key order: each key's last operation. A transaction
+/// copies every B-tree page it changes once; keys applied in the order they arrive (a
+/// changelog's order, scattered over the tree) copy a leaf and its path for almost every
+/// key once the store outgrows a few pages, keys in order share them. The sort is stable,
+/// so the last of a key's operations is the one kept.
+fn last_write_per_key_in_key_order(batch: &WriteBatch) -> impl Iterator<Item = WriteOp<'_>> {
+    let mut ops: Vec<WriteOp<'_>> = batch.iter().collect();
+    ops.sort_by(|a, b| a.key().cmp(b.key()));
+    let mut ops = ops.into_iter().peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let op = ops.next()?;
+            if ops.peek().is_none_or(|next| next.key() != op.key()) {
+                return Some(op);
+            }
+        }
+    })
 }
 
 impl KeyValueStore for RedbStore {
@@ -473,4 +492,27 @@ fn flush_db(db: &Database, policy: &CommitPolicy, path: &Path) -> Result<()> {
     txn.commit().map_err(|e| map(e.into()))?;
     policy.committed(Durability::Immediate);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_applies_as_each_keys_last_write_in_key_order() {
+        let mut batch = WriteBatch::new();
+        batch
+            .put("c", "1")
+            .put("a", "1")
+            .delete("b")
+            .put("a", "2")
+            .put("b", "1")
+            .delete("c");
+        let applied: Vec<(&[u8], Option<&[u8]>)> = last_write_per_key_in_key_order(&batch)
+            .map(|op| (op.key(), op.value()))
+            .collect();
+        let want: Vec<(&[u8], Option<&[u8]>)> =
+            vec![(b"a", Some(b"2")), (b"b", Some(b"1")), (b"c", None)];
+        assert_eq!(applied, want);
+    }
 }
