@@ -143,6 +143,9 @@ async fn dispatch(matches: &ArgMatches) -> Result<bool> {
                 parallel: m
                     .get_one::<u64>("parallel")
                     .map_or(4, |&n| usize::try_from(n).unwrap_or(4)),
+                batch_size: m
+                    .get_one::<u64>("batch-size")
+                    .and_then(|&n| usize::try_from(n).ok()),
                 json: m.get_flag("json"),
                 snapshots: m.get_one::<String>("snapshots").cloned(),
             })
@@ -275,6 +278,9 @@ fn cli() -> Command {
                 .arg(Arg::new("parallel").long("parallel").value_name("N").default_value("4")
                     .value_parser(value_parser!(u64).range(1..=64))
                     .help("Partitions restored at the same time"))
+                .arg(Arg::new("batch-size").long("batch-size").value_name("RECORDS")
+                    .value_parser(value_parser!(u64).range(1..=10_000_000))
+                    .help("Records applied to the store per batch (one write with its position) [default: the backend's]"))
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue)
                     .help("Print one JSON object (records, milliseconds, per partition) instead of text"))
                 .arg(snapshots_arg("Start each store from its newest usable snapshot in URL when it is ahead of the local copy, replaying only the changelog after it")))

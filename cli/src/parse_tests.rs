@@ -19,7 +19,7 @@ fn the_stall_timeout_defaults_to_the_librarys() {
 }
 
 /// Every numeric flag, with its command.
-const NUMERIC: [(&str, &str); 12] = [
+const NUMERIC: [(&str, &str); 13] = [
     ("demo", "--instances"),
     ("demo", "--partitions"),
     ("demo", "--purchases"),
@@ -27,6 +27,7 @@ const NUMERIC: [(&str, &str); 12] = [
     ("demo", "--timeout"),
     ("restore", "--partitions"),
     ("restore", "--parallel"),
+    ("restore", "--batch-size"),
     ("restore", "--timeout"),
     ("restore", "--stall-timeout"),
     ("inspect", "--partition"),

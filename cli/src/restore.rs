@@ -37,6 +37,8 @@ pub struct RestoreCommand {
     pub stall_timeout: Duration,
     /// Partitions restored at the same time.
     pub parallel: usize,
+    /// Records per restore batch (`--batch-size`); `None`: the backend's.
+    pub batch_size: Option<usize>,
     /// Print one JSON object instead of text.
     pub json: bool,
     /// Start each store from its newest usable snapshot here, replaying only the tail.
@@ -104,6 +106,7 @@ pub async fn run(command: &RestoreCommand) -> Result<bool> {
         snapshots: crate::snapshot::store_of(command.snapshots.as_ref())?,
         stall_timeout: command.stall_timeout,
         cancel: Some(stop::cancel_flag()),
+        batch_size: command.batch_size,
         ..RestoreOptions::default()
     };
     let slots = Arc::new(Semaphore::new(command.parallel.max(1)));
