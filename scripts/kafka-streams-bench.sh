@@ -6,6 +6,7 @@
 # Usage: scripts/kafka-streams-bench.sh build
 #        scripts/kafka-streams-bench.sh produce --bootstrap-servers S --topic T --partitions P
 #                                       --records N --keys K [--value-size V] [--input-topic I]
+#                                       [--key-order sequential|scattered]
 #        scripts/kafka-streams-bench.sh restore --bootstrap-servers S --application-id A --store NAME
 #                                       --input-topic I --store-type rocksdb|memory --state-dir D
 #                                       [--threads 1] [--timeout-seconds 600]

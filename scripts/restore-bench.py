@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Restore speed side by side: Kafka Streams, statestore and a raw librdkafka consumer.
+"""Restore speed side by side: Kafka Streams, statestore and the raw consumers.
 
 Produces one changelog topic the way a Kafka Streams application writes it (String keys
-`customer-N`, 8-byte big-endian Double values, or random bytes of --value-size), then, in
+`customer-N`, 8-byte big-endian Double values, or random bytes of --value-size; record i
+updates key i mod --keys, in turn or with --key-order scattered in a fixed pseudo-random order
+each round), then, in
 one run and back to back on the same topic and broker, restores it with:
 
   - a raw librdkafka consumer reading to the end (benches/examples/raw_consumer.rs, with
     the fetch settings statestore's restore cursor uses): the physical limit of reading;
+  - Kafka's Java consumer without a store, as `kafka-consumer-perf-test` runs it
+    (ConsumerPerformance, its fetch time);
   - Kafka Streams 4.1.1 into its RocksDB store and into its in-memory store
     (benches/kafka-streams, times from its StateRestoreListener);
   - `statestore restore` into every backend (its own timing of the restores).
 
 Each run starts from an empty state directory. Prints a Markdown table of medians with the
 ratios to Kafka Streams' store of the same kind (RocksDB for rocksdb and redb, in-memory
-for memory) and to the raw consumer, and each process's peak RSS.
+for memory) and to the faster of the two raw consumers, and each process's peak RSS.
 
 With --snapshots URL (s3://bucket/prefix or file:///dir; S3 credentials and endpoint from
 AWS_*), the changelog is produced in two parts: after the first (all but --tail-percent of
@@ -27,9 +31,10 @@ Needs a broker (scripts/kafka.sh start single), Java 17 and Maven (for Kafka Str
 GNU time (/usr/bin/time) for the peak RSS.
 
   scripts/restore-bench.py [--records 1000000] [--keys 100000] [--value-size 8]
+                           [--key-order sequential|scattered]
                            [--partitions 1] [--rounds 3] [--backends memory,rocksdb,redb]
                            [--bootstrap-servers 127.0.0.1:9092] [--keep-topic]
-                           [--snapshots URL --tail-percent 1]
+                           [--snapshots URL --tail-percent 1] [--batch-sizes N,M]
 """
 
 import argparse
@@ -73,8 +78,27 @@ def build():
     return debug / "statestore", debug / "examples" / "raw_consumer"
 
 
-def timed(command):
-    """Runs `command` under GNU time; returns its JSON line and its peak RSS in MiB."""
+def json_line(stdout):
+    """The last JSON line a reader printed (statestore, the raw consumer, Kafka Streams)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else None
+
+
+def consumer_performance(stdout):
+    """`records` and `millis` from Kafka's ConsumerPerformance: its fetch time, the
+    rebalance of its subscription left out, as `kafka-consumer-perf-test` reports it."""
+    lines = [line.strip() for line in stdout.splitlines() if "," in line]
+    header = next((i for i, line in enumerate(lines) if "fetch.time.ms" in line), None)
+    if header is None or header + 1 >= len(lines):
+        return None
+    row = dict(zip((f.strip() for f in lines[header].split(",")),
+                   (f.strip() for f in lines[header + 1].split(","))))
+    return {"records": int(row["data.consumed.in.nMsg"]), "millis": float(row["fetch.time.ms"])}
+
+
+def timed(command, parse=json_line):
+    """Runs `command` under GNU time; returns what `parse` reads from its output and its
+    peak RSS in MiB."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as rss_file:
         done = subprocess.run(
             ["/usr/bin/time", "-o", rss_file.name, "-f", "%M"] + command,
@@ -82,10 +106,10 @@ def timed(command):
         if done.returncode != 0:
             die(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
         rss_kib = int(rss_file.read().strip().splitlines()[-1])
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        die(f"{' '.join(command)} printed no JSON:\n{done.stdout[-2000:]}")
-    return json.loads(lines[-1]), rss_kib / 1024
+    result = parse(done.stdout)
+    if result is None:
+        die(f"{' '.join(command)} printed no result:\n{done.stdout[-2000:]}")
+    return result, rss_kib / 1024
 
 
 def main():
@@ -93,6 +117,9 @@ def main():
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--value-size", type=int, default=8)
+    parser.add_argument("--key-order", choices=("sequential", "scattered"), default="sequential",
+                        help="record i updates key i mod K: in turn, or each round in a fixed "
+                             "pseudo-random order")
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="memory,rocksdb,redb")
@@ -102,6 +129,9 @@ def main():
                         help="leave the topics on the broker (they are deleted by default)")
     parser.add_argument("--snapshots", metavar="URL",
                         help="also relocate each durable backend from a snapshot under URL plus the tail")
+    parser.add_argument("--batch-sizes", default="",
+                        help="comma-separated: every backend also restores with each of these "
+                             "--batch-size values (records per write), beside its default")
     parser.add_argument("--tail-percent", type=float, default=1.0,
                         help="with --snapshots: the share of records produced after the snapshot")
     args = parser.parse_args()
@@ -119,12 +149,13 @@ def main():
     tail = round(args.records * args.tail_percent / 100) if args.snapshots else 0
 
     def produce(records):
-        log(f"producing {records} records over {args.keys} keys into {changelog} "
+        log(f"producing {records} records over {args.keys} keys ({args.key_order}) into {changelog} "
             f"({args.partitions} partition(s), values of {args.value_size} bytes)")
         produced, _ = timed(["bash", str(KS_BENCH), "produce", "--bootstrap-servers", servers,
                              "--topic", changelog, "--input-topic", input_topic,
                              "--partitions", str(args.partitions), "--records", str(records),
-                             "--keys", str(args.keys), "--value-size", str(args.value_size)])
+                             "--keys", str(args.keys), "--value-size", str(args.value_size),
+                             "--key-order", args.key_order])
         log(f"produced in {produced['millis']} ms")
 
     def restore_command(state, backend, extra=()):
@@ -156,7 +187,12 @@ def main():
         produce(tail)
     readers = [("raw librdkafka consumer", "raw", lambda state: [
         str(raw_consumer), "--bootstrap-servers", servers, "--topic", changelog,
-        "--partitions", partitions])]
+        "--partitions", partitions]),
+        ("raw Java consumer (kafka-consumer-perf-test)", "raw-java", lambda state: [
+            "bash", str(ROOT / "scripts" / "kafka.sh"), "run",
+            "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", servers,
+            "--topic", changelog, "--messages", str(args.records), "--timeout", "120000",
+            "--group", f"restore-bench-raw-{state.name}"])]
     for kind in ("rocksdb", "memory"):
         readers.append((f"Kafka Streams 4.1.1, {kind} store", f"ks-{kind}",
                         lambda state, kind=kind: [
@@ -167,6 +203,12 @@ def main():
     for backend in args.backends.split(","):
         readers.append((f"statestore restore, {backend}", backend,
                         lambda state, backend=backend: restore_command(state, backend)))
+    for size in filter(None, args.batch_sizes.split(",")):
+        for backend in args.backends.split(","):
+            readers.append((f"statestore restore, {backend}, batches of {int(size):,}",
+                            f"{backend}@{int(size)}",
+                            lambda state, backend=backend, size=size: restore_command(
+                                state, backend, ("--batch-size", size))))
     for backend, (url, _) in snapshots.items():
         readers.append((f"statestore snapshot + {args.tail_percent:g}% tail, {backend}",
                         f"snapshot-{backend}",
@@ -180,7 +222,8 @@ def main():
             for name, key, command in readers:
                 state = Path(tempfile.mkdtemp(prefix="restore-bench-"))
                 try:
-                    out, rss = timed(command(state))
+                    out, rss = timed(command(state), consumer_performance
+                                 if key == "raw-java" else json_line)
                 finally:
                     shutil.rmtree(state, ignore_errors=True)
                 expected = tail if key.startswith("snapshot-") else args.records
@@ -204,26 +247,26 @@ def main():
     def median_ms(key):
         return statistics.median(ms for ms, _ in results[key])
 
-    raw = median_ms("raw")
+    raw = min(median_ms("raw"), median_ms("raw-java"))
     print(f"\n{args.records:,} records over {args.keys:,} keys, {args.partitions} partition(s), "
           f"values of {args.value_size} bytes; median of {args.rounds} round(s), each reader "
           f"from an empty state directory\n")
-    print("| reader | time | records/s | vs Kafka Streams (same kind of store) | vs raw consumer | peak RSS |")
+    print("| reader | time | records/s | vs Kafka Streams (same kind of store) | vs the faster raw consumer | peak RSS |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, key, _ in readers:
         ms = median_ms(key)
         rate = args.records / (ms / 1000)
         rss = statistics.median(r for _, r in results[key])
-        backend = key.removeprefix("snapshot-")
+        backend = key.removeprefix("snapshot-").split("@")[0]
         if backend in ("memory", "rocksdb", "redb"):
             same = "ks-memory" if backend == "memory" else "ks-rocksdb"
             vs_ks = f"{median_ms(same) / ms:.2f}x"
         else:
             vs_ks = ""
-        vs_raw = f"{raw / ms:.2f}x" if key != "raw" else "1.00x"
+        vs_raw = f"{raw / ms:.2f}x"
         print(f"| {name} | {ms / 1000:.2f} s | {rate / 1000:,.0f} k | {vs_ks} | {vs_raw} | {rss:.0f} MiB |")
     print("\nratios are speed ratios (higher is faster): Kafka Streams' time / statestore's time, "
-          "raw consumer's time / reader's time")
+          "the faster raw consumer's time / reader's time")
     if snapshots:
         print(f"\nsnapshot + tail ({tail:,} records after the snapshot) against a full replay "
               "of the same backend:\n")

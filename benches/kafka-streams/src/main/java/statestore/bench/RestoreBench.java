@@ -57,7 +57,7 @@ import org.apache.kafka.streams.state.Stores;
  *
  * <pre>
  * produce --bootstrap-servers S --topic T --partitions P --records N --keys K
- *         [--value-size V] [--input-topic I]
+ *         [--value-size V] [--input-topic I] [--key-order sequential|scattered]
  * restore --bootstrap-servers S --application-id A --store NAME --input-topic I
  *         --store-type rocksdb|memory --state-dir D [--threads 1] [--timeout-seconds 600]
  * </pre>
@@ -70,6 +70,7 @@ public final class RestoreBench {
         "usage:",
         "  produce [--bootstrap-servers S] --topic T --partitions P --records N --keys K",
         "          [--value-size V (default 8: a big-endian double)] [--input-topic I]",
+        "          [--key-order sequential|scattered (default sequential)]",
         "  restore [--bootstrap-servers S] --application-id A --store NAME --input-topic I",
         "          --store-type rocksdb|memory --state-dir D [--threads 1] [--timeout-seconds 600]",
         "S defaults to $KAFKA_BOOTSTRAP_SERVERS; restore reads the changelog A-NAME-changelog; D is wiped first.");
@@ -131,7 +132,8 @@ public final class RestoreBench {
     // ------------------------------------------------------------- produce ----
 
     private static void produce(final Args args) throws Exception {
-        args.allowOnly("bootstrap-servers", "topic", "partitions", "records", "keys", "value-size", "input-topic");
+        args.allowOnly("bootstrap-servers", "topic", "partitions", "records", "keys", "value-size", "input-topic",
+            "key-order");
         final String bootstrap = args.bootstrapServers();
         final String topic = args.required("topic");
         final int partitions = (int) args.requiredLong("partitions", 1, Integer.MAX_VALUE);
@@ -139,6 +141,18 @@ public final class RestoreBench {
         final long keys = args.requiredLong("keys", 1, Long.MAX_VALUE);
         final int valueSize = (int) args.optionalLong("value-size", 8, 0, 64 * 1024 * 1024);
         final String inputTopic = args.optional("input-topic", null);
+        // Record i updates key i mod K. Sequential: customer-0, customer-1, ... in turn, so a
+        // run of records touches neighbouring keys. Scattered: each round over the keys visits
+        // them in a fixed pseudo-random order (i mod K times a prime coprime to K, mod K), as
+        // independent customers' updates arrive in a changelog.
+        final String keyOrder = args.optional("key-order", "sequential");
+        final boolean scattered;
+        switch (keyOrder) {
+            case "sequential" -> scattered = false;
+            case "scattered" -> scattered = true;
+            default -> throw new BenchException("--key-order must be sequential or scattered, not '" + keyOrder + "'");
+        }
+        final long stride = coprimeStride(keys);
 
         try (Admin admin = Admin.create(adminProps(bootstrap))) {
             ensureTopic(admin, topic, partitions, Map.of(TopicConfig.CLEANUP_POLICY_CONFIG, TopicConfig.CLEANUP_POLICY_COMPACT));
@@ -171,7 +185,8 @@ public final class RestoreBench {
         final long started = System.nanoTime();
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
             for (long i = 0; i < records; i++) {
-                final byte[] key = keySerializer.serialize(topic, "customer-" + (i % keys));
+                final long k = scattered ? Math.multiplyExact(i % keys, stride) % keys : i % keys;
+                final byte[] key = keySerializer.serialize(topic, "customer-" + k);
                 final byte[] value;
                 if (valueSize == 8) {
                     value = doubleSerializer.serialize(topic, (double) i);
@@ -209,6 +224,7 @@ public final class RestoreBench {
             .put("records", records)
             .put("keys", keys)
             .put("value_size", valueSize)
+            .put("key_order", keyOrder)
             .put("millis", millis)
             .put("kafka_clients_version", AppInfoParser.getVersion());
         System.out.println(json);
@@ -743,6 +759,16 @@ public final class RestoreBench {
         UsageException(final String message) {
             super(message);
         }
+    }
+
+    /** A stride near the golden section of {@code keys} that shares no factor with it, so
+     *  {@code j * stride mod keys} visits every key once per round and neighbours far apart. */
+    static long coprimeStride(final long keys) {
+        long stride = Math.max(1, (long) (keys * 0.6180339887));
+        while (java.math.BigInteger.valueOf(stride).gcd(java.math.BigInteger.valueOf(keys)).longValue() != 1) {
+            stride++;
+        }
+        return stride;
     }
 
     private static final class BenchException extends RuntimeException {
