@@ -110,6 +110,7 @@ fn raw_consume(topic: &str, partitions: i32) -> usize {
     let read_ahead = ReadAhead {
         chunk_records: state_core::DEFAULT_RESTORE_BATCH,
         max_bytes: state_core::DEFAULT_MAX_BYTES_IN_FLIGHT,
+        headers: false,
     };
     for (key, value) in changelog_kafka::restore_consumer_settings(read_ahead) {
         config.set(key, value);
@@ -151,6 +152,7 @@ async fn read_all(reader: &KafkaReader, batch: usize) -> Vec<ChangelogChunk> {
     let read_ahead = ReadAhead {
         chunk_records: batch,
         max_bytes: state_core::DEFAULT_MAX_BYTES_IN_FLIGHT,
+        headers: false,
     };
     let mut cursor = reader.open_with(0, 0, read_ahead).await.unwrap();
     let mut chunks = Vec::new();

@@ -66,6 +66,7 @@ fn main() {
         let read_ahead = ReadAhead {
             chunk_records: DEFAULT_RESTORE_BATCH,
             max_bytes: DEFAULT_MAX_BYTES_IN_FLIGHT,
+            headers: false,
         };
         for (key, value) in changelog_kafka::restore_consumer_settings(read_ahead) {
             settings.insert(key.to_owned(), value);

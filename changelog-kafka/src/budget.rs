@@ -10,6 +10,7 @@ use crate::cursor::{CHUNKS_AHEAD, ChunkLimits};
 pub(crate) const DEFAULT_READ_AHEAD: ReadAhead = ReadAhead {
     chunk_records: state_core::DEFAULT_RESTORE_BATCH,
     max_bytes: state_core::DEFAULT_MAX_BYTES_IN_FLIGHT,
+    headers: true,
 };
 
 /// How a cursor splits its read-ahead budget between librdkafka and its own chunks, and
@@ -73,6 +74,7 @@ impl FetchBudget {
             records: self.read_ahead.chunk_records.max(1),
             bytes: (self.read_ahead.max_bytes / 2 / (CHUNKS_AHEAD + 2)).max(Self::MIN_BYTES),
             data_hint: 0,
+            headers: self.read_ahead.headers,
         }
     }
 }
@@ -105,6 +107,7 @@ mod tests {
             let budget = FetchBudget::new(ReadAhead {
                 chunk_records: 1000,
                 max_bytes,
+                headers: false,
             });
             let settings: BTreeMap<_, _> = budget.consumer_settings().into_iter().collect();
             let fetch = setting(&settings, "max.partition.fetch.bytes");
@@ -129,6 +132,7 @@ mod tests {
         let budget = FetchBudget::new(ReadAhead {
             chunk_records: 0,
             max_bytes: 0,
+            headers: false,
         });
         let settings: BTreeMap<_, _> = budget.consumer_settings().into_iter().collect();
         assert!(setting(&settings, "max.partition.fetch.bytes") >= 1024);

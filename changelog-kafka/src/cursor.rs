@@ -48,6 +48,8 @@ pub(crate) struct ChunkLimits {
     pub(crate) bytes: usize,
     /// Key and value bytes to reserve up front.
     pub(crate) data_hint: usize,
+    /// Whether records' headers are copied ([`ReadAhead::headers`](state_core::ReadAhead)).
+    pub(crate) headers: bool,
 }
 
 impl ChunkLimits {
@@ -202,7 +204,7 @@ fn poll_chunk(
             Duration::ZERO
         };
         match consumer.poll(wait) {
-            Some(Ok(message)) => append(&mut chunk, &message)?,
+            Some(Ok(message)) => append(&mut chunk, &message, limits.headers)?,
             Some(Err(err)) if is_transient(&err) => {
                 // librdkafka reconnects by itself; the poll deadline bounds the wait.
                 log::debug!("reading topic {topic} partition {partition}: {err}");
@@ -278,8 +280,9 @@ fn read_error(
     }
 }
 
-/// Copies one message into `chunk`: key and value once, headers only when there are any.
-fn append(chunk: &mut ChangelogChunk, message: &BorrowedMessage<'_>) -> Result<()> {
+/// Copies one message into `chunk`: key and value once, and with `headers` its headers
+/// when there are any.
+fn append(chunk: &mut ChangelogChunk, message: &BorrowedMessage<'_>, headers: bool) -> Result<()> {
     let Some(key) = message.key() else {
         return Err(Error::corruption(format!(
             "changelog record without a key at topic {} partition {} offset {}",
@@ -291,6 +294,9 @@ fn append(chunk: &mut ChangelogChunk, message: &BorrowedMessage<'_>) -> Result<(
     // -1 is Kafka's "no timestamp".
     let timestamp = message.timestamp().to_millis().unwrap_or(-1);
     chunk.push(message.offset(), key, message.payload(), timestamp);
+    if !headers {
+        return Ok(());
+    }
     if let Some(headers) = message.headers() {
         // Kafka has no null-valued header in our record model: a null value reads as empty.
         chunk.set_last_headers(

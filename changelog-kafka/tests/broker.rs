@@ -12,7 +12,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::{ClientConfig, Offset as KafkaOffset, TopicPartitionList};
 use state_core::{
     Changelog, ChangelogRecord, ChangelogSink, ErrorKind, IsolationLevel, ProcessingGuarantee,
-    SinkOptions, TopicSpec,
+    ReadAhead, SinkOptions, TopicSpec,
 };
 use test_support::eventually_async;
 
@@ -216,6 +216,25 @@ async fn broker_append_flush_and_read_back_identically() {
         assert_eq!(read, expected, "partition {partition}");
         let offsets: Vec<_> = records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, (0..100).collect::<Vec<_>>());
+
+        // A restore's cursor leaves headers out and keeps everything else.
+        let read_ahead = ReadAhead {
+            chunk_records: 30,
+            max_bytes: state_core::DEFAULT_MAX_BYTES_IN_FLIGHT,
+            headers: false,
+        };
+        let mut cursor = reader.open_with(partition, 0, read_ahead).await.unwrap();
+        let mut without_headers = Vec::new();
+        while cursor.position() < 100 {
+            without_headers.extend(cursor.next_batch(30).await.unwrap());
+        }
+        let mut stripped = read.clone();
+        for record in &mut stripped {
+            record.headers.clear();
+        }
+        assert!(read.iter().any(|r| !r.headers.is_empty()), "{partition}");
+        let read: Vec<_> = without_headers.iter().map(|r| r.record.clone()).collect();
+        assert_eq!(read, stripped, "partition {partition}, headers left out");
     }
 }
 

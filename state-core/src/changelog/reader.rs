@@ -52,7 +52,8 @@ pub trait ChangelogReader: Send + Sync {
     }
 }
 
-/// How much a cursor may fetch before its caller asks for it: restore's memory bound.
+/// How much a cursor may fetch before its caller asks for it (restore's memory bound),
+/// and what of each record it keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadAhead {
     /// Records per chunk the caller will ask for (its store write size).
@@ -60,6 +61,11 @@ pub struct ReadAhead {
     /// Bytes of records the cursor and its client may hold fetched and not yet handed
     /// out, chunks in flight included.
     pub max_bytes: usize,
+    /// Whether chunks carry the records' headers. A restore applies keys and values
+    /// only; a Kafka client parses a record's header section (allocating, even when it
+    /// holds no header) only when asked, which took a quarter of the reading thread's
+    /// time at 10M records (`BENCHMARKS.md`).
+    pub headers: bool,
 }
 
 /// A position in one changelog partition that reads forward in batches.

@@ -119,6 +119,7 @@ impl RestoreOptions {
         ReadAhead {
             chunk_records: self.batch_records(store),
             max_bytes: self.max_bytes_in_flight,
+            headers: false,
         }
     }
 }
