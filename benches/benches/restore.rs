@@ -1,9 +1,10 @@
 //! Restore, stage by stage, each stage next to the raw piece that sets its limit, on a real
 //! broker and in the same run (`BENCHMARKS.md`).
 //!
-//! The changelog: 1,000,000 records over 100,000 keys, String keys `customer-N` and 8-byte
-//! big-endian Double values (what Kafka Streams' `Serdes.String()` / `Serdes.Double()`
-//! write), produced once into a one-partition topic and a four-partition topic.
+//! The changelog: 1,000,000 records over 100,000 keys (or `RESTORE_BENCH_RECORDS` over
+//! `RESTORE_BENCH_KEYS`), String keys `customer-N` and 8-byte big-endian Double values
+//! (what Kafka Streams' `Serdes.String()` / `Serdes.Double()` write), produced once into a
+//! one-partition topic and a four-partition topic.
 //!
 //! - `restore/read`: `raw_consumer` is a raw librdkafka `BaseConsumer` with the restore
 //!   cursor's settings reading to the end offset (fetch and hand-over, the physical limit
@@ -22,10 +23,11 @@
 //!   into its own store, next to one raw consumer reading all four.
 //!
 //! Needs a broker: `scripts/kafka.sh start single`, then
-//! `cargo bench -p benches --bench restore --profile dev`.
+//! `cargo bench -p benches --bench restore --profile dev`; at ten times the size,
+//! `RESTORE_BENCH_RECORDS=10000000 RESTORE_BENCH_KEYS=1000000 cargo bench ...`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use benches::kafka::{bootstrap, runtime, unique};
@@ -43,8 +45,38 @@ use state_core::{
 };
 use tempfile::TempDir;
 
-const RECORDS: usize = 1_000_000;
-const KEYS: usize = 100_000;
+/// The changelog's records and keys: 1,000,000 over 100,000 unless `RESTORE_BENCH_RECORDS`
+/// and `RESTORE_BENCH_KEYS` say otherwise, so the stages can be measured at ten times the
+/// size without a rebuild.
+fn size() -> (usize, usize) {
+    static SIZE: OnceLock<(usize, usize)> = OnceLock::new();
+    *SIZE.get_or_init(|| {
+        let read = |name: &str, default: usize| match std::env::var(name) {
+            Ok(text) => text
+                .replace('_', "")
+                .parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| panic!("{name}={text:?}: expected a positive count")),
+            Err(_) => default,
+        };
+        let records = read("RESTORE_BENCH_RECORDS", 1_000_000);
+        let keys = read("RESTORE_BENCH_KEYS", 100_000);
+        assert!(
+            keys <= records,
+            "RESTORE_BENCH_KEYS {keys} > RESTORE_BENCH_RECORDS {records}"
+        );
+        (records, keys)
+    })
+}
+
+fn records() -> usize {
+    size().0
+}
+
+fn keys() -> usize {
+    size().1
+}
 
 /// A topic of `partitions` holding the changelog, keys spread by librdkafka's default
 /// partitioner (murmur2, as Kafka Streams').
@@ -64,8 +96,8 @@ fn produce(rt: &tokio::runtime::Runtime, changelog: &KafkaChangelog, partitions:
         .set("partitioner", "murmur2_random")
         .create()
         .unwrap();
-    for i in 0..RECORDS {
-        let key = format!("customer-{}", i % KEYS);
+    for i in 0..records() {
+        let key = format!("customer-{}", i % keys());
         let value = (i as f64).to_be_bytes();
         let mut record = BaseRecord::to(&topic)
             .key(key.as_bytes())
@@ -165,16 +197,16 @@ async fn read_all(reader: &KafkaReader, batch: usize) -> Vec<ChangelogChunk> {
 fn read_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, topic: &str, reader: &KafkaReader) {
     let mut group = c.benchmark_group("restore/read");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.throughput(Throughput::Elements(records() as u64));
     group.bench_function("raw_consumer", |b| {
-        b.iter(|| assert_eq!(raw_consume(topic, 1), RECORDS))
+        b.iter(|| assert_eq!(raw_consume(topic, 1), records()))
     });
     group.bench_function("cursor", |b| {
         b.iter(|| {
             let chunks = rt.block_on(read_all(reader, state_core::DEFAULT_RESTORE_BATCH));
             assert_eq!(
                 chunks.iter().map(ChangelogChunk::len).sum::<usize>(),
-                RECORDS
+                records()
             );
         })
     });
@@ -208,7 +240,7 @@ fn apply_raw(backend: &str, dir: &std::path::Path, chunks: &[ChangelogChunk]) {
                     }
                 }
             }
-            assert_eq!(map.len(), KEYS);
+            assert_eq!(map.len(), keys());
         }
         "rocksdb" => {
             let db = benches::raw_rocksdb::open(dir);
@@ -257,7 +289,7 @@ fn apply_raw(backend: &str, dir: &std::path::Path, chunks: &[ChangelogChunk]) {
 fn apply_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, reader: &KafkaReader) {
     let mut group = c.benchmark_group("restore/apply");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.throughput(Throughput::Elements(records() as u64));
     for supplier in suppliers() {
         let backend = supplier.backend();
         let (_dir, probe) = fresh(supplier.as_ref());
@@ -291,7 +323,7 @@ fn apply_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, reader: &KafkaRe
 fn full_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, reader: &KafkaReader) {
     let mut group = c.benchmark_group("restore/full");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.throughput(Throughput::Elements(records() as u64));
     for supplier in suppliers() {
         // Durable backends also without durability points and with five times as many,
         // to show what they cost.
@@ -326,7 +358,7 @@ fn full_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, reader: &KafkaRea
                                 &NoopRestoreListener,
                             ))
                             .unwrap();
-                        assert_eq!(summary.restored as usize, RECORDS);
+                        assert_eq!(summary.restored as usize, records());
                         (dir, store)
                     },
                     BatchSize::PerIteration,
@@ -345,9 +377,9 @@ fn four_partitions_stage(
 ) {
     let mut group = c.benchmark_group("restore/4_partitions");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.throughput(Throughput::Elements(records() as u64));
     group.bench_function("raw_consumer", |b| {
-        b.iter(|| assert_eq!(raw_consume(topic, 4), RECORDS))
+        b.iter(|| assert_eq!(raw_consume(topic, 4), records()))
     });
     for supplier in suppliers() {
         group.bench_function(supplier.backend(), |b| {
@@ -380,7 +412,7 @@ fn four_partitions_stage(
                         }
                         total
                     });
-                    assert_eq!(restored as usize, RECORDS);
+                    assert_eq!(restored as usize, records());
                     stores
                 },
                 BatchSize::PerIteration,
