@@ -14,7 +14,8 @@
 //!   into a fresh store in the backend's restore batches with their positions
 //!   (`<backend>`), next to the raw engine doing the same bulk write (`raw_<backend>`):
 //!   RocksDB `WriteBatch`es with the WAL off, redb write transactions committed with
-//!   `Durability::None` and a last `Immediate` one, dashmap inserts.
+//!   `Durability::None` and a last `Immediate` one, dashmap inserts; and the redb store with
+//!   one setting at a time as raw redb has it (`redb_cache_1gib`, `redb_one_immediate`).
 //! - `restore/full`: `restore()` into a fresh store of each backend, one partition; the
 //!   durable backends also without durability points (`<backend>_no_durability_points`)
 //!   and with one every 100,000 records (`<backend>_durable_every_100k`), to show what
@@ -286,6 +287,42 @@ fn apply_raw(backend: &str, dir: &std::path::Path, chunks: &[ChangelogChunk]) {
     }
 }
 
+/// The redb store with one of its settings set as raw redb has it, to show what each
+/// costs as the store outgrows its page cache: redb's own 1 GiB cache instead of the
+/// backend's 64 MiB, and one `Immediate` commit at the end instead of one in 256.
+fn redb_as_raw() -> Vec<(&'static str, backend_redb::RedbSupplier)> {
+    let config = backend_redb::RedbConfig::default;
+    let supplier = |config| backend_redb::RedbSupplier::new("bench").with_config(config);
+    vec![
+        (
+            "redb_cache_1gib",
+            supplier(config().with_cache_size(1 << 30)),
+        ),
+        (
+            "redb_one_immediate",
+            supplier(config().with_bulk_immediate_every(u32::MAX)),
+        ),
+    ]
+}
+
+fn bench_apply(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    supplier: &dyn KeyValueBytesStoreSupplier,
+    chunks: &[ChangelogChunk],
+) {
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            || fresh(supplier),
+            |(dir, store)| {
+                apply_chunks(store.as_ref(), chunks);
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+}
+
 fn apply_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, reader: &KafkaReader) {
     let mut group = c.benchmark_group("restore/apply");
     group.sample_size(10);
@@ -296,16 +333,7 @@ fn apply_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, reader: &KafkaRe
         let batch = probe.capability().restore_batch;
         drop(probe);
         let chunks = rt.block_on(read_all(reader, batch));
-        group.bench_function(backend, |b| {
-            b.iter_batched(
-                || fresh(supplier.as_ref()),
-                |(dir, store)| {
-                    apply_chunks(store.as_ref(), &chunks);
-                    (dir, store)
-                },
-                BatchSize::PerIteration,
-            )
-        });
+        bench_apply(&mut group, backend, supplier.as_ref(), &chunks);
         group.bench_function(format!("raw_{backend}"), |b| {
             b.iter_batched(
                 || tempfile::tempdir().unwrap(),
@@ -316,6 +344,11 @@ fn apply_stage(c: &mut Criterion, rt: &tokio::runtime::Runtime, reader: &KafkaRe
                 BatchSize::PerIteration,
             )
         });
+        if backend == "redb" {
+            for (name, variant) in redb_as_raw() {
+                bench_apply(&mut group, name, &variant, &chunks);
+            }
+        }
     }
     group.finish();
 }
