@@ -43,13 +43,11 @@ pub(crate) fn is_creating(name: &str, file_name: &str) -> bool {
 
 /// Looks at `dir` and its store file `file_name` without changing anything.
 pub(crate) fn probe(dir: &Path, file_name: &str) -> Result<Contents> {
-    let path = dir.join(file_name);
-    let io_error = |err: io::Error, at: &Path| {
-        Error::from(err).context(format!("inspecting {}", at.display()))
-    };
     match std::fs::metadata(dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Contents::Nothing),
-        Err(err) => return Err(io_error(err, dir)),
+        Err(err) => {
+            return Err(Error::from(err).context(format!("inspecting {}", dir.display())));
+        }
         Ok(meta) if !meta.is_dir() => {
             return Err(Error::invalid_input(format!(
                 "redb store directory {} exists and is not a directory",
@@ -58,33 +56,41 @@ pub(crate) fn probe(dir: &Path, file_name: &str) -> Result<Contents> {
         }
         Ok(_) => {}
     }
-    let meta = match std::fs::metadata(&path) {
+    match look_at_file(&dir.join(file_name))? {
+        Some(contents) => Ok(contents),
+        None => others(dir, file_name),
+    }
+}
+
+/// What the store file at `path` is, or `None` when there is none.
+fn look_at_file(path: &Path) -> Result<Option<Contents>> {
+    let io_error =
+        |err: io::Error| Error::from(err).context(format!("inspecting {}", path.display()));
+    let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return others(dir, file_name);
-        }
-        Err(err) => return Err(io_error(err, &path)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(io_error(err)),
     };
     if !meta.is_file() {
-        return Err(foreign(&path, "it is not a regular file"));
+        return Err(foreign(path, "it is not a regular file"));
     }
     if meta.len() == 0 {
-        return Err(foreign(&path, "it is an empty file"));
+        return Err(foreign(path, "it is an empty file"));
     }
     let mut start = Vec::with_capacity(REDB_MAGIC.len());
-    std::fs::File::open(&path)
+    std::fs::File::open(path)
         .and_then(|file| file.take(REDB_MAGIC.len() as u64).read_to_end(&mut start))
-        .map_err(|err| io_error(err, &path))?;
+        .map_err(io_error)?;
     if !REDB_MAGIC.starts_with(&start) {
         return Err(foreign(
-            &path,
+            path,
             &format!(
                 "it does not start with redb's magic bytes (it starts with {})",
                 hex(&start)
             ),
         ));
     }
-    Ok(Contents::Redb)
+    Ok(Some(Contents::Redb))
 }
 
 /// No store file: an empty directory is nothing, other files are someone else's.
@@ -99,6 +105,13 @@ fn others(dir: &Path, file_name: &str) -> Result<Contents> {
         if !is_creating(&name, file_name) {
             names.push(name);
         }
+    }
+    if names.iter().any(|name| name == file_name) {
+        // Another creator linked the finished file into place after the first look.
+        if let Some(contents) = look_at_file(&dir.join(file_name))? {
+            return Ok(contents);
+        }
+        names.retain(|name| name != file_name);
     }
     if names.is_empty() {
         return Ok(Contents::Nothing);
@@ -127,4 +140,40 @@ pub(crate) fn foreign(path: &Path, found: &str) -> Error {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another creator may link the store file between the look at its name and the
+    /// listing of the directory: the listing then finds a store, not a foreign file.
+    #[test]
+    fn a_store_file_linked_after_the_first_look_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("store.redb"), REDB_MAGIC).unwrap();
+        assert_eq!(others(dir.path(), "store.redb").unwrap(), Contents::Redb);
+    }
+
+    #[test]
+    fn a_file_under_the_store_name_is_still_checked_when_found_by_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("store.redb"), b"").unwrap();
+        let err = others(dir.path(), "store.redb").unwrap_err();
+        assert_eq!(err.kind(), state_core::ErrorKind::Foreign);
+        assert!(err.to_string().contains("empty file"), "{err}");
+    }
+
+    #[test]
+    fn other_files_without_the_store_file_are_foreign() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        std::fs::write(dir.path().join("store.redb.creating.1-1"), b"").unwrap();
+        let err = others(dir.path(), "store.redb").unwrap_err();
+        assert_eq!(err.kind(), state_core::ErrorKind::Foreign);
+        assert!(
+            err.to_string().contains("notes.txt and no store.redb"),
+            "{err}"
+        );
+    }
 }
