@@ -16,7 +16,6 @@ use crate::deadline::deadline_after;
 use crate::error::{At, kafka_error};
 
 /// What the delivery callbacks learned.
-#[derive(Default)]
 pub(crate) struct Deliveries {
     /// Highest acknowledged offset per topic partition.
     pub(crate) acked: ChangelogPositions,
@@ -32,6 +31,23 @@ pub(crate) struct Deliveries {
     pub(crate) failure: Option<Error>,
     /// Delivery reports received (acknowledged or failed), for a flush to wait on.
     pub(crate) settled: usize,
+    /// The smallest `settled` count a waiting flush needs (`usize::MAX`: none waits).
+    /// Reports before it wake no one: a flush of 10,000 records used to be woken 10,000
+    /// times, each a context switch on the cores the broker also runs on.
+    wake_at: usize,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Self {
+            acked: ChangelogPositions::default(),
+            prefix: ChangelogPositions::default(),
+            gaps: BTreeMap::new(),
+            failure: None,
+            settled: 0,
+            wake_at: usize::MAX,
+        }
+    }
 }
 
 impl Deliveries {
@@ -80,6 +96,17 @@ impl DeliveryContext {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Counts one delivery report, waking the flushes waiting once it reaches their target.
+    fn count_settled(&self) -> MutexGuard<'_, Deliveries> {
+        let mut deliveries = self.lock();
+        deliveries.settled += 1;
+        if deliveries.settled >= deliveries.wake_at {
+            deliveries.wake_at = usize::MAX;
+            self.settled.notify_all();
+        }
+        deliveries
+    }
+
     /// Waits until every record enqueued so far has its delivery report; false when
     /// `timeout` passed first.
     pub(crate) fn wait_settled(&self, timeout: Duration) -> bool {
@@ -91,6 +118,8 @@ impl DeliveryContext {
             if left.is_zero() {
                 return false;
             }
+            // Every waiter names its target again after each wake-up, which resets it.
+            deliveries.wake_at = deliveries.wake_at.min(target);
             deliveries = self
                 .settled
                 .wait_timeout(deliveries, left)
@@ -111,9 +140,7 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, seq: Self::DeliveryOpaque) {
-        let mut deliveries = self.lock();
-        deliveries.settled += 1;
-        self.settled.notify_all();
+        let mut deliveries = self.count_settled();
         match result {
             Ok(message) => {
                 let (topic, partition, offset) =
@@ -149,5 +176,48 @@ impl ProducerContext for DeliveryContext {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::Arc;
+
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    #[test]
+    fn a_flush_with_nothing_enqueued_returns_at_once() {
+        assert!(DeliveryContext::new().wait_settled(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_flush_short_of_its_reports_times_out() {
+        let context = DeliveryContext::new();
+        context.enqueued.store(2, Ordering::SeqCst);
+        drop(context.count_settled());
+        assert!(!context.wait_settled(Duration::from_millis(20)));
+    }
+
+    /// Two flushes wait for different counts; reports wake only at a target, and every
+    /// waiter still returns once its own count is reached.
+    #[test]
+    fn waiting_flushes_are_woken_at_their_targets() {
+        let context = Arc::new(DeliveryContext::new());
+        let waiter = |context: &Arc<DeliveryContext>| {
+            let context = context.clone();
+            std::thread::spawn(move || context.wait_settled(PATIENCE))
+        };
+        context.enqueued.store(3, Ordering::SeqCst);
+        let first = waiter(&context);
+        context.enqueued.store(1000, Ordering::SeqCst);
+        let second = waiter(&context);
+        for _ in 0..1000 {
+            drop(context.count_settled());
+        }
+        assert!(first.join().unwrap(), "the first flush timed out");
+        assert!(second.join().unwrap(), "the second flush timed out");
+        assert_eq!(context.lock().settled, 1000);
     }
 }
