@@ -1,24 +1,28 @@
 //! The writes of one commit interval: what reads must see, and what the changelog got.
 //!
-//! Puts and gets find a key by hash. Key order is only needed by scans, so the ordered
-//! index is built by the first scan of an interval and then kept up to date scan by scan
-//! with the keys that are new since: an interval that is never scanned never sorts. (A
-//! `BTreeMap` updated on every put cost a quarter of the logged-put path's CPU, most of
-//! it comparing keys.)
+//! Puts and gets find a key by hash, in a table of indices into the interval's records:
+//! a key is stored once, in its record, and a put costs one probe. Key order is only
+//! needed by scans, so the ordered index is built by the first scan of an interval and
+//! then kept up to date scan by scan with the keys that are new since: an interval that
+//! is never scanned never sorts. (A `BTreeMap` updated on every put cost a quarter of the
+//! logged-put path's CPU, most of it comparing keys.)
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 use super::merge::PendingEntry;
 use crate::{ChangelogRecord, KeyRange, WriteBatch};
 
 /// Uncommitted writes since the last successful commit.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct WriteBuffer {
-    /// For each key, the index in `records` of its latest uncommitted record (an index
-    /// rather than a copy of the value: one allocation per write fewer).
-    latest: HashMap<Vec<u8>, usize, RandomState>,
+    /// For each key, the index in `records` of its latest uncommitted record.
+    latest: HashTable<usize>,
+    hasher: RandomState,
     /// Every record appended to the changelog in this interval, in order, so a failed
     /// commit can append again exactly what the changelog is missing.
     records: Vec<ChangelogRecord>,
@@ -29,22 +33,47 @@ pub(crate) struct WriteBuffer {
     unordered: Vec<usize>,
 }
 
+impl std::fmt::Debug for WriteBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBuffer")
+            .field("records", &self.records.len())
+            .field("keys", &self.latest.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl WriteBuffer {
     /// The uncommitted state of `key`: `None` if untouched, `Some(None)` if deleted.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.latest.get(key).map(|&index| self.value_at(index))
+        let hash = self.hasher.hash_one(key);
+        self.latest
+            .find(hash, |&index| self.records[index].key == key)
+            .map(|&index| self.value_at(index))
     }
 
     pub(crate) fn record(&mut self, record: ChangelogRecord) {
-        let index = self.records.len();
-        match self.latest.get_mut(record.key.as_slice()) {
-            Some(latest) => *latest = index,
-            None => {
-                self.latest.insert(record.key.clone(), index);
-                self.unordered.push(index);
+        let Self {
+            latest,
+            hasher,
+            records,
+            unordered,
+            ..
+        } = self;
+        let index = records.len();
+        let hash = hasher.hash_one(record.key.as_slice());
+        let entry = latest.entry(
+            hash,
+            |&at| records[at].key == record.key,
+            |&at| hasher.hash_one(records[at].key.as_slice()),
+        );
+        match entry {
+            Entry::Occupied(mut latest) => *latest.get_mut() = index,
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+                unordered.push(index);
             }
         }
-        self.records.push(record);
+        records.push(record);
     }
 
     fn value_at(&self, index: usize) -> Option<&[u8]> {
@@ -85,12 +114,18 @@ impl WriteBuffer {
     /// The net effect of the interval as one store batch (one op per key, in no
     /// particular order: a backend that gains from key order sorts, as redb does).
     pub(crate) fn to_batch(&self) -> WriteBatch {
-        let mut batch = WriteBatch::with_capacity(self.latest.len());
-        for (key, &index) in &self.latest {
-            match self.value_at(index) {
-                Some(value) => batch.put(key, value),
-                None => batch.delete(key),
-            };
+        let latest: Vec<&ChangelogRecord> = self
+            .latest
+            .iter()
+            .map(|&index| &self.records[index])
+            .collect();
+        let bytes = latest
+            .iter()
+            .map(|record| record.key.len() + record.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut batch = WriteBatch::with_capacity_and_bytes(latest.len(), bytes);
+        for record in latest {
+            batch.append(&record.key, record.value.as_deref());
         }
         batch
     }
