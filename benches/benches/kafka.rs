@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::kafka::{bootstrap, runtime, unique};
+use benches::kafka::{bootstrap, delete_topics, runtime, unique};
 use benches::{key, value};
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -131,6 +131,8 @@ fn logged_puts(c: &mut Criterion) {
         );
     }
     group.finish();
+    drop(logged);
+    delete_topics(&rt, &[&topic, &raw_topic]);
 }
 
 fn exactly_once_two_stores(c: &mut Criterion) {
@@ -191,6 +193,11 @@ fn exactly_once_two_stores(c: &mut Criterion) {
         })
     });
     group.finish();
+    drop(stores);
+    delete_topics(
+        &rt,
+        &[&topics[0], &topics[1], &raw_topics[0], &raw_topics[1]],
+    );
 }
 
 criterion_group!(kafka, logged_puts, exactly_once_two_stores);

@@ -62,6 +62,23 @@ pub mod kafka {
         std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
     }
 
+    /// Deletes `topics` from the broker, so benchmarks that write gigabytes leave no
+    /// gigabytes behind.
+    pub fn delete_topics(rt: &tokio::runtime::Runtime, topics: &[&str]) {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::client::DefaultClientContext;
+        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .unwrap();
+        for result in rt
+            .block_on(admin.delete_topics(topics, &AdminOptions::new()))
+            .unwrap()
+        {
+            result.unwrap();
+        }
+    }
+
     /// A two-worker runtime, as many workers as the benchmark machine has cores.
     pub fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
