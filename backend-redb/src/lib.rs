@@ -35,9 +35,10 @@ pub use supplier::RedbSupplier;
 /// B-tree leaf a transaction touches once, and a changelog scatters its keys over the tree,
 /// so the bigger the transaction, the fewer copies per record: on a 10M-record changelog of
 /// 1M keys in random order, 4,000-record batches restored in 88–103 s, byte-capped ones in
-/// about 30 s (`BENCHMARKS.md`). The count is the table's exact length. Commits are `Immediate` by default, so each survives a crash
-/// ([`RedbConfig::capability`] for other durabilities); a read-only open refused by a
-/// writer's lock cannot tell which process holds it.
+/// about 30 s (`BENCHMARKS.md`). The count is the table's exact length. Commits are
+/// `Immediate` by default, so each survives a crash ([`RedbConfig::capability`] for other
+/// durabilities); a read-only open refused by a writer's lock cannot tell which process
+/// holds it.
 const CAPABILITY: state_core::Capability = state_core::Capability::new("redb")
     .durable(true)
     .commits_survive_crash(true)

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::kafka::{bootstrap, delete_topics, runtime, unique};
+use benches::kafka::{bootstrap, delete_topics, runtime, send_when_room, unique};
 use benches::{key, value};
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -70,16 +70,7 @@ fn raw_producer(transactional_id: Option<&str>) -> BaseProducer {
 fn raw_send(producer: &BaseProducer, topic: &str, count: usize, round: usize) {
     for i in 0..count {
         let (k, v) = (key(i), value(i + round));
-        let mut record = BaseRecord::to(topic).key(&k[..]).payload(&v[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, returned)) => {
-                    record = returned;
-                    producer.poll(Duration::from_millis(1));
-                }
-            }
-        }
+        send_when_room(producer, BaseRecord::to(topic).key(&k[..]).payload(&v[..]));
     }
 }
 

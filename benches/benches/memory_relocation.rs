@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backend_memory::MemorySupplier;
-use benches::kafka::{bootstrap, runtime, unique};
+use benches::kafka::{bootstrap, runtime, send_when_room, unique};
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig, KafkaReader};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -169,18 +169,12 @@ fn produce(topic: &str, range: std::ops::Range<usize>, keys: usize) {
     for i in range {
         let key = format!("customer-{}", i % keys);
         let value = (i as f64).to_be_bytes();
-        let mut record = BaseRecord::to(topic)
-            .key(key.as_bytes())
-            .payload(&value[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, returned)) => {
-                    record = returned;
-                    producer.poll(Duration::from_millis(1));
-                }
-            }
-        }
+        send_when_room(
+            &producer,
+            BaseRecord::to(topic)
+                .key(key.as_bytes())
+                .payload(&value[..]),
+        );
     }
     producer.flush(Duration::from_secs(300)).unwrap();
 }

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use benches::kafka::{bootstrap, runtime, unique};
+use benches::kafka::{bootstrap, runtime, send_when_room, unique};
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig, KafkaReader};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rdkafka::ClientConfig;
@@ -100,18 +100,12 @@ fn produce(rt: &tokio::runtime::Runtime, changelog: &KafkaChangelog, partitions:
     for i in 0..records() {
         let key = format!("customer-{}", i % keys());
         let value = (i as f64).to_be_bytes();
-        let mut record = BaseRecord::to(&topic)
-            .key(key.as_bytes())
-            .payload(&value[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, returned)) => {
-                    record = returned;
-                    producer.poll(Duration::from_millis(1));
-                }
-            }
-        }
+        send_when_room(
+            &producer,
+            BaseRecord::to(&topic)
+                .key(key.as_bytes())
+                .payload(&value[..]),
+        );
     }
     producer.flush(Duration::from_secs(120)).unwrap();
     topic
@@ -289,7 +283,7 @@ fn apply_raw(backend: &str, dir: &std::path::Path, chunks: &[ChangelogChunk]) {
 
 /// The redb store with one of its settings set as raw redb has it, to show what each
 /// costs as the store outgrows its page cache: redb's own 1 GiB cache instead of the
-/// backend's 64 MiB, and one `Immediate` commit at the end instead of one in 256.
+/// backend's 64 MiB, and one `Immediate` commit at the end instead of one in 16.
 fn redb_as_raw() -> Vec<(&'static str, backend_redb::RedbSupplier)> {
     let config = backend_redb::RedbConfig::default;
     let supplier = |config| backend_redb::RedbSupplier::new("bench").with_config(config);

@@ -79,6 +79,26 @@ pub mod kafka {
         }
     }
 
+    /// Sends `record`, serving delivery reports for a millisecond whenever librdkafka's
+    /// queue is full: how the benchmarks' raw producers write as fast as they can.
+    pub fn send_when_room<K, P>(
+        producer: &rdkafka::producer::BaseProducer,
+        mut record: rdkafka::producer::BaseRecord<'_, K, P>,
+    ) where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        loop {
+            match producer.send(record) {
+                Ok(()) => return,
+                Err((_, returned)) => {
+                    record = returned;
+                    producer.poll(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
     /// A two-worker runtime, as many workers as the benchmark machine has cores.
     pub fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()

@@ -332,7 +332,7 @@ impl KafkaSink {
         let timeout = self.flush_timeout;
         let producer = self.producer.clone();
         let committed = tokio::task::spawn_blocking(move || {
-            wait_released(&producer, deadline_after(timeout.min(RELEASE_PATIENCE)));
+            wait_released(&producer);
             producer.commit_transaction(timeout)
         })
         .await
@@ -436,7 +436,7 @@ impl KafkaSink {
         self.blocking("aborting the transaction", move |p| {
             p.abort_transaction(timeout)?;
             // Serve the purged records' delivery reports before forgetting them.
-            wait_released(p, deadline_after(timeout.min(RELEASE_PATIENCE)));
+            wait_released(p);
             p.flush(timeout)
         })
         .await?;
@@ -454,12 +454,12 @@ impl KafkaSink {
 /// How often [`wait_released`] looks again.
 const RELEASE_CHECK_INTERVAL: Duration = Duration::from_micros(50);
 
-/// How long [`wait_released`] waits at most before a flush takes over (with its own
+/// How long [`wait_released`] waits at most before the flush takes over (with its own
 /// timeout and error): records not released by then are not about to be.
 const RELEASE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Waits until librdkafka has released every record whose delivery report was served,
-/// or until `deadline`. rust-rdkafka's `commit_transaction` flushes first, and a flush
+/// for at most [`RELEASE_PATIENCE`]. rust-rdkafka's `commit_transaction` flushes first, and a flush
 /// that finds records not yet released polls for the next event for up to 100 ms. The
 /// producer's polling thread releases a batch of records just after their reports,
 /// which the commit has already waited for, so the flush often came a moment early and
@@ -467,7 +467,8 @@ const RELEASE_PATIENCE: Duration = Duration::from_secs(1);
 /// benchmark took 100 ms longer. librdkafka signals the release only to its own flush,
 /// which is out of reach without `unsafe`; the release takes microseconds, so looking
 /// again every 50 µs costs nothing.
-fn wait_released(producer: &KafkaProducer, deadline: Instant) {
+fn wait_released(producer: &KafkaProducer) {
+    let deadline = deadline_after(RELEASE_PATIENCE);
     while producer.in_flight_count() > 0 && Instant::now() < deadline {
         std::thread::sleep(RELEASE_CHECK_INTERVAL);
     }
