@@ -1,8 +1,11 @@
 //! Downloading a snapshot into a new directory, every file checked.
 //!
 //! A file up to `part_size` is one GET; a larger one is read as `part_size` ranges, in
-//! parallel, written and hashed in order. Each request holds a transfer permit until
-//! its bytes are written, so at most `max_concurrent_transfers` parts are in memory. A
+//! parallel, each written at its offset as soon as it arrives and hashed in order (one
+//! thread writing a large file in order was half its download's time: the kernel's copy
+//! into the page cache runs at a few hundred MB/s here). Each request holds a transfer
+//! permit until its bytes are hashed, so at most `max_concurrent_transfers` parts are in
+//! memory. A
 //! file waits for a permit only when it holds none (otherwise it takes what is free
 //! and writes what it has), so files reading at once can never hold every permit while
 //! each waits for one more. Every file's size and blake3 are checked against the manifest; any
@@ -11,7 +14,9 @@
 //! size and checksum is copied instead, hashed as it is copied.
 
 use std::collections::VecDeque;
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path as LocalPath, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
@@ -20,6 +25,7 @@ use object_store::{GetOptions, ObjectStoreExt};
 use state_core::snapshot::{DownloadSummary, SnapshotFile};
 use state_core::{Error, ErrorKind, Result, SnapshotManifest};
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
 use crate::ObjectSnapshotStore;
 use crate::error::map_error;
@@ -131,7 +137,13 @@ impl ObjectSnapshotStore {
         let written = if want.file.size <= self.config.part_size {
             self.get_whole(want, &mut out, &mut hasher).await?
         } else {
-            self.get_ranges(want, &mut out, &mut hasher).await?
+            let parts = out
+                .try_clone()
+                .await
+                .map_err(|err| io(err, "opening", &want.dest))?
+                .into_std()
+                .await;
+            self.get_ranges(want, Arc::new(parts), &mut hasher).await?
         };
         out.sync_all()
             .await
@@ -204,12 +216,12 @@ impl ObjectSnapshotStore {
         Ok(written)
     }
 
-    /// Ranged reads of `part_size` in parallel, written in order; returns the bytes
-    /// written.
+    /// Ranged reads of `part_size` in parallel, each written at its offset in `out` as it
+    /// arrives and hashed in order; returns the bytes written.
     async fn get_ranges(
         &self,
         want: &Wanted,
-        out: &mut tokio::fs::File,
+        out: Arc<std::fs::File>,
         hasher: &mut blake3::Hasher,
     ) -> Result<u64> {
         let meta = {
@@ -233,14 +245,15 @@ impl ObjectSnapshotStore {
         let mut ranges = (0..size.div_ceil(part))
             .map(|i| i * part..((i + 1) * part).min(size))
             .peekable();
-        let mut in_flight = VecDeque::new();
+        let mut in_flight = InFlight(VecDeque::new());
         let mut written = 0u64;
         loop {
             // Fill the window; wait for a permit only with nothing in flight, so a file
             // never waits for a permit while holding one (see the module docs).
-            while in_flight.len() < self.config.max_concurrent_transfers && ranges.peek().is_some()
+            while in_flight.0.len() < self.config.max_concurrent_transfers
+                && ranges.peek().is_some()
             {
-                let permit = if in_flight.is_empty() {
+                let permit = if in_flight.0.is_empty() {
                     self.permit_owned().await?
                 } else if let Ok(permit) = self.transfers.clone().try_acquire_owned() {
                     permit
@@ -251,16 +264,33 @@ impl ObjectSnapshotStore {
                 self.throttle.take(range.end - range.start).await;
                 let store = self.store.clone();
                 let object = want.object.clone();
+                let out = Arc::clone(&out);
                 let expected = range.end - range.start;
-                in_flight.push_back((
+                in_flight.0.push_back((
                     expected,
-                    tokio::spawn(async move { (store.get_range(&object, range).await, permit) }),
+                    tokio::spawn(async move {
+                        let offset = range.start;
+                        let got = store.get_range(&object, range).await;
+                        let stored = match &got {
+                            Ok(bytes) if bytes.len() as u64 == expected => {
+                                let bytes = bytes.clone();
+                                Some(
+                                    tokio::task::spawn_blocking(move || {
+                                        out.write_all_at(&bytes, offset)
+                                    })
+                                    .await,
+                                )
+                            }
+                            _ => None,
+                        };
+                        (got, stored, permit)
+                    }),
                 ));
             }
-            let Some((expected, task)) = in_flight.pop_front() else {
+            let Some((expected, task)) = in_flight.0.pop_front() else {
                 break;
             };
-            let (got, permit) = task
+            let (got, stored, permit) = task
                 .await
                 .map_err(|err| Error::internal(format!("a ranged read task failed: {err}")))?;
             let bytes = got.map_err(|err| self.fetch_error(want, err))?;
@@ -273,10 +303,23 @@ impl ObjectSnapshotStore {
                     ),
                 ));
             }
+            match stored {
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(err))) => return Err(io(err, "writing", &want.dest)),
+                Some(Err(err)) => {
+                    return Err(Error::internal(format!(
+                        "writing a ranged read into {} failed: {err}",
+                        want.dest.display()
+                    )));
+                }
+                None => {
+                    return Err(Error::internal(format!(
+                        "a ranged read of {} was not written",
+                        want.dest.display()
+                    )));
+                }
+            }
             hasher.update(&bytes);
-            out.write_all(&bytes)
-                .await
-                .map_err(|err| io(err, "writing", &want.dest))?;
             written += expected;
             drop(permit);
         }
@@ -307,6 +350,19 @@ impl ObjectSnapshotStore {
             want.file.path,
             self.url(&want.object)
         ))
+    }
+}
+
+/// The ranged reads of one file still running, each with the bytes it asked for; a
+/// download that fails stops those it leaves behind instead of letting them hold their
+/// transfer permits to the end.
+struct InFlight<T>(VecDeque<(u64, JoinHandle<T>)>);
+
+impl<T> Drop for InFlight<T> {
+    fn drop(&mut self) {
+        for (_, task) in &self.0 {
+            task.abort();
+        }
     }
 }
 
