@@ -31,6 +31,11 @@ impl CommitPolicy {
         self.bulk_loading.store(bulk_loading, Ordering::SeqCst);
     }
 
+    /// Whether the store is bulk loading.
+    pub(crate) fn bulk_loading(&self) -> bool {
+        self.bulk_loading.load(Ordering::SeqCst)
+    }
+
     /// The durability of the next ordinary commit: `Immediate` unless a `None` run is
     /// allowed and has not reached its length limit yet.
     pub(crate) fn next(&self) -> Durability {

@@ -9,6 +9,7 @@
 // - `open`: creating a file atomically, opening ours, or refusing;
 // - `overlay`: the read-only open's storage, whose writes stay in memory;
 // - `probe`: what a store directory holds, read before redb touches the file.
+mod bulk;
 mod checkpoint;
 mod commit;
 mod config;
@@ -30,12 +31,13 @@ pub use supplier::RedbSupplier;
 ///
 /// Restore batches of up to 250,000 records, in practice as many as one chunk of the
 /// restore's read-ahead holds (4 MiB of records by default, about 75,000 of Kafka Streams'
-/// String/Double records): each is a write transaction and a commit (and every 16th
-/// commit an fsync, see [`RedbConfig::with_bulk_immediate_every`]). redb copies every
-/// B-tree leaf a transaction touches once, and a changelog scatters its keys over the tree,
-/// so the bigger the transaction, the fewer copies per record: on a 10M-record changelog of
-/// 1M keys in random order, 4,000-record batches restored in 88–103 s, byte-capped ones in
-/// about 30 s (`BENCHMARKS.md`). The count is the table's exact length. Commits are
+/// String/Double records), applied to one write transaction kept open across batches
+/// until it holds 250,000 records ([`RedbConfig::with_bulk_transaction_records`]; every
+/// 4th such commit an fsync, see [`RedbConfig::with_bulk_immediate_every`]). redb copies
+/// every B-tree leaf a transaction touches once, and a changelog scatters its keys over
+/// the tree, so the bigger the transaction, the fewer copies per record: on a 10M-record
+/// changelog of 1M keys in random order, 4,000-record transactions restored in 88–103 s,
+/// byte-capped ones in about 30 s (`BENCHMARKS.md`). The count is the table's exact length. Commits are
 /// `Immediate` by default, so each survives a crash ([`RedbConfig::capability`] for other
 /// durabilities); a read-only open refused by a writer's lock cannot tell which process
 /// holds it.

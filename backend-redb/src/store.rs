@@ -12,6 +12,7 @@ use state_core::{
     Result, WriteBatch, WriteOp,
 };
 
+use crate::bulk::BulkTransaction;
 use crate::checkpoint;
 use crate::commit::CommitPolicy;
 use crate::config::RedbConfig;
@@ -33,6 +34,10 @@ type DataTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
 pub struct RedbStore {
     name: String,
     path: Arc<Path>,
+    /// The transaction a bulk load keeps open across `write_with_position` calls
+    /// (`src/bulk.rs`); every other operation commits it first. Declared before `db` so
+    /// a store dropped without `close` aborts it before the database goes.
+    bulk: BulkTransaction,
     /// `None` once closed. Operations hold the read lock; `close` takes the write lock.
     db: RwLock<Option<Handle>>,
     /// Held for the whole of every write transaction of [`RedbStore::update`], and by a
@@ -124,6 +129,7 @@ impl RedbStore {
         Self {
             name,
             path: Arc::from(dir.join(config.file_name())),
+            bulk: BulkTransaction::default(),
             db: RwLock::new(Some(handle)),
             uncommitted: Mutex::new(false),
             copies: Arc::default(),
@@ -138,7 +144,30 @@ impl RedbStore {
         &self.path
     }
 
+    /// Runs `f` on the open database after committing the bulk load's open transaction,
+    /// so `f` sees every write that returned and can begin its own write transaction.
     fn with_db<T>(&self, f: impl FnOnce(&Handle) -> Result<T>) -> Result<T> {
+        self.with_db_unsettled(|db| {
+            self.settle_bulk()?;
+            f(db)
+        })
+    }
+
+    /// Commits the bulk load's open transaction, if any: its last write is a
+    /// `write_with_position`, so the data and the position agree afterwards.
+    fn settle_bulk(&self) -> Result<()> {
+        let mut uncommitted = self
+            .uncommitted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.bulk.settle(&self.policy, &self.path)? {
+            *uncommitted = false;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the open database as it is, the bulk load's transaction left open.
+    fn with_db_unsettled<T>(&self, f: impl FnOnce(&Handle) -> Result<T>) -> Result<T> {
         // A panic elsewhere cannot leave the `Option` half-written, so poison is harmless.
         let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
         match guard.as_ref() {
@@ -357,10 +386,11 @@ impl KeyValueStore for RedbStore {
     }
 
     fn write_with_position(&self, batch: &WriteBatch, position: &Position) -> Result<()> {
-        let map = self.map("write batch with position");
-        self.update("write batch with position", Write::Commit, |txn| {
-            let mut table = self.open_data(txn, "write batch with position")?;
+        let action = "write batch with position";
+        let write = |txn: &WriteTransaction| {
+            let mut table = self.open_data(txn, action)?;
             self.apply(&mut table, batch)?;
+            let map = self.map(action);
             let mut meta = txn.open_table(META).map_err(|e| map(e.into()))?;
             let mut stored = layout::read_position(&meta, &self.path)?;
             for (partition, offset) in position.iter() {
@@ -368,7 +398,27 @@ impl KeyValueStore for RedbStore {
             }
             meta.insert(POSITION_KEY, stored.encode().as_slice())
                 .map_err(|e| map(e.into()))?;
-            Ok(((), true))
+            Ok(())
+        };
+        if !self.policy.bulk_loading() {
+            return self.update(action, Write::Commit, |txn| write(txn).map(|()| ((), true)));
+        }
+        self.with_db_unsettled(|handle| {
+            let Handle::Writable(db) = handle else {
+                return self.with_writable(|_| Ok(()));
+            };
+            let mut uncommitted = self
+                .uncommitted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let limit = self.config.bulk_transaction_records();
+            if self
+                .bulk
+                .write(db, &self.policy, &self.path, batch.len(), limit, write)?
+            {
+                *uncommitted = false;
+            }
+            Ok(())
         })
     }
 
@@ -440,6 +490,7 @@ impl KeyValueStore for RedbStore {
     }
 
     fn set_bulk_loading(&self, bulk_loading: bool) -> Result<()> {
+        // Commits the open bulk transaction, under the bulk policy's durability.
         self.with_writable(|_| Ok(()))?;
         self.policy.set_bulk_loading(bulk_loading);
         if bulk_loading { Ok(()) } else { self.flush() }
@@ -450,6 +501,9 @@ impl KeyValueStore for RedbStore {
         // With the handle held no copy can begin; the transactions of those begun keep the
         // file open.
         self.copies.end_all();
+        if guard.is_some() {
+            self.settle_bulk()?;
+        }
         let db = match guard.take() {
             None => return Ok(()),
             Some(Handle::ReadOnly(db)) => {

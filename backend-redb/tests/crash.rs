@@ -20,8 +20,11 @@ fn deferred() -> RedbConfig {
     RedbConfig::new().with_durability(CommitDurability::Deferred { immediate_every: 5 })
 }
 
+/// Bulk transactions of 3 commits' records (30), one in 4 of them `Immediate`.
 fn bulk() -> RedbConfig {
-    RedbConfig::new().with_bulk_immediate_every(4)
+    RedbConfig::new()
+        .with_bulk_immediate_every(4)
+        .with_bulk_transaction_records(3 * PER_COMMIT as usize)
 }
 
 fn key(i: u32) -> Vec<u8> {
@@ -109,6 +112,7 @@ fn abort_mid_run_keeps_data_and_position_in_agreement() {
     // Deferred { immediate_every: 5 }: commits 5, 10, 15, 20 were Immediate.
     assert!(!supplier_with(deferred()).capability().commits_survive_crash);
     check(&dir.path().join("deferred"), deferred(), 20);
-    // Bulk loading, one in 4 Immediate: commits 4, 8, ..., 20.
-    check(&dir.path().join("bulk"), bulk(), 20);
+    // Bulk loading: transactions end after commits 3, 6, ..., 21, the 4th of them
+    // (after commit 12) Immediate; commits 22 and 23 were still in an open transaction.
+    check(&dir.path().join("bulk"), bulk(), 12);
 }
