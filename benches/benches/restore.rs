@@ -283,7 +283,7 @@ fn apply_raw(backend: &str, dir: &std::path::Path, chunks: &[ChangelogChunk]) {
 
 /// The redb store with one of its settings set as raw redb has it, to show what each
 /// costs as the store outgrows its page cache: redb's own 1 GiB cache instead of the
-/// backend's 64 MiB, and one `Immediate` commit at the end instead of one in 16.
+/// backend's 64 MiB, and one `Immediate` commit at the end instead of one in 4.
 fn redb_as_raw() -> Vec<(&'static str, backend_redb::RedbSupplier)> {
     let config = backend_redb::RedbConfig::default;
     let supplier = |config| backend_redb::RedbSupplier::new("bench").with_config(config);
