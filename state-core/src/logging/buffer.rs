@@ -26,6 +26,8 @@ pub(crate) struct WriteBuffer {
     /// Every record appended to the changelog in this interval, in order, so a failed
     /// commit can append again exactly what the changelog is missing.
     records: Vec<ChangelogRecord>,
+    /// For each record, whether a later record of the interval has the same key.
+    superseded: Vec<bool>,
     /// The keys of `latest` in order, as of the last scan.
     ordered: BTreeSet<Vec<u8>>,
     /// Indices in `records` of the records whose key was new to the interval and is not
@@ -56,6 +58,7 @@ impl WriteBuffer {
             latest,
             hasher,
             records,
+            superseded,
             unordered,
             ..
         } = self;
@@ -67,13 +70,17 @@ impl WriteBuffer {
             |&at| hasher.hash_one(records[at].key.as_slice()),
         );
         match entry {
-            Entry::Occupied(mut latest) => *latest.get_mut() = index,
+            Entry::Occupied(mut latest) => {
+                superseded[*latest.get()] = true;
+                *latest.get_mut() = index;
+            }
             Entry::Vacant(slot) => {
                 slot.insert(index);
                 unordered.push(index);
             }
         }
         records.push(record);
+        superseded.push(false);
     }
 
     fn value_at(&self, index: usize) -> Option<&[u8]> {
@@ -111,20 +118,25 @@ impl WriteBuffer {
         }
     }
 
-    /// The net effect of the interval as one store batch (one op per key, in no
-    /// particular order: a backend that gains from key order sorts, as redb does).
+    /// The net effect of the interval as one store batch: each key's last operation, in
+    /// the order of those operations (a backend that gains from key order sorts, as redb
+    /// does). The records are walked in order rather than through the hash table: their
+    /// keys and values were allocated in that order, so the walk reads memory nearly
+    /// sequentially (a million-record interval took a quarter of a second in hash
+    /// order, most of it cache misses).
     pub(crate) fn to_batch(&self) -> WriteBatch {
-        let latest: Vec<&ChangelogRecord> = self
-            .latest
-            .iter()
-            .map(|&index| &self.records[index])
-            .collect();
-        let bytes = latest
-            .iter()
+        let latest = || {
+            self.records
+                .iter()
+                .zip(&self.superseded)
+                .filter(|&(_, &superseded)| !superseded)
+                .map(|(record, _)| record)
+        };
+        let bytes = latest()
             .map(|record| record.key.len() + record.value.as_ref().map_or(0, Vec::len))
             .sum();
-        let mut batch = WriteBatch::with_capacity_and_bytes(latest.len(), bytes);
-        for record in latest {
+        let mut batch = WriteBatch::with_capacity_and_bytes(self.latest.len(), bytes);
+        for record in latest() {
             batch.append(&record.key, record.value.as_deref());
         }
         batch
@@ -133,6 +145,7 @@ impl WriteBuffer {
     pub(crate) fn clear(&mut self) {
         self.latest.clear();
         self.records.clear();
+        self.superseded.clear();
         self.ordered.clear();
         self.unordered.clear();
     }
@@ -228,5 +241,36 @@ mod tests {
         assert!(buffer.scan(&KeyRange::all(), false).is_empty());
         put(&mut buffer, "c", "1");
         assert_eq!(keys(&buffer.scan(&KeyRange::all(), false)), ["c"]);
+    }
+
+    #[test]
+    fn the_batch_follows_each_keys_last_operation_and_forgets_cleared_intervals() {
+        let mut buffer = WriteBuffer::default();
+        put(&mut buffer, "a", "1");
+        put(&mut buffer, "b", "1");
+        put(&mut buffer, "c", "1");
+        put(&mut buffer, "a", "2");
+        delete(&mut buffer, "b");
+        let order: Vec<(Vec<u8>, Option<Vec<u8>>)> = buffer
+            .to_batch()
+            .iter()
+            .map(|op| (op.key().to_vec(), op.value().map(<[u8]>::to_vec)))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (b"c".to_vec(), Some(b"1".to_vec())),
+                (b"a".to_vec(), Some(b"2".to_vec())),
+                (b"b".to_vec(), None),
+            ]
+        );
+        buffer.clear();
+        put(&mut buffer, "c", "3");
+        let batch = buffer.to_batch();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(
+            batch.iter().next().and_then(|op| op.value()),
+            Some(&b"3"[..])
+        );
     }
 }
