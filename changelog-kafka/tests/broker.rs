@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use changelog_kafka::{KafkaChangelog, KafkaChangelogConfig};
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
@@ -549,4 +549,25 @@ async fn an_unreachable_cluster_is_unavailable_and_names_its_servers() {
         text.contains(servers) && text.contains("unreachable-changelog"),
         "{text}"
     );
+}
+
+/// No broker takes the records: once the producer's queue is full, an append waits up to
+/// the enqueue timeout for room, then fails as `Unavailable` and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_to_a_full_producer_queue_fails_after_the_enqueue_timeout() {
+    let timeout = Duration::from_millis(300);
+    let changelog = KafkaChangelog::new(
+        KafkaChangelogConfig::new("127.0.0.1:1")
+            .with_enqueue_timeout(timeout)
+            .with_producer_setting("queue.buffering.max.messages", "1"),
+    )
+    .unwrap();
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
+    let record = ChangelogRecord::put(b"k".to_vec(), b"v".to_vec(), 0);
+    sink.append("full-queue-changelog", 0, &record).unwrap();
+    let started = Instant::now();
+    let err = sink.append("full-queue-changelog", 0, &record).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("producer queue full"), "{err}");
+    assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
 }
