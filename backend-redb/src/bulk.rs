@@ -67,7 +67,7 @@ impl BulkTransaction {
         write(&current.txn)?;
         current.records += records;
         if current.records >= limit {
-            commit(Some(current), policy, path)?;
+            commit(current, policy, path)?;
             Ok(true)
         } else {
             *open = Some(current);
@@ -78,14 +78,14 @@ impl BulkTransaction {
     /// Commits the open transaction, if any. Returns whether there was one.
     pub(crate) fn settle(&self, policy: &CommitPolicy, path: &Path) -> Result<bool> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let was_open = open.is_some();
-        commit(open.take(), policy, path)?;
-        Ok(was_open)
+        match open.take() {
+            Some(current) => commit(current, policy, path).map(|()| true),
+            None => Ok(false),
+        }
     }
 }
 
-fn commit(open: Option<Open>, policy: &CommitPolicy, path: &Path) -> Result<()> {
-    let Some(open) = open else { return Ok(()) };
+fn commit(open: Open, policy: &CommitPolicy, path: &Path) -> Result<()> {
     open.txn
         .commit()
         .map_err(|err| map_redb_error(path, "commit a bulk write", err))?;

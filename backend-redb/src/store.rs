@@ -187,12 +187,17 @@ impl RedbStore {
     fn with_writable<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
         self.with_db(|handle| match handle {
             Handle::Writable(db) => f(db),
-            Handle::ReadOnly(_) => Err(Error::unsupported(format!(
-                "redb store {:?} at {} is open read-only; it cannot be written",
-                self.name,
-                self.path.display()
-            ))),
+            Handle::ReadOnly(_) => Err(self.read_only()),
         })
+    }
+
+    /// The error for a write asked of a store opened read-only.
+    fn read_only(&self) -> Error {
+        Error::unsupported(format!(
+            "redb store {:?} at {} is open read-only; it cannot be written",
+            self.name,
+            self.path.display()
+        ))
     }
 
     fn map<'a>(&'a self, action: &'a str) -> impl Fn(redb::Error) -> Error + 'a {
@@ -405,7 +410,7 @@ impl KeyValueStore for RedbStore {
         }
         self.with_db_unsettled(|handle| {
             let Handle::Writable(db) = handle else {
-                return self.with_writable(|_| Ok(()));
+                return Err(self.read_only());
             };
             let mut uncommitted = self
                 .uncommitted
@@ -501,9 +506,7 @@ impl KeyValueStore for RedbStore {
         // With the handle held no copy can begin; the transactions of those begun keep the
         // file open.
         self.copies.end_all();
-        if guard.is_some() {
-            self.settle_bulk()?;
-        }
+        self.settle_bulk()?;
         let db = match guard.take() {
             None => return Ok(()),
             Some(Handle::ReadOnly(db)) => {

@@ -154,7 +154,6 @@ impl WriteBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WriteOp;
 
     fn put(buffer: &mut WriteBuffer, key: &str, value: &str) {
         buffer.record(ChangelogRecord::put(key.as_bytes(), value.as_bytes(), 0));
@@ -162,6 +161,14 @@ mod tests {
 
     fn delete(buffer: &mut WriteBuffer, key: &str) {
         buffer.record(ChangelogRecord::tombstone(key.as_bytes(), 0));
+    }
+
+    /// A batch's operations as (key, value) pairs, `None` for a delete, in batch order.
+    fn ops(batch: &WriteBatch) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        batch
+            .iter()
+            .map(|op| (op.key().to_vec(), op.value().map(<[u8]>::to_vec)))
+            .collect()
     }
 
     fn keys(entries: &[PendingEntry]) -> Vec<String> {
@@ -214,14 +221,7 @@ mod tests {
         put(&mut buffer, "b", "1");
         put(&mut buffer, "a", "2");
         delete(&mut buffer, "b");
-        let batch = buffer.to_batch();
-        let mut ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch
-            .iter()
-            .map(|op| match op {
-                WriteOp::Put { key, value } => (key.to_vec(), Some(value.to_vec())),
-                WriteOp::Delete { key } => (key.to_vec(), None),
-            })
-            .collect();
+        let mut ops = ops(&buffer.to_batch());
         ops.sort();
         assert_eq!(
             ops,
@@ -251,13 +251,8 @@ mod tests {
         put(&mut buffer, "c", "1");
         put(&mut buffer, "a", "2");
         delete(&mut buffer, "b");
-        let order: Vec<(Vec<u8>, Option<Vec<u8>>)> = buffer
-            .to_batch()
-            .iter()
-            .map(|op| (op.key().to_vec(), op.value().map(<[u8]>::to_vec)))
-            .collect();
         assert_eq!(
-            order,
+            ops(&buffer.to_batch()),
             [
                 (b"c".to_vec(), Some(b"1".to_vec())),
                 (b"a".to_vec(), Some(b"2".to_vec())),
