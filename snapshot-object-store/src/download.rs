@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::ObjectSnapshotStore;
 use crate::error::map_error;
-use crate::hash::{copy_hashed, io};
+use crate::hash::{copy_hashed, create_new, io};
 use crate::layout::checksum_hex;
 
 /// One file to bring in.
@@ -102,10 +102,12 @@ impl ObjectSnapshotStore {
     /// Copies `want` from `reuse_from` when it is there with the same bytes, else
     /// downloads it.
     async fn bring(&self, want: &Wanted, reuse_from: Option<&LocalPath>) -> Result<Came> {
+        // Directories and files are created inline, never on the blocking pool: a
+        // download dropped mid-way (a cancelled restore) would leave such a task running,
+        // and it could create an entry in the download directory after its owner removed
+        // it. Only writes into files already open go to the pool.
         if let Some(parent) = want.dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|err| io(err, "creating", parent))?;
+            std::fs::create_dir_all(parent).map_err(|err| io(err, "creating", parent))?;
         }
         if let Some(local) = reuse_from.map(|dir| dir.join(&want.relative)) {
             let same_size = tokio::fs::metadata(&local)
@@ -127,12 +129,7 @@ impl ObjectSnapshotStore {
 
     /// Downloads one file into its new `dest`, checking size and checksum.
     async fn download_file(&self, want: &Wanted) -> Result<()> {
-        let mut out = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&want.dest)
-            .await
-            .map_err(|err| io(err, "creating", &want.dest))?;
+        let mut out = tokio::fs::File::from_std(create_new(&want.dest)?);
         let mut hasher = blake3::Hasher::new();
         let written = if want.file.size <= self.config.part_size {
             self.get_whole(want, &mut out, &mut hasher).await?

@@ -38,11 +38,12 @@ pub(crate) async fn hash_file(path: PathBuf) -> Result<(u64, blake3::Hash)> {
 }
 
 /// Copies `from` to the new file `to` (it must not exist), returning the size and
-/// blake3 of what was copied: one read for both.
+/// blake3 of what was copied: one read for both. `to` is created before the copy goes to
+/// the blocking pool, so a caller that drops this future never sees it appear later.
 pub(crate) async fn copy_hashed(from: PathBuf, to: PathBuf) -> Result<(u64, blake3::Hash)> {
+    let mut dst = create_new(&to)?;
     blocking(move || {
         let mut src = std::fs::File::open(&from).map_err(|err| io(err, "opening", &from))?;
-        let mut dst = create_new(&to)?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0; CHUNK];
         let mut size = 0u64;
