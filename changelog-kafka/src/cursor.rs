@@ -7,11 +7,12 @@ use async_trait::async_trait;
 use rdkafka::Offset as KafkaOffset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::Message;
 use state_core::{ChangelogChunk, Error, ErrorKind, Offset, Partition, RestoreCursor, Result};
 
 use crate::deadline::deadline_after;
 use crate::error::{At, kafka_error};
+use crate::fetch_queue::{FetchQueue, ReadyMessage};
 
 /// Chunks waiting in the hand-over channel: with the one being filled and the one the
 /// caller is applying, four chunks share the cursor's half of a read-ahead budget.
@@ -63,8 +64,10 @@ impl ChunkLimits {
 }
 
 impl KafkaCursor {
+    /// Starts reading `partition` from `from` through `fetch`, the partition's queue split
+    /// off an assigned consumer.
     pub(crate) fn start(
-        consumer: BaseConsumer,
+        mut fetch: FetchQueue,
         topic: String,
         partition: Partition,
         from: Offset,
@@ -94,7 +97,7 @@ impl KafkaCursor {
                         ),
                     };
                     let chunk = poll_chunk(
-                        &consumer,
+                        &mut fetch,
                         &thread_topic,
                         empty,
                         position,
@@ -178,8 +181,10 @@ impl RestoreCursor for KafkaCursor {
 /// without one; doubled after each empty wait.
 const FIRST_IDLE_CHECK: Duration = Duration::from_millis(5);
 
-/// Polls until the first record or the timeout, then drains what is already fetched, up
+/// Waits for the first record until the timeout, then takes what is already fetched, up
 /// to `limits`, into `chunk` (empty). Returns it and the consumer's position afterwards.
+/// Records `fetch` took earlier come first; the client's own events (its errors and log
+/// lines, on the consumer's queue) are served once per chunk and while waiting.
 ///
 /// While nothing arrives it asks the consumer for its position after 5 ms, then after
 /// waits that double: a partition whose last offsets are a transaction marker or a
@@ -187,7 +192,7 @@ const FIRST_IDLE_CHECK: Duration = Duration::from_millis(5);
 /// its end (waiting out the whole poll timeout instead added 500 ms to every restore of an
 /// exactly-once changelog).
 fn poll_chunk(
-    consumer: &BaseConsumer,
+    fetch: &mut FetchQueue,
     topic: &str,
     mut chunk: ChangelogChunk,
     position: Offset,
@@ -197,37 +202,116 @@ fn poll_chunk(
     let partition = chunk.partition();
     let deadline = deadline_after(timeout);
     let mut idle_check = FIRST_IDLE_CHECK;
+    serve_client_events(fetch.consumer(), topic, partition, position)?;
     while chunk.len() < limits.records && chunk.footprint() < limits.bytes {
-        let wait = if chunk.is_empty() {
+        let wait = if chunk.is_empty() && !fetch.holds_records() {
             idle_check.min(deadline.saturating_duration_since(Instant::now()))
         } else {
             Duration::ZERO
         };
-        match consumer.poll(wait) {
-            Some(Ok(message)) => append(&mut chunk, &message, limits.headers)?,
-            Some(Err(err)) if is_transient(&err) => {
-                // librdkafka reconnects by itself; the poll deadline bounds the wait.
-                log::debug!("reading topic {topic} partition {partition}: {err}");
-            }
-            Some(Err(err)) => return Err(read_error(consumer, topic, partition, position, err)),
-            None if chunk.is_empty() => {
+        let up_to = records_to_fill(&chunk, limits);
+        // The message is destroyed at the end of this statement, before `fetch` is used
+        // again.
+        let taken = match fetch.next(wait, up_to) {
+            Some(message) => match message.error() {
+                None => {
+                    append(&mut chunk, topic, &message, limits.headers)?;
+                    Taken::Record
+                }
+                Some(err) => Taken::Error(err),
+            },
+            None => Taken::Nothing,
+        };
+        let failed = match taken {
+            Taken::Record => continue,
+            Taken::Error(err) => err,
+            Taken::Nothing if !chunk.is_empty() => break,
+            Taken::Nothing => {
+                let consumer = fetch.consumer();
+                serve_client_events(consumer, topic, partition, position)?;
                 let now_at = consumer_position(consumer, topic, partition)?;
                 if now_at > position || Instant::now() >= deadline {
                     return Ok((chunk, now_at.max(position)));
                 }
                 idle_check = idle_check.saturating_mul(2);
+                continue;
             }
-            None => break,
+        };
+        if !is_transient(&failed) {
+            return Err(read_error(
+                fetch.consumer(),
+                topic,
+                partition,
+                position,
+                failed,
+            ));
         }
+        // librdkafka reconnects by itself; the poll deadline bounds the wait.
+        log::debug!("reading topic {topic} partition {partition}: {failed}");
     }
     // After a record, reading resumes right behind it; a gap after it (markers, aborted
-    // or compacted records) is crossed by the next call. Only a poll that returned
-    // nothing asks the consumer for its position, which moves over such gaps — asking
-    // every time costs a round trip through librdkafka's main thread (~3 ms a batch).
+    // or compacted records) is crossed by the next call. Only a wait that brought nothing
+    // asks the consumer for its position, which moves over such gaps — asking every time
+    // costs a round trip through librdkafka's main thread (~3 ms a batch).
     match chunk.last_offset() {
         Some(last) => Ok((chunk, (last + 1).max(position))),
         None => Ok((chunk, position)),
     }
+}
+
+/// What one take from the fetch queue brought.
+enum Taken {
+    /// A record, now in the chunk.
+    Record,
+    /// A consumer error.
+    Error(KafkaError),
+    /// Nothing within the wait.
+    Nothing,
+}
+
+/// Serves what the consumer's own queue holds: rust-rdkafka logs the client's log lines,
+/// connection errors librdkafka recovers from are logged here, any other error ends the
+/// read. Records never arrive there: the partition has a queue of its own.
+fn serve_client_events(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: Partition,
+    position: Offset,
+) -> Result<()> {
+    while let Some(event) = consumer.poll(Duration::ZERO) {
+        match event {
+            Ok(message) => {
+                return Err(Error::internal(format!(
+                    "a record of topic {} partition {} offset {} arrived on the consumer's \
+                     queue instead of its partition's",
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                )));
+            }
+            Err(err) if is_transient(&err) => {
+                log::debug!("reading topic {topic} partition {partition}: {err}");
+            }
+            Err(err) => return Err(read_error(consumer, topic, partition, position, err)),
+        }
+    }
+    Ok(())
+}
+
+/// How many more records `chunk` takes before it closes, if the next ones are as large as
+/// those it holds: what a batch from the fetch queue may take at once. One for an empty
+/// chunk, which has nothing to go by.
+fn records_to_fill(chunk: &ChangelogChunk, limits: ChunkLimits) -> usize {
+    if chunk.is_empty() {
+        return 1;
+    }
+    let by_count = limits.records.saturating_sub(chunk.len());
+    let per_record = (chunk.footprint() / chunk.len().max(1)).max(1);
+    let by_bytes = limits
+        .bytes
+        .saturating_sub(chunk.footprint())
+        .div_ceil(per_record);
+    by_count.min(by_bytes).max(1)
 }
 
 /// The consumer's position in `partition` (the offset after the last message it
@@ -280,36 +364,35 @@ fn read_error(
     }
 }
 
-/// Copies one message into `chunk`: key and value once, and with `headers` its headers
+/// Copies one record into `chunk`: key and value once, and with `headers` its headers
 /// when there are any.
-fn append(chunk: &mut ChangelogChunk, message: &BorrowedMessage<'_>, headers: bool) -> Result<()> {
+fn append(
+    chunk: &mut ChangelogChunk,
+    topic: &str,
+    message: &ReadyMessage<'_>,
+    headers: bool,
+) -> Result<()> {
+    let offset = message.offset();
     let Some(key) = message.key() else {
         return Err(Error::corruption(format!(
-            "changelog record without a key at topic {} partition {} offset {}",
-            message.topic(),
-            message.partition(),
-            message.offset()
+            "changelog record without a key at topic {topic} partition {} offset {offset}",
+            chunk.partition()
         )));
     };
-    // -1 is Kafka's "no timestamp".
-    let timestamp = message.timestamp().to_millis().unwrap_or(-1);
-    chunk.push(message.offset(), key, message.payload(), timestamp);
+    chunk.push(offset, key, message.payload(), message.timestamp());
     if !headers {
         return Ok(());
     }
-    if let Some(headers) = message.headers() {
-        // Kafka has no null-valued header in our record model: a null value reads as empty.
-        chunk.set_last_headers(
-            headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.key.to_owned(),
-                        h.value.map_or_else(Vec::new, <[u8]>::to_vec),
-                    )
-                })
-                .collect(),
-        );
+    match message.headers() {
+        Ok(read) if read.is_empty() => {}
+        Ok(read) => chunk.set_last_headers(read),
+        Err(name) => {
+            return Err(Error::corruption(format!(
+                "changelog record with a header name that is not UTF-8 ({name:?}) at topic \
+                 {topic} partition {} offset {offset}",
+                chunk.partition()
+            )));
+        }
     }
     Ok(())
 }
@@ -317,6 +400,24 @@ fn append(chunk: &mut ChangelogChunk, message: &BorrowedMessage<'_>, headers: bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_takes_what_the_chunk_has_room_for_by_records_and_by_bytes() {
+        let mut chunk = ChangelogChunk::new(0);
+        chunk.push(0, b"key-0", Some(&[0u8; 100]), 1);
+        let per_record = chunk.footprint();
+        let limits = |records, bytes| ChunkLimits {
+            records,
+            bytes,
+            data_hint: 0,
+            headers: false,
+        };
+        assert_eq!(records_to_fill(&chunk, limits(10, 1 << 20)), 9);
+        assert_eq!(records_to_fill(&chunk, limits(1000, per_record * 5)), 4);
+        assert_eq!(records_to_fill(&chunk, limits(1000, per_record * 5 + 1)), 5);
+        // A full chunk still takes one record: the loop closes it before asking.
+        assert_eq!(records_to_fill(&chunk, limits(1, per_record)), 1);
+    }
 
     #[test]
     fn dropped_connections_are_waited_out_and_record_errors_are_not() {

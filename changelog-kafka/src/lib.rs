@@ -28,6 +28,7 @@ mod cursor;
 mod deadline;
 mod deliveries;
 mod error;
+mod fetch_queue;
 pub mod group;
 mod input;
 pub mod mock;

@@ -20,6 +20,7 @@ use crate::config::KafkaChangelogConfig;
 use crate::cursor::KafkaCursor;
 use crate::deadline::deadline_after;
 use crate::error::{At, kafka_error};
+use crate::fetch_queue::FetchQueue;
 
 /// Pause between watermark queries that failed with a retriable error.
 const WATERMARK_RETRY_BACKOFF: Duration = Duration::from_millis(100);
@@ -232,15 +233,18 @@ impl ChangelogReader for KafkaReader {
         let config = self.config.client_config(&ours, &self.config.consumer);
         let consumer = BaseConsumer::from_config(&config)
             .map_err(|err| kafka_error("creating a consumer", at, err))?;
+        // Before the assignment, so no record of it reaches the consumer's own queue.
+        let fetch = FetchQueue::split(consumer, &self.topic, partition)?;
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(&self.topic, partition, KafkaOffset::Offset(from))
             .map_err(|err| kafka_error("assigning the partition", at, err))?;
-        consumer
+        fetch
+            .consumer()
             .assign(&assignment)
             .map_err(|err| kafka_error("assigning the partition", at, err))?;
         Ok(Box::new(KafkaCursor::start(
-            consumer,
+            fetch,
             self.topic.clone(),
             partition,
             from,

@@ -10,8 +10,8 @@ use changelog_kafka::mock::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use state_core::{
-    Changelog, ChangelogRecord, ChangelogSink, ErrorKind, IsolationLevel, ProcessingGuarantee,
-    SinkOptions, TopicSpec,
+    Changelog, ChangelogReader, ChangelogRecord, ChangelogSink, ConsumedRecord, ErrorKind,
+    IsolationLevel, ProcessingGuarantee, ReadAhead, SinkOptions, TopicSpec,
 };
 use test_support::eventually_async;
 
@@ -309,5 +309,125 @@ async fn mock_exactly_once_sink_rules() {
         err.kind(),
         ErrorKind::InvalidInput,
         "offsets without an input: {err}"
+    );
+}
+
+/// Reads `partition` of `reader` from 0 to `end` through a cursor opened with `read_ahead`,
+/// checking that the position follows every chunk.
+async fn read_with(
+    reader: &dyn ChangelogReader,
+    end: i64,
+    read_ahead: ReadAhead,
+) -> Result<Vec<ConsumedRecord>, state_core::Error> {
+    let mut cursor = reader.open_with(0, 0, read_ahead).await?;
+    let mut records: Vec<ConsumedRecord> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cursor.position() < end {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {} records, position {}",
+            records.len(),
+            cursor.position()
+        );
+        let batch = cursor.next_batch(1000).await?;
+        assert!(batch.len() <= read_ahead.chunk_records, "{}", batch.len());
+        if let Some(last) = batch.last() {
+            assert_eq!(cursor.position(), last.offset + 1);
+        }
+        records.extend(batch);
+    }
+    Ok(records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_chunks_smaller_than_a_fetch_hand_out_each_record_once_in_order() {
+    let kafka = EmbeddedKafka::start(1).unwrap();
+    let changelog = kafka.changelog().unwrap();
+    let topic = test_support::unique_name("mock-chunks");
+    changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
+    let sink = changelog.kafka_sink(&SinkOptions::default()).await.unwrap();
+    // Many records per fetch, handed out seven at a time: most of them come from a batch
+    // the cursor took earlier, across chunk boundaries.
+    let written: Vec<ChangelogRecord> = (0..3000i64)
+        .map(|i| match i % 10 {
+            9 => ChangelogRecord::tombstone(format!("key-{}", i % 700), 1_700_000_000_000 + i),
+            _ => ChangelogRecord::put(
+                format!("key-{}", i % 700),
+                format!("value-{i}"),
+                1_700_000_000_000 + i,
+            ),
+        })
+        .collect();
+    for record in &written {
+        sink.append(&topic, 0, record).unwrap();
+    }
+    common::commit(&sink).await.unwrap();
+    let reader = changelog
+        .reader(&topic, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    let mut read_ahead = ReadAhead {
+        chunk_records: 7,
+        max_bytes: 1 << 20,
+        headers: false,
+    };
+    let batched = read_with(reader.as_ref(), 3000, read_ahead).await.unwrap();
+    assert_eq!(
+        batched.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..3000).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        batched.iter().map(|r| r.record.clone()).collect::<Vec<_>>(),
+        written
+    );
+    // The same records when the cursor reads their headers too.
+    read_ahead.headers = true;
+    let polled = read_with(reader.as_ref(), 3000, read_ahead).await.unwrap();
+    assert_eq!(polled, batched);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_record_without_key_behind_others_is_corruption_naming_its_offset() {
+    let kafka = EmbeddedKafka::start(1).unwrap();
+    let changelog = kafka.changelog().unwrap();
+    let topic = test_support::unique_name("mock-nullkey-late");
+    changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .create()
+        .unwrap();
+    for i in 0..50 {
+        let key = format!("key-{i}");
+        producer
+            .send(BaseRecord::to(&topic).partition(0).key(&key).payload("v"))
+            .map_err(|(err, _)| err)
+            .unwrap();
+    }
+    producer
+        .send(
+            BaseRecord::<(), [u8]>::to(&topic)
+                .partition(0)
+                .payload(b"orphan".as_slice()),
+        )
+        .map_err(|(err, _)| err)
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let reader = changelog
+        .reader(&topic, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    let read_ahead = ReadAhead {
+        chunk_records: 1000,
+        max_bytes: 1 << 20,
+        headers: false,
+    };
+    let err = read_with(reader.as_ref(), 51, read_ahead)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&topic) && text.contains("partition 0 offset 50"),
+        "{text}"
     );
 }
