@@ -21,8 +21,9 @@ pub(crate) const CHUNKS_AHEAD: usize = 2;
 /// What the reading thread hands over: a chunk and the position after it.
 type Fetched = Result<(ChangelogChunk, Offset)>;
 
-/// Reads one partition forward from an offset. A dedicated thread polls the consumer and
-/// copies each record once, into a [`ChangelogChunk`] the store can apply as it is, and
+/// Reads one partition forward from an offset. A dedicated thread takes the partition's
+/// records from its own librdkafka queue in batches (`fetch_queue.rs`) and copies each
+/// record once, into a [`ChangelogChunk`] the store can apply as it is, and
 /// keeps up to [`CHUNKS_AHEAD`] chunks ready, so fetching overlaps with the store applying
 /// the previous chunk (a poll handed to the blocking pool per batch cost ~3 ms of thread
 /// hand-offs a batch on a busy 2-core machine: restore ran at a third of a raw consumer's
