@@ -220,9 +220,12 @@ async fn mock_reading_past_the_end_is_out_of_range() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_record_without_key_is_corruption_naming_its_offset() {
-    let kafka = EmbeddedKafka::start(1).unwrap();
+/// A one-partition topic on `kafka` holding `keyed` records with keys, then one without a
+/// key (offset `keyed`), written by a plain producer; and a reader of it.
+async fn topic_with_a_keyless_record_after(
+    kafka: &EmbeddedKafka,
+    keyed: u32,
+) -> (String, std::sync::Arc<dyn ChangelogReader>) {
     let changelog = kafka.changelog().unwrap();
     let topic = test_support::unique_name("mock-nullkey");
     changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
@@ -230,6 +233,13 @@ async fn mock_record_without_key_is_corruption_naming_its_offset() {
         .set("bootstrap.servers", kafka.bootstrap_servers())
         .create()
         .unwrap();
+    for i in 0..keyed {
+        let key = format!("key-{i}");
+        producer
+            .send(BaseRecord::to(&topic).partition(0).key(&key).payload("v"))
+            .map_err(|(err, _)| err)
+            .unwrap();
+    }
     producer
         .send(
             BaseRecord::<(), [u8]>::to(&topic)
@@ -243,13 +253,25 @@ async fn mock_record_without_key_is_corruption_naming_its_offset() {
         .reader(&topic, IsolationLevel::ReadUncommitted)
         .await
         .unwrap();
-    let err = common::read_all(reader.as_ref(), 0).await.unwrap_err();
+    (topic, reader)
+}
+
+/// `err` is corruption naming `topic` partition 0 and `offset`.
+fn assert_corruption_at(err: &state_core::Error, topic: &str, offset: i64) {
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
     let text = err.to_string();
     assert!(
-        text.contains(&topic) && text.contains("partition 0 offset 0"),
+        text.contains(topic) && text.contains(&format!("partition 0 offset {offset}")),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_record_without_key_is_corruption_naming_its_offset() {
+    let kafka = EmbeddedKafka::start(1).unwrap();
+    let (topic, reader) = topic_with_a_keyless_record_after(&kafka, 0).await;
+    let err = common::read_all(reader.as_ref(), 0).await.unwrap_err();
+    assert_corruption_at(&err, &topic, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,33 +411,7 @@ async fn mock_chunks_smaller_than_a_fetch_hand_out_each_record_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_record_without_key_behind_others_is_corruption_naming_its_offset() {
     let kafka = EmbeddedKafka::start(1).unwrap();
-    let changelog = kafka.changelog().unwrap();
-    let topic = test_support::unique_name("mock-nullkey-late");
-    changelog.ensure_topic(&spec(&topic, 1)).await.unwrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka.bootstrap_servers())
-        .create()
-        .unwrap();
-    for i in 0..50 {
-        let key = format!("key-{i}");
-        producer
-            .send(BaseRecord::to(&topic).partition(0).key(&key).payload("v"))
-            .map_err(|(err, _)| err)
-            .unwrap();
-    }
-    producer
-        .send(
-            BaseRecord::<(), [u8]>::to(&topic)
-                .partition(0)
-                .payload(b"orphan".as_slice()),
-        )
-        .map_err(|(err, _)| err)
-        .unwrap();
-    producer.flush(Duration::from_secs(10)).unwrap();
-    let reader = changelog
-        .reader(&topic, IsolationLevel::ReadUncommitted)
-        .await
-        .unwrap();
+    let (topic, reader) = topic_with_a_keyless_record_after(&kafka, 50).await;
     let read_ahead = ReadAhead {
         chunk_records: 1000,
         max_bytes: 1 << 20,
@@ -424,10 +420,5 @@ async fn mock_record_without_key_behind_others_is_corruption_naming_its_offset()
     let err = read_with(reader.as_ref(), 51, read_ahead)
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains(&topic) && text.contains("partition 0 offset 50"),
-        "{text}"
-    );
+    assert_corruption_at(&err, &topic, 50);
 }
