@@ -51,7 +51,8 @@
 // - `checkpoint`: a checkpoint written as a sorted dump, and a store loaded from one;
 // - `dump`: the dump file's format, its writer and its checking reader;
 // - `index`: the ordered index of the keys beside the map, which scans walk;
-// - `tombstones`: deleted keys kept in place until a periodic purge.
+// - `tombstones`: deleted keys kept in place until a periodic purge;
+// - `value`: values held inline in their slot when short.
 mod checkpoint;
 mod dump;
 mod index;
@@ -60,6 +61,7 @@ mod slot_order;
 mod store;
 mod supplier;
 mod tombstones;
+mod value;
 
 pub use store::MemoryStore;
 pub use supplier::MemorySupplier;

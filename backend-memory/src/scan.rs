@@ -31,7 +31,7 @@ pub(crate) fn collect(keys: &OrderedKeys, range: &KeyRange, order: Order) -> Vec
         order == Order::Descending,
         |key, cell| {
             if let Some(value) = lock(cell).live() {
-                entries.push((key.to_vec(), value.clone()));
+                entries.push((key.to_vec(), value.to_vec()));
             }
         },
     );

@@ -94,6 +94,7 @@ pub(crate) fn insert_in_slot_order(map: &Map, runs: Vec<Vec<Hashed>>) {
 mod tests {
     use super::*;
     use crate::store::Slot;
+    use crate::value::Value;
     use std::sync::{Arc, Mutex};
 
     /// Every entry arrives, once, with its own cell, whatever the map's capacity.
@@ -104,7 +105,7 @@ mod tests {
             let entries: Vec<(Key, Cell)> = (0..count)
                 .map(|i: u32| {
                     let key = Key::from(format!("key-{i:05}").as_bytes());
-                    let cell = Arc::new(Mutex::new(Slot::Live(i.to_be_bytes().to_vec())));
+                    let cell = Arc::new(Mutex::new(Slot::Live(Value::new(&i.to_be_bytes()))));
                     (key, cell)
                 })
                 .collect();

@@ -20,6 +20,7 @@ use crate::index::{IndexKey, Key, OrderedKeys};
 use crate::scan::{self, Order};
 use crate::slot_order::{Hashed, insert_in_slot_order};
 use crate::tombstones::{Grave, Tombstones};
+use crate::value::Value;
 
 /// The point index: every key the store holds, with its slot.
 ///
@@ -44,15 +45,15 @@ pub(crate) fn lock(cell: &Cell) -> MutexGuard<'_, Slot> {
 /// A key's entry in the map: its value, or the grave of a key deleted but not yet purged.
 #[derive(Debug)]
 pub(crate) enum Slot {
-    Live(Vec<u8>),
+    Live(Value),
     Buried(Grave),
 }
 
 impl Slot {
     /// The value, unless the key is deleted.
-    pub(crate) fn live(&self) -> Option<&Vec<u8>> {
+    pub(crate) fn live(&self) -> Option<&[u8]> {
         match self {
-            Self::Live(value) => Some(value),
+            Self::Live(value) => Some(value.as_slice()),
             Self::Buried(_) => None,
         }
     }
@@ -182,7 +183,7 @@ impl MemoryStore {
         let (mut indexed, mut hashed) = (Vec::new(), Vec::new());
         for (key, value) in run {
             let key = Key::from(key);
-            let cell = Arc::new(Mutex::new(Slot::Live(value.to_vec())));
+            let cell = Arc::new(Mutex::new(Slot::Live(Value::new(value))));
             indexed.push((IndexKey::new(Key::clone(&key)), Arc::clone(&cell)));
             hashed.push(Hashed::new(&self.data, key, cell));
         }
@@ -228,50 +229,34 @@ impl MemoryStore {
         self.position.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Overwrites `key` with `value` for a batch if the map holds it (as a value or a
-    /// tombstone), and says whether it did. The value buffer is reused when it fits:
-    /// restoring a changelog is mostly overwrites, and skipping the allocation of a new
-    /// key and value (and freeing the old ones) made a million-record apply 40% faster.
-    /// Single puts replace the buffer instead; measured one at a time at random keys,
-    /// reuse gained nothing there.
+    /// Overwrites `key` with `value` if the map holds it (as a value or a tombstone), and
+    /// says whether it did; a value's buffer is reused when it fits ([`Value::overwrite`]).
     fn overwrite(&self, key: &[u8], value: &[u8]) -> bool {
         // Holding the map entry (its shard, for reading) keeps a purge from removing the
         // key while its slot changes.
         let Some(cell) = self.data.get(key) else {
             return false;
         };
-        let mut slot = lock(&cell);
-        match &mut *slot {
-            Slot::Live(existing) if fits(existing.capacity(), value.len()) => {
-                existing.clear();
-                existing.extend_from_slice(value);
-            }
-            Slot::Live(existing) => *existing = value.to_vec(),
-            Slot::Buried(grave) => {
-                let grave = *grave;
-                *slot = Slot::Live(value.to_vec());
-                self.tombstones.revive(grave);
-            }
-        }
+        self.fill(&mut lock(&cell), value);
         true
     }
 
-    /// Sets `key` to `value` and returns the value it replaces. A key the map holds only
-    /// has its slot filled, without allocating a key or touching the index.
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> Option<Vec<u8>> {
-        if let Some(cell) = self.data.get(key) {
-            return self.fill(&mut lock(&cell), value);
+    /// Sets `key` to `value`. A key the map holds only has its slot filled, without
+    /// allocating a key or touching the index.
+    fn insert(&self, key: &[u8], value: &[u8]) {
+        if !self.overwrite(key, value) {
+            self.insert_new(&mut self.keys.write(), key, value);
         }
-        self.insert_new(&mut self.keys.write(), key, value)
     }
 
-    /// Puts `value` in `slot` and returns what it held.
-    fn fill(&self, slot: &mut Slot, value: Vec<u8>) -> Option<Vec<u8>> {
-        match std::mem::replace(slot, Slot::Live(value)) {
-            Slot::Live(old) => Some(old),
+    /// Puts `value` in `slot`.
+    fn fill(&self, slot: &mut Slot, value: &[u8]) {
+        match slot {
+            Slot::Live(existing) => existing.overwrite(value),
             Slot::Buried(grave) => {
+                let grave = *grave;
+                *slot = Slot::Live(Value::new(value));
                 self.tombstones.revive(grave);
-                None
             }
         }
     }
@@ -279,19 +264,13 @@ impl MemoryStore {
     /// Sets `key`, most likely absent from the map (another thread may have inserted it
     /// since the caller looked), to `value`; the caller holds the index's write lock
     /// (`keys`), so the key enters the map and the index together.
-    fn insert_new(
-        &self,
-        keys: &mut BTreeMap<IndexKey, Cell>,
-        key: &[u8],
-        value: Vec<u8>,
-    ) -> Option<Vec<u8>> {
+    fn insert_new(&self, keys: &mut BTreeMap<IndexKey, Cell>, key: &[u8], value: &[u8]) {
         match self.data.entry(Key::from(key)) {
             Entry::Occupied(existing) => self.fill(&mut lock(existing.get()), value),
             Entry::Vacant(vacant) => {
-                let cell = Arc::new(Mutex::new(Slot::Live(value)));
+                let cell = Arc::new(Mutex::new(Slot::Live(Value::new(value))));
                 keys.insert(IndexKey::new(Key::clone(vacant.key())), Arc::clone(&cell));
                 vacant.insert(cell);
-                None
             }
         }
     }
@@ -318,7 +297,7 @@ impl MemoryStore {
         }
         let (grave, due) = self.tombstones.bury(cell.key());
         match std::mem::replace(&mut *slot, Slot::Buried(grave)) {
-            Slot::Live(old) => (Some(old), due),
+            Slot::Live(old) => (Some(old.into_vec()), due),
             Slot::Buried(_) => (None, due),
         }
     }
@@ -350,7 +329,7 @@ impl MemoryStore {
                 WriteOp::Put { key, value } => {
                     if !self.overwrite(key, value) {
                         let keys = keys.get_or_insert_with(|| self.keys.write());
-                        self.insert_new(keys, key, value.to_vec());
+                        self.insert_new(keys, key, value);
                     }
                 }
                 WriteOp::Delete { key } => due.extend(self.bury(key, false).1),
@@ -377,13 +356,13 @@ impl KeyValueStore for MemoryStore {
         Ok(self
             .data
             .get(key)
-            .and_then(|cell| lock(&cell).live().cloned()))
+            .and_then(|cell| lock(&cell).live().map(<[u8]>::to_vec)))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let _gate = self.shared();
         self.mark_uncommitted();
-        self.insert(key, value.to_vec());
+        self.insert(key, value);
         Ok(())
     }
 
@@ -393,10 +372,11 @@ impl KeyValueStore for MemoryStore {
         let check_and_fill = |cell: &Cell| {
             let mut slot = lock(cell);
             match &*slot {
-                Slot::Live(existing) => Some(existing.clone()),
+                Slot::Live(existing) => Some(existing.as_slice().to_vec()),
                 Slot::Buried(_) => {
                     self.mark_uncommitted();
-                    self.fill(&mut slot, value.to_vec())
+                    self.fill(&mut slot, value);
+                    None
                 }
             }
         };
@@ -408,7 +388,7 @@ impl KeyValueStore for MemoryStore {
             Entry::Occupied(existing) => Ok(check_and_fill(existing.get())),
             Entry::Vacant(vacant) => {
                 self.mark_uncommitted();
-                let cell = Arc::new(Mutex::new(Slot::Live(value.to_vec())));
+                let cell = Arc::new(Mutex::new(Slot::Live(Value::new(value))));
                 keys.insert(IndexKey::new(Key::clone(vacant.key())), Arc::clone(&cell));
                 vacant.insert(cell);
                 Ok(None)
@@ -553,13 +533,6 @@ impl Committed<'_> {
         }
         Ok(())
     }
-}
-
-/// Whether a value buffer of `capacity` bytes may hold a new value of `len` bytes: it
-/// must fit, and not waste more than the value itself (a large value replaced by a small
-/// one gets a buffer of its own size).
-fn fits(capacity: usize, len: usize) -> bool {
-    capacity >= len && capacity <= len.saturating_mul(2).max(64)
 }
 
 #[cfg(test)]
