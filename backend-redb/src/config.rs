@@ -35,6 +35,8 @@ pub struct RedbConfig {
     durability: CommitDurability,
     bulk_immediate_every: u32,
     bulk_transaction_records: usize,
+    bulk_run_bytes: usize,
+    bulk_spill_bytes: u64,
     cache_size: usize,
     file_name: String,
     check_integrity_on_open: bool,
@@ -44,15 +46,23 @@ pub struct RedbConfig {
 /// often dozens, and each has its own cache.
 const DEFAULT_CACHE_SIZE: usize = 64 * 1024 * 1024;
 
-/// During a bulk restore every commit is `None` except one in this many: with bulk
-/// transactions of 250,000 records, an `Immediate` commit every million records, and
-/// pages freed by the `None` commits before it are reused after it.
+/// During a bulk restore every merge of its held-back records commits `None` except one
+/// in this many, so pages freed by the `None` commits before it are reused after it; the
+/// end of the restore makes every merge durable besides.
 const DEFAULT_BULK_IMMEDIATE_EVERY: u32 = 4;
 
-/// How many records a bulk load's transaction holds before it commits
-/// (`src/bulk.rs`): 4 MiB read-ahead chunks of about 75,000 records each, grouped by
-/// three or four.
-const DEFAULT_BULK_TRANSACTION_RECORDS: usize = 250_000;
+/// How many records a bulk load holds back before it merges them into the tree
+/// (`src/bulk.rs`), should neither the spill limit nor a durability point of the restore
+/// come first.
+const DEFAULT_BULK_TRANSACTION_RECORDS: usize = 50_000_000;
+
+/// Bytes of runs a bulk load spills before it merges them into the tree: about 30M
+/// records of 16-byte keys and 8-byte values.
+const DEFAULT_BULK_SPILL_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Bytes of held-back records a bulk load sorts in memory before it spills them as a run
+/// (`src/runs.rs`).
+const DEFAULT_BULK_RUN_BYTES: usize = 16 * 1024 * 1024;
 
 /// The file inside the store directory unless configured otherwise.
 pub const DEFAULT_FILE_NAME: &str = "store.redb";
@@ -63,6 +73,8 @@ impl Default for RedbConfig {
             durability: CommitDurability::default(),
             bulk_immediate_every: DEFAULT_BULK_IMMEDIATE_EVERY,
             bulk_transaction_records: DEFAULT_BULK_TRANSACTION_RECORDS,
+            bulk_run_bytes: DEFAULT_BULK_RUN_BYTES,
+            bulk_spill_bytes: DEFAULT_BULK_SPILL_BYTES,
             cache_size: DEFAULT_CACHE_SIZE,
             file_name: DEFAULT_FILE_NAME.to_owned(),
             check_integrity_on_open: true,
@@ -94,15 +106,35 @@ impl RedbConfig {
         self
     }
 
-    /// While bulk loading, keeps one write transaction open across restore batches until
-    /// it holds `records` records (default 250,000), then commits it. redb copies each
+    /// While bulk loading, holds restore batches back from the tree, as sorted runs, until
+    /// they hold `records` records (default 50,000,000) or their runs
+    /// [`with_bulk_spill_bytes`](Self::with_bulk_spill_bytes) bytes, then merges them into
+    /// it in one transaction, each key written once and in key order. redb copies each
     /// page a transaction changes once, and a changelog's batches scatter their keys over
-    /// the whole tree, so fewer, larger transactions copy fewer pages (`BENCHMARKS.md`:
-    /// a 4M-record changelog of 1M keys in random order restored 17–33% faster than with
-    /// a transaction per 4 MiB batch). Must be at least 1; reads and every other
-    /// operation of the store commit the open transaction first.
+    /// the whole tree, so fewer, larger merges copy fewer pages (`BENCHMARKS.md`). Reads
+    /// and every other operation of the store merge first; the restore's durability points
+    /// make the runs durable without merging them. Must be at least 1. A crash loses what
+    /// was held back since the last durability point, with its position, and the next
+    /// restore replays it.
     pub fn with_bulk_transaction_records(mut self, records: usize) -> Self {
         self.bulk_transaction_records = records;
+        self
+    }
+
+    /// While bulk loading, sorts up to `bytes` of held-back records in memory (their keys,
+    /// values and 16 bytes each; default 16 MiB) before it writes them as a run, a file in
+    /// a directory beside the store file that the merge removes. Must be at least 1.
+    pub fn with_bulk_run_bytes(mut self, bytes: usize) -> Self {
+        self.bulk_run_bytes = bytes;
+        self
+    }
+
+    /// While bulk loading, merges the held-back records into the tree once their runs
+    /// take `bytes` on disk (default 1 GiB), bounding the disk the runs take beside the
+    /// store: each record's key, value and 8 bytes, each key's last write within a run.
+    /// Must be at least 1.
+    pub fn with_bulk_spill_bytes(mut self, bytes: u64) -> Self {
+        self.bulk_spill_bytes = bytes;
         self
     }
 
@@ -140,9 +172,19 @@ impl RedbConfig {
         self.bulk_immediate_every
     }
 
-    /// The records a bulk load's transaction holds before it commits.
+    /// The records a bulk load holds back before it merges them.
     pub fn bulk_transaction_records(&self) -> usize {
         self.bulk_transaction_records
+    }
+
+    /// The bytes of held-back records a bulk load sorts in memory before it spills them.
+    pub fn bulk_run_bytes(&self) -> usize {
+        self.bulk_run_bytes
+    }
+
+    /// The bytes of runs a bulk load spills before it merges them.
+    pub fn bulk_spill_bytes(&self) -> u64 {
+        self.bulk_spill_bytes
     }
 
     /// redb's page cache size in bytes.
@@ -182,6 +224,16 @@ impl RedbConfig {
         if self.bulk_transaction_records == 0 {
             return Err(Error::invalid_input(
                 "redb config: bulk_transaction_records must be at least 1",
+            ));
+        }
+        if self.bulk_run_bytes == 0 {
+            return Err(Error::invalid_input(
+                "redb config: bulk_run_bytes must be at least 1",
+            ));
+        }
+        if self.bulk_spill_bytes == 0 {
+            return Err(Error::invalid_input(
+                "redb config: bulk_spill_bytes must be at least 1",
             ));
         }
         let name = self.file_name.as_str();
@@ -230,6 +282,13 @@ mod tests {
         assert!(
             RedbConfig::new()
                 .with_bulk_transaction_records(0)
+                .validate()
+                .is_err()
+        );
+        assert!(RedbConfig::new().with_bulk_run_bytes(0).validate().is_err());
+        assert!(
+            RedbConfig::new()
+                .with_bulk_spill_bytes(0)
                 .validate()
                 .is_err()
         );

@@ -18,7 +18,7 @@ use crate::probe::foreign;
 pub(crate) const DATA: TableDefinition<'static, &'static [u8], &'static [u8]> =
     TableDefinition::new("statestore_data");
 
-/// `FORMAT_KEY` and `POSITION_KEY`.
+/// `FORMAT_KEY`, `POSITION_KEY` and `RUNS_KEY`.
 pub(crate) const META: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("statestore_meta");
 
@@ -27,6 +27,10 @@ pub(crate) const FORMAT_KEY: &str = "format";
 
 /// Holds `Position::encode()`; absent means the empty position.
 pub(crate) const POSITION_KEY: &str = "position";
+
+/// Holds the manifest of the runs a bulk load made durable and has not merged yet
+/// (`src/runs.rs`); absent when there are none. `POSITION_KEY` stays at the last merge.
+pub(crate) const RUNS_KEY: &str = "bulk_runs";
 
 /// Changes whenever the layout above changes incompatibly.
 pub(crate) const FORMAT_V1: &[u8] = b"statestore-redb/1";

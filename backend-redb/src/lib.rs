@@ -3,12 +3,14 @@
 
 // The template's six files (`backend-template/README.md`): this one, `config`, `error`,
 // `scan`, `store` and `supplier`. The others hold what only redb needs:
+// - `bulk`: a bulk load's records held back and merged into the tree;
 // - `checkpoint`: a checkpoint as a copy of one read transaction, and opening one;
 // - `commit`: which durability each commit gets (`Immediate` or `None`);
 // - `layout`: the tables, the format marker and the position inside the file;
 // - `open`: creating a file atomically, opening ours, or refusing;
 // - `overlay`: the read-only open's storage, whose writes stay in memory;
-// - `probe`: what a store directory holds, read before redb touches the file.
+// - `probe`: what a store directory holds, read before redb touches the file;
+// - `runs`: held-back records sorted into runs, spilled, and merged in key order.
 mod bulk;
 mod checkpoint;
 mod commit;
@@ -19,6 +21,7 @@ mod layout;
 mod open;
 mod overlay;
 mod probe;
+mod runs;
 mod scan;
 mod store;
 mod supplier;
@@ -31,13 +34,13 @@ pub use supplier::RedbSupplier;
 ///
 /// Restore batches of up to 250,000 records, in practice as many as one chunk of the
 /// restore's read-ahead holds (4 MiB of records by default, about 75,000 of Kafka Streams'
-/// String/Double records), applied to one write transaction kept open across batches
-/// until it holds 250,000 records ([`RedbConfig::with_bulk_transaction_records`]; every
-/// 4th such commit an fsync, see [`RedbConfig::with_bulk_immediate_every`]). redb copies
-/// every B-tree leaf a transaction touches once, and a changelog scatters its keys over
-/// the tree, so the bigger the transaction, the fewer copies per record: on a 10M-record
-/// changelog of 1M keys in random order, 4,000-record transactions restored in 88–103 s,
-/// byte-capped ones in about 30 s (`BENCHMARKS.md`). The count is the table's exact length. Commits are
+/// String/Double records). While bulk loading they are held back from the tree as sorted
+/// runs and merged into it at the restore's durability points, at its end, or after
+/// [`RedbConfig::with_bulk_transaction_records`] records, each key's last write once and
+/// in key order. redb copies every B-tree leaf a transaction touches once, and a changelog
+/// scatters its keys over the tree, so the fewer transactions, the fewer copies per
+/// record: on a 10M-record changelog of 1M keys in random order, 4,000-record
+/// transactions restored in 88–103 s, byte-capped ones in about 30 s (`BENCHMARKS.md`). The count is the table's exact length. Commits are
 /// `Immediate` by default, so each survives a crash ([`RedbConfig::capability`] for other
 /// durabilities); a read-only open refused by a writer's lock cannot tell which process
 /// holds it.

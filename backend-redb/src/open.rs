@@ -33,6 +33,7 @@ use std::path::Path;
 use redb::{Builder, Database};
 use state_core::{Error, ErrorKind, Result};
 
+use crate::bulk;
 use crate::config::RedbConfig;
 use crate::error::{map_io_error, map_redb_error};
 use crate::layout;
@@ -56,6 +57,10 @@ pub(crate) fn open_writable(dir: &Path, config: &RedbConfig) -> Result<Database>
         .open(&path)
         .map_err(|err| map_redb_error(&path, "open", err))?;
     layout::check(&db, &path)?;
+    // Runs a bulk load made durable before its process died are merged, other runs it
+    // left removed; redb's writer lock, held from here on, keeps them from being another
+    // live store's.
+    bulk::recover(&db, &path)?;
     Ok(db)
 }
 

@@ -12,13 +12,13 @@ use state_core::{
     Result, WriteBatch, WriteOp,
 };
 
-use crate::bulk::BulkTransaction;
+use crate::bulk::{self, BulkLoad};
 use crate::checkpoint;
 use crate::commit::CommitPolicy;
 use crate::config::RedbConfig;
 use crate::copies::{Copies, Parked};
 use crate::error::map_redb_error;
-use crate::layout::{self, DATA, META, POSITION_KEY};
+use crate::layout::{self, DATA, META, POSITION_KEY, RUNS_KEY};
 use crate::open::{open_read_only, open_writable};
 use crate::scan::Scan;
 
@@ -34,10 +34,10 @@ type DataTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
 pub struct RedbStore {
     name: String,
     path: Arc<Path>,
-    /// The transaction a bulk load keeps open across `write_with_position` calls
-    /// (`src/bulk.rs`); every other operation commits it first. Declared before `db` so
-    /// a store dropped without `close` aborts it before the database goes.
-    bulk: BulkTransaction,
+    /// The records a bulk load holds back from the tree (`src/bulk.rs`); every other
+    /// operation merges them first. If the store is dropped without `close`, the runs a
+    /// durability point made durable stay for the next open to merge; the rest is lost.
+    bulk: BulkLoad,
     /// `None` once closed. Operations hold the read lock; `close` takes the write lock.
     db: RwLock<Option<Handle>>,
     /// Held for the whole of every write transaction of [`RedbStore::update`], and by a
@@ -129,7 +129,11 @@ impl RedbStore {
         Self {
             name,
             path: Arc::from(dir.join(config.file_name())),
-            bulk: BulkTransaction::default(),
+            bulk: BulkLoad::new(
+                bulk::runs_dir(&dir.join(config.file_name())),
+                config.bulk_run_bytes(),
+                config.bulk_spill_bytes(),
+            ),
             db: RwLock::new(Some(handle)),
             uncommitted: Mutex::new(false),
             copies: Arc::default(),
@@ -144,29 +148,33 @@ impl RedbStore {
         &self.path
     }
 
-    /// Runs `f` on the open database after committing the bulk load's open transaction,
-    /// so `f` sees every write that returned and can begin its own write transaction.
+    /// Runs `f` on the open database after merging what the bulk load holds back, so `f`
+    /// sees every write that returned and can begin its own write transaction.
     fn with_db<T>(&self, f: impl FnOnce(&Handle) -> Result<T>) -> Result<T> {
         self.with_db_unsettled(|db| {
-            self.settle_bulk()?;
+            self.settle_bulk(db)?;
             f(db)
         })
     }
 
-    /// Commits the bulk load's open transaction, if any: its last write is a
+    /// Merges what the bulk load holds back, if anything: its last write is a
     /// `write_with_position`, so the data and the position agree afterwards.
-    fn settle_bulk(&self) -> Result<()> {
+    fn settle_bulk(&self, handle: &Handle) -> Result<()> {
+        // A read-only store never held anything back: its bulk writes are refused.
+        let Handle::Writable(db) = handle else {
+            return Ok(());
+        };
         let mut uncommitted = self
             .uncommitted
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if self.bulk.settle(&self.policy, &self.path)? {
+        if self.bulk.settle(db, &self.policy, &self.path)? {
             *uncommitted = false;
         }
         Ok(())
     }
 
-    /// Runs `f` on the open database as it is, the bulk load's transaction left open.
+    /// Runs `f` on the open database as it is, what the bulk load holds back left there.
     fn with_db_unsettled<T>(&self, f: impl FnOnce(&Handle) -> Result<T>) -> Result<T> {
         // A panic elsewhere cannot leave the `Option` half-written, so poison is harmless.
         let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
@@ -298,6 +306,28 @@ impl RedbStore {
         Ok(())
     }
 
+    /// A bulk load's `write_with_position`: the batch and its position are held back
+    /// with the others (`src/bulk.rs`), merged into the tree once they are many enough.
+    fn hold_back(&self, batch: &WriteBatch, position: &Position) -> Result<()> {
+        self.with_db_unsettled(|handle| {
+            let Handle::Writable(db) = handle else {
+                return Err(self.read_only());
+            };
+            let mut uncommitted = self
+                .uncommitted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let limit = self.config.bulk_transaction_records();
+            if self
+                .bulk
+                .write(db, &self.policy, &self.path, limit, batch, position)?
+            {
+                *uncommitted = false;
+            }
+            Ok(())
+        })
+    }
+
     fn scan(&self, range: &KeyRange, reverse: bool) -> Result<KvIter<'_>> {
         self.read_data("range scan", |table| {
             let scan = Scan::new(&table, range, reverse, Arc::clone(&self.path))?;
@@ -391,8 +421,11 @@ impl KeyValueStore for RedbStore {
     }
 
     fn write_with_position(&self, batch: &WriteBatch, position: &Position) -> Result<()> {
+        if self.policy.bulk_loading() {
+            return self.hold_back(batch, position);
+        }
         let action = "write batch with position";
-        let write = |txn: &WriteTransaction| {
+        self.update(action, Write::Commit, |txn| {
             let mut table = self.open_data(txn, action)?;
             self.apply(&mut table, batch)?;
             let map = self.map(action);
@@ -403,27 +436,7 @@ impl KeyValueStore for RedbStore {
             }
             meta.insert(POSITION_KEY, stored.encode().as_slice())
                 .map_err(|e| map(e.into()))?;
-            Ok(())
-        };
-        if !self.policy.bulk_loading() {
-            return self.update(action, Write::Commit, |txn| write(txn).map(|()| ((), true)));
-        }
-        self.with_db_unsettled(|handle| {
-            let Handle::Writable(db) = handle else {
-                return Err(self.read_only());
-            };
-            let mut uncommitted = self
-                .uncommitted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let limit = self.config.bulk_transaction_records();
-            if self
-                .bulk
-                .write(db, &self.policy, &self.path, batch.len(), limit, write)?
-            {
-                *uncommitted = false;
-            }
-            Ok(())
+            Ok(((), true))
         })
     }
 
@@ -451,6 +464,17 @@ impl KeyValueStore for RedbStore {
     }
 
     fn flush(&self) -> Result<()> {
+        if self.policy.bulk_loading() {
+            // A restore's durability point: what the bulk load holds back is made
+            // durable where it is, not merged (`src/bulk.rs`).
+            return self.with_db_unsettled(|handle| match handle {
+                Handle::Writable(db) => {
+                    self.bulk.persist(db, &self.policy, &self.path)?;
+                    flush_db(db, &self.policy, &self.path)
+                }
+                Handle::ReadOnly(_) => Ok(()),
+            });
+        }
         self.with_db(|handle| match handle {
             Handle::Writable(db) => flush_db(db, &self.policy, &self.path),
             // Nothing can have been written.
@@ -459,12 +483,15 @@ impl KeyValueStore for RedbStore {
     }
 
     fn wipe(&self) -> Result<()> {
+        // What the bulk load holds back would be wiped with the rest: no need to merge it.
+        self.bulk.discard();
         let map = self.map("wipe");
         self.update("wipe", Write::Commit, |txn| {
             txn.delete_table(DATA).map_err(|e| map(e.into()))?;
             txn.open_table(DATA).map_err(|e| map(e.into()))?;
             let mut meta = txn.open_table(META).map_err(|e| map(e.into()))?;
             meta.remove(POSITION_KEY).map_err(|e| map(e.into()))?;
+            meta.remove(RUNS_KEY).map_err(|e| map(e.into()))?;
             Ok(((), true))
         })?;
         log::info!(
@@ -495,7 +522,7 @@ impl KeyValueStore for RedbStore {
     }
 
     fn set_bulk_loading(&self, bulk_loading: bool) -> Result<()> {
-        // Commits the open bulk transaction, under the bulk policy's durability.
+        // Merges what the bulk load holds back, under the bulk policy's durability.
         self.with_writable(|_| Ok(()))?;
         self.policy.set_bulk_loading(bulk_loading);
         if bulk_loading { Ok(()) } else { self.flush() }
@@ -506,7 +533,9 @@ impl KeyValueStore for RedbStore {
         // With the handle held no copy can begin; the transactions of those begun keep the
         // file open.
         self.copies.end_all();
-        self.settle_bulk()?;
+        if let Some(handle) = guard.as_ref() {
+            self.settle_bulk(handle)?;
+        }
         let db = match guard.take() {
             None => return Ok(()),
             Some(Handle::ReadOnly(db)) => {

@@ -20,7 +20,7 @@ fn deferred() -> RedbConfig {
     RedbConfig::new().with_durability(CommitDurability::Deferred { immediate_every: 5 })
 }
 
-/// Bulk transactions of 3 commits' records (30), one in 4 of them `Immediate`.
+/// Bulk merges of 3 commits' records (30), one in 4 of them `Immediate`.
 fn bulk() -> RedbConfig {
     RedbConfig::new()
         .with_bulk_immediate_every(4)
@@ -112,7 +112,7 @@ fn abort_mid_run_keeps_data_and_position_in_agreement() {
     // Deferred { immediate_every: 5 }: commits 5, 10, 15, 20 were Immediate.
     assert!(!supplier_with(deferred()).capability().commits_survive_crash);
     check(&dir.path().join("deferred"), deferred(), 20);
-    // Bulk loading: transactions end after commits 3, 6, ..., 21, the 4th of them
-    // (after commit 12) Immediate; commits 22 and 23 were still in an open transaction.
+    // Bulk loading: merges after commits 3, 6, ..., 21, the 4th of them (after commit
+    // 12) Immediate; commits 22 and 23 were still held back, in memory.
     check(&dir.path().join("bulk"), bulk(), 12);
 }
