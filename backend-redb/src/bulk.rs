@@ -91,8 +91,8 @@ impl BulkLoad {
         }
     }
 
-    /// Makes everything held durable without merging it: the runs synced to disk and
-    /// their manifest committed. Returns whether anything was held. On an error
+    /// Makes everything held durable without merging it: the runs compacted and synced to
+    /// disk, and their manifest committed. Returns whether anything was held. On an error
     /// everything held is dropped, with its position.
     pub(crate) fn persist(
         &self,
@@ -104,8 +104,17 @@ impl BulkLoad {
         let Some(runs) = held.as_mut() else {
             return Ok(false);
         };
-        let persisted = runs.persist().and_then(|manifest| match manifest {
-            Some(manifest) => commit_manifest(db, policy, path, &manifest).map(|()| true),
+        let persisted = runs.persist().and_then(|persisted| match persisted {
+            Some(persisted) => {
+                commit_manifest(db, policy, path, &persisted.manifest)?;
+                // Named by no manifest any more: their records are in the runs that are.
+                for run in persisted.superseded {
+                    if let Err(err) = std::fs::remove_file(&run) {
+                        log::warn!("could not remove bulk-load run {}: {err}", run.display());
+                    }
+                }
+                Ok(true)
+            }
             None => Ok(false),
         });
         if persisted.is_err() {

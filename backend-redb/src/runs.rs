@@ -3,18 +3,20 @@
 //!
 //! redb copies every B-tree page a transaction changes, and a changelog scatters its keys
 //! over the whole tree, so every transaction of a restore copied most of the tree again:
-//! 10M records over 1M keys, applied in transactions of 250,000, rewrote a 1M-key tree
-//! forty times and its file grew to four times its data. Held back instead, the records
+//! 10M records over 1M keys, applied in transactions of up to 250,000, rewrote a 1M-key
+//! tree about forty times and its file grew to six times its data. Held back instead, the records
 //! are sorted in memory up to a bound, each key's last write kept, and spilled to a run
 //! file; a merge reads every run at once in key order, keeps each key's newest write, and
 //! inserts it, so the tree is built in one ordered pass that writes each key once, however
 //! often the changelog repeats it (`BENCHMARKS.md`).
 //!
 //! The runs live in a directory beside the store file, which nothing but this module
-//! reads. A durability point of the restore (`flush`) does not merge: it writes what is
-//! in memory as a run, syncs every run to disk and commits a manifest of them (each run's
-//! length and CRC-32, the record count and the position they reach) to the store's meta
-//! table. The next writable open after a crash merges the runs its manifest names, once
+//! reads. A durability point of the restore (`flush`) does not merge into the tree: it
+//! writes what is in memory as a run, compacts the newest runs when [`COMPACT_AT`] of
+//! them are of one tier (into one run of the next, so the final merge reads few runs and
+//! each key about once), syncs every run to disk and commits a manifest of them (each
+//! run's number, length and CRC-32, the record count and the position they reach) to the
+//! store's meta table; runs compacted away are removed once it is committed. The next writable open after a crash merges the runs its manifest names, once
 //! each is checked, and removes whatever else the directory holds; a run missing, cut
 //! short or failing its checksum drops them all, which leaves the store at its last
 //! merge, data and position together, for the restore to replay the rest.
@@ -53,17 +55,33 @@ pub(crate) struct SortedRuns {
     durable: usize,
     /// Bytes written to `runs`.
     spilled: u64,
+    /// The number of the next run's file.
+    next_run: u64,
     records: usize,
     position: Position,
 }
 
-/// A spilled run: its file, length and CRC-32.
+/// A spilled run: its file, its number (in the file's name), length and CRC-32, and its
+/// tier: 0 when spilled from memory, one more than its sources' when compacted.
 #[derive(Debug)]
 struct Run {
     path: PathBuf,
+    number: u64,
     len: u64,
     crc: u64,
+    tier: u32,
 }
+
+/// Made durable: the manifest to commit, and the runs compacted into others, to remove
+/// once it is committed (until then the manifest before names them).
+#[derive(Debug)]
+pub(crate) struct Persisted {
+    pub(crate) manifest: Vec<u8>,
+    pub(crate) superseded: Vec<PathBuf>,
+}
+
+/// Runs of one tier a durability point compacts into one run of the next.
+const COMPACT_AT: usize = 8;
 
 /// Records in memory, in arrival order: their bytes in one buffer, each record's place in
 /// it beside.
@@ -162,6 +180,7 @@ impl SortedRuns {
             runs: Vec::new(),
             durable: 0,
             spilled: 0,
+            next_run: 0,
             records: 0,
             position: Position::empty(),
         }
@@ -196,44 +215,92 @@ impl SortedRuns {
     /// Sorts the records in memory and writes them to a new run file.
     fn spill(&mut self) -> Result<()> {
         self.memory.sort();
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|err| map_io_error(&self.dir, "create the bulk-load run directory", err))?;
-        let path = self.dir.join(run_name(self.runs.len()));
-        let io = |err| map_io_error(&path, "write bulk-load run", err);
-        let file = File::create(&path).map_err(io)?;
-        // Listed before it is written, so a failed write leaves nothing `discard` misses.
-        self.runs.push(Run {
-            path: path.clone(),
-            len: 0,
-            crc: 0,
+        let memory = std::mem::take(&mut self.memory);
+        let written = self.write_run(0, |out| {
+            for place in &memory.records {
+                out.entry(memory.key(place), memory.value(place))?;
+            }
+            Ok(())
         });
-        let mut out = Checksummed::new(file);
-        for place in &self.memory.records {
-            out.write(&place.key_len.to_le_bytes()).map_err(io)?;
-            out.write(&place.value_len.to_le_bytes()).map_err(io)?;
-            out.write(self.memory.key(place)).map_err(io)?;
-            out.write(self.memory.value(place).unwrap_or_default())
-                .map_err(io)?;
-        }
-        let (len, crc) = out.finish().map_err(io)?;
-        if let Some(run) = self.runs.last_mut() {
-            (run.len, run.crc) = (len, crc);
-        }
-        self.spilled += len;
+        self.memory = memory;
         self.memory.clear();
+        let run = written?;
+        self.spilled += run.len;
+        self.runs.push(run);
         Ok(())
     }
 
-    /// Makes everything held durable: what is in memory becomes a run, and every run is
-    /// synced to disk with its directory. Returns the manifest to commit, which names
-    /// them; `None` when nothing is held.
-    pub(crate) fn persist(&mut self) -> Result<Option<Vec<u8>>> {
+    /// A new run of `tier`, its entries written by `write`. A run that fails is removed.
+    fn write_run(
+        &mut self,
+        tier: u32,
+        write: impl FnOnce(&mut Checksummed) -> Result<()>,
+    ) -> Result<Run> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|err| map_io_error(&self.dir, "create the bulk-load run directory", err))?;
+        let number = self.next_run;
+        self.next_run += 1;
+        let path = self.dir.join(run_name(number));
+        let written = Checksummed::create(&path).and_then(|mut out| {
+            write(&mut out)?;
+            out.finish()
+        });
+        match written {
+            Ok((len, crc)) => Ok(Run {
+                path,
+                number,
+                len,
+                crc,
+                tier,
+            }),
+            Err(err) => {
+                let _ = std::fs::remove_file(&path);
+                Err(err)
+            }
+        }
+    }
+
+    /// While the newest [`COMPACT_AT`] runs are of one tier, merges them into one run of
+    /// the next (each key's newest write, deletes kept), so a merge into the tree reads
+    /// few runs and each key about once, however often the changelog repeats it. Returns
+    /// the runs compacted away.
+    fn compact(&mut self) -> Result<Vec<PathBuf>> {
+        let mut superseded = Vec::new();
+        while let Some(first) = self.runs.len().checked_sub(COMPACT_AT) {
+            let tier = self.runs[first].tier;
+            if self.runs[first..].iter().any(|run| run.tier != tier) {
+                break;
+            }
+            let empty = Pending::default();
+            let sources: Vec<Run> = self.runs.drain(first..).collect();
+            self.durable = self.durable.min(first);
+            let compacted = self.write_run(tier + 1, |out| {
+                merge_runs(&sources, &empty, |key, value| out.entry(key, value))
+            });
+            superseded.extend(sources.iter().map(|run| run.path.clone()));
+            match compacted {
+                Ok(run) => self.runs.push(run),
+                Err(err) => {
+                    // Put back, so they are held (and removed) as before.
+                    self.runs.extend(sources);
+                    return Err(err);
+                }
+            }
+        }
+        self.spilled = self.runs.iter().map(|run| run.len).sum();
+        Ok(superseded)
+    }
+
+    /// Makes everything held durable: what is in memory becomes a run, runs are compacted,
+    /// and every run is synced to disk with its directory. `None` when nothing is held.
+    pub(crate) fn persist(&mut self) -> Result<Option<Persisted>> {
         if self.records == 0 {
             return Ok(None);
         }
         if !self.memory.records.is_empty() {
             self.spill()?;
         }
+        let superseded = self.compact()?;
         for run in &self.runs[self.durable..] {
             let synced = File::open(&run.path).and_then(|file| file.sync_all());
             synced.map_err(|err| map_io_error(&run.path, "sync bulk-load run", err))?;
@@ -241,16 +308,20 @@ impl SortedRuns {
         let synced = File::open(&self.dir).and_then(|dir| dir.sync_all());
         synced.map_err(|err| map_io_error(&self.dir, "sync bulk-load run directory", err))?;
         self.durable = self.runs.len();
-        Ok(Some(self.manifest()))
+        Ok(Some(Persisted {
+            manifest: self.manifest(),
+            superseded,
+        }))
     }
 
-    /// The manifest of the runs: the record count, each run's length and CRC-32, then
-    /// the position.
+    /// The manifest of the runs: the record count, each run's number, length and CRC-32,
+    /// then the position.
     fn manifest(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12 + self.runs.len() * 16);
+        let mut out = Vec::with_capacity(12 + self.runs.len() * 24);
         out.extend_from_slice(&(self.records as u64).to_le_bytes());
         out.extend_from_slice(&(self.runs.len() as u32).to_le_bytes());
         for run in &self.runs {
+            out.extend_from_slice(&run.number.to_le_bytes());
             out.extend_from_slice(&run.len.to_le_bytes());
             out.extend_from_slice(&run.crc.to_le_bytes());
         }
@@ -270,14 +341,18 @@ impl SortedRuns {
         let (records, rest) = manifest.split_first_chunk::<8>().ok_or_else(damaged)?;
         let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(damaged)?;
         let mut runs = Vec::new();
-        for index in 0..u32::from_le_bytes(*count) as usize {
-            let (len, tail) = rest.split_first_chunk::<8>().ok_or_else(damaged)?;
+        for _ in 0..u32::from_le_bytes(*count) {
+            let (number, tail) = rest.split_first_chunk::<8>().ok_or_else(damaged)?;
+            let (len, tail) = tail.split_first_chunk::<8>().ok_or_else(damaged)?;
             let (crc, tail) = tail.split_first_chunk::<8>().ok_or_else(damaged)?;
             rest = tail;
+            let number = u64::from_le_bytes(*number);
             let run = Run {
-                path: dir.join(run_name(index)),
+                path: dir.join(run_name(number)),
+                number,
                 len: u64::from_le_bytes(*len),
                 crc: u64::from_le_bytes(*crc),
+                tier: 0,
             };
             run.check()?;
             runs.push(run);
@@ -290,6 +365,7 @@ impl SortedRuns {
         Ok(Self {
             durable: runs.len(),
             spilled: runs.iter().map(|run| run.len).sum(),
+            next_run: runs.iter().map(|run| run.number + 1).max().unwrap_or(0),
             runs,
             dir,
             run_bytes: 1,
@@ -304,39 +380,10 @@ impl SortedRuns {
     /// reach. What is held stays until [`discard`](Self::discard).
     pub(crate) fn merge(
         &mut self,
-        mut apply: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+        apply: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Position> {
         self.memory.sort();
-        let mut sources = Vec::with_capacity(self.runs.len() + 1);
-        for run in &self.runs {
-            sources.push(Source::File(RunReader::open(&run.path)?));
-        }
-        sources.push(Source::Memory(0));
-        // The heap holds each source's current key; a later source is newer.
-        let mut heap = BinaryHeap::with_capacity(sources.len());
-        for (index, source) in sources.iter_mut().enumerate() {
-            let mut head = Head {
-                key: Vec::new(),
-                source: index,
-            };
-            if source.advance(&self.memory, &mut head.key)? {
-                heap.push(head);
-            }
-        }
-        while let Some(mut newest) = heap.pop() {
-            // Older writes of the same key are passed over.
-            while let Some(mut older) = heap.peek_mut().filter(|older| older.key == newest.key) {
-                let source = older.source;
-                if !sources[source].advance(&self.memory, &mut older.key)? {
-                    std::collections::binary_heap::PeekMut::pop(older);
-                }
-            }
-            let source = &sources[newest.source];
-            apply(&newest.key, source.value(&self.memory))?;
-            if sources[newest.source].advance(&self.memory, &mut newest.key)? {
-                heap.push(newest);
-            }
-        }
+        merge_runs(&self.runs, &self.memory, apply)?;
         Ok(self.position.clone())
     }
 
@@ -399,35 +446,91 @@ impl Run {
     }
 }
 
-/// The file name of the run at `index`.
-fn run_name(index: usize) -> String {
-    format!("run-{index:06}")
+/// Hands `apply` each key's newest write across `runs` (oldest first) and then the
+/// sorted records of `memory`, in key order.
+fn merge_runs(
+    runs: &[Run],
+    memory: &Pending,
+    mut apply: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+) -> Result<()> {
+    let mut sources = Vec::with_capacity(runs.len() + 1);
+    for run in runs {
+        sources.push(Source::File(RunReader::open(&run.path)?));
+    }
+    sources.push(Source::Memory(0));
+    // The heap holds each source's current key; a later source is newer.
+    let mut heap = BinaryHeap::with_capacity(sources.len());
+    for (index, source) in sources.iter_mut().enumerate() {
+        let mut head = Head {
+            key: Vec::new(),
+            source: index,
+        };
+        if source.advance(memory, &mut head.key)? {
+            heap.push(head);
+        }
+    }
+    while let Some(mut newest) = heap.pop() {
+        // Older writes of the same key are passed over.
+        while let Some(mut older) = heap.peek_mut().filter(|older| older.key == newest.key) {
+            let source = older.source;
+            if !sources[source].advance(memory, &mut older.key)? {
+                std::collections::binary_heap::PeekMut::pop(older);
+            }
+        }
+        apply(&newest.key, sources[newest.source].value(memory))?;
+        if sources[newest.source].advance(memory, &mut newest.key)? {
+            heap.push(newest);
+        }
+    }
+    Ok(())
+}
+
+/// The file name of run `number`.
+fn run_name(number: u64) -> String {
+    format!("run-{number:06}")
 }
 
 fn crc32(bytes: &[u8]) -> u64 {
     crc_fast::checksum(CrcAlgorithm::Crc32IsoHdlc, bytes)
 }
 
-/// A buffered writer that counts and checksums what goes through it, a buffer at a
-/// time: checksumming each key and length on its own cost a tenth of a restore.
-struct Checksummed<W: Write> {
-    out: W,
+/// A buffered writer of one run that counts and checksums what goes through it, a buffer
+/// at a time: checksumming each key and length on its own cost a tenth of a restore.
+struct Checksummed {
+    path: PathBuf,
+    out: File,
     buffer: Vec<u8>,
     digest: Digest,
     len: u64,
 }
 
-impl<W: Write> Checksummed<W> {
-    fn new(out: W) -> Self {
-        Self {
+impl Checksummed {
+    fn create(path: &Path) -> Result<Self> {
+        let out = File::create(path).map_err(|err| Self::error(path, err))?;
+        Ok(Self {
+            path: path.to_owned(),
             out,
             buffer: Vec::with_capacity(FILE_BUFFER),
             digest: Digest::new(CrcAlgorithm::Crc32IsoHdlc),
             len: 0,
-        }
+        })
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn error(path: &Path, err: io::Error) -> Error {
+        map_io_error(path, "write bulk-load run", err)
+    }
+
+    /// Writes one entry: the key's and value's lengths, the key, the value. Both were
+    /// checked to fit when they were held ([`Pending::push`]).
+    fn entry(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let value_len = value.map_or(DELETE, |value| value.len() as u32);
+        self.write(&(key.len() as u32).to_le_bytes())?;
+        self.write(&value_len.to_le_bytes())?;
+        self.write(key)?;
+        self.write(value.unwrap_or_default())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
         if self.buffer.len() + bytes.len() > FILE_BUFFER {
             self.drain()?;
         }
@@ -435,18 +538,18 @@ impl<W: Write> Checksummed<W> {
         Ok(())
     }
 
-    fn drain(&mut self) -> io::Result<()> {
+    fn drain(&mut self) -> Result<()> {
         self.digest.update(&self.buffer);
         self.len += self.buffer.len() as u64;
-        self.out.write_all(&self.buffer)?;
+        let written = self.out.write_all(&self.buffer);
+        written.map_err(|err| Self::error(&self.path, err))?;
         self.buffer.clear();
         Ok(())
     }
 
     /// Writes out what is buffered; the length and checksum written.
-    fn finish(mut self) -> io::Result<(u64, u64)> {
+    fn finish(mut self) -> Result<(u64, u64)> {
         self.drain()?;
-        self.out.flush()?;
         Ok((self.len, self.digest.finalize()))
     }
 }
@@ -629,7 +732,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let runs_dir = dir.path().join("runs");
         let mut runs = runs_of(&runs_dir, &["b", "a", "c"]);
-        let manifest = runs.persist().unwrap().expect("records are held");
+        let manifest = runs.persist().unwrap().expect("records are held").manifest;
         let mut later = WriteBatch::new();
         later.put("d", "after the manifest");
         runs.push(&later, &Position::of(0, 3)).unwrap();
@@ -670,7 +773,7 @@ mod tests {
             let dir = TempDir::new().unwrap();
             let runs_dir = dir.path().join("runs");
             let mut runs = runs_of(&runs_dir, &["a", "b"]);
-            let manifest = runs.persist().unwrap().unwrap();
+            let manifest = runs.persist().unwrap().unwrap().manifest;
             drop(runs);
             damage(&runs_dir.join("run-000001"));
             let err = SortedRuns::recover(runs_dir.clone(), &manifest).unwrap_err();
@@ -697,6 +800,7 @@ mod tests {
         fn a_merge_hands_over_each_keys_last_write_in_key_order(
             batches in batches(),
             run_bytes in 1usize..400,
+            persist_every in 1usize..6,
         ) {
             let dir = TempDir::new().unwrap();
             let runs_dir = dir.path().join("runs");
@@ -713,6 +817,15 @@ mod tests {
                     model.insert(key.to_vec(), value.clone());
                 }
                 runs.push(&batch, &Position::of(3, offset as i64)).unwrap();
+                // Durability points, which compact runs, as a bulk load makes them; what
+                // they compact away goes once their manifest would be committed.
+                if offset % persist_every == persist_every - 1 {
+                    let persisted = runs.persist().unwrap().expect("records are held");
+                    for run in persisted.superseded {
+                        std::fs::remove_file(run).unwrap();
+                    }
+                    prop_assert!(runs.runs.len() < COMPACT_AT + COMPACT_AT);
+                }
             }
             let records: usize = batches.iter().map(Vec::len).sum();
             prop_assert_eq!(runs.records(), records);
@@ -724,6 +837,41 @@ mod tests {
             // Nothing is handed over twice.
             prop_assert!(drained(&mut runs).unwrap().0.is_empty());
         }
+    }
+
+    /// A durability point compacts the newest runs of one tier into one run of the next,
+    /// and the manifest it returns recovers the compacted runs whole.
+    #[test]
+    fn durability_points_compact_runs_of_one_tier() {
+        let dir = TempDir::new().unwrap();
+        let runs_dir = dir.path().join("runs");
+        let keys: Vec<String> = (0..10).map(|i| format!("key-{}", i % 4)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut runs = runs_of(&runs_dir, &keys);
+        let mut batch = WriteBatch::new();
+        batch.delete("key-1");
+        runs.push(&batch, &Position::of(0, 10)).unwrap();
+        let persisted = runs.persist().unwrap().expect("records are held");
+        // Eleven runs of tier 0: the newest eight became one of tier 1.
+        assert_eq!(persisted.superseded.len(), COMPACT_AT);
+        let tiers: Vec<u32> = runs.runs.iter().map(|run| run.tier).collect();
+        assert_eq!(tiers, [0, 0, 0, 1]);
+        for run in &persisted.superseded {
+            std::fs::remove_file(run).unwrap();
+        }
+        drop(runs);
+        let mut recovered = SortedRuns::recover(runs_dir.clone(), &persisted.manifest).unwrap();
+        let (merged, position) = drained(&mut recovered).unwrap();
+        let want: Merged = [("key-0", Some("value of key-0")), ("key-1", None)]
+            .into_iter()
+            .chain([
+                ("key-2", Some("value of key-2")),
+                ("key-3", Some("value of key-3")),
+            ])
+            .map(|(key, value)| (key.into(), value.map(Vec::from)))
+            .collect();
+        assert_eq!(merged, want);
+        assert_eq!(position, Position::of(0, 10));
     }
 
     /// A run cut short inside an entry fails the merge as corruption, naming the run,
