@@ -29,9 +29,10 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use crc_fast::{CrcAlgorithm, Digest};
-use state_core::{Error, Position, Result, WriteBatch, WriteOp};
+use state_core::{Error, ErrorKind, Position, Result, WriteBatch, WriteOp};
 
 use crate::error::map_io_error;
 
@@ -80,6 +81,9 @@ pub(crate) struct Persisted {
     pub(crate) superseded: Vec<PathBuf>,
 }
 
+/// Entries a merge hands from its reading thread to the tree at a time.
+const MERGE_BATCH: usize = 4096;
+
 /// Runs of one tier a durability point compacts into one run of the next.
 const COMPACT_AT: usize = 8;
 
@@ -102,6 +106,11 @@ struct Place {
 
 impl Pending {
     fn push(&mut self, op: &WriteOp<'_>) -> Result<()> {
+        self.push_entry(op.key(), op.value())
+    }
+
+    /// Adds a put of `value` to `key`, or a delete when `value` is `None`.
+    fn push_entry(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         let length = |len: usize, what: &str| {
             u32::try_from(len)
                 .ok()
@@ -113,9 +122,9 @@ impl Pending {
                 })
         };
         let start = self.bytes.len();
-        let key_len = length(op.key().len(), "key")?;
-        self.bytes.extend_from_slice(op.key());
-        let value_len = match op.value() {
+        let key_len = length(key.len(), "key")?;
+        self.bytes.extend_from_slice(key);
+        let value_len = match value {
             Some(value) => {
                 let len = length(value.len(), "value")?;
                 self.bytes.extend_from_slice(value);
@@ -378,12 +387,45 @@ impl SortedRuns {
     /// Hands `apply` each key's newest write across every run and the records in memory,
     /// in key order (a value, or `None` for a delete), and returns the position they
     /// reach. What is held stays until [`discard`](Self::discard).
+    ///
+    /// The runs are read and merged on a thread of their own, handing `apply` (on the
+    /// calling thread) batches of [`MERGE_BATCH`] entries: a merge into the tree comes at
+    /// the end of a restore, when the reading is done and the other core is free, and the
+    /// tree's inserts take over half of it.
     pub(crate) fn merge(
         &mut self,
-        apply: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+        mut apply: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Position> {
         self.memory.sort();
-        merge_runs(&self.runs, &self.memory, apply)?;
+        let (runs, memory) = (&self.runs, &self.memory);
+        let (full, merged) = mpsc::sync_channel::<Result<Pending>>(2);
+        let (emptied, empty) = mpsc::channel::<Pending>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut batch = Pending::default();
+                let produced = merge_runs(runs, memory, |key, value| {
+                    batch.push_entry(key, value)?;
+                    if batch.records.len() >= MERGE_BATCH {
+                        let next = empty.try_recv().unwrap_or_default();
+                        let ready = std::mem::replace(&mut batch, next);
+                        // The applying side stopped on an error of its own.
+                        full.send(Ok(ready))
+                            .map_err(|_| Error::new(ErrorKind::Closed, "merge stopped"))?;
+                    }
+                    Ok(())
+                });
+                let _ = full.send(produced.map(|()| batch));
+            });
+            for received in merged {
+                let mut batch = received?;
+                for place in &batch.records {
+                    apply(batch.key(place), batch.value(place))?;
+                }
+                batch.clear();
+                let _ = emptied.send(batch);
+            }
+            Ok::<(), Error>(())
+        })?;
         Ok(self.position.clone())
     }
 
@@ -872,6 +914,32 @@ mod tests {
             .collect();
         assert_eq!(merged, want);
         assert_eq!(position, Position::of(0, 10));
+    }
+
+    /// An error of the applying side ends the merge with that error, however much the
+    /// reading thread has still to hand over.
+    #[test]
+    fn an_error_applying_ends_the_merge() {
+        let dir = TempDir::new().unwrap();
+        let mut runs = SortedRuns::new(dir.path().join("runs"), 64 * 1024);
+        let mut batch = WriteBatch::new();
+        for i in 0..(MERGE_BATCH * 5) as u32 {
+            batch.put(i.to_be_bytes(), b"value");
+        }
+        runs.push(&batch, &Position::of(0, 0)).unwrap();
+        let mut applied = 0;
+        let err = runs
+            .merge(|_, _| {
+                applied += 1;
+                if applied == 10 {
+                    return Err(Error::invalid_input("refused"));
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert_eq!(applied, 10);
+        runs.discard();
     }
 
     /// A run cut short inside an entry fails the merge as corruption, naming the run,
