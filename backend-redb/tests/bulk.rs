@@ -176,18 +176,30 @@ fn runs_left_by_a_crash_are_removed_on_open() {
     store.close().unwrap();
 }
 
+/// A store in `dir` holding 10 records at offset 0, bulk loading, its runs spilled every
+/// few hundred bytes; and its supplier.
+fn bulk_loading_after_ten_records(
+    dir: &std::path::Path,
+) -> (
+    backend_redb::RedbSupplier,
+    std::sync::Arc<dyn state_core::KeyValueStore>,
+) {
+    let supplier = supplier_with(RedbConfig::new().with_bulk_run_bytes(300));
+    let store = supplier.open(dir).unwrap();
+    store
+        .write_with_position(&puts(0, 10), &Position::of(0, 0))
+        .unwrap();
+    store.set_bulk_loading(true).unwrap();
+    (supplier, store)
+}
+
 /// A store dropped while bulk loading, after a durability point and before its next,
 /// reopens with everything up to the point: the runs the point made durable are merged
 /// by the open, what came after is gone with its position, and no run is left.
 #[test]
 fn runs_made_durable_by_a_flush_are_merged_by_the_next_open() {
     let dir = TempDir::new().unwrap();
-    let supplier = supplier_with(RedbConfig::new().with_bulk_run_bytes(300));
-    let store = supplier.open(dir.path()).unwrap();
-    store
-        .write_with_position(&puts(0, 10), &Position::of(0, 0))
-        .unwrap();
-    store.set_bulk_loading(true).unwrap();
+    let (supplier, store) = bulk_loading_after_ten_records(dir.path());
     for round in 1..6u32 {
         store
             .write_with_position(&puts(round * 10, 10), &Position::of(0, i64::from(round)))
@@ -217,12 +229,7 @@ fn runs_made_durable_by_a_flush_are_merged_by_the_next_open() {
 #[test]
 fn a_damaged_durable_run_is_dropped_and_the_store_stays_at_its_last_merge() {
     let dir = TempDir::new().unwrap();
-    let supplier = supplier_with(RedbConfig::new().with_bulk_run_bytes(300));
-    let store = supplier.open(dir.path()).unwrap();
-    store
-        .write_with_position(&puts(0, 10), &Position::of(0, 0))
-        .unwrap();
-    store.set_bulk_loading(true).unwrap();
+    let (supplier, store) = bulk_loading_after_ten_records(dir.path());
     store
         .write_with_position(&puts(10, 40), &Position::of(0, 1))
         .unwrap();
